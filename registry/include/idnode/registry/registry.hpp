@@ -1,0 +1,249 @@
+// The identifier registry: one LMDB environment holding identifiers, enterprise prefixes,
+// templates, accounts and keys, the change log and counters. No LMDB type appears here.
+//
+// Concurrency contract
+// - Reads take a ReadSnapshot: a consistent MVCC view. Any number of threads read at once and
+//   never wait for writers. A snapshot must be short-lived (one request): never hold one across
+//   an asynchronous hop, and never for longer than a page of a listing, because map growth waits
+//   for open snapshots to end.
+// - Writes are submitted to the registry's single writer thread, the only place that opens write
+//   transactions. It group-commits everything queued into one durable transaction, then
+//   completes each batch. A batch's completion runs on the writer thread after the commit is
+//   durable: keep it short (post the result to your own executor).
+// - An acknowledged write is visible to every snapshot taken after the completion ran.
+// - Map full: the writer grows the map (doubling) up to max_db_size; beyond that every write
+//   fails with Errc::storage_full while reads keep working.
+#pragma once
+
+#include "idnode/registry/error.hpp"
+#include "idnode/registry/identifier.hpp"
+#include "idnode/registry/value.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace idnode::registry {
+
+inline constexpr std::uint32_t kSchemaVersion = 1;
+
+struct RegistryOptions {
+    std::filesystem::path data_dir = "var/db";
+    /// Hard limit of the database file. Writes beyond it fail with storage_full.
+    std::uint64_t max_db_size = 64ull << 30;
+    /// Map size to start with (grown by doubling up to max_db_size). At least the file size.
+    std::uint64_t initial_map_size = 64ull << 20;
+    ValueLimits value_limits{};
+    /// Upper bound of operations folded into one group-commit transaction.
+    std::size_t max_group_ops = 20000;
+    /// Backpressure: submit() blocks while this many operations are queued.
+    std::size_t max_queued_ops = 200000;
+    /// false = commits are not fsynced (MDB_NOSYNC); call sync() before reporting success. Only
+    /// for restartable offline loads.
+    bool durable = true;
+    unsigned max_readers = 1024;
+    /// Clock used for value timestamps and change-log times (tests inject a fixed one).
+    std::function<std::int64_t()> clock;
+};
+
+// ---- writes ------------------------------------------------------------------------------------
+
+/// create: fails with already_exists if a record with different content exists, reports
+///         `unchanged` if the stored record has the same content (idempotent retries).
+/// replace: replaces the whole record; not_found if absent.
+/// upsert: creates or replaces the whole record.
+enum class PutMode : std::uint8_t { create, replace, upsert };
+
+struct PutRecord {
+    Handle handle;
+    std::vector<HandleValue> values;
+    PutMode mode = PutMode::upsert;
+};
+/// Adds or replaces the given values by index, keeping the others; not_found if absent unless
+/// create_if_missing.
+struct SetValues {
+    Handle handle;
+    std::vector<HandleValue> values;
+    bool create_if_missing = false;
+};
+/// Removes values by index; removing an index that is absent is not an error. Removing every
+/// value deletes the record. not_found if the record is absent.
+struct RemoveValues {
+    Handle handle;
+    std::vector<std::int32_t> indices;
+};
+struct DeleteRecord {
+    Handle handle;
+};
+
+/// Administrative tables (prefixes, templates, accounts, API keys). The registry stores opaque
+/// bytes under a key; typed stores above it own the encoding.
+enum class Table : std::uint8_t { prefixes = 1, templates = 2, accounts = 3, api_keys = 4 };
+struct PutEntry {
+    Table table = Table::prefixes;
+    std::string key;
+    std::string value;
+    PutMode mode = PutMode::upsert;
+};
+struct DeleteEntry {
+    Table table = Table::prefixes;
+    std::string key;
+};
+
+using WriteOp = std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
+
+enum class Outcome : std::uint8_t { created, replaced, updated, unchanged, deleted, failed };
+const char* outcome_name(Outcome o) noexcept;
+
+struct OpResult {
+    Outcome outcome = Outcome::failed;
+    Error error{};              // set when outcome == failed
+    std::uint64_t sequence = 0; // change-log sequence of this mutation; 0 when nothing changed
+
+    bool ok() const noexcept { return outcome != Outcome::failed; }
+};
+
+struct WriteBatch {
+    std::string account; // recorded in the change log
+    std::vector<WriteOp> ops;
+};
+
+/// One result per operation, in order. A failed operation fails alone: the others commit.
+using BatchResult = std::vector<OpResult>;
+using Completion = std::function<void(BatchResult)>;
+
+// ---- reads -------------------------------------------------------------------------------------
+
+struct GetOptions {
+    ValueFilter filter;
+    /// false: values without public-read permission are left out.
+    bool include_private = false;
+};
+
+struct Resolution {
+    Record record;                // selected values only
+    bool omitted_private = false; // a selected value was left out for lack of permission
+};
+
+struct ListPage {
+    std::vector<std::string> handles; // registered spellings, in key order
+    std::string next_cursor;          // empty when there is nothing after this page
+};
+
+struct EntryPage {
+    std::vector<std::pair<std::string, std::string>> entries; // key, value
+    std::string next_cursor;
+};
+
+enum class ChangeKind : std::uint8_t { identifier = 1, prefix = 2, template_ = 3, account = 4, api_key = 5 };
+enum class ChangeOp : std::uint8_t { create = 1, replace = 2, update = 3, remove = 4 };
+
+struct ChangeEntry {
+    std::uint64_t sequence = 0;
+    ChangeKind kind = ChangeKind::identifier;
+    ChangeOp op = ChangeOp::create;
+    std::int64_t time = 0; // unix seconds
+    std::string account;
+    std::string key;   // handle spelling, prefix, ...
+    std::string value; // the resulting encoded record/entry; empty for a removal (tombstone)
+};
+
+class RegistryImpl;
+
+/// A consistent read-only view. Movable, not copyable; destroying it ends the read transaction.
+/// Not thread-safe: use one snapshot from one thread at a time.
+class ReadSnapshot {
+public:
+    ReadSnapshot(ReadSnapshot&&) noexcept;
+    ReadSnapshot& operator=(ReadSnapshot&&) noexcept;
+    ReadSnapshot(const ReadSnapshot&) = delete;
+    ReadSnapshot& operator=(const ReadSnapshot&) = delete;
+    ~ReadSnapshot();
+
+    /// The record with the selected values, owned. not_found if absent; corrupt if the stored
+    /// bytes fail validation.
+    Result<Resolution> get(const Handle& handle, const GetOptions& options = {}) const;
+
+    /// Zero-copy access: `visit` sees the validated stored record; the view is valid only
+    /// during the call. Returns not_found / corrupt like get().
+    Status visit(const Handle& handle, const std::function<void(const RecordView&)>& visit) const;
+
+    bool contains(const Handle& handle) const;
+
+    /// Identifiers under `prefix` (exactly that prefix, case-insensitive), in key order, after
+    /// the opaque `cursor` from a previous page (empty = from the start).
+    Result<ListPage> list(std::string_view prefix, std::string_view cursor, std::size_t limit) const;
+
+    /// Number of identifiers under exactly `prefix` (maintained counter, O(1)).
+    std::uint64_t count(std::string_view prefix) const;
+    std::uint64_t count_all() const;
+
+    std::optional<std::string> get_entry(Table table, std::string_view key) const;
+    EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
+
+    /// Change-log entries with sequence >= from, at most `limit`.
+    std::vector<ChangeEntry> changes(std::uint64_t from, std::size_t limit) const;
+    std::uint64_t last_sequence() const;
+
+private:
+    friend class RegistryImpl;
+    struct State;
+    explicit ReadSnapshot(std::unique_ptr<State> state) noexcept;
+    std::unique_ptr<State> state_;
+};
+
+struct RegistryStats {
+    std::uint64_t map_size = 0;      // current LMDB map size
+    std::uint64_t max_db_size = 0;   // configured limit
+    std::uint64_t used_bytes = 0;    // pages in use * page size (as of the last commit)
+    std::uint64_t identifiers = 0;   // as of the last commit
+    std::uint64_t queued_ops = 0;    // waiting for the writer
+    std::uint64_t commits = 0;       // group commits since open
+    std::uint64_t committed_ops = 0; // operations committed since open
+    std::uint64_t last_commit_us = 0;
+    std::uint64_t map_growths = 0;
+};
+
+class Registry {
+public:
+    /// Opens (creating if needed) the environment in options.data_dir, checks or upgrades the
+    /// schema version and starts the writer thread. Throws StartupError on failure.
+    static std::unique_ptr<Registry> open(RegistryOptions options);
+
+    /// Drains the queue (every submitted batch completes), stops the writer, closes LMDB.
+    ~Registry();
+    Registry(const Registry&) = delete;
+    Registry& operator=(const Registry&) = delete;
+
+    /// Starts a read snapshot. Thread-safe. Throws std::runtime_error only if LMDB cannot start
+    /// a read transaction even after clearing stale reader slots (a broken deployment).
+    ReadSnapshot snapshot() const;
+
+    /// Queues a batch for the writer; `done` runs on the writer thread once the batch's group is
+    /// durably committed (or failed). Blocks while the queue is full (backpressure). After
+    /// shutdown began, completes at once with Errc::unavailable for every op.
+    void submit(WriteBatch batch, Completion done);
+
+    /// Blocking convenience over submit().
+    BatchResult write(WriteBatch batch);
+    OpResult write(WriteOp op, std::string account = {});
+
+    /// Forces everything committed so far to disk (needed only with durable = false).
+    Status sync();
+
+    RegistryStats stats() const;
+    const RegistryOptions& options() const noexcept;
+
+private:
+    explicit Registry(std::unique_ptr<RegistryImpl> impl);
+    std::unique_ptr<RegistryImpl> impl_;
+};
+
+} // namespace idnode::registry

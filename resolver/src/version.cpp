@@ -1,0 +1,7 @@
+#include "idnode/resolver/version.hpp"
+
+namespace idnode::resolver {
+
+const char* version() noexcept { return IDNODE_VERSION; }
+
+} // namespace idnode::resolver
