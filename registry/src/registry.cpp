@@ -49,17 +49,30 @@ constexpr std::string_view kTotalKey = "total";
 constexpr std::size_t kShortKeyLimit = 480; // below LMDB's default 511-byte key limit
 constexpr std::uint64_t kMinGrowth = 64ull << 20;
 
-std::string identifier_key(std::string_view folded) {
-    if (folded.size() <= kShortKeyLimit) {
-        return std::string(folded);
+/// The LMDB key of an identifier: the folded handle itself when short (no copy), otherwise the
+/// truncated form with its SHA-256 (see the file comment).
+class IdentifierKey {
+public:
+    explicit IdentifierKey(std::string_view folded) {
+        if (folded.size() <= kShortKeyLimit) {
+            view_ = folded;
+            return;
+        }
+        const std::size_t keep = kShortKeyLimit - 1 - SHA256_DIGEST_LENGTH;
+        long_.assign(folded.substr(0, keep));
+        long_.resize(keep + 1 + SHA256_DIGEST_LENGTH, '\0'); // the 0x00 marker, then the digest
+        SHA256(reinterpret_cast<const unsigned char*>(folded.data()), folded.size(),
+               reinterpret_cast<unsigned char*>(long_.data() + keep + 1));
+        view_ = long_;
     }
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(folded.data()), folded.size(), digest);
-    std::string key(folded.substr(0, kShortKeyLimit - 1 - SHA256_DIGEST_LENGTH));
-    key.push_back('\0');
-    key.append(reinterpret_cast<const char*>(digest), SHA256_DIGEST_LENGTH);
-    return key;
-}
+    IdentifierKey(const IdentifierKey&) = delete;
+    IdentifierKey& operator=(const IdentifierKey&) = delete;
+    operator std::string_view() const noexcept { return view_; }
+
+private:
+    std::string long_;
+    std::string_view view_;
+};
 
 std::string counter_key(std::string_view prefix_key) {
     std::string k = "n/";
@@ -325,7 +338,7 @@ ReadSnapshot::~ReadSnapshot() = default;
 
 Status ReadSnapshot::visit(const Handle& handle, const std::function<void(const RecordView&)>& visitor) const {
     std::string_view bytes;
-    if (!state_->txn.get(state_->impl->ids_, identifier_key(handle.key()), bytes)) {
+    if (!state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes)) {
         return Error{Errc::not_found, "identifier " + handle.spelling() + " is not registered"};
     }
     auto view = RecordView::parse(bytes);
@@ -364,7 +377,7 @@ Result<Resolution> ReadSnapshot::get(const Handle& handle, const GetOptions& opt
 
 bool ReadSnapshot::contains(const Handle& handle) const {
     std::string_view bytes;
-    return state_->txn.get(state_->impl->ids_, identifier_key(handle.key()), bytes);
+    return state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes);
 }
 
 Result<ListPage> ReadSnapshot::list(std::string_view prefix, std::string_view cursor, std::size_t limit) const {
@@ -752,6 +765,20 @@ struct RegistryImpl::GroupContext {
     std::uint64_t next_sequence;
     std::map<std::string, std::int64_t> count_deltas; // counter key -> delta
     std::int64_t total_delta = 0;
+    // Largest identifier key when the group began (or one appended since; may be stale after a
+    // delete, which only makes it larger than the real last key, so appending stays correct).
+    std::string ids_last_key;
+
+    /// Inserts a new identifier. Keys beyond the current last key use MDB_APPEND: ascending
+    /// loads (production runs) then fill pages completely instead of splitting them in half.
+    void insert_identifier(MDB_dbi ids, std::string_view key, std::string_view bytes) {
+        if (key > std::string_view(ids_last_key)) {
+            txn.put(ids, key, bytes, MDB_APPEND);
+            ids_last_key.assign(key);
+        } else {
+            txn.put(ids, key, bytes);
+        }
+    }
 
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
@@ -783,7 +810,14 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                     last_seq = read_be64(k);
                 }
             }
-            GroupContext ctx{txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0};
+            GroupContext ctx{txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0, {}};
+            {
+                lmdb::Cursor c(txn, ids_);
+                std::string_view k, v;
+                if (c.move(MDB_LAST, k, v)) {
+                    ctx.ids_last_key.assign(k);
+                }
+            }
             for (std::size_t b = 0; b < count; ++b) {
                 const Pending& p = group[first + b];
                 results[b].reserve(p.batch.ops.size());
@@ -891,7 +925,7 @@ struct Existing {
     std::optional<Error> error;
 };
 
-Existing load_existing(lmdb::Txn& txn, MDB_dbi ids, const std::string& key) {
+Existing load_existing(lmdb::Txn& txn, MDB_dbi ids, std::string_view key) {
     Existing e;
     std::string_view bytes;
     if (!txn.get(ids, key, bytes)) {
@@ -913,7 +947,7 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op, const s
     if (Status st = validate_values(op.values, options_.value_limits); !st) {
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
-    const std::string key = identifier_key(op.handle.key());
+    const IdentifierKey key(op.handle.key());
     Existing existing = load_existing(ctx.txn, ids_, key);
     if (existing.error) {
         return failed(existing.error->code, existing.error->message);
@@ -939,7 +973,11 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op, const s
     }
     stamp(values, existing.record.values, ctx.now);
     const std::string bytes = encode_record(spelling, values);
-    ctx.txn.put(ids_, key, bytes);
+    if (outcome == Outcome::created) {
+        ctx.insert_identifier(ids_, key, bytes);
+    } else {
+        ctx.txn.put(ids_, key, bytes);
+    }
     if (outcome == Outcome::created) {
         ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
         ctx.total_delta += 1;
@@ -953,7 +991,7 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const s
     if (Status st = validate_values(op.values, options_.value_limits); !st) {
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
-    const std::string key = identifier_key(op.handle.key());
+    const IdentifierKey key(op.handle.key());
     Existing existing = load_existing(ctx.txn, ids_, key);
     if (existing.error) {
         return failed(existing.error->code, existing.error->message);
@@ -980,7 +1018,11 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const s
     stamp(merged, existing.record.values, ctx.now);
     const std::string spelling = existing.found ? existing.record.spelling : op.handle.spelling();
     const std::string bytes = encode_record(spelling, merged);
-    ctx.txn.put(ids_, key, bytes);
+    if (existing.found) {
+        ctx.txn.put(ids_, key, bytes);
+    } else {
+        ctx.insert_identifier(ids_, key, bytes);
+    }
     const Outcome outcome = existing.found ? Outcome::updated : Outcome::created;
     if (!existing.found) {
         ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
@@ -992,7 +1034,7 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const s
 }
 
 OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account) {
-    const std::string key = identifier_key(op.handle.key());
+    const IdentifierKey key(op.handle.key());
     Existing existing = load_existing(ctx.txn, ids_, key);
     if (existing.error) {
         return failed(existing.error->code, existing.error->message);
@@ -1020,7 +1062,7 @@ OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op, c
 }
 
 OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account) {
-    const std::string key = identifier_key(op.handle.key());
+    const IdentifierKey key(op.handle.key());
     std::string_view bytes;
     if (!ctx.txn.get(ids_, key, bytes)) {
         return failed(Errc::not_found, "identifier " + op.handle.spelling() + " is not registered");

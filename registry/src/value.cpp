@@ -59,6 +59,29 @@ bool parse_value(wire::Reader& r, ValueView& view) noexcept {
     return true;
 }
 
+// Validation walk of one value: the same checks as parse_value without filling a view (records
+// are validated once in RecordView::parse and walked again when iterated).
+bool check_value(wire::Reader& r) noexcept {
+    std::uint8_t ttl_type, perms;
+    std::uint32_t type_len, data_len, refs;
+    if (!r.skip(8) || !r.u8(ttl_type) || !r.skip(4) || !r.u8(perms) || ttl_type > 1 || (perms & 0xF0) != 0) {
+        return false;
+    }
+    if (!r.u32(type_len) || !r.skip(type_len) || !r.u32(data_len) || !r.skip(data_len) || !r.u32(refs)) {
+        return false;
+    }
+    if (refs > r.remaining() / 8) {
+        return false;
+    }
+    for (std::uint32_t i = 0; i < refs; ++i) {
+        std::uint32_t len;
+        if (!r.u32(len) || !r.skip(len) || !r.skip(4)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 std::string Permissions::to_string() const {
@@ -221,9 +244,8 @@ Result<RecordView> RecordView::parse(std::string_view bytes) {
     if (count > r.remaining() / 30) {
         return corrupt("value count " + std::to_string(count) + " exceeds the record", values_start - 4);
     }
-    ValueView scratch;
     for (std::uint32_t i = 0; i < count; ++i) {
-        if (!parse_value(r, scratch)) {
+        if (!check_value(r)) {
             return corrupt("value " + std::to_string(i) + " is malformed", r.position());
         }
     }
