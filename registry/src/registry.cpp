@@ -263,7 +263,8 @@ public:
     ~RegistryImpl();
 
     ReadSnapshot snapshot();
-    void release(MDB_txn* txn) noexcept;
+    void release(std::unique_ptr<ReadSnapshot::State> state) noexcept;
+    void clear_read_pool() noexcept;
     void submit(WriteBatch batch, Completion done);
     Status sync();
     RegistryStats stats() const;
@@ -297,7 +298,7 @@ private:
     ResizeGate gate_;
 
     std::mutex pool_mutex_;
-    std::vector<MDB_txn*> read_pool_; // reset read-only transactions ready to renew
+    std::vector<std::unique_ptr<ReadSnapshot::State>> read_pool_; // reset, ready to renew
 
     std::mutex queue_mutex_;
     std::condition_variable queue_ready_;
@@ -319,22 +320,30 @@ private:
 
 // ---- ReadSnapshot ------------------------------------------------------------------------------
 
+// A snapshot's state is pooled with its (reset) read transaction, so that starting a snapshot
+// costs a renew and no allocation. Destroying a State (pool cleared) aborts its transaction.
 struct ReadSnapshot::State {
-    State(RegistryImpl* owner, MDB_txn* renewed) noexcept : impl(owner), txn(renewed) {}
+    State(RegistryImpl* owner, MDB_txn* txn) noexcept : impl(owner), txn(txn) {}
     RegistryImpl* impl;
-    lmdb::Txn txn; // on destruction the txn is reset and pooled, not aborted (see release)
-
-    ~State() {
-        if (impl != nullptr) {
-            impl->release(txn.release());
-        }
-    }
+    lmdb::Txn txn;
 };
 
 ReadSnapshot::ReadSnapshot(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
 ReadSnapshot::ReadSnapshot(ReadSnapshot&&) noexcept = default;
-ReadSnapshot& ReadSnapshot::operator=(ReadSnapshot&&) noexcept = default;
-ReadSnapshot::~ReadSnapshot() = default;
+ReadSnapshot& ReadSnapshot::operator=(ReadSnapshot&& other) noexcept {
+    if (this != &other) {
+        if (state_) {
+            state_->impl->release(std::move(state_));
+        }
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+ReadSnapshot::~ReadSnapshot() {
+    if (state_) {
+        state_->impl->release(std::move(state_));
+    }
+}
 
 Status ReadSnapshot::visit(const Handle& handle, const std::function<void(const RecordView&)>& visitor) const {
     std::string_view bytes;
@@ -535,11 +544,12 @@ RegistryImpl::~RegistryImpl() {
     if (writer_.joinable()) {
         writer_.join();
     }
+    clear_read_pool();
+}
+
+void RegistryImpl::clear_read_pool() noexcept {
     std::lock_guard lock(pool_mutex_);
-    for (auto* txn : read_pool_) {
-        mdb_txn_abort(txn);
-    }
-    read_pool_.clear();
+    read_pool_.clear(); // each State aborts its transaction
 }
 
 void RegistryImpl::open_databases() {
@@ -607,26 +617,26 @@ void RegistryImpl::check_schema(lmdb::Txn& txn) {
 
 ReadSnapshot RegistryImpl::snapshot() {
     gate_.enter();
-    MDB_txn* txn = nullptr;
+    std::unique_ptr<ReadSnapshot::State> state;
     {
         std::lock_guard lock(pool_mutex_);
         if (!read_pool_.empty()) {
-            txn = read_pool_.back();
+            state = std::move(read_pool_.back());
             read_pool_.pop_back();
         }
     }
     int rc = MDB_SUCCESS;
     for (int attempt = 0; attempt < 3; ++attempt) {
-        if (txn != nullptr) {
-            rc = mdb_txn_renew(txn);
+        if (state) {
+            rc = mdb_txn_renew(state->txn.get());
             if (rc != MDB_SUCCESS) {
-                mdb_txn_abort(txn);
-                txn = nullptr;
+                state.reset();
             }
         } else {
+            MDB_txn* txn = nullptr;
             rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn);
-            if (rc != MDB_SUCCESS) {
-                txn = nullptr;
+            if (rc == MDB_SUCCESS) {
+                state = std::make_unique<ReadSnapshot::State>(this, txn);
             }
         }
         if (rc == MDB_SUCCESS) {
@@ -647,14 +657,14 @@ ReadSnapshot RegistryImpl::snapshot() {
         gate_.leave();
         throw std::runtime_error(std::string("cannot start a read transaction: ") + mdb_strerror(rc));
     }
-    return ReadSnapshot(std::make_unique<ReadSnapshot::State>(this, txn));
+    return ReadSnapshot(std::move(state));
 }
 
-void RegistryImpl::release(MDB_txn* txn) noexcept {
-    if (txn != nullptr) {
-        mdb_txn_reset(txn);
+void RegistryImpl::release(std::unique_ptr<ReadSnapshot::State> state) noexcept {
+    mdb_txn_reset(state->txn.get());
+    {
         std::lock_guard lock(pool_mutex_);
-        read_pool_.push_back(txn);
+        read_pool_.push_back(std::move(state));
     }
     gate_.leave();
 }
@@ -662,13 +672,7 @@ void RegistryImpl::release(MDB_txn* txn) noexcept {
 // Another process (an offline tool) grew the map: adopt its size.
 void RegistryImpl::adopt_foreign_resize() {
     gate_.begin_resize();
-    {
-        std::lock_guard lock(pool_mutex_);
-        for (auto* t : read_pool_) {
-            mdb_txn_abort(t);
-        }
-        read_pool_.clear();
-    }
+    clear_read_pool();
     mdb_env_set_mapsize(env_->get(), 0);
     stat_map_size_ = env_->map_size();
     gate_.end_resize();
@@ -686,13 +690,7 @@ bool RegistryImpl::grow_map() {
         return false;
     }
     gate_.begin_resize(); // waits until no snapshot is open; new ones wait for us
-    {
-        std::lock_guard lock(pool_mutex_);
-        for (auto* t : read_pool_) {
-            mdb_txn_abort(t);
-        }
-        read_pool_.clear();
-    }
+    clear_read_pool();
     const int rc = mdb_env_set_mapsize(env_->get(), next);
     gate_.end_resize();
     lmdb::check(rc, "mdb_env_set_mapsize");
