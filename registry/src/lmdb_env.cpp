@@ -22,7 +22,9 @@ Env::Env(const EnvSettings& s) {
     }
 }
 
-Env::~Env() { mdb_env_close(env_); }
+Env::~Env() {
+    mdb_env_close(env_);
+}
 
 std::uint64_t Env::map_size() const {
     MDB_envinfo info;
@@ -38,7 +40,9 @@ std::uint64_t Env::used_bytes() const {
     return (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
 }
 
-Txn::Txn(MDB_env* env, unsigned flags) { check(mdb_txn_begin(env, nullptr, flags, &txn_), "mdb_txn_begin"); }
+Txn::Txn(MDB_env* env, unsigned flags) {
+    check(mdb_txn_begin(env, nullptr, flags, &txn_), "mdb_txn_begin");
+}
 
 int Txn::commit() noexcept {
     if (txn_ == nullptr) {
@@ -82,9 +86,13 @@ bool Txn::del(MDB_dbi dbi, std::string_view key) {
     return true;
 }
 
-Cursor::Cursor(const Txn& txn, MDB_dbi dbi) { check(mdb_cursor_open(txn.get(), dbi, &cursor_), "mdb_cursor_open"); }
+Cursor::Cursor(const Txn& txn, MDB_dbi dbi) {
+    check(mdb_cursor_open(txn.get(), dbi, &cursor_), "mdb_cursor_open");
+}
 
-Cursor::~Cursor() { mdb_cursor_close(cursor_); }
+Cursor::~Cursor() {
+    mdb_cursor_close(cursor_);
+}
 
 bool Cursor::move(MDB_cursor_op op, std::string_view& key, std::string_view& value) {
     MDB_val k = to_val(key), v{};

@@ -60,7 +60,9 @@ public:
     MDB_env* get() const noexcept { return env_; }
     std::uint64_t map_size() const;
     std::uint64_t used_bytes() const;
-    unsigned max_key_size() const noexcept { return static_cast<unsigned>(mdb_env_get_maxkeysize(env_)); }
+    unsigned max_key_size() const noexcept {
+        return static_cast<unsigned>(mdb_env_get_maxkeysize(env_));
+    }
 
 private:
     MDB_env* env_ = nullptr;

@@ -32,12 +32,18 @@ namespace idnode::registry {
 
 const char* outcome_name(Outcome o) noexcept {
     switch (o) {
-    case Outcome::created: return "created";
-    case Outcome::replaced: return "replaced";
-    case Outcome::updated: return "updated";
-    case Outcome::unchanged: return "unchanged";
-    case Outcome::deleted: return "deleted";
-    case Outcome::failed: return "failed";
+    case Outcome::created:
+        return "created";
+    case Outcome::replaced:
+        return "replaced";
+    case Outcome::updated:
+        return "updated";
+    case Outcome::unchanged:
+        return "unchanged";
+    case Outcome::deleted:
+        return "deleted";
+    case Outcome::failed:
+        return "failed";
     }
     return "unknown";
 }
@@ -86,7 +92,9 @@ std::string be64(std::uint64_t v) {
     return s;
 }
 
-std::uint64_t read_be64(std::string_view v) { return v.size() == 8 ? wire::load_u64(v.data()) : 0; }
+std::uint64_t read_be64(std::string_view v) {
+    return v.size() == 8 ? wire::load_u64(v.data()) : 0;
+}
 
 std::string to_hex(std::string_view bytes) {
     static constexpr char digits[] = "0123456789abcdef";
@@ -104,9 +112,12 @@ bool from_hex(std::string_view hex, std::string& out) {
         return false;
     }
     auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
         return -1;
     };
     out.clear();
@@ -137,8 +148,8 @@ bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
     std::uint8_t kind, op;
     std::uint64_t time;
     std::string_view account, key, value;
-    if (!r.u8(kind) || !r.u8(op) || !r.u64(time) || !r.bytes(account) || !r.bytes(key) || !r.bytes(value) ||
-        r.remaining() != 0) {
+    if (!r.u8(kind) || !r.u8(op) || !r.u64(time) || !r.bytes(account) || !r.bytes(key) ||
+        !r.bytes(value) || r.remaining() != 0) {
         return false;
     }
     e.sequence = seq;
@@ -153,20 +164,28 @@ bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
 
 ChangeKind change_kind(Table t) {
     switch (t) {
-    case Table::prefixes: return ChangeKind::prefix;
-    case Table::templates: return ChangeKind::template_;
-    case Table::accounts: return ChangeKind::account;
-    case Table::api_keys: return ChangeKind::api_key;
+    case Table::prefixes:
+        return ChangeKind::prefix;
+    case Table::templates:
+        return ChangeKind::template_;
+    case Table::accounts:
+        return ChangeKind::account;
+    case Table::api_keys:
+        return ChangeKind::api_key;
     }
     return ChangeKind::prefix;
 }
 
 ChangeOp change_op(Outcome o) {
     switch (o) {
-    case Outcome::created: return ChangeOp::create;
-    case Outcome::replaced: return ChangeOp::replace;
-    case Outcome::deleted: return ChangeOp::remove;
-    default: return ChangeOp::update;
+    case Outcome::created:
+        return ChangeOp::create;
+    case Outcome::replaced:
+        return ChangeOp::replace;
+    case Outcome::deleted:
+        return ChangeOp::remove;
+    default:
+        return ChangeOp::update;
     }
 }
 
@@ -175,7 +194,8 @@ OpResult failed(Errc code, std::string message) {
 }
 
 std::int64_t system_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -192,12 +212,14 @@ bool same_values(const std::vector<HandleValue>& a, const std::vector<HandleValu
 }
 
 void sort_by_index(std::vector<HandleValue>& values) {
-    std::sort(values.begin(), values.end(), [](const HandleValue& x, const HandleValue& y) { return x.index < y.index; });
+    std::sort(values.begin(), values.end(),
+              [](const HandleValue& x, const HandleValue& y) { return x.index < y.index; });
 }
 
 /// Timestamps: a value whose content is unchanged keeps the timestamp it was stored with; every
 /// new or changed value is stamped `now`.
-void stamp(std::vector<HandleValue>& values, const std::vector<HandleValue>& previous, std::uint32_t now) {
+void stamp(std::vector<HandleValue>& values, const std::vector<HandleValue>& previous,
+           std::uint32_t now) {
     for (auto& v : values) {
         v.timestamp = now;
         for (const auto& old : previous) {
@@ -282,7 +304,8 @@ private:
     void open_databases();
     void check_schema(lmdb::Txn& txn);
     void writer_loop();
-    std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first, std::size_t count);
+    std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first,
+                                          std::size_t count);
     bool grow_map();
     void adopt_foreign_resize();
     OpResult apply(GroupContext& ctx, const WriteOp& op, const std::string& account);
@@ -291,7 +314,8 @@ private:
     OpResult apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account);
     OpResult apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account);
     OpResult apply_put_entry(GroupContext& ctx, const PutEntry& op, const std::string& account);
-    OpResult apply_delete_entry(GroupContext& ctx, const DeleteEntry& op, const std::string& account);
+    OpResult apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
+                                const std::string& account);
 
     RegistryOptions options_;
     std::unique_ptr<lmdb::Env> env_;
@@ -345,7 +369,8 @@ ReadSnapshot::~ReadSnapshot() {
     }
 }
 
-Status ReadSnapshot::visit(const Handle& handle, const std::function<void(const RecordView&)>& visitor) const {
+Status ReadSnapshot::visit(const Handle& handle,
+                           const std::function<void(const RecordView&)>& visitor) const {
     std::string_view bytes;
     if (!state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes)) {
         return Error{Errc::not_found, "identifier " + handle.spelling() + " is not registered"};
@@ -355,7 +380,8 @@ Status ReadSnapshot::visit(const Handle& handle, const std::function<void(const 
         return view.error();
     }
     if (!equals_folded(view->spelling(), handle.spelling())) {
-        // Only reachable for keys longer than kShortKeyLimit whose SHA-256 collided: treat as absent.
+        // Only reachable for keys longer than kShortKeyLimit whose SHA-256 collided: treat as
+        // absent.
         return Error{Errc::not_found, "identifier " + handle.spelling() + " is not registered"};
     }
     visitor(*view);
@@ -389,7 +415,8 @@ bool ReadSnapshot::contains(const Handle& handle) const {
     return state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes);
 }
 
-Result<ListPage> ReadSnapshot::list(std::string_view prefix, std::string_view cursor, std::size_t limit) const {
+Result<ListPage> ReadSnapshot::list(std::string_view prefix, std::string_view cursor,
+                                    std::size_t limit) const {
     auto folded = parse_prefix(prefix);
     if (!folded) {
         return folded.error();
@@ -398,7 +425,8 @@ Result<ListPage> ReadSnapshot::list(std::string_view prefix, std::string_view cu
     std::string position = start;
     if (!cursor.empty()) {
         if (!from_hex(cursor, position) || position.compare(0, start.size(), start) != 0) {
-            return Error{Errc::invalid_value, "cursor does not belong to prefix " + std::string(prefix)};
+            return Error{Errc::invalid_value,
+                         "cursor does not belong to prefix " + std::string(prefix)};
         }
     }
     ListPage page;
@@ -445,7 +473,8 @@ std::optional<std::string> ReadSnapshot::get_entry(Table table, std::string_view
     return std::string(v);
 }
 
-EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor, std::size_t limit) const {
+EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
+                                     std::size_t limit) const {
     EntryPage page;
     lmdb::Cursor c(state_->txn, state_->impl->table(table));
     std::string position;
@@ -503,8 +532,8 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
     std::error_code ec;
     std::filesystem::create_directories(options_.data_dir, ec);
     if (ec) {
-        throw StartupError(Errc::internal, "cannot create data directory " + options_.data_dir.string() + ": " +
-                                               ec.message());
+        throw StartupError(Errc::internal, "cannot create data directory " +
+                                               options_.data_dir.string() + ": " + ec.message());
     }
     const auto page = 4096ull;
     std::uint64_t initial = std::min(options_.initial_map_size, options_.max_db_size);
@@ -528,8 +557,8 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
         stat_map_size_ = env_->map_size();
         stat_used_bytes_ = env_->used_bytes();
     } catch (const lmdb::MdbError& e) {
-        throw StartupError(Errc::internal, "cannot open the database in " + options_.data_dir.string() + ": " +
-                                               e.what());
+        throw StartupError(Errc::internal, "cannot open the database in " +
+                                               options_.data_dir.string() + ": " + e.what());
     }
     writer_ = std::thread([this] { writer_loop(); });
 }
@@ -571,7 +600,8 @@ void RegistryImpl::open_databases() {
         check_schema(txn);
         const int rc = txn.commit();
         if (rc == MDB_MAP_FULL && attempt == 0) {
-            lmdb::check(mdb_env_set_mapsize(env_->get(), env_->map_size() * 2), "mdb_env_set_mapsize");
+            lmdb::check(mdb_env_set_mapsize(env_->get(), env_->map_size() * 2),
+                        "mdb_env_set_mapsize");
             continue;
         }
         lmdb::check(rc, "commit schema");
@@ -601,7 +631,8 @@ void RegistryImpl::check_schema(lmdb::Txn& txn) {
     if (version > kSchemaVersion) {
         throw StartupError(Errc::internal, "database schema version " + std::to_string(version) +
                                                " is newer than this idnode understands (" +
-                                               std::to_string(kSchemaVersion) + "); upgrade idnode");
+                                               std::to_string(kSchemaVersion) +
+                                               "); upgrade idnode");
     }
     using Upgrade = void (*)(lmdb::Txn&);
     static constexpr Upgrade upgrades[] = {nullptr}; // index 0 unused: there is no schema 0
@@ -655,7 +686,8 @@ ReadSnapshot RegistryImpl::snapshot() {
     }
     if (rc != MDB_SUCCESS) {
         gate_.leave();
-        throw std::runtime_error(std::string("cannot start a read transaction: ") + mdb_strerror(rc));
+        throw std::runtime_error(std::string("cannot start a read transaction: ") +
+                                 mdb_strerror(rc));
     }
     return ReadSnapshot(std::move(state));
 }
@@ -699,17 +731,21 @@ bool RegistryImpl::grow_map() {
     return true;
 }
 
-// ---- the writer ----------------------------------------------------------------------------------
+// ---- the writer
+// ----------------------------------------------------------------------------------
 
 void RegistryImpl::submit(WriteBatch batch, Completion done) {
     const std::size_t ops = std::max<std::size_t>(batch.ops.size(), 1);
     std::unique_lock lock(queue_mutex_);
     // Backpressure: wait for room, but always admit into an empty queue so that a batch larger
     // than the limit cannot block forever.
-    queue_space_.wait(lock, [&] { return stopping_ || queue_.empty() || queued_ops_ + ops <= options_.max_queued_ops; });
+    queue_space_.wait(lock, [&] {
+        return stopping_ || queue_.empty() || queued_ops_ + ops <= options_.max_queued_ops;
+    });
     if (stopping_) {
         lock.unlock();
-        BatchResult results(batch.ops.size(), failed(Errc::unavailable, "the registry is shutting down"));
+        BatchResult results(batch.ops.size(),
+                            failed(Errc::unavailable, "the registry is shutting down"));
         if (done) {
             done(std::move(results));
         }
@@ -733,7 +769,8 @@ void RegistryImpl::writer_loop() {
             }
             // Group commit: take everything queued, up to max_group_ops (at least one batch).
             std::size_t ops = 0;
-            while (!queue_.empty() && (group.empty() || ops + queue_.front().batch.ops.size() <= options_.max_group_ops)) {
+            while (!queue_.empty() && (group.empty() || ops + queue_.front().batch.ops.size() <=
+                                                            options_.max_group_ops)) {
                 ops += std::max<std::size_t>(queue_.front().batch.ops.size(), 1);
                 group.push_back(std::move(queue_.front()));
                 queue_.pop_front();
@@ -808,7 +845,8 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                     last_seq = read_be64(k);
                 }
             }
-            GroupContext ctx{txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0, {}};
+            GroupContext ctx{txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0,
+                             {}};
             {
                 lmdb::Cursor c(txn, ids_);
                 std::string_view k, v;
@@ -825,7 +863,8 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
             }
             for (const auto& [key, delta] : ctx.count_deltas) {
                 std::string_view old;
-                const std::uint64_t value = (txn.get(counters_, key, old) ? read_be64(old) : 0) + delta;
+                const std::uint64_t value =
+                    (txn.get(counters_, key, old) ? read_be64(old) : 0) + delta;
                 if (value == 0) {
                     txn.del(counters_, key);
                 } else {
@@ -856,7 +895,8 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                 continue;
             } else {
                 for (std::size_t b = 0; b < count; ++b) {
-                    results[b].assign(group[first + b].batch.ops.size(), failed(Errc::internal, e.what()));
+                    results[b].assign(group[first + b].batch.ops.size(),
+                                      failed(Errc::internal, e.what()));
                 }
                 return results;
             }
@@ -874,9 +914,10 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                 }
                 return each;
             }
-            results[0].assign(group[first].batch.ops.size(),
-                              failed(Errc::storage_full, "storage full: the database reached max_db_size (" +
-                                                             std::to_string(options_.max_db_size) + " bytes)"));
+            results[0].assign(
+                group[first].batch.ops.size(),
+                failed(Errc::storage_full, "storage full: the database reached max_db_size (" +
+                                               std::to_string(options_.max_db_size) + " bytes)"));
             return results;
         }
         std::size_t ops = 0;
@@ -885,8 +926,10 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
         }
         stat_commits_.fetch_add(1);
         stat_committed_ops_.fetch_add(ops);
-        stat_last_commit_us_ = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count());
+        stat_last_commit_us_ =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count());
         stat_used_bytes_ = env_->used_bytes();
         return results;
     }
@@ -941,7 +984,8 @@ Existing load_existing(lmdb::Txn& txn, MDB_dbi ids, std::string_view key) {
 
 } // namespace
 
-OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op, const std::string& account) {
+OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
+                                 const std::string& account) {
     if (Status st = validate_values(op.values, options_.value_limits); !st) {
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
@@ -959,13 +1003,15 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op, const s
             return OpResult{Outcome::unchanged, {}, 0};
         }
         if (op.mode == PutMode::create) {
-            return failed(Errc::already_exists, "identifier " + op.handle.spelling() + " already exists");
+            return failed(Errc::already_exists,
+                          "identifier " + op.handle.spelling() + " already exists");
         }
         spelling = existing.record.spelling; // the registered spelling is kept
         outcome = Outcome::replaced;
     } else {
         if (op.mode == PutMode::replace) {
-            return failed(Errc::not_found, "identifier " + op.handle.spelling() + " is not registered");
+            return failed(Errc::not_found,
+                          "identifier " + op.handle.spelling() + " is not registered");
         }
         outcome = Outcome::created;
     }
@@ -985,7 +1031,8 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op, const s
     return result;
 }
 
-OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const std::string& account) {
+OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
+                                 const std::string& account) {
     if (Status st = validate_values(op.values, options_.value_limits); !st) {
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
@@ -999,7 +1046,8 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const s
     }
     std::vector<HandleValue> merged = existing.record.values;
     for (const auto& v : op.values) {
-        auto it = std::find_if(merged.begin(), merged.end(), [&](const HandleValue& m) { return m.index == v.index; });
+        auto it = std::find_if(merged.begin(), merged.end(),
+                               [&](const HandleValue& m) { return m.index == v.index; });
         if (it == merged.end()) {
             merged.push_back(v);
         } else {
@@ -1031,7 +1079,8 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op, const s
     return result;
 }
 
-OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account) {
+OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
+                                    const std::string& account) {
     const IdentifierKey key(op.handle.key());
     Existing existing = load_existing(ctx.txn, ids_, key);
     if (existing.error) {
@@ -1055,11 +1104,13 @@ OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op, c
     const std::string bytes = encode_record(existing.record.spelling, kept);
     ctx.txn.put(ids_, key, bytes);
     OpResult result{Outcome::updated, {}, 0};
-    ctx.log(ChangeKind::identifier, Outcome::updated, account, existing.record.spelling, bytes, result, changes_);
+    ctx.log(ChangeKind::identifier, Outcome::updated, account, existing.record.spelling, bytes,
+            result, changes_);
     return result;
 }
 
-OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account) {
+OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op,
+                                    const std::string& account) {
     const IdentifierKey key(op.handle.key());
     std::string_view bytes;
     if (!ctx.txn.get(ids_, key, bytes)) {
@@ -1077,9 +1128,11 @@ OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op, c
     return result;
 }
 
-OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op, const std::string& account) {
+OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
+                                       const std::string& account) {
     if (op.key.empty() || op.key.size() > kShortKeyLimit) {
-        return failed(Errc::invalid_value, "entry key must be 1 to " + std::to_string(kShortKeyLimit) + " bytes");
+        return failed(Errc::invalid_value,
+                      "entry key must be 1 to " + std::to_string(kShortKeyLimit) + " bytes");
     }
     const MDB_dbi dbi = table(op.table);
     std::string_view old;
@@ -1105,7 +1158,8 @@ OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op, co
     return result;
 }
 
-OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& op, const std::string& account) {
+OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
+                                          const std::string& account) {
     if (op.key.empty() || !ctx.txn.del(table(op.table), op.key)) {
         return failed(Errc::not_found, "entry " + op.key + " does not exist");
     }
@@ -1136,18 +1190,24 @@ RegistryStats RegistryImpl::stats() const {
     return s;
 }
 
-// ---- Registry facade -----------------------------------------------------------------------------
+// ---- Registry facade
+// -----------------------------------------------------------------------------
 
 Registry::Registry(std::unique_ptr<RegistryImpl> impl) : impl_(std::move(impl)) {}
 Registry::~Registry() = default;
 
 std::unique_ptr<Registry> Registry::open(RegistryOptions options) {
-    return std::unique_ptr<Registry>(new Registry(std::make_unique<RegistryImpl>(std::move(options))));
+    return std::unique_ptr<Registry>(
+        new Registry(std::make_unique<RegistryImpl>(std::move(options))));
 }
 
-ReadSnapshot Registry::snapshot() const { return impl_->snapshot(); }
+ReadSnapshot Registry::snapshot() const {
+    return impl_->snapshot();
+}
 
-void Registry::submit(WriteBatch batch, Completion done) { impl_->submit(std::move(batch), std::move(done)); }
+void Registry::submit(WriteBatch batch, Completion done) {
+    impl_->submit(std::move(batch), std::move(done));
+}
 
 BatchResult Registry::write(WriteBatch batch) {
     std::mutex m;
@@ -1170,8 +1230,14 @@ OpResult Registry::write(WriteOp op, std::string account) {
     return std::move(write(std::move(batch)).front());
 }
 
-Status Registry::sync() { return impl_->sync(); }
-RegistryStats Registry::stats() const { return impl_->stats(); }
-const RegistryOptions& Registry::options() const noexcept { return impl_->options(); }
+Status Registry::sync() {
+    return impl_->sync();
+}
+RegistryStats Registry::stats() const {
+    return impl_->stats();
+}
+const RegistryOptions& Registry::options() const noexcept {
+    return impl_->options();
+}
 
 } // namespace idnode::registry

@@ -97,7 +97,8 @@ struct DeleteEntry {
     std::string key;
 };
 
-using WriteOp = std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
+using WriteOp =
+    std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
 
 enum class Outcome : std::uint8_t { created, replaced, updated, unchanged, deleted, failed };
 const char* outcome_name(Outcome o) noexcept;
@@ -142,7 +143,13 @@ struct EntryPage {
     std::string next_cursor;
 };
 
-enum class ChangeKind : std::uint8_t { identifier = 1, prefix = 2, template_ = 3, account = 4, api_key = 5 };
+enum class ChangeKind : std::uint8_t {
+    identifier = 1,
+    prefix = 2,
+    template_ = 3,
+    account = 4,
+    api_key = 5
+};
 enum class ChangeOp : std::uint8_t { create = 1, replace = 2, update = 3, remove = 4 };
 
 struct ChangeEntry {
@@ -179,7 +186,8 @@ public:
 
     /// Identifiers under `prefix` (exactly that prefix, case-insensitive), in key order, after
     /// the opaque `cursor` from a previous page (empty = from the start).
-    Result<ListPage> list(std::string_view prefix, std::string_view cursor, std::size_t limit) const;
+    Result<ListPage> list(std::string_view prefix, std::string_view cursor,
+                          std::size_t limit) const;
 
     /// Number of identifiers under exactly `prefix` (maintained counter, O(1)).
     std::uint64_t count(std::string_view prefix) const;
