@@ -21,10 +21,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -54,6 +56,7 @@ constexpr std::string_view kSchemaKey = "schema_version";
 constexpr std::string_view kTotalKey = "total";
 constexpr std::size_t kShortKeyLimit = 480; // below LMDB's default 511-byte key limit
 constexpr std::uint64_t kMinGrowth = 64ull << 20;
+constexpr std::chrono::milliseconds kResizePatience{2000};
 
 /// The LMDB key of an identifier: the folded handle itself when short (no copy), otherwise the
 /// truncated form with its SHA-256 (see the file comment).
@@ -246,16 +249,21 @@ public:
             leave();
         }
     }
-    void leave() noexcept {
-        if (readers_.fetch_sub(1) == 1 && resizing_.load()) {
-            readers_.notify_all();
-        }
-    }
-    void begin_resize() noexcept {
+    void leave() noexcept { readers_.fetch_sub(1); }
+    /// Stops new snapshots and waits for open ones to end, at most `patience`. Returns false
+    /// (and lets snapshots through again) when they did not end in time: a thread may hold a
+    /// snapshot while it waits for its own write, and waiting forever would deadlock it.
+    bool begin_resize(std::chrono::milliseconds patience) noexcept {
         resizing_.store(true);
-        for (auto n = readers_.load(); n != 0; n = readers_.load()) {
-            readers_.wait(n);
+        const auto deadline = std::chrono::steady_clock::now() + patience;
+        while (readers_.load() != 0) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                end_resize();
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
+        return true;
     }
     void end_resize() noexcept {
         resizing_.store(false);
@@ -265,6 +273,31 @@ public:
 private:
     std::atomic<bool> resizing_{false};
     std::atomic<std::uint64_t> readers_{0};
+};
+
+/// LMDB forbids opening one environment twice in a process (its locks are per process, and a
+/// second open corrupts the first one's reader table). This process-wide set is the one piece of
+/// global state in the registry: it exists only to turn that misuse into a StartupError.
+class OpenEnvironments {
+public:
+    static bool claim(const std::string& dir) {
+        std::lock_guard lock(mutex());
+        return set().insert(dir).second;
+    }
+    static void release(const std::string& dir) {
+        std::lock_guard lock(mutex());
+        set().erase(dir);
+    }
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static std::set<std::string>& set() {
+        static std::set<std::string> s;
+        return s;
+    }
 };
 
 struct Pending {
@@ -306,7 +339,8 @@ private:
     void writer_loop();
     std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first,
                                           std::size_t count);
-    bool grow_map();
+    enum class Growth { grown, at_limit, snapshots_open };
+    Growth grow_map();
     void adopt_foreign_resize();
     OpResult apply(GroupContext& ctx, const WriteOp& op, const std::string& account);
     OpResult apply_put(GroupContext& ctx, const PutRecord& op, const std::string& account);
@@ -318,6 +352,7 @@ private:
                                 const std::string& account);
 
     RegistryOptions options_;
+    std::string claimed_dir_; // canonical data_dir, claimed in OpenEnvironments
     std::unique_ptr<lmdb::Env> env_;
     ResizeGate gate_;
 
@@ -535,8 +570,17 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
         throw StartupError(Errc::internal, "cannot create data directory " +
                                                options_.data_dir.string() + ": " + ec.message());
     }
+    claimed_dir_ = std::filesystem::canonical(options_.data_dir, ec).string();
+    if (ec || !OpenEnvironments::claim(claimed_dir_)) {
+        throw StartupError(Errc::unavailable, "the database in " + options_.data_dir.string() +
+                                                  " is already open in this process");
+    }
     const auto page = 4096ull;
-    std::uint64_t initial = std::min(options_.initial_map_size, options_.max_db_size);
+    // 0 = map the whole max_db_size at once: address space only (the file grows as pages are
+    // written), and the map never has to grow while snapshots are open.
+    std::uint64_t initial = options_.initial_map_size == 0
+                                ? options_.max_db_size
+                                : std::min(options_.initial_map_size, options_.max_db_size);
     const auto data_file = options_.data_dir / "data.mdb";
     if (std::filesystem::exists(data_file, ec)) {
         initial = std::max<std::uint64_t>(initial, std::filesystem::file_size(data_file, ec));
@@ -557,8 +601,14 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
         stat_map_size_ = env_->map_size();
         stat_used_bytes_ = env_->used_bytes();
     } catch (const lmdb::MdbError& e) {
+        env_.reset();
+        OpenEnvironments::release(claimed_dir_);
         throw StartupError(Errc::internal, "cannot open the database in " +
                                                options_.data_dir.string() + ": " + e.what());
+    } catch (...) {
+        env_.reset();
+        OpenEnvironments::release(claimed_dir_);
+        throw;
     }
     writer_ = std::thread([this] { writer_loop(); });
 }
@@ -574,6 +624,8 @@ RegistryImpl::~RegistryImpl() {
         writer_.join();
     }
     clear_read_pool();
+    env_.reset();
+    OpenEnvironments::release(claimed_dir_);
 }
 
 void RegistryImpl::clear_read_pool() noexcept {
@@ -703,32 +755,36 @@ void RegistryImpl::release(std::unique_ptr<ReadSnapshot::State> state) noexcept 
 
 // Another process (an offline tool) grew the map: adopt its size.
 void RegistryImpl::adopt_foreign_resize() {
-    gate_.begin_resize();
+    while (!gate_.begin_resize(kResizePatience)) {
+        // This process cannot use the environment until it adopts the new size; keep trying.
+    }
     clear_read_pool();
     mdb_env_set_mapsize(env_->get(), 0);
     stat_map_size_ = env_->map_size();
     gate_.end_resize();
 }
 
-// Called by the writer with no write transaction open. Returns false at max_db_size.
-bool RegistryImpl::grow_map() {
+// Called by the writer with no write transaction open.
+RegistryImpl::Growth RegistryImpl::grow_map() {
     const std::uint64_t current = env_->map_size();
     if (current >= options_.max_db_size) {
-        return false;
+        return Growth::at_limit;
     }
     std::uint64_t next = std::max(current * 2, current + kMinGrowth);
     next = std::min(next, options_.max_db_size) / 4096 * 4096;
     if (next <= current) {
-        return false;
+        return Growth::at_limit;
     }
-    gate_.begin_resize(); // waits until no snapshot is open; new ones wait for us
+    if (!gate_.begin_resize(kResizePatience)) {
+        return Growth::snapshots_open;
+    }
     clear_read_pool();
     const int rc = mdb_env_set_mapsize(env_->get(), next);
     gate_.end_resize();
     lmdb::check(rc, "mdb_env_set_mapsize");
     stat_map_size_ = env_->map_size();
     stat_growths_.fetch_add(1);
-    return true;
+    return Growth::grown;
 }
 
 // ---- the writer
@@ -890,6 +946,14 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
         } catch (const lmdb::MdbError& e) {
             if (e.rc() == MDB_MAP_FULL) {
                 map_full = true;
+            } else if (e.rc() == ENOSPC || e.rc() == EDQUOT) {
+                // The disk (not the map) is full: the commit failed and nothing was written.
+                for (std::size_t b = 0; b < count; ++b) {
+                    results[b].assign(
+                        group[first + b].batch.ops.size(),
+                        failed(Errc::storage_full, std::string("storage full: ") + e.what()));
+                }
+                return results;
             } else if (e.rc() == MDB_MAP_RESIZED) {
                 adopt_foreign_resize();
                 continue;
@@ -902,8 +966,18 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
             }
         }
         if (map_full) {
-            if (grow_map()) {
+            const Growth growth = grow_map();
+            if (growth == Growth::grown) {
                 continue; // retry the whole group in the larger map
+            }
+            if (growth == Growth::snapshots_open) {
+                for (std::size_t b = 0; b < count; ++b) {
+                    results[b].assign(
+                        group[first + b].batch.ops.size(),
+                        failed(Errc::unavailable,
+                               "the map must grow but read snapshots stayed open; retry"));
+                }
+                return results;
             }
             if (count > 1) {
                 // At the hard limit: commit batch by batch so that small batches (and deletions,

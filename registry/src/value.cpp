@@ -248,8 +248,9 @@ Result<RecordView> RecordView::parse(std::string_view bytes) {
         return corrupt("truncated value count", r.position());
     }
     const std::size_t values_start = r.position();
-    // A value takes at least 30 bytes: reject absurd counts before walking.
-    if (count > r.remaining() / 30) {
+    // A value takes at least 26 bytes (empty type, data and references): reject absurd counts
+    // before walking.
+    if (count > r.remaining() / 26) {
         return corrupt("value count " + std::to_string(count) + " exceeds the record",
                        values_start - 4);
     }
