@@ -4,6 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
 #include <random>
 
 using namespace handle_test;
@@ -403,4 +408,36 @@ TEST_CASE("UDP: a large reply is cut to one TC datagram unless amplification all
         REQUIRE(datagrams.size() == 1);
         check_part(datagrams[0], 0);
     }
+}
+
+TEST_CASE("a PEM RSA public key becomes an HS_PUBKEY; other keys are refused") {
+    auto pem_of = [](EVP_PKEY* key) {
+        BIO* bio = BIO_new(BIO_s_mem());
+        REQUIRE(PEM_write_bio_PUBKEY(bio, key) == 1);
+        char* data = nullptr;
+        const long size = BIO_get_mem_data(bio, &data);
+        std::string pem(data, static_cast<std::size_t>(size));
+        BIO_free(bio);
+        return pem;
+    };
+    EVP_PKEY* rsa = EVP_RSA_gen(1024);
+    REQUIRE(rsa != nullptr);
+    auto encoded = hp::encode_public_key_pem(pem_of(rsa));
+    EVP_PKEY_free(rsa);
+    REQUIRE(encoded.ok());
+    const std::string& key = *encoded;
+    CHECK(key.substr(0, 15) == u32be(11) + "RSA_PUB_KEY");
+    CHECK(to_hex(key.substr(15, 9)) == "0000"
+                                       "00000003"
+                                       "010001");
+    CHECK(key.substr(24, 4) == u32be(129)); // 1024-bit modulus plus its sign byte
+    CHECK(key.size() == 24 + 4 + 129 + 4);
+
+    EVP_PKEY* ec = EVP_EC_gen("P-256");
+    REQUIRE(ec != nullptr);
+    auto refused = hp::encode_public_key_pem(pem_of(ec));
+    EVP_PKEY_free(ec);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().message.find("RSA") != std::string::npos);
+    CHECK_FALSE(hp::encode_public_key_pem("not a key").ok());
 }

@@ -29,6 +29,7 @@
 #include "idnode/registry/value.hpp"
 
 #include <array>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -188,8 +189,8 @@ struct WireError {
     std::string describe() const;
 };
 
-/// A decoded T or the reason decoding failed. Never throws on access in release builds;
-/// accessing the wrong alternative is a programming error (asserted).
+/// A decoded T or the reason decoding failed. Accessing the alternative that is not there is a
+/// programming error (asserted in debug builds).
 template <class T> class [[nodiscard]] Decoded {
 public:
     Decoded(T value) : v_(std::in_place_index<0>, std::move(value)) {}
@@ -197,13 +198,22 @@ public:
 
     bool ok() const noexcept { return v_.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
-    T& value() & { return *std::get_if<0>(&v_); }
-    const T& value() const& { return *std::get_if<0>(&v_); }
-    T* operator->() { return std::get_if<0>(&v_); }
-    const T* operator->() const { return std::get_if<0>(&v_); }
+    T& value() & {
+        assert(ok());
+        return *std::get_if<0>(&v_);
+    }
+    const T& value() const& {
+        assert(ok());
+        return *std::get_if<0>(&v_);
+    }
+    T* operator->() { return &value(); }
+    const T* operator->() const { return &value(); }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
-    const WireError& error() const { return *std::get_if<1>(&v_); }
+    const WireError& error() const {
+        assert(!ok());
+        return *std::get_if<1>(&v_);
+    }
 
 private:
     std::variant<T, WireError> v_;
@@ -424,6 +434,11 @@ Decoded<SiteInfo> decode_site_info(std::string_view bytes);
 /// length fields and writes three). `exponent` and `modulus` are unsigned big-endian magnitudes;
 /// leading zero bytes are ignored.
 std::string encode_rsa_public_key(std::string_view exponent, std::string_view modulus);
+
+/// Reads a PEM public key ("-----BEGIN PUBLIC KEY-----", as `openssl rsa -pubout` writes it) and
+/// returns its HS_PUBKEY encoding. Only RSA keys: HANDLE.NET clients know no EC key type.
+/// Errc::invalid_value with a reason otherwise.
+registry::Result<std::string> encode_public_key_pem(std::string_view pem);
 
 /// The HS_SITE value served for `0.NA/<prefix>` (issue 6 item 3): index 1, type "HS_SITE", data =
 /// encode_site_info(site), ttl 86400, public read.
