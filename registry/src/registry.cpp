@@ -794,9 +794,12 @@ void RegistryImpl::submit(WriteBatch batch, Completion done) {
     const std::size_t ops = std::max<std::size_t>(batch.ops.size(), 1);
     std::unique_lock lock(queue_mutex_);
     // Backpressure: wait for room, but always admit into an empty queue so that a batch larger
-    // than the limit cannot block forever.
+    // than the limit cannot block forever, and never make the writer thread wait (a completion
+    // that submits a follow-up write would otherwise wait for itself).
+    const bool on_writer = std::this_thread::get_id() == writer_.get_id();
     queue_space_.wait(lock, [&] {
-        return stopping_ || queue_.empty() || queued_ops_ + ops <= options_.max_queued_ops;
+        return on_writer || stopping_ || queue_.empty() ||
+               queued_ops_ + ops <= options_.max_queued_ops;
     });
     if (stopping_) {
         lock.unlock();

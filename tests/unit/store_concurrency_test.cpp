@@ -501,6 +501,7 @@ TEST_CASE("destroying the registry completes every queued batch; later submits a
     int nested_other = 0;
     std::vector<std::string> nested_committed;
     std::atomic<bool> shutting_down{false};
+    std::condition_variable shutdown_cv;
     Registry* raw = nullptr;
     {
         auto reg = Registry::open(options);
@@ -519,6 +520,16 @@ TEST_CASE("destroying the registry completes every queued batch; later submits a
                     if (r.size() != 1 || r[0].outcome != Outcome::created) {
                         ++not_created;
                     }
+                }
+                if (i == 0) {
+                    // Hold the writer until the destructor has begun, so that the other batches
+                    // are still queued at shutdown and the late submits below really come after
+                    // it began (the destructor marks shutdown before it waits for the writer).
+                    std::unique_lock lock(m);
+                    shutdown_cv.wait_for(lock, std::chrono::seconds(30),
+                                         [&] { return shutting_down.load(); });
+                    lock.unlock();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(200));
                 }
                 if (shutting_down.load() && i % 10 == 0) {
                     // The registry is being destroyed: a new batch must complete at once with
@@ -549,8 +560,12 @@ TEST_CASE("destroying the registry completes every queued batch; later submits a
                 }
             });
         }
-        shutting_down = true;
-        // reg is destroyed here with (most of) the batches still queued.
+        {
+            std::lock_guard lock(m);
+            shutting_down = true;
+        }
+        shutdown_cv.notify_all();
+        // reg is destroyed here with the batches after the first still queued.
     }
     std::lock_guard lock(m);
     CHECK(done == n);

@@ -61,8 +61,7 @@ void poke_schema_version(const std::filesystem::path& dir, std::uint32_t schema)
 
 } // namespace
 
-// ---- open / close
-// --------------------------------------------------------------------------------
+// ---- open / close -------------------------------------------------------------------------------
 
 TEST_CASE("open creates the data directory; close and reopen keeps the data") {
     TempDir dir;
@@ -162,20 +161,7 @@ TEST_CASE("stats report the configuration and the commits") {
     CHECK(s1.queued_ops == 0);
 }
 
-TEST_CASE("initial_map_size 0 (the default) maps max_db_size at once") {
-    TempDir dir;
-    auto options = options_in(dir);
-    options.initial_map_size = 0;
-    options.max_db_size = 128ull << 20;
-    CHECK(RegistryOptions{}.initial_map_size == 0);
-    auto reg = Registry::open(options);
-    CHECK(reg->stats().map_size == options.max_db_size);
-    REQUIRE(reg->write(put("88.1/a", url_record("u"))).ok());
-    CHECK(reg->stats().map_growths == 0);
-}
-
-// ---- put modes
-// -------------------------------------------------------------------------------------
+// ---- put modes ----------------------------------------------------------------------------------
 
 TEST_CASE("create: created, identical again -> unchanged, different -> already_exists") {
     TempDir dir;
@@ -321,8 +307,7 @@ TEST_CASE("records of small values are stored and read back") {
     CHECK(got1->record.values.size() == 1);
 }
 
-// ---- partial updates
-// -------------------------------------------------------------------------------
+// ---- partial updates ----------------------------------------------------------------------------
 
 TEST_CASE("SetValues adds and replaces by index, keeping the others") {
     TempDir dir;
@@ -476,8 +461,7 @@ TEST_CASE("DeleteRecord") {
     CHECK(reg->snapshot().count("88.1") == 2);
 }
 
-// ---- reads
-// -------------------------------------------------------------------------------------------
+// ---- reads --------------------------------------------------------------------------------------
 
 TEST_CASE("get is case-insensitive and returns the registered spelling") {
     TempDir dir;
@@ -641,8 +625,7 @@ TEST_CASE("ReadSnapshot is movable") {
     }
 }
 
-// ---- batches
-// -----------------------------------------------------------------------------------------
+// ---- batches ------------------------------------------------------------------------------------
 
 TEST_CASE("a mixed batch: bad operations fail alone, results in order, the rest commit") {
     TempDir dir;
@@ -740,8 +723,7 @@ TEST_CASE("unsynced mode: sync() makes writes durable") {
     CHECK(reg->snapshot().count_all() == 10);
 }
 
-// ---- counters and listings
-// -----------------------------------------------------------------------------
+// ---- counters and listings ----------------------------------------------------------------------
 
 TEST_CASE("count(prefix) and count_all follow creates and deletes") {
     TempDir dir;
@@ -938,8 +920,7 @@ TEST_CASE("long handles (beyond LMDB's key size) are stored, found and listed di
     CHECK(after.contains(handle(common + "B")));
 }
 
-// ---- admin tables
-// ------------------------------------------------------------------------------------
+// ---- admin tables -------------------------------------------------------------------------------
 
 TEST_CASE("admin tables: put modes, get, list, delete, isolation between tables") {
     TempDir dir;
@@ -1027,8 +1008,7 @@ TEST_CASE("list_entries pages through a table exactly once in key order") {
     CHECK(got == keys);
 }
 
-// ---- change log
-// ----------------------------------------------------------------------------------------
+// ---- change log ---------------------------------------------------------------------------------
 
 TEST_CASE("change log: contiguous sequences, kinds, ops, keys, accounts, times, tombstones") {
     TempDir dir;
