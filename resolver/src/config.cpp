@@ -187,7 +187,7 @@ public:
                 return kv.first.compare(0, section.size() + 1, section + ".") == 0;
             });
             if (!known)
-                fail(section_node, "unknown key '" + section + "'");
+                fail_at(section_key.source(), "unknown key '" + section + "'");
             const toml::table* table = section_node.as_table();
             if (table == nullptr)
                 fail(section_node, "key '" + section + "' must be a table (got " +
@@ -196,7 +196,7 @@ public:
                 const std::string dotted = section + "." + std::string(key.str());
                 const auto setter = setters_.find(dotted);
                 if (setter == setters_.end())
-                    fail(node, "unknown key '" + dotted + "'");
+                    fail_at(key.source(), "unknown key '" + dotted + "'");
                 current_key_ = dotted;
                 setter->second(node);
             }
@@ -208,7 +208,11 @@ private:
     using Setter = std::function<void(const toml::node&)>;
 
     [[noreturn]] void fail(const toml::node& at, const std::string& message) const {
-        const auto& begin = at.source().begin;
+        fail_at(at.source(), message);
+    }
+
+    [[noreturn]] void fail_at(const toml::source_region& where, const std::string& message) const {
+        const auto& begin = where.begin;
         std::ostringstream text;
         text << source_;
         if (begin.line != 0)
