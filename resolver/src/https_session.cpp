@@ -51,7 +51,8 @@ using std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr std::chrono::milliseconds kLingerTimeout{2000};
+constexpr std::chrono::milliseconds kDrainingLingerTimeout{250}; // while the server stops
 constexpr std::size_t kFirstReadSize = 4096;
 
 bool is_disconnect(const error_code& ec) {
@@ -106,8 +107,10 @@ private:
         read_stopped_ = true;
         // Nothing in flight and only waiting for a next request (or a handshake): close now.
         // A request whose bytes are being read, or responses still queued, finish first.
-        if ((phase_ == Phase::awaiting || phase_ == Phase::handshake || phase_ == Phase::idle) &&
-            pipeline_.empty() && !writing_)
+        // A lingering close has delivered everything already.
+        if (phase_ == Phase::lingering ||
+            ((phase_ == Phase::awaiting || phase_ == Phase::handshake || phase_ == Phase::idle) &&
+             pipeline_.empty() && !writing_))
             close();
     }
 
@@ -300,6 +303,12 @@ private:
         if (closed_)
             return;
         served_any_ = true; // from now on the first-request deadline no longer applies
+        if (ec == http::error::body_limit) { // Content-Length already says it is too large
+            reject_and_close(http::status::payload_too_large, "body_too_large",
+                             "the request body exceeds " +
+                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            return;
+        }
         if (ec == http::error::header_limit) {
             reject_and_close(http::status::request_header_fields_too_large, "header_too_large",
                              "the request header exceeds " +
@@ -554,7 +563,7 @@ private:
             return;
         }
         phase_ = Phase::lingering;
-        arm_read_timer(kLingerTimeout);
+        arm_read_timer(draining_ ? kDrainingLingerTimeout : kLingerTimeout);
         stream_.async_shutdown([self = shared_from_this()](error_code) { self->linger_raw(); });
     }
 
@@ -564,7 +573,7 @@ private:
         phase_ = Phase::lingering;
         error_code ignored;
         stream_.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
-        arm_read_timer(kLingerTimeout);
+        arm_read_timer(draining_ ? kDrainingLingerTimeout : kLingerTimeout);
         discard();
     }
 

@@ -1,6 +1,8 @@
 #include "server_core.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -54,6 +56,10 @@ std::shared_ptr<ssl::context> make_tls_context(const NodeConfig::Https& https) {
         throw std::runtime_error("https.cert '" + https.cert.string() +
                                  "': cannot load the certificate chain: " + ec.message());
     ctx->use_private_key_file(https.key.string(), ssl::context::pem, ec);
+    if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH)
+        throw std::runtime_error("https.key '" + https.key.string() +
+                                 "' does not match the certificate in '" + https.cert.string() +
+                                 "'");
     if (ec)
         throw std::runtime_error("https.key '" + https.key.string() +
                                  "': cannot load the private key: " + ec.message());
