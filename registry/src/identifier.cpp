@@ -7,7 +7,9 @@
 namespace idnode::registry {
 namespace {
 
-Error invalid(std::string message) { return Error{Errc::invalid_handle, std::move(message)}; }
+Error invalid(std::string message) {
+    return Error{Errc::invalid_handle, std::move(message)};
+}
 
 std::string hex_byte(unsigned char c) {
     char buf[8];
@@ -36,10 +38,10 @@ std::optional<Error> check_prefix(std::string_view prefix) {
         }
         const auto c = static_cast<unsigned char>(prefix[i]);
         if (!is_prefix_char(c)) {
-            return invalid("prefix contains " +
-                           (c < 0x20 || c >= 0x7F ? hex_byte(c) : "'" + std::string(1, char(c)) + "'") +
-                           " at byte " + std::to_string(i) +
-                           " (allowed: letters, digits, '-', '_', '.')");
+            return invalid(
+                "prefix contains " +
+                (c < 0x20 || c >= 0x7F ? hex_byte(c) : "'" + std::string(1, char(c)) + "'") +
+                " at byte " + std::to_string(i) + " (allowed: letters, digits, '-', '_', '.')");
         }
     }
     return std::nullopt;
@@ -105,8 +107,10 @@ bool equals_folded(std::string_view a, std::string_view b) noexcept {
     }
     for (std::size_t i = 0; i < a.size(); ++i) {
         char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
+        if (x >= 'a' && x <= 'z')
+            x = static_cast<char>(x - 32);
+        if (y >= 'a' && y <= 'z')
+            y = static_cast<char>(y - 32);
         if (x != y) {
             return false;
         }
@@ -115,7 +119,8 @@ bool equals_folded(std::string_view a, std::string_view b) noexcept {
 }
 
 bool prefix_is_under(std::string_view prefix_key, std::string_view parent_key) noexcept {
-    if (prefix_key.size() < parent_key.size() || prefix_key.substr(0, parent_key.size()) != parent_key) {
+    if (prefix_key.size() < parent_key.size() ||
+        prefix_key.substr(0, parent_key.size()) != parent_key) {
         return false;
     }
     return prefix_key.size() == parent_key.size() || prefix_key[parent_key.size()] == '.';

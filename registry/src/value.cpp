@@ -12,7 +12,8 @@ namespace {
 constexpr std::uint8_t kRecordFormat = 1;
 
 Error corrupt(std::string what, std::size_t offset) {
-    return Error{Errc::corrupt, "stored record is corrupt: " + what + " at byte " + std::to_string(offset)};
+    return Error{Errc::corrupt,
+                 "stored record is corrupt: " + what + " at byte " + std::to_string(offset)};
 }
 
 std::string value_label(const HandleValue& v, std::size_t position) {
@@ -25,7 +26,6 @@ bool has_control(std::string_view s) noexcept {
         return c < 0x20 || c == 0x7F;
     });
 }
-
 
 // Parses one value starting at the reader's position; fills `view` (wire excluded).
 bool parse_value(wire::Reader& r, ValueView& view) noexcept {
@@ -59,6 +59,31 @@ bool parse_value(wire::Reader& r, ValueView& view) noexcept {
     return true;
 }
 
+// Validation walk of one value: the same checks as parse_value without filling a view (records
+// are validated once in RecordView::parse and walked again when iterated).
+bool check_value(wire::Reader& r) noexcept {
+    std::uint8_t ttl_type, perms;
+    std::uint32_t type_len, data_len, refs;
+    if (!r.skip(8) || !r.u8(ttl_type) || !r.skip(4) || !r.u8(perms) || ttl_type > 1 ||
+        (perms & 0xF0) != 0) {
+        return false;
+    }
+    if (!r.u32(type_len) || !r.skip(type_len) || !r.u32(data_len) || !r.skip(data_len) ||
+        !r.u32(refs)) {
+        return false;
+    }
+    if (refs > r.remaining() / 8) {
+        return false;
+    }
+    for (std::uint32_t i = 0; i < refs; ++i) {
+        std::uint32_t len;
+        if (!r.u32(len) || !r.skip(len) || !r.skip(4)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 } // namespace
 
 std::string Permissions::to_string() const {
@@ -74,17 +99,20 @@ Result<Permissions> Permissions::parse(std::string_view text) {
     if (text.size() != 4 || text.find_first_not_of("01") != std::string_view::npos) {
         return Error{Errc::invalid_value,
                      "permissions must be 4 characters of 0/1 (adminRead adminWrite publicRead "
-                     "publicWrite), got \"" + std::string(text.substr(0, 16)) + "\""};
+                     "publicWrite), got \"" +
+                         std::string(text.substr(0, 16)) + "\""};
     }
     Permissions p;
-    p.bits = static_cast<std::uint8_t>((text[0] == '1' ? kAdminRead : 0) | (text[1] == '1' ? kAdminWrite : 0) |
-                                       (text[2] == '1' ? kPublicRead : 0) | (text[3] == '1' ? kPublicWrite : 0));
+    p.bits = static_cast<std::uint8_t>(
+        (text[0] == '1' ? kAdminRead : 0) | (text[1] == '1' ? kAdminWrite : 0) |
+        (text[2] == '1' ? kPublicRead : 0) | (text[3] == '1' ? kPublicWrite : 0));
     return p;
 }
 
 bool HandleValue::same_content(const HandleValue& o) const noexcept {
-    return index == o.index && ttl == o.ttl && ttl_type == o.ttl_type && permissions == o.permissions &&
-           type == o.type && data == o.data && references == o.references;
+    return index == o.index && ttl == o.ttl && ttl_type == o.ttl_type &&
+           permissions == o.permissions && type == o.type && data == o.data &&
+           references == o.references;
 }
 
 Status validate_values(std::span<const HandleValue> values, const ValueLimits& limits) {
@@ -92,8 +120,9 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
         return Error{Errc::invalid_value, "a record needs at least one value"};
     }
     if (values.size() > limits.max_values) {
-        return Error{Errc::too_large, "a record holds at most " + std::to_string(limits.max_values) +
-                                          " values, got " + std::to_string(values.size())};
+        return Error{Errc::too_large, "a record holds at most " +
+                                          std::to_string(limits.max_values) + " values, got " +
+                                          std::to_string(values.size())};
     }
     std::unordered_set<std::int32_t> seen;
     seen.reserve(values.size() * 2);
@@ -101,7 +130,8 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
     for (std::size_t i = 0; i < values.size(); ++i) {
         const HandleValue& v = values[i];
         if (v.index <= 0) {
-            return Error{Errc::invalid_value, value_label(v, i) + ": index must be a positive integer"};
+            return Error{Errc::invalid_value,
+                         value_label(v, i) + ": index must be a positive integer"};
         }
         if (!seen.insert(v.index).second) {
             return Error{Errc::invalid_value, value_label(v, i) + ": index is used twice"};
@@ -133,7 +163,8 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
         bytes += 26 + v.type.size() + v.data.size();
     }
     if (bytes > limits.max_record_bytes) {
-        return Error{Errc::too_large, "record is about " + std::to_string(bytes) + " bytes; the limit is " +
+        return Error{Errc::too_large, "record is about " + std::to_string(bytes) +
+                                          " bytes; the limit is " +
                                           std::to_string(limits.max_record_bytes)};
     }
     return {};
@@ -217,13 +248,14 @@ Result<RecordView> RecordView::parse(std::string_view bytes) {
         return corrupt("truncated value count", r.position());
     }
     const std::size_t values_start = r.position();
-    // A value takes at least 30 bytes: reject absurd counts before walking.
-    if (count > r.remaining() / 30) {
-        return corrupt("value count " + std::to_string(count) + " exceeds the record", values_start - 4);
+    // A value takes at least 26 bytes (empty type, data and references): reject absurd counts
+    // before walking.
+    if (count > r.remaining() / 26) {
+        return corrupt("value count " + std::to_string(count) + " exceeds the record",
+                       values_start - 4);
     }
-    ValueView scratch;
     for (std::uint32_t i = 0; i < count; ++i) {
-        if (!parse_value(r, scratch)) {
+        if (!check_value(r)) {
             return corrupt("value " + std::to_string(i) + " is malformed", r.position());
         }
     }
@@ -258,8 +290,12 @@ RecordView::iterator& RecordView::iterator::operator++() noexcept {
     return *this;
 }
 
-RecordView::iterator RecordView::begin() const noexcept { return iterator(values_, count_); }
-RecordView::iterator RecordView::end() const noexcept { return iterator({}, 0); }
+RecordView::iterator RecordView::begin() const noexcept {
+    return iterator(values_, count_);
+}
+RecordView::iterator RecordView::end() const noexcept {
+    return iterator({}, 0);
+}
 
 Record RecordView::to_record() const {
     Record rec;

@@ -9,10 +9,12 @@
 
 namespace idnode::registry::wire {
 
-inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+inline void put_u8(std::string& out, std::uint8_t v) {
+    out.push_back(static_cast<char>(v));
+}
 inline void put_u32(std::string& out, std::uint32_t v) {
-    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-                       static_cast<char>(v)};
+    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
     out.append(b, 4);
 }
 inline void put_u64(std::string& out, std::uint64_t v) {
@@ -26,7 +28,8 @@ inline void put_bytes(std::string& out, std::string_view bytes) {
 
 inline std::uint32_t load_u32(const char* p) noexcept {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           u[3];
 }
 inline std::uint64_t load_u64(const char* p) noexcept {
     return (std::uint64_t{load_u32(p)} << 32) | load_u32(p + 4);
@@ -41,32 +44,37 @@ public:
     std::string_view rest() const noexcept { return data_.substr(pos_); }
 
     bool u8(std::uint8_t& v) noexcept {
-        if (remaining() < 1) return false;
+        if (remaining() < 1)
+            return false;
         v = static_cast<std::uint8_t>(data_[pos_++]);
         return true;
     }
     bool u32(std::uint32_t& v) noexcept {
-        if (remaining() < 4) return false;
+        if (remaining() < 4)
+            return false;
         v = load_u32(data_.data() + pos_);
         pos_ += 4;
         return true;
     }
     bool u64(std::uint64_t& v) noexcept {
-        if (remaining() < 8) return false;
+        if (remaining() < 8)
+            return false;
         v = load_u64(data_.data() + pos_);
         pos_ += 8;
         return true;
     }
     bool i32(std::int32_t& v) noexcept {
         std::uint32_t u;
-        if (!u32(u)) return false;
+        if (!u32(u))
+            return false;
         v = static_cast<std::int32_t>(u);
         return true;
     }
     bool bytes(std::string_view& v) noexcept {
         std::uint32_t len;
         const std::size_t start = pos_;
-        if (!u32(len)) return false;
+        if (!u32(len))
+            return false;
         if (remaining() < len) {
             pos_ = start;
             return false;
@@ -76,7 +84,8 @@ public:
         return true;
     }
     bool skip(std::size_t n) noexcept {
-        if (remaining() < n) return false;
+        if (remaining() < n)
+            return false;
         pos_ += n;
         return true;
     }

@@ -34,10 +34,16 @@ public:
     const std::string& spelling() const noexcept { return spelling_; }
     /// The lookup key: spelling with ASCII a-z upper-cased.
     const std::string& key() const noexcept { return key_; }
-    std::string_view prefix() const noexcept { return std::string_view(spelling_).substr(0, split_); }
-    std::string_view suffix() const noexcept { return std::string_view(spelling_).substr(split_ + 1); }
+    std::string_view prefix() const noexcept {
+        return std::string_view(spelling_).substr(0, split_);
+    }
+    std::string_view suffix() const noexcept {
+        return std::string_view(spelling_).substr(split_ + 1);
+    }
     /// Case-folded prefix (the key's part before '/').
-    std::string_view prefix_key() const noexcept { return std::string_view(key_).substr(0, split_); }
+    std::string_view prefix_key() const noexcept {
+        return std::string_view(key_).substr(0, split_);
+    }
 
 private:
     friend Result<Handle> parse_handle(std::string_view, const HandleLimits&);

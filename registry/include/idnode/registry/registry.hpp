@@ -11,8 +11,12 @@
 //   completes each batch. A batch's completion runs on the writer thread after the commit is
 //   durable: keep it short (post the result to your own executor).
 // - An acknowledged write is visible to every snapshot taken after the completion ran.
-// - Map full: the writer grows the map (doubling) up to max_db_size; beyond that every write
-//   fails with Errc::storage_full while reads keep working.
+// - Space: by default the whole max_db_size is mapped at open (address space only; the file grows
+//   as data is written). Beyond it, or when the disk itself is full, writes fail with
+//   Errc::storage_full while reads keep working. With a smaller initial_map_size the writer grows
+//   the map by doubling on MDB_MAP_FULL; growth must wait for open snapshots to end, at most 2 s
+//   (a thread holding a snapshot while it waits for its own write would otherwise deadlock);
+//   if they do not end, that group's writes fail with Errc::unavailable.
 #pragma once
 
 #include "idnode/registry/error.hpp"
@@ -38,8 +42,9 @@ struct RegistryOptions {
     std::filesystem::path data_dir = "var/db";
     /// Hard limit of the database file. Writes beyond it fail with storage_full.
     std::uint64_t max_db_size = 64ull << 30;
-    /// Map size to start with (grown by doubling up to max_db_size). At least the file size.
-    std::uint64_t initial_map_size = 64ull << 20;
+    /// Map size to start with; 0 = max_db_size at once (recommended: no growth pauses). A smaller
+    /// value is grown by doubling up to max_db_size. Never below the current file size.
+    std::uint64_t initial_map_size = 0;
     ValueLimits value_limits{};
     /// Upper bound of operations folded into one group-commit transaction.
     std::size_t max_group_ops = 20000;
@@ -97,7 +102,8 @@ struct DeleteEntry {
     std::string key;
 };
 
-using WriteOp = std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
+using WriteOp =
+    std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
 
 enum class Outcome : std::uint8_t { created, replaced, updated, unchanged, deleted, failed };
 const char* outcome_name(Outcome o) noexcept;
@@ -142,7 +148,13 @@ struct EntryPage {
     std::string next_cursor;
 };
 
-enum class ChangeKind : std::uint8_t { identifier = 1, prefix = 2, template_ = 3, account = 4, api_key = 5 };
+enum class ChangeKind : std::uint8_t {
+    identifier = 1,
+    prefix = 2,
+    template_ = 3,
+    account = 4,
+    api_key = 5
+};
 enum class ChangeOp : std::uint8_t { create = 1, replace = 2, update = 3, remove = 4 };
 
 struct ChangeEntry {
@@ -179,7 +191,8 @@ public:
 
     /// Identifiers under `prefix` (exactly that prefix, case-insensitive), in key order, after
     /// the opaque `cursor` from a previous page (empty = from the start).
-    Result<ListPage> list(std::string_view prefix, std::string_view cursor, std::size_t limit) const;
+    Result<ListPage> list(std::string_view prefix, std::string_view cursor,
+                          std::size_t limit) const;
 
     /// Number of identifiers under exactly `prefix` (maintained counter, O(1)).
     std::uint64_t count(std::string_view prefix) const;

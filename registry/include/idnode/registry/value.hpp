@@ -164,8 +164,9 @@ Result<Record> decode_record(std::string_view bytes);
 
 /// Value selection of a resolution (DESIGN §5.1, §6): with no filters every value is selected;
 /// otherwise a value is selected if ANY index matches or ANY type matches. Types compare ASCII
-/// case-insensitively; a filter type ending in '.' also matches its subtypes ("URL." matches
-/// "URL.mobile"). Permissions are applied separately (see GetOptions in registry.hpp).
+/// case-insensitively; a filter type ending in '.' matches every type that starts with it
+/// ("URL." matches "URL.mobile", not "URL"). Permissions are applied separately (see GetOptions in
+/// registry.hpp).
 struct ValueFilter {
     std::vector<std::string> types;
     std::vector<std::int32_t> indices;

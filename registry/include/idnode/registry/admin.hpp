@@ -1,0 +1,118 @@
+// Typed administrative records stored in the registry's tables (DESIGN §3): enterprise prefixes,
+// accounts and API keys, with their binary encodings and the credential primitives.
+//
+// The registry stores these as opaque entries (registry.hpp `PutEntry`); this header owns their
+// encoding so that every layer reads them the same way. Decoding is defensive (Errc::corrupt).
+//
+// Secrets: passwords are stored only as a salted PBKDF2-HMAC-SHA256 hash; API keys only as the
+// SHA-256 of their secret part. The SNMS v1 login needs hex(sha256(password)) on the server
+// (DESIGN §5.2): it is kept as `v1_secret`, only for accounts that have a password, and must never
+// be logged or returned.
+//
+// Thread safety: pure functions; the random generator is OpenSSL's (thread-safe).
+#pragma once
+
+#include "idnode/registry/error.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace idnode::registry {
+
+// ---- enterprise prefixes
+// -------------------------------------------------------------------------
+
+enum class PrefixKind : std::uint8_t { node = 1, enterprise = 2 };
+enum class PrefixStatus : std::uint8_t { active = 1, suspended = 2 };
+
+struct EnterpriseInfo {
+    std::string name;
+    std::string credit_code; // unified social credit code (18 characters)
+    std::string industry;    // GB/T 4754 code
+    std::string contact;
+};
+
+struct PrefixRecord {
+    std::string prefix; // as allocated, e.g. "88.118.8" (the entry key is its folded form)
+    PrefixKind kind = PrefixKind::enterprise;
+    PrefixStatus status = PrefixStatus::active;
+    EnterpriseInfo enterprise; // empty for node prefixes
+    std::int64_t created = 0;  // unix seconds
+};
+
+std::string encode_prefix(const PrefixRecord& p);
+Result<PrefixRecord> decode_prefix(std::string_view bytes);
+
+// ---- accounts
+// ------------------------------------------------------------------------------------
+
+enum class Role : std::uint8_t { admin = 1, enterprise = 2, reader = 3 };
+const char* role_name(Role r) noexcept;
+std::optional<Role> parse_role(std::string_view text) noexcept;
+
+struct Account {
+    std::string username;
+    Role role = Role::reader;
+    std::vector<std::string> prefixes; // folded; enterprise: owned, reader: granted private read
+    std::string password_hash; // "pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>" or empty
+    std::string v1_secret;     // hex(sha256(password)) or empty; a secret
+    std::uint64_t token_generation = 0; // bumped to revoke every bearer token of the account
+    std::int64_t created = 0;
+};
+
+std::string encode_account(const Account& a);
+Result<Account> decode_account(std::string_view bytes);
+
+/// Usernames: 1-64 characters of ASCII letters, digits, '.', '-', '_', '@'.
+Status validate_username(std::string_view name);
+
+// ---- API keys
+// ------------------------------------------------------------------------------------
+
+/// An API key is "idn_<key_id>_<secret>": key_id is 16 hex characters naming the entry (so that a
+/// key can be revoked and looked up without a scan), secret 64 hex characters (256 bits).
+struct ApiKeyRecord {
+    std::string key_id;
+    std::string username;
+    std::string secret_sha256; // raw 32 bytes
+    std::int64_t created = 0;
+};
+
+std::string encode_api_key(const ApiKeyRecord& k);
+Result<ApiKeyRecord> decode_api_key(std::string_view bytes);
+
+struct NewApiKey {
+    ApiKeyRecord record; // to store
+    std::string key;     // to show once
+};
+NewApiKey generate_api_key(std::string username, std::int64_t now);
+
+struct ParsedApiKey {
+    std::string key_id;
+    std::string secret;
+};
+std::optional<ParsedApiKey> parse_api_key(std::string_view key) noexcept;
+
+/// Constant-time check of a presented secret against the stored hash.
+bool api_key_matches(const ApiKeyRecord& record, std::string_view secret) noexcept;
+
+// ---- credential primitives
+// -----------------------------------------------------------------------
+
+inline constexpr std::uint32_t kPasswordIterations = 100000;
+
+/// A fresh salted PBKDF2-HMAC-SHA256 hash in the format above.
+std::string hash_password(std::string_view password,
+                          std::uint32_t iterations = kPasswordIterations);
+/// Constant-time verification; false for malformed stored hashes.
+bool verify_password(std::string_view password, std::string_view stored) noexcept;
+
+std::string sha256_hex(std::string_view data);
+std::string sha256_raw(std::string_view data);
+std::string random_hex(std::size_t bytes);
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
+
+} // namespace idnode::registry

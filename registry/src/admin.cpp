@@ -1,0 +1,318 @@
+#include "idnode/registry/admin.hpp"
+
+#include "wire.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <charconv>
+#include <stdexcept>
+
+namespace idnode::registry {
+namespace {
+
+constexpr std::uint8_t kEntryFormat = 1;
+
+Error corrupt(const char* what) {
+    return Error{Errc::corrupt, std::string("stored ") + what + " is corrupt"};
+}
+
+std::string hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+bool unhex(std::string_view text, std::string& out) {
+    if (text.size() % 2 != 0) {
+        return false;
+    }
+    out.clear();
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        unsigned value = 0;
+        const auto [p, ec] = std::from_chars(text.data() + i, text.data() + i + 2, value, 16);
+        if (ec != std::errc{} || p != text.data() + i + 2) {
+            return false;
+        }
+        out.push_back(static_cast<char>(value));
+    }
+    return true;
+}
+
+bool is_lower_hex(std::string_view s) noexcept {
+    return s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+std::string pbkdf2(std::string_view password, std::string_view salt, std::uint32_t iterations) {
+    std::string out(32, '\0');
+    if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(salt.data()),
+                          static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                          static_cast<int>(out.size()),
+                          reinterpret_cast<unsigned char*>(out.data())) != 1) {
+        throw std::runtime_error("PKCS5_PBKDF2_HMAC failed");
+    }
+    return out;
+}
+
+} // namespace
+
+// ---- primitives
+// ----------------------------------------------------------------------------------
+
+std::string sha256_raw(std::string_view data) {
+    std::string out(SHA256_DIGEST_LENGTH, '\0');
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           reinterpret_cast<unsigned char*>(out.data()));
+    return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+    return hex(sha256_raw(data));
+}
+
+std::string random_hex(std::size_t bytes) {
+    std::string raw(bytes, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size())) !=
+        1) {
+        throw std::runtime_error(
+            "RAND_bytes failed"); // the CSPRNG is broken: an invariant, not input
+    }
+    return hex(raw);
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string hash_password(std::string_view password, std::uint32_t iterations) {
+    std::string salt;
+    unhex(random_hex(16), salt);
+    return "pbkdf2-sha256$" + std::to_string(iterations) + "$" + hex(salt) + "$" +
+           hex(pbkdf2(password, salt, iterations));
+}
+
+bool verify_password(std::string_view password, std::string_view stored) noexcept {
+    // pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>
+    constexpr std::string_view scheme = "pbkdf2-sha256$";
+    if (stored.substr(0, scheme.size()) != scheme) {
+        return false;
+    }
+    stored.remove_prefix(scheme.size());
+    const auto d1 = stored.find('$');
+    if (d1 == std::string_view::npos) {
+        return false;
+    }
+    const auto d2 = stored.find('$', d1 + 1);
+    if (d2 == std::string_view::npos) {
+        return false;
+    }
+    std::uint32_t iterations = 0;
+    const auto [p, ec] = std::from_chars(stored.data(), stored.data() + d1, iterations);
+    if (ec != std::errc{} || p != stored.data() + d1 || iterations == 0 ||
+        iterations > 10'000'000) {
+        return false;
+    }
+    std::string salt, expected;
+    if (!unhex(stored.substr(d1 + 1, d2 - d1 - 1), salt) ||
+        !unhex(stored.substr(d2 + 1), expected) || expected.size() != 32) {
+        return false;
+    }
+    try {
+        return constant_time_equal(pbkdf2(password, salt, iterations), expected);
+    } catch (...) {
+        return false;
+    }
+}
+
+// ---- prefixes
+// ------------------------------------------------------------------------------------
+
+std::string encode_prefix(const PrefixRecord& p) {
+    std::string out;
+    wire::put_u8(out, kEntryFormat);
+    wire::put_u8(out, static_cast<std::uint8_t>(p.kind));
+    wire::put_u8(out, static_cast<std::uint8_t>(p.status));
+    wire::put_u64(out, static_cast<std::uint64_t>(p.created));
+    wire::put_bytes(out, p.prefix);
+    wire::put_bytes(out, p.enterprise.name);
+    wire::put_bytes(out, p.enterprise.credit_code);
+    wire::put_bytes(out, p.enterprise.industry);
+    wire::put_bytes(out, p.enterprise.contact);
+    return out;
+}
+
+Result<PrefixRecord> decode_prefix(std::string_view bytes) {
+    wire::Reader r(bytes);
+    std::uint8_t format, kind, status;
+    std::uint64_t created;
+    std::string_view prefix, name, credit, industry, contact;
+    if (!r.u8(format) || format != kEntryFormat || !r.u8(kind) || !r.u8(status) ||
+        !r.u64(created) || !r.bytes(prefix) || !r.bytes(name) || !r.bytes(credit) ||
+        !r.bytes(industry) || !r.bytes(contact) || r.remaining() != 0 || kind < 1 || kind > 2 ||
+        status < 1 || status > 2) {
+        return corrupt("prefix record");
+    }
+    PrefixRecord p;
+    p.kind = static_cast<PrefixKind>(kind);
+    p.status = static_cast<PrefixStatus>(status);
+    p.created = static_cast<std::int64_t>(created);
+    p.prefix.assign(prefix);
+    p.enterprise = EnterpriseInfo{std::string(name), std::string(credit), std::string(industry),
+                                  std::string(contact)};
+    return p;
+}
+
+// ---- accounts
+// ------------------------------------------------------------------------------------
+
+const char* role_name(Role r) noexcept {
+    switch (r) {
+    case Role::admin:
+        return "admin";
+    case Role::enterprise:
+        return "enterprise";
+    case Role::reader:
+        return "reader";
+    }
+    return "unknown";
+}
+
+std::optional<Role> parse_role(std::string_view text) noexcept {
+    if (text == "admin")
+        return Role::admin;
+    if (text == "enterprise")
+        return Role::enterprise;
+    if (text == "reader")
+        return Role::reader;
+    return std::nullopt;
+}
+
+Status validate_username(std::string_view name) {
+    if (name.empty() || name.size() > 64) {
+        return Error{Errc::invalid_value, "username must be 1 to 64 characters"};
+    }
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' || c == '@';
+        if (!ok) {
+            return Error{Errc::invalid_value,
+                         "username may contain only letters, digits, '.', '-', '_' and '@'"};
+        }
+    }
+    return {};
+}
+
+std::string encode_account(const Account& a) {
+    std::string out;
+    wire::put_u8(out, kEntryFormat);
+    wire::put_u8(out, static_cast<std::uint8_t>(a.role));
+    wire::put_u64(out, a.token_generation);
+    wire::put_u64(out, static_cast<std::uint64_t>(a.created));
+    wire::put_bytes(out, a.username);
+    wire::put_bytes(out, a.password_hash);
+    wire::put_bytes(out, a.v1_secret);
+    wire::put_u32(out, static_cast<std::uint32_t>(a.prefixes.size()));
+    for (const auto& p : a.prefixes) {
+        wire::put_bytes(out, p);
+    }
+    return out;
+}
+
+Result<Account> decode_account(std::string_view bytes) {
+    wire::Reader r(bytes);
+    std::uint8_t format, role;
+    std::uint64_t generation, created;
+    std::string_view username, hash, v1;
+    std::uint32_t count;
+    if (!r.u8(format) || format != kEntryFormat || !r.u8(role) || role < 1 || role > 3 ||
+        !r.u64(generation) || !r.u64(created) || !r.bytes(username) || !r.bytes(hash) ||
+        !r.bytes(v1) || !r.u32(count) || count > r.remaining() / 4) {
+        return corrupt("account");
+    }
+    Account a;
+    a.role = static_cast<Role>(role);
+    a.token_generation = generation;
+    a.created = static_cast<std::int64_t>(created);
+    a.username.assign(username);
+    a.password_hash.assign(hash);
+    a.v1_secret.assign(v1);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::string_view p;
+        if (!r.bytes(p)) {
+            return corrupt("account");
+        }
+        a.prefixes.emplace_back(p);
+    }
+    if (r.remaining() != 0) {
+        return corrupt("account");
+    }
+    return a;
+}
+
+// ---- API keys
+// ------------------------------------------------------------------------------------
+
+std::string encode_api_key(const ApiKeyRecord& k) {
+    std::string out;
+    wire::put_u8(out, kEntryFormat);
+    wire::put_u64(out, static_cast<std::uint64_t>(k.created));
+    wire::put_bytes(out, k.key_id);
+    wire::put_bytes(out, k.username);
+    wire::put_bytes(out, k.secret_sha256);
+    return out;
+}
+
+Result<ApiKeyRecord> decode_api_key(std::string_view bytes) {
+    wire::Reader r(bytes);
+    std::uint8_t format;
+    std::uint64_t created;
+    std::string_view id, user, hash;
+    if (!r.u8(format) || format != kEntryFormat || !r.u64(created) || !r.bytes(id) ||
+        !r.bytes(user) || !r.bytes(hash) || r.remaining() != 0 ||
+        hash.size() != SHA256_DIGEST_LENGTH) {
+        return corrupt("API key");
+    }
+    return ApiKeyRecord{std::string(id), std::string(user), std::string(hash),
+                        static_cast<std::int64_t>(created)};
+}
+
+NewApiKey generate_api_key(std::string username, std::int64_t now) {
+    NewApiKey out;
+    out.record.key_id = random_hex(8);
+    const std::string secret = random_hex(32);
+    out.record.username = std::move(username);
+    out.record.secret_sha256 = sha256_raw(secret);
+    out.record.created = now;
+    out.key = "idn_" + out.record.key_id + "_" + secret;
+    return out;
+}
+
+std::optional<ParsedApiKey> parse_api_key(std::string_view key) noexcept {
+    // idn_ + 16 hex + _ + 64 hex
+    if (key.size() != 4 + 16 + 1 + 64 || key.substr(0, 4) != "idn_" || key[20] != '_') {
+        return std::nullopt;
+    }
+    const auto id = key.substr(4, 16), secret = key.substr(21);
+    if (!is_lower_hex(id) || !is_lower_hex(secret)) {
+        return std::nullopt;
+    }
+    return ParsedApiKey{std::string(id), std::string(secret)};
+}
+
+bool api_key_matches(const ApiKeyRecord& record, std::string_view secret) noexcept {
+    try {
+        return constant_time_equal(sha256_raw(secret), record.secret_sha256);
+    } catch (...) {
+        return false;
+    }
+}
+
+} // namespace idnode::registry

@@ -1,0 +1,1317 @@
+// The LMDB store behind registry.hpp.
+//
+// Layout of the environment (named databases; versioned names so that a future incompatible
+// layout can live beside the old one during an upgrade):
+//   meta          "schema_version" -> u32 BE
+//   ids_v1        identifier key -> encoded record (value.hpp)
+//   counters_v1   "n/" + folded prefix -> u64 BE identifiers under it; "total" -> u64 BE
+//   changes_v1    u64 BE sequence -> change entry (see encode_change)
+//   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
+//
+// Identifier keys are the case-folded handle. LMDB keys are limited (511 bytes by default) while
+// handles may be configured up to 2048 bytes, so a longer key keeps its first bytes (the prefix
+// stays in order for listings) followed by 0x00 and the SHA-256 of the whole folded handle; 0x00
+// cannot occur in a handle, so the two forms never collide.
+#include "idnode/registry/registry.hpp"
+
+#include "lmdb_env.hpp"
+#include "wire.hpp"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace idnode::registry {
+
+const char* outcome_name(Outcome o) noexcept {
+    switch (o) {
+    case Outcome::created:
+        return "created";
+    case Outcome::replaced:
+        return "replaced";
+    case Outcome::updated:
+        return "updated";
+    case Outcome::unchanged:
+        return "unchanged";
+    case Outcome::deleted:
+        return "deleted";
+    case Outcome::failed:
+        return "failed";
+    }
+    return "unknown";
+}
+
+namespace {
+
+constexpr std::string_view kSchemaKey = "schema_version";
+constexpr std::string_view kTotalKey = "total";
+constexpr std::size_t kShortKeyLimit = 480; // below LMDB's default 511-byte key limit
+constexpr std::uint64_t kMinGrowth = 64ull << 20;
+constexpr std::chrono::milliseconds kResizePatience{2000};
+
+/// The LMDB key of an identifier: the folded handle itself when short (no copy), otherwise the
+/// truncated form with its SHA-256 (see the file comment).
+class IdentifierKey {
+public:
+    explicit IdentifierKey(std::string_view folded) {
+        if (folded.size() <= kShortKeyLimit) {
+            view_ = folded;
+            return;
+        }
+        const std::size_t keep = kShortKeyLimit - 1 - SHA256_DIGEST_LENGTH;
+        long_.assign(folded.substr(0, keep));
+        long_.resize(keep + 1 + SHA256_DIGEST_LENGTH, '\0'); // the 0x00 marker, then the digest
+        SHA256(reinterpret_cast<const unsigned char*>(folded.data()), folded.size(),
+               reinterpret_cast<unsigned char*>(long_.data() + keep + 1));
+        view_ = long_;
+    }
+    IdentifierKey(const IdentifierKey&) = delete;
+    IdentifierKey& operator=(const IdentifierKey&) = delete;
+    operator std::string_view() const noexcept { return view_; }
+
+private:
+    std::string long_;
+    std::string_view view_;
+};
+
+std::string counter_key(std::string_view prefix_key) {
+    std::string k = "n/";
+    k.append(prefix_key);
+    return k;
+}
+
+std::string be64(std::uint64_t v) {
+    std::string s;
+    wire::put_u64(s, v);
+    return s;
+}
+
+std::uint64_t read_be64(std::string_view v) {
+    return v.size() == 8 ? wire::load_u64(v.data()) : 0;
+}
+
+std::string to_hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+bool from_hex(std::string_view hex, std::string& out) {
+    if (hex.size() % 2 != 0) {
+        return false;
+    }
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
+        return -1;
+    };
+    out.clear();
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out.push_back(static_cast<char>(hi * 16 + lo));
+    }
+    return true;
+}
+
+std::string encode_change(const ChangeEntry& e) {
+    std::string out;
+    out.reserve(32 + e.account.size() + e.key.size() + e.value.size());
+    wire::put_u8(out, static_cast<std::uint8_t>(e.kind));
+    wire::put_u8(out, static_cast<std::uint8_t>(e.op));
+    wire::put_u64(out, static_cast<std::uint64_t>(e.time));
+    wire::put_bytes(out, e.account);
+    wire::put_bytes(out, e.key);
+    wire::put_bytes(out, e.value);
+    return out;
+}
+
+bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
+    wire::Reader r(bytes);
+    std::uint8_t kind, op;
+    std::uint64_t time;
+    std::string_view account, key, value;
+    if (!r.u8(kind) || !r.u8(op) || !r.u64(time) || !r.bytes(account) || !r.bytes(key) ||
+        !r.bytes(value) || r.remaining() != 0) {
+        return false;
+    }
+    e.sequence = seq;
+    e.kind = static_cast<ChangeKind>(kind);
+    e.op = static_cast<ChangeOp>(op);
+    e.time = static_cast<std::int64_t>(time);
+    e.account.assign(account);
+    e.key.assign(key);
+    e.value.assign(value);
+    return true;
+}
+
+ChangeKind change_kind(Table t) {
+    switch (t) {
+    case Table::prefixes:
+        return ChangeKind::prefix;
+    case Table::templates:
+        return ChangeKind::template_;
+    case Table::accounts:
+        return ChangeKind::account;
+    case Table::api_keys:
+        return ChangeKind::api_key;
+    }
+    return ChangeKind::prefix;
+}
+
+ChangeOp change_op(Outcome o) {
+    switch (o) {
+    case Outcome::created:
+        return ChangeOp::create;
+    case Outcome::replaced:
+        return ChangeOp::replace;
+    case Outcome::deleted:
+        return ChangeOp::remove;
+    default:
+        return ChangeOp::update;
+    }
+}
+
+OpResult failed(Errc code, std::string message) {
+    return OpResult{Outcome::failed, Error{code, std::move(message)}, 0};
+}
+
+std::int64_t system_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool same_values(const std::vector<HandleValue>& a, const std::vector<HandleValue>& b) {
+    if (a.size() != b.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!a[i].same_content(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void sort_by_index(std::vector<HandleValue>& values) {
+    std::sort(values.begin(), values.end(),
+              [](const HandleValue& x, const HandleValue& y) { return x.index < y.index; });
+}
+
+/// Timestamps: a value whose content is unchanged keeps the timestamp it was stored with; every
+/// new or changed value is stamped `now`.
+void stamp(std::vector<HandleValue>& values, const std::vector<HandleValue>& previous,
+           std::uint32_t now) {
+    for (auto& v : values) {
+        v.timestamp = now;
+        for (const auto& old : previous) {
+            if (old.index == v.index && old.same_content(v)) {
+                v.timestamp = old.timestamp;
+                break;
+            }
+        }
+    }
+}
+
+/// Writer-preferring gate between snapshot holders and map growth. Snapshots enter and leave
+/// with two atomic operations; growth sets `resizing_`, which stops new snapshots, then waits for
+/// the open ones to end (mdb_env_set_mapsize requires that no transaction is active).
+class ResizeGate {
+public:
+    void enter() noexcept {
+        for (;;) {
+            resizing_.wait(true);
+            readers_.fetch_add(1);
+            if (!resizing_.load()) {
+                return;
+            }
+            leave();
+        }
+    }
+    void leave() noexcept { readers_.fetch_sub(1); }
+    /// Stops new snapshots and waits for open ones to end, at most `patience`. Returns false
+    /// (and lets snapshots through again) when they did not end in time: a thread may hold a
+    /// snapshot while it waits for its own write, and waiting forever would deadlock it.
+    bool begin_resize(std::chrono::milliseconds patience) noexcept {
+        resizing_.store(true);
+        const auto deadline = std::chrono::steady_clock::now() + patience;
+        while (readers_.load() != 0) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                end_resize();
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        return true;
+    }
+    void end_resize() noexcept {
+        resizing_.store(false);
+        resizing_.notify_all();
+    }
+
+private:
+    std::atomic<bool> resizing_{false};
+    std::atomic<std::uint64_t> readers_{0};
+};
+
+/// LMDB forbids opening one environment twice in a process (its locks are per process, and a
+/// second open corrupts the first one's reader table). This process-wide set is the one piece of
+/// global state in the registry: it exists only to turn that misuse into a StartupError.
+class OpenEnvironments {
+public:
+    static bool claim(const std::string& dir) {
+        std::lock_guard lock(mutex());
+        return set().insert(dir).second;
+    }
+    static void release(const std::string& dir) {
+        std::lock_guard lock(mutex());
+        set().erase(dir);
+    }
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static std::set<std::string>& set() {
+        static std::set<std::string> s;
+        return s;
+    }
+};
+
+struct Pending {
+    WriteBatch batch;
+    Completion done;
+};
+
+/// Raised inside a group when LMDB reports the map full; the group is aborted and retried.
+struct MapFull {};
+
+} // namespace
+
+// ------------------------------------------------------------------------------------------------
+
+class RegistryImpl {
+public:
+    explicit RegistryImpl(RegistryOptions options);
+    ~RegistryImpl();
+
+    ReadSnapshot snapshot();
+    void release(std::unique_ptr<ReadSnapshot::State> state) noexcept;
+    void clear_read_pool() noexcept;
+    void submit(WriteBatch batch, Completion done);
+    Status sync();
+    RegistryStats stats() const;
+
+    const RegistryOptions& options() const noexcept { return options_; }
+
+    MDB_dbi ids_ = 0, counters_ = 0, changes_ = 0, meta_ = 0;
+    MDB_dbi tables_[5] = {};
+
+    MDB_dbi table(Table t) const noexcept { return tables_[static_cast<int>(t)]; }
+
+private:
+    struct GroupContext;
+
+    void open_databases();
+    void check_schema(lmdb::Txn& txn);
+    void writer_loop();
+    std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first,
+                                          std::size_t count);
+    enum class Growth { grown, at_limit, snapshots_open };
+    Growth grow_map();
+    void adopt_foreign_resize();
+    OpResult apply(GroupContext& ctx, const WriteOp& op, const std::string& account);
+    OpResult apply_put(GroupContext& ctx, const PutRecord& op, const std::string& account);
+    OpResult apply_set(GroupContext& ctx, const SetValues& op, const std::string& account);
+    OpResult apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account);
+    OpResult apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account);
+    OpResult apply_put_entry(GroupContext& ctx, const PutEntry& op, const std::string& account);
+    OpResult apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
+                                const std::string& account);
+
+    RegistryOptions options_;
+    std::string claimed_dir_; // canonical data_dir, claimed in OpenEnvironments
+    std::unique_ptr<lmdb::Env> env_;
+    ResizeGate gate_;
+
+    std::mutex pool_mutex_;
+    std::vector<std::unique_ptr<ReadSnapshot::State>> read_pool_; // reset, ready to renew
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_ready_;
+    std::condition_variable queue_space_;
+    std::deque<Pending> queue_;
+    std::size_t queued_ops_ = 0;
+    bool stopping_ = false;
+    std::thread writer_;
+
+    std::atomic<std::uint64_t> stat_map_size_{0};
+    std::atomic<std::uint64_t> stat_used_bytes_{0};
+    std::atomic<std::uint64_t> stat_identifiers_{0};
+    std::atomic<std::uint64_t> stat_queued_{0};
+    std::atomic<std::uint64_t> stat_commits_{0};
+    std::atomic<std::uint64_t> stat_committed_ops_{0};
+    std::atomic<std::uint64_t> stat_last_commit_us_{0};
+    std::atomic<std::uint64_t> stat_growths_{0};
+};
+
+// ---- ReadSnapshot ------------------------------------------------------------------------------
+
+// A snapshot's state is pooled with its (reset) read transaction, so that starting a snapshot
+// costs a renew and no allocation. Destroying a State (pool cleared) aborts its transaction.
+struct ReadSnapshot::State {
+    State(RegistryImpl* owner, MDB_txn* txn) noexcept : impl(owner), txn(txn) {}
+    RegistryImpl* impl;
+    lmdb::Txn txn;
+};
+
+ReadSnapshot::ReadSnapshot(std::unique_ptr<State> state) noexcept : state_(std::move(state)) {}
+ReadSnapshot::ReadSnapshot(ReadSnapshot&&) noexcept = default;
+ReadSnapshot& ReadSnapshot::operator=(ReadSnapshot&& other) noexcept {
+    if (this != &other) {
+        if (state_) {
+            state_->impl->release(std::move(state_));
+        }
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+ReadSnapshot::~ReadSnapshot() {
+    if (state_) {
+        state_->impl->release(std::move(state_));
+    }
+}
+
+Status ReadSnapshot::visit(const Handle& handle,
+                           const std::function<void(const RecordView&)>& visitor) const {
+    std::string_view bytes;
+    if (!state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes)) {
+        return Error{Errc::not_found, "identifier " + handle.spelling() + " is not registered"};
+    }
+    auto view = RecordView::parse(bytes);
+    if (!view) {
+        return view.error();
+    }
+    if (!equals_folded(view->spelling(), handle.spelling())) {
+        // Only reachable for keys longer than kShortKeyLimit whose SHA-256 collided: treat as
+        // absent.
+        return Error{Errc::not_found, "identifier " + handle.spelling() + " is not registered"};
+    }
+    visitor(*view);
+    return {};
+}
+
+Result<Resolution> ReadSnapshot::get(const Handle& handle, const GetOptions& options) const {
+    Resolution out;
+    Status st = visit(handle, [&](const RecordView& view) {
+        out.record.spelling.assign(view.spelling());
+        out.record.values.reserve(view.size());
+        for (const ValueView& v : view) {
+            if (!options.filter.selects(v.index, v.type)) {
+                continue;
+            }
+            if (!options.include_private && !v.permissions.public_read()) {
+                out.omitted_private = true;
+                continue;
+            }
+            out.record.values.push_back(v.to_value());
+        }
+    });
+    if (!st) {
+        return st.error();
+    }
+    return out;
+}
+
+bool ReadSnapshot::contains(const Handle& handle) const {
+    std::string_view bytes;
+    return state_->txn.get(state_->impl->ids_, IdentifierKey(handle.key()), bytes);
+}
+
+Result<ListPage> ReadSnapshot::list(std::string_view prefix, std::string_view cursor,
+                                    std::size_t limit) const {
+    auto folded = parse_prefix(prefix);
+    if (!folded) {
+        return folded.error();
+    }
+    const std::string start = *folded + "/";
+    std::string position = start;
+    if (!cursor.empty()) {
+        if (!from_hex(cursor, position) || position.compare(0, start.size(), start) != 0) {
+            return Error{Errc::invalid_value,
+                         "cursor does not belong to prefix " + std::string(prefix)};
+        }
+    }
+    ListPage page;
+    lmdb::Cursor c(state_->txn, state_->impl->ids_);
+    std::string_view key = position, value;
+    bool more = c.move(MDB_SET_RANGE, key, value);
+    if (more && !cursor.empty() && key == position) {
+        more = c.move(MDB_NEXT, key, value); // the cursor names the last key already returned
+    }
+    while (more && key.substr(0, start.size()) == start) {
+        if (page.handles.size() == limit) {
+            page.next_cursor = to_hex(position);
+            break;
+        }
+        auto view = RecordView::parse(value);
+        if (!view) {
+            return view.error();
+        }
+        page.handles.emplace_back(view->spelling());
+        position.assign(key);
+        more = c.move(MDB_NEXT, key, value);
+    }
+    return page;
+}
+
+std::uint64_t ReadSnapshot::count(std::string_view prefix) const {
+    std::string_view v;
+    if (!state_->txn.get(state_->impl->counters_, counter_key(fold_case(prefix)), v)) {
+        return 0;
+    }
+    return read_be64(v);
+}
+
+std::uint64_t ReadSnapshot::count_all() const {
+    std::string_view v;
+    return state_->txn.get(state_->impl->counters_, kTotalKey, v) ? read_be64(v) : 0;
+}
+
+std::optional<std::string> ReadSnapshot::get_entry(Table table, std::string_view key) const {
+    std::string_view v;
+    if (key.empty() || !state_->txn.get(state_->impl->table(table), key, v)) {
+        return std::nullopt;
+    }
+    return std::string(v);
+}
+
+EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
+                                     std::size_t limit) const {
+    EntryPage page;
+    lmdb::Cursor c(state_->txn, state_->impl->table(table));
+    std::string position;
+    std::string_view key, value;
+    bool more;
+    if (cursor.empty() || !from_hex(cursor, position)) {
+        more = c.move(MDB_FIRST, key, value);
+    } else {
+        key = position;
+        more = c.move(MDB_SET_RANGE, key, value);
+        if (more && key == position) {
+            more = c.move(MDB_NEXT, key, value);
+        }
+    }
+    while (more) {
+        if (page.entries.size() == limit) {
+            page.next_cursor = to_hex(page.entries.back().first);
+            break;
+        }
+        page.entries.emplace_back(std::string(key), std::string(value));
+        more = c.move(MDB_NEXT, key, value);
+    }
+    return page;
+}
+
+std::vector<ChangeEntry> ReadSnapshot::changes(std::uint64_t from, std::size_t limit) const {
+    std::vector<ChangeEntry> out;
+    lmdb::Cursor c(state_->txn, state_->impl->changes_);
+    const std::string start = be64(from);
+    std::string_view key = start, value;
+    bool more = c.move(MDB_SET_RANGE, key, value);
+    while (more && out.size() < limit) {
+        ChangeEntry e;
+        if (key.size() != 8 || !decode_change(read_be64(key), value, e)) {
+            throw std::runtime_error("change log entry " + to_hex(key) + " is corrupt");
+        }
+        out.push_back(std::move(e));
+        more = c.move(MDB_NEXT, key, value);
+    }
+    return out;
+}
+
+std::uint64_t ReadSnapshot::last_sequence() const {
+    lmdb::Cursor c(state_->txn, state_->impl->changes_);
+    std::string_view key, value;
+    return c.move(MDB_LAST, key, value) ? read_be64(key) : 0;
+}
+
+// ---- RegistryImpl: open, snapshots, map growth -------------------------------------------------
+
+RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options)) {
+    if (!options_.clock) {
+        options_.clock = system_now;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options_.data_dir, ec);
+    if (ec) {
+        throw StartupError(Errc::internal, "cannot create data directory " +
+                                               options_.data_dir.string() + ": " + ec.message());
+    }
+    claimed_dir_ = std::filesystem::canonical(options_.data_dir, ec).string();
+    if (ec || !OpenEnvironments::claim(claimed_dir_)) {
+        throw StartupError(Errc::unavailable, "the database in " + options_.data_dir.string() +
+                                                  " is already open in this process");
+    }
+    const auto page = 4096ull;
+    // 0 = map the whole max_db_size at once: address space only (the file grows as pages are
+    // written), and the map never has to grow while snapshots are open.
+    std::uint64_t initial = options_.initial_map_size == 0
+                                ? options_.max_db_size
+                                : std::min(options_.initial_map_size, options_.max_db_size);
+    const auto data_file = options_.data_dir / "data.mdb";
+    if (std::filesystem::exists(data_file, ec)) {
+        initial = std::max<std::uint64_t>(initial, std::filesystem::file_size(data_file, ec));
+    }
+    initial = std::max<std::uint64_t>((initial + page - 1) / page * page, 1 << 20);
+
+    lmdb::EnvSettings settings;
+    settings.dir = options_.data_dir;
+    settings.map_size = initial;
+    settings.max_dbs = 16;
+    settings.max_readers = options_.max_readers;
+    // NOTLS: read transactions are pooled and may be used by any thread (one at a time).
+    // NORDAHEAD: random point reads on a database larger than RAM must not pull in neighbours.
+    settings.flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.durable ? 0u : MDB_NOSYNC);
+    try {
+        env_ = std::make_unique<lmdb::Env>(settings);
+        open_databases();
+        stat_map_size_ = env_->map_size();
+        stat_used_bytes_ = env_->used_bytes();
+    } catch (const lmdb::MdbError& e) {
+        env_.reset();
+        OpenEnvironments::release(claimed_dir_);
+        throw StartupError(Errc::internal, "cannot open the database in " +
+                                               options_.data_dir.string() + ": " + e.what());
+    } catch (...) {
+        env_.reset();
+        OpenEnvironments::release(claimed_dir_);
+        throw;
+    }
+    writer_ = std::thread([this] { writer_loop(); });
+}
+
+RegistryImpl::~RegistryImpl() {
+    {
+        std::lock_guard lock(queue_mutex_);
+        stopping_ = true;
+    }
+    queue_ready_.notify_all();
+    queue_space_.notify_all();
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+    clear_read_pool();
+    env_.reset();
+    OpenEnvironments::release(claimed_dir_);
+}
+
+void RegistryImpl::clear_read_pool() noexcept {
+    std::lock_guard lock(pool_mutex_);
+    read_pool_.clear(); // each State aborts its transaction
+}
+
+void RegistryImpl::open_databases() {
+    for (int attempt = 0;; ++attempt) {
+        lmdb::Txn txn(env_->get(), 0);
+        auto open = [&](const char* name) {
+            MDB_dbi dbi;
+            lmdb::check(mdb_dbi_open(txn.get(), name, MDB_CREATE, &dbi), name);
+            return dbi;
+        };
+        meta_ = open("meta");
+        ids_ = open("ids_v1");
+        counters_ = open("counters_v1");
+        changes_ = open("changes_v1");
+        tables_[static_cast<int>(Table::prefixes)] = open("prefixes_v1");
+        tables_[static_cast<int>(Table::templates)] = open("templates_v1");
+        tables_[static_cast<int>(Table::accounts)] = open("accounts_v1");
+        tables_[static_cast<int>(Table::api_keys)] = open("apikeys_v1");
+        check_schema(txn);
+        const int rc = txn.commit();
+        if (rc == MDB_MAP_FULL && attempt == 0) {
+            lmdb::check(mdb_env_set_mapsize(env_->get(), env_->map_size() * 2),
+                        "mdb_env_set_mapsize");
+            continue;
+        }
+        lmdb::check(rc, "commit schema");
+        lmdb::Txn read(env_->get(), MDB_RDONLY);
+        std::string_view total;
+        if (read.get(counters_, kTotalKey, total)) {
+            stat_identifiers_ = read_be64(total);
+        }
+        return;
+    }
+}
+
+// Upgrade steps: upgrades[v] turns schema v into v + 1 inside the open transaction. There are
+// none yet; version 1 is the first layout.
+void RegistryImpl::check_schema(lmdb::Txn& txn) {
+    std::string_view stored;
+    if (!txn.get(meta_, kSchemaKey, stored)) {
+        std::string v;
+        wire::put_u32(v, kSchemaVersion);
+        txn.put(meta_, kSchemaKey, v);
+        return;
+    }
+    if (stored.size() != 4) {
+        throw StartupError(Errc::corrupt, "schema_version key is malformed");
+    }
+    const std::uint32_t version = wire::load_u32(stored.data());
+    if (version > kSchemaVersion) {
+        throw StartupError(Errc::internal, "database schema version " + std::to_string(version) +
+                                               " is newer than this idnode understands (" +
+                                               std::to_string(kSchemaVersion) +
+                                               "); upgrade idnode");
+    }
+    using Upgrade = void (*)(lmdb::Txn&);
+    static constexpr Upgrade upgrades[] = {nullptr}; // index 0 unused: there is no schema 0
+    for (std::uint32_t v = version; v < kSchemaVersion; ++v) {
+        upgrades[v](txn);
+    }
+    if (version != kSchemaVersion) {
+        std::string v;
+        wire::put_u32(v, kSchemaVersion);
+        txn.put(meta_, kSchemaKey, v);
+    }
+}
+
+ReadSnapshot RegistryImpl::snapshot() {
+    gate_.enter();
+    std::unique_ptr<ReadSnapshot::State> state;
+    {
+        std::lock_guard lock(pool_mutex_);
+        if (!read_pool_.empty()) {
+            state = std::move(read_pool_.back());
+            read_pool_.pop_back();
+        }
+    }
+    int rc = MDB_SUCCESS;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        if (state) {
+            rc = mdb_txn_renew(state->txn.get());
+            if (rc != MDB_SUCCESS) {
+                state.reset();
+            }
+        } else {
+            MDB_txn* txn = nullptr;
+            rc = mdb_txn_begin(env_->get(), nullptr, MDB_RDONLY, &txn);
+            if (rc == MDB_SUCCESS) {
+                state = std::make_unique<ReadSnapshot::State>(this, txn);
+            }
+        }
+        if (rc == MDB_SUCCESS) {
+            break;
+        }
+        if (rc == MDB_READERS_FULL) {
+            int dead = 0;
+            mdb_reader_check(env_->get(), &dead); // clear slots of crashed processes, then retry
+        } else if (rc == MDB_MAP_RESIZED) {
+            gate_.leave();
+            adopt_foreign_resize();
+            gate_.enter();
+        } else {
+            break;
+        }
+    }
+    if (rc != MDB_SUCCESS) {
+        gate_.leave();
+        throw std::runtime_error(std::string("cannot start a read transaction: ") +
+                                 mdb_strerror(rc));
+    }
+    return ReadSnapshot(std::move(state));
+}
+
+void RegistryImpl::release(std::unique_ptr<ReadSnapshot::State> state) noexcept {
+    mdb_txn_reset(state->txn.get());
+    {
+        std::lock_guard lock(pool_mutex_);
+        read_pool_.push_back(std::move(state));
+    }
+    gate_.leave();
+}
+
+// Another process (an offline tool) grew the map: adopt its size.
+void RegistryImpl::adopt_foreign_resize() {
+    while (!gate_.begin_resize(kResizePatience)) {
+        // This process cannot use the environment until it adopts the new size; keep trying.
+    }
+    clear_read_pool();
+    mdb_env_set_mapsize(env_->get(), 0);
+    stat_map_size_ = env_->map_size();
+    gate_.end_resize();
+}
+
+// Called by the writer with no write transaction open.
+RegistryImpl::Growth RegistryImpl::grow_map() {
+    const std::uint64_t current = env_->map_size();
+    if (current >= options_.max_db_size) {
+        return Growth::at_limit;
+    }
+    std::uint64_t next = std::max(current * 2, current + kMinGrowth);
+    next = std::min(next, options_.max_db_size) / 4096 * 4096;
+    if (next <= current) {
+        return Growth::at_limit;
+    }
+    if (!gate_.begin_resize(kResizePatience)) {
+        return Growth::snapshots_open;
+    }
+    clear_read_pool();
+    const int rc = mdb_env_set_mapsize(env_->get(), next);
+    gate_.end_resize();
+    lmdb::check(rc, "mdb_env_set_mapsize");
+    stat_map_size_ = env_->map_size();
+    stat_growths_.fetch_add(1);
+    return Growth::grown;
+}
+
+// ---- the writer
+// ----------------------------------------------------------------------------------
+
+void RegistryImpl::submit(WriteBatch batch, Completion done) {
+    const std::size_t ops = std::max<std::size_t>(batch.ops.size(), 1);
+    std::unique_lock lock(queue_mutex_);
+    // Backpressure: wait for room, but always admit into an empty queue so that a batch larger
+    // than the limit cannot block forever.
+    queue_space_.wait(lock, [&] {
+        return stopping_ || queue_.empty() || queued_ops_ + ops <= options_.max_queued_ops;
+    });
+    if (stopping_) {
+        lock.unlock();
+        BatchResult results(batch.ops.size(),
+                            failed(Errc::unavailable, "the registry is shutting down"));
+        if (done) {
+            done(std::move(results));
+        }
+        return;
+    }
+    queued_ops_ += ops;
+    stat_queued_ = queued_ops_;
+    queue_.push_back(Pending{std::move(batch), std::move(done)});
+    lock.unlock();
+    queue_ready_.notify_one();
+}
+
+void RegistryImpl::writer_loop() {
+    std::vector<Pending> group;
+    for (;;) {
+        {
+            std::unique_lock lock(queue_mutex_);
+            queue_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) {
+                return; // stopping and drained
+            }
+            // Group commit: take everything queued, up to max_group_ops (at least one batch).
+            std::size_t ops = 0;
+            while (!queue_.empty() && (group.empty() || ops + queue_.front().batch.ops.size() <=
+                                                            options_.max_group_ops)) {
+                ops += std::max<std::size_t>(queue_.front().batch.ops.size(), 1);
+                group.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+            queued_ops_ -= ops;
+            stat_queued_ = queued_ops_;
+        }
+        queue_space_.notify_all();
+        std::vector<BatchResult> results = commit_group(group, 0, group.size());
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            if (group[i].done) {
+                try {
+                    group[i].done(std::move(results[i]));
+                } catch (...) {
+                    // A completion must not throw (registry.hpp); one that does must not stop the
+                    // writer for everybody else.
+                }
+            }
+        }
+        group.clear();
+    }
+}
+
+struct RegistryImpl::GroupContext {
+    lmdb::Txn& txn;
+    std::uint32_t now;
+    std::uint64_t next_sequence;
+    std::map<std::string, std::int64_t> count_deltas; // counter key -> delta
+    std::int64_t total_delta = 0;
+    // Largest identifier key when the group began (or one appended since; may be stale after a
+    // delete, which only makes it larger than the real last key, so appending stays correct).
+    std::string ids_last_key;
+
+    /// Inserts a new identifier. Keys beyond the current last key use MDB_APPEND: ascending
+    /// loads (production runs) then fill pages completely instead of splitting them in half.
+    void insert_identifier(MDB_dbi ids, std::string_view key, std::string_view bytes) {
+        if (key > std::string_view(ids_last_key)) {
+            txn.put(ids, key, bytes, MDB_APPEND);
+            ids_last_key.assign(key);
+        } else {
+            txn.put(ids, key, bytes);
+        }
+    }
+
+    void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
+             std::string_view value, OpResult& result, MDB_dbi changes) {
+        ChangeEntry e;
+        e.kind = kind;
+        e.op = change_op(outcome);
+        e.time = now;
+        e.account = account;
+        e.key.assign(key);
+        e.value.assign(value);
+        result.sequence = next_sequence++;
+        txn.put(changes, be64(result.sequence), encode_change(e), MDB_APPEND);
+    }
+};
+
+std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group, std::size_t first,
+                                                    std::size_t count) {
+    const auto started = std::chrono::steady_clock::now();
+    for (;;) {
+        std::vector<BatchResult> results(count);
+        bool map_full = false;
+        try {
+            lmdb::Txn txn(env_->get(), 0);
+            std::uint64_t last_seq = 0;
+            {
+                lmdb::Cursor c(txn, changes_);
+                std::string_view k, v;
+                if (c.move(MDB_LAST, k, v)) {
+                    last_seq = read_be64(k);
+                }
+            }
+            GroupContext ctx{txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0,
+                             {}};
+            {
+                lmdb::Cursor c(txn, ids_);
+                std::string_view k, v;
+                if (c.move(MDB_LAST, k, v)) {
+                    ctx.ids_last_key.assign(k);
+                }
+            }
+            for (std::size_t b = 0; b < count; ++b) {
+                const Pending& p = group[first + b];
+                results[b].reserve(p.batch.ops.size());
+                for (const WriteOp& op : p.batch.ops) {
+                    results[b].push_back(apply(ctx, op, p.batch.account));
+                }
+            }
+            for (const auto& [key, delta] : ctx.count_deltas) {
+                std::string_view old;
+                const std::uint64_t value =
+                    (txn.get(counters_, key, old) ? read_be64(old) : 0) + delta;
+                if (value == 0) {
+                    txn.del(counters_, key);
+                } else {
+                    txn.put(counters_, key, be64(value));
+                }
+            }
+            std::uint64_t total = 0;
+            if (ctx.total_delta != 0) {
+                std::string_view old;
+                total = (txn.get(counters_, kTotalKey, old) ? read_be64(old) : 0) + ctx.total_delta;
+                txn.put(counters_, kTotalKey, be64(total));
+            }
+            const int rc = txn.commit();
+            if (rc == MDB_MAP_FULL) {
+                throw MapFull{};
+            }
+            lmdb::check(rc, "mdb_txn_commit");
+            if (ctx.total_delta != 0) {
+                stat_identifiers_ = total;
+            }
+        } catch (const MapFull&) {
+            map_full = true;
+        } catch (const lmdb::MdbError& e) {
+            if (e.rc() == MDB_MAP_FULL) {
+                map_full = true;
+            } else if (e.rc() == ENOSPC || e.rc() == EDQUOT) {
+                // The disk (not the map) is full: the commit failed and nothing was written.
+                for (std::size_t b = 0; b < count; ++b) {
+                    results[b].assign(
+                        group[first + b].batch.ops.size(),
+                        failed(Errc::storage_full, std::string("storage full: ") + e.what()));
+                }
+                return results;
+            } else if (e.rc() == MDB_MAP_RESIZED) {
+                adopt_foreign_resize();
+                continue;
+            } else {
+                for (std::size_t b = 0; b < count; ++b) {
+                    results[b].assign(group[first + b].batch.ops.size(),
+                                      failed(Errc::internal, e.what()));
+                }
+                return results;
+            }
+        }
+        if (map_full) {
+            const Growth growth = grow_map();
+            if (growth == Growth::grown) {
+                continue; // retry the whole group in the larger map
+            }
+            if (growth == Growth::snapshots_open) {
+                for (std::size_t b = 0; b < count; ++b) {
+                    results[b].assign(
+                        group[first + b].batch.ops.size(),
+                        failed(Errc::unavailable,
+                               "the map must grow but read snapshots stayed open; retry"));
+                }
+                return results;
+            }
+            if (count > 1) {
+                // At the hard limit: commit batch by batch so that small batches (and deletions,
+                // which free pages) can still succeed while the batches that do not fit fail.
+                std::vector<BatchResult> each;
+                for (std::size_t b = 0; b < count; ++b) {
+                    each.push_back(std::move(commit_group(group, first + b, 1).front()));
+                }
+                return each;
+            }
+            results[0].assign(
+                group[first].batch.ops.size(),
+                failed(Errc::storage_full, "storage full: the database reached max_db_size (" +
+                                               std::to_string(options_.max_db_size) + " bytes)"));
+            return results;
+        }
+        std::size_t ops = 0;
+        for (std::size_t b = 0; b < count; ++b) {
+            ops += results[b].size();
+        }
+        stat_commits_.fetch_add(1);
+        stat_committed_ops_.fetch_add(ops);
+        stat_last_commit_us_ =
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count());
+        stat_used_bytes_ = env_->used_bytes();
+        return results;
+    }
+}
+
+OpResult RegistryImpl::apply(GroupContext& ctx, const WriteOp& op, const std::string& account) {
+    return std::visit(
+        [&](const auto& o) -> OpResult {
+            using T = std::decay_t<decltype(o)>;
+            if constexpr (std::is_same_v<T, PutRecord>) {
+                return apply_put(ctx, o, account);
+            } else if constexpr (std::is_same_v<T, SetValues>) {
+                return apply_set(ctx, o, account);
+            } else if constexpr (std::is_same_v<T, RemoveValues>) {
+                return apply_remove(ctx, o, account);
+            } else if constexpr (std::is_same_v<T, DeleteRecord>) {
+                return apply_delete(ctx, o, account);
+            } else if constexpr (std::is_same_v<T, PutEntry>) {
+                return apply_put_entry(ctx, o, account);
+            } else {
+                return apply_delete_entry(ctx, o, account);
+            }
+        },
+        op);
+}
+
+namespace {
+
+/// The stored record under `key`, decoded; nullopt when absent. A corrupt stored record becomes
+/// an Error for this operation only.
+struct Existing {
+    bool found = false;
+    Record record;
+    std::optional<Error> error;
+};
+
+Existing load_existing(lmdb::Txn& txn, MDB_dbi ids, std::string_view key) {
+    Existing e;
+    std::string_view bytes;
+    if (!txn.get(ids, key, bytes)) {
+        return e;
+    }
+    auto rec = decode_record(bytes);
+    if (!rec) {
+        e.error = rec.error();
+        return e;
+    }
+    e.found = true;
+    e.record = std::move(rec).value();
+    return e;
+}
+
+} // namespace
+
+OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
+                                 const std::string& account) {
+    if (Status st = validate_values(op.values, options_.value_limits); !st) {
+        return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
+    }
+    const IdentifierKey key(op.handle.key());
+    Existing existing = load_existing(ctx.txn, ids_, key);
+    if (existing.error) {
+        return failed(existing.error->code, existing.error->message);
+    }
+    std::vector<HandleValue> values = op.values;
+    sort_by_index(values);
+    Outcome outcome;
+    std::string spelling = op.handle.spelling();
+    if (existing.found) {
+        if (same_values(existing.record.values, values)) {
+            return OpResult{Outcome::unchanged, {}, 0};
+        }
+        if (op.mode == PutMode::create) {
+            return failed(Errc::already_exists,
+                          "identifier " + op.handle.spelling() + " already exists");
+        }
+        spelling = existing.record.spelling; // the registered spelling is kept
+        outcome = Outcome::replaced;
+    } else {
+        if (op.mode == PutMode::replace) {
+            return failed(Errc::not_found,
+                          "identifier " + op.handle.spelling() + " is not registered");
+        }
+        outcome = Outcome::created;
+    }
+    stamp(values, existing.record.values, ctx.now);
+    const std::string bytes = encode_record(spelling, values);
+    if (outcome == Outcome::created) {
+        ctx.insert_identifier(ids_, key, bytes);
+    } else {
+        ctx.txn.put(ids_, key, bytes);
+    }
+    if (outcome == Outcome::created) {
+        ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
+        ctx.total_delta += 1;
+    }
+    OpResult result{outcome, {}, 0};
+    ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
+    return result;
+}
+
+OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
+                                 const std::string& account) {
+    if (Status st = validate_values(op.values, options_.value_limits); !st) {
+        return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
+    }
+    const IdentifierKey key(op.handle.key());
+    Existing existing = load_existing(ctx.txn, ids_, key);
+    if (existing.error) {
+        return failed(existing.error->code, existing.error->message);
+    }
+    if (!existing.found && !op.create_if_missing) {
+        return failed(Errc::not_found, "identifier " + op.handle.spelling() + " is not registered");
+    }
+    std::vector<HandleValue> merged = existing.record.values;
+    for (const auto& v : op.values) {
+        auto it = std::find_if(merged.begin(), merged.end(),
+                               [&](const HandleValue& m) { return m.index == v.index; });
+        if (it == merged.end()) {
+            merged.push_back(v);
+        } else {
+            *it = v;
+        }
+    }
+    sort_by_index(merged);
+    if (existing.found && same_values(existing.record.values, merged)) {
+        return OpResult{Outcome::unchanged, {}, 0};
+    }
+    if (Status st = validate_values(merged, options_.value_limits); !st) {
+        return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
+    }
+    stamp(merged, existing.record.values, ctx.now);
+    const std::string spelling = existing.found ? existing.record.spelling : op.handle.spelling();
+    const std::string bytes = encode_record(spelling, merged);
+    if (existing.found) {
+        ctx.txn.put(ids_, key, bytes);
+    } else {
+        ctx.insert_identifier(ids_, key, bytes);
+    }
+    const Outcome outcome = existing.found ? Outcome::updated : Outcome::created;
+    if (!existing.found) {
+        ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
+        ctx.total_delta += 1;
+    }
+    OpResult result{outcome, {}, 0};
+    ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
+    return result;
+}
+
+OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
+                                    const std::string& account) {
+    const IdentifierKey key(op.handle.key());
+    Existing existing = load_existing(ctx.txn, ids_, key);
+    if (existing.error) {
+        return failed(existing.error->code, existing.error->message);
+    }
+    if (!existing.found) {
+        return failed(Errc::not_found, "identifier " + op.handle.spelling() + " is not registered");
+    }
+    std::vector<HandleValue> kept;
+    for (const auto& v : existing.record.values) {
+        if (std::find(op.indices.begin(), op.indices.end(), v.index) == op.indices.end()) {
+            kept.push_back(v);
+        }
+    }
+    if (kept.size() == existing.record.values.size()) {
+        return OpResult{Outcome::unchanged, {}, 0};
+    }
+    if (kept.empty()) {
+        return apply_delete(ctx, DeleteRecord{op.handle}, account);
+    }
+    const std::string bytes = encode_record(existing.record.spelling, kept);
+    ctx.txn.put(ids_, key, bytes);
+    OpResult result{Outcome::updated, {}, 0};
+    ctx.log(ChangeKind::identifier, Outcome::updated, account, existing.record.spelling, bytes,
+            result, changes_);
+    return result;
+}
+
+OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op,
+                                    const std::string& account) {
+    const IdentifierKey key(op.handle.key());
+    std::string_view bytes;
+    if (!ctx.txn.get(ids_, key, bytes)) {
+        return failed(Errc::not_found, "identifier " + op.handle.spelling() + " is not registered");
+    }
+    std::string spelling = op.handle.spelling();
+    if (auto view = RecordView::parse(bytes)) {
+        spelling.assign(view->spelling());
+    }
+    ctx.txn.del(ids_, key);
+    ctx.count_deltas[counter_key(op.handle.prefix_key())] -= 1;
+    ctx.total_delta -= 1;
+    OpResult result{Outcome::deleted, {}, 0};
+    ctx.log(ChangeKind::identifier, Outcome::deleted, account, spelling, {}, result, changes_);
+    return result;
+}
+
+OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
+                                       const std::string& account) {
+    if (op.key.empty() || op.key.size() > kShortKeyLimit) {
+        return failed(Errc::invalid_value,
+                      "entry key must be 1 to " + std::to_string(kShortKeyLimit) + " bytes");
+    }
+    const MDB_dbi dbi = table(op.table);
+    std::string_view old;
+    const bool found = ctx.txn.get(dbi, op.key, old);
+    Outcome outcome;
+    if (found) {
+        if (old == op.value) {
+            return OpResult{Outcome::unchanged, {}, 0};
+        }
+        if (op.mode == PutMode::create) {
+            return failed(Errc::already_exists, "entry " + op.key + " already exists");
+        }
+        outcome = Outcome::replaced;
+    } else {
+        if (op.mode == PutMode::replace) {
+            return failed(Errc::not_found, "entry " + op.key + " does not exist");
+        }
+        outcome = Outcome::created;
+    }
+    ctx.txn.put(dbi, op.key, op.value);
+    OpResult result{outcome, {}, 0};
+    ctx.log(change_kind(op.table), outcome, account, op.key, op.value, result, changes_);
+    return result;
+}
+
+OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
+                                          const std::string& account) {
+    if (op.key.empty() || !ctx.txn.del(table(op.table), op.key)) {
+        return failed(Errc::not_found, "entry " + op.key + " does not exist");
+    }
+    OpResult result{Outcome::deleted, {}, 0};
+    ctx.log(change_kind(op.table), Outcome::deleted, account, op.key, {}, result, changes_);
+    return result;
+}
+
+Status RegistryImpl::sync() {
+    const int rc = mdb_env_sync(env_->get(), 1);
+    if (rc != MDB_SUCCESS) {
+        return Error{Errc::internal, std::string("mdb_env_sync: ") + mdb_strerror(rc)};
+    }
+    return {};
+}
+
+RegistryStats RegistryImpl::stats() const {
+    RegistryStats s;
+    s.map_size = stat_map_size_;
+    s.max_db_size = options_.max_db_size;
+    s.used_bytes = stat_used_bytes_;
+    s.identifiers = stat_identifiers_;
+    s.queued_ops = stat_queued_;
+    s.commits = stat_commits_;
+    s.committed_ops = stat_committed_ops_;
+    s.last_commit_us = stat_last_commit_us_;
+    s.map_growths = stat_growths_;
+    return s;
+}
+
+// ---- Registry facade
+// -----------------------------------------------------------------------------
+
+Registry::Registry(std::unique_ptr<RegistryImpl> impl) : impl_(std::move(impl)) {}
+Registry::~Registry() = default;
+
+std::unique_ptr<Registry> Registry::open(RegistryOptions options) {
+    return std::unique_ptr<Registry>(
+        new Registry(std::make_unique<RegistryImpl>(std::move(options))));
+}
+
+ReadSnapshot Registry::snapshot() const {
+    return impl_->snapshot();
+}
+
+void Registry::submit(WriteBatch batch, Completion done) {
+    impl_->submit(std::move(batch), std::move(done));
+}
+
+BatchResult Registry::write(WriteBatch batch) {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<BatchResult> out;
+    impl_->submit(std::move(batch), [&](BatchResult r) {
+        std::lock_guard lock(m);
+        out = std::move(r);
+        cv.notify_one();
+    });
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return out.has_value(); });
+    return std::move(*out);
+}
+
+OpResult Registry::write(WriteOp op, std::string account) {
+    WriteBatch batch;
+    batch.account = std::move(account);
+    batch.ops.push_back(std::move(op));
+    return std::move(write(std::move(batch)).front());
+}
+
+Status Registry::sync() {
+    return impl_->sync();
+}
+RegistryStats Registry::stats() const {
+    return impl_->stats();
+}
+const RegistryOptions& Registry::options() const noexcept {
+    return impl_->options();
+}
+
+} // namespace idnode::registry

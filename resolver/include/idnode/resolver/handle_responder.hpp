@@ -1,0 +1,114 @@
+// The Handle protocol responder: one request message in, one response message out, no sockets.
+//
+// `answer()` is everything the UDP and TCP servers need between reading a message and writing
+// one; it is a pure function of its arguments (the store is reached through `Lookup`, the clock
+// and randomness are passed in), so the same code serves both transports and every vector test.
+//
+// Semantics (DESIGN §6, issue 6, and the HANDLE.NET 9.3.1 captures in tests/data/handle-2.11.md):
+// - RESOLUTION (opcode 1): the handle is validated (RC 102 if invalid); a prefix that is_homed()
+//   rejects gets RC 301 "That prefix doesn't live here"; an unknown handle RC 100 with an empty
+//   message. Values are selected by the request's index and type lists (ValueFilter::selects: any
+//   index or any type; "URL." matches subtypes). Without the PUBL flag, a selection that includes
+//   a value without public read permission gets RC 402 and a challenge (request digest + 16-byte
+//   nonce), because the client is never authenticated here; with PUBL such values are left out.
+//   An empty selection is RC 200. Otherwise RC 1 with the selected values' stored wire bytes
+//   copied as they are, after the handle as the client spelled it.
+// - `0.NA/<prefix>` for a homed prefix resolves to a record holding one HS_SITE value (index 1)
+//   built from the configured site, so recursive resolvers can find this node.
+// - GET_SITE_INFO (opcode 2): RC 1 with the encoded SiteInfo.
+// - Every other opcode: RC 5 (operation not supported). Writes go through the HTTPS API.
+// - Malformed requests: RC 4 with a message naming the problem, when the envelope is readable
+//   (so the client can match the answer by request id); a declared length over 256 KiB also asks
+//   for the connection to be closed. Input shorter than an envelope, and any message that is itself
+//   a response (response code != 0), get no answer: replying to responses invites reflection loops
+//   between servers.
+// - Version: the response is written in the client's suggested version (its highest; the message
+//   version when it suggests none), lowered to ours (2.11) when higher; ours is always suggested.
+// - Envelope: session id and request id echoed (a challenge gets a fresh session id), message id 0.
+//   Header: opcode echoed, site_info_serial = site.serial, recursion count echoed, expiration =
+//   now + 43200, op flags = AT | REC | the request's CA, PUBL and DNRF | RD when a digest leads the
+//   body (when the request set RD, and always for a challenge).
+//
+// Thread safety: answer() touches nothing but its arguments; it is safe to call concurrently if the
+// callables are.
+#pragma once
+
+#include "idnode/registry/error.hpp"
+#include "idnode/registry/identifier.hpp"
+#include "idnode/registry/value.hpp"
+#include "idnode/resolver/handle_protocol.hpp"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace idnode::resolver::handle {
+
+/// Visits the stored record of `handle`; the view is valid only during the call. The same shape as
+/// registry::ReadSnapshot::visit: returns Errc::not_found when there is no such record (the
+/// visitor is then not called), other codes for failures (corrupt, unavailable, internal).
+using RecordVisitor = std::function<void(const registry::RecordView&)>;
+using Lookup = std::function<registry::Status(const registry::Handle&, const RecordVisitor&)>;
+
+/// True if this node serves `prefix_key` (a case-folded prefix such as "88.999"). Whether prefixes
+/// below a homed one count as homed is the predicate's decision.
+using HomedPredicate = std::function<bool(std::string_view prefix_key)>;
+
+/// Fills the span with unpredictable bytes (challenge nonces and session ids).
+using RandomFill = std::function<void(std::span<std::uint8_t>)>;
+
+/// A cryptographically secure RandomFill (OpenSSL RAND_bytes; std::random_device if that ever
+/// fails). Thread-safe.
+void secure_random_fill(std::span<std::uint8_t> out) noexcept;
+
+/// What does not change from request to request. Owned by the server; read-only in answer().
+struct ResponderConfig {
+    SiteInfo site;
+    /// Handles longer than this are invalid (RC 102); DESIGN §2 default 255, at most 2048.
+    registry::HandleLimits handle_limits{};
+    std::uint32_t response_lifetime = kResponseLifetimeSeconds;
+};
+
+/// What a single answer() call may use. References must outlive the call.
+struct RequestContext {
+    const Lookup& lookup;
+    const HomedPredicate& is_homed;
+    const RandomFill& random;
+    std::uint32_t now = 0; // unix seconds
+};
+
+enum class Disposition : std::uint8_t {
+    reply,           // send `message`, keep the connection
+    reply_and_close, // send `message`, then close the TCP connection (UDP: just send)
+    drop,            // send nothing; `message` is empty
+};
+
+/// The challenge sent with an RC 402, for a future CHALLENGE_RESPONSE (opcode 200) handler: the
+/// client proves itself by signing nonce + digest and echoes session_id.
+struct Challenge {
+    std::uint32_t session_id = 0;
+    std::array<std::uint8_t, kChallengeNonceSize> nonce{};
+    DigestAlgorithm digest_algorithm = DigestAlgorithm::sha256;
+    std::string request_digest;
+};
+
+struct Answer {
+    Disposition disposition = Disposition::drop;
+    std::string message;                // the whole response, envelope included
+    std::uint32_t opcode = 0;           // the request's opcode (0 if unreadable), for metrics
+    std::uint32_t response_code = 0;    // the RC sent (0 when dropped), for metrics
+    std::optional<WireError> malformed; // why the request was rejected as malformed, for the log
+    std::optional<Challenge> challenge; // set with RC 402
+};
+
+/// Answers one request. `request_message` is one whole message, envelope included: a UDP datagram
+/// as received, or a TCP frame cut with probe_frame(). Never throws for any input (std::bad_alloc
+/// aside) and never reads outside `request_message`.
+Answer answer(std::string_view request_message, const ResponderConfig& config,
+              const RequestContext& context);
+
+} // namespace idnode::resolver::handle

@@ -1,0 +1,106 @@
+#include "idnode/registry/admin.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace idnode::registry;
+
+TEST_CASE("password hashes verify the right password only") {
+    const std::string stored = hash_password("s3cret-密码", 1000);
+    CHECK(stored.rfind("pbkdf2-sha256$1000$", 0) == 0);
+    CHECK(verify_password("s3cret-密码", stored));
+    CHECK_FALSE(verify_password("s3cret-密", stored));
+    CHECK_FALSE(verify_password("", stored));
+    // salted: the same password hashes differently
+    CHECK(hash_password("same", 1000) != hash_password("same", 1000));
+}
+
+TEST_CASE("malformed stored password hashes never verify") {
+    for (const char* bad :
+         {"", "pbkdf2-sha256$", "pbkdf2-sha256$x$00$00", "pbkdf2-sha256$1000$zz$00",
+          "pbkdf2-sha256$1000$00$0011", "md5$1$00$00", "pbkdf2-sha256$0$00$"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(verify_password("anything", bad));
+    }
+}
+
+TEST_CASE("API keys: generated, parsed, matched, and nothing else matches") {
+    const auto k = generate_api_key("factory-a", 1700000000);
+    auto parsed = parse_api_key(k.key);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->key_id == k.record.key_id);
+    CHECK(api_key_matches(k.record, parsed->secret));
+    const auto other = generate_api_key("factory-a", 1700000000);
+    CHECK_FALSE(api_key_matches(k.record, parse_api_key(other.key)->secret));
+    CHECK(k.key != other.key);
+    for (const std::string& bad :
+         {std::string(""), std::string("idn_"), k.key.substr(1), k.key + "0",
+          "xdn_" + k.key.substr(4), std::string(k.key).replace(20, 1, "-"),
+          std::string(k.key).replace(30, 1, "G")}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_api_key(bad).has_value());
+    }
+}
+
+TEST_CASE("admin records round-trip and reject truncation") {
+    PrefixRecord p{"88.118.8",
+                   PrefixKind::enterprise,
+                   PrefixStatus::suspended,
+                   {"宝钢股份", "91310000631696382C", "C3120", "ops@example.cn"},
+                   1700000000};
+    auto pd = decode_prefix(encode_prefix(p));
+    REQUIRE(pd.ok());
+    CHECK(pd->prefix == p.prefix);
+    CHECK(pd->status == PrefixStatus::suspended);
+    CHECK(pd->enterprise.name == "宝钢股份");
+    CHECK(pd->enterprise.credit_code == p.enterprise.credit_code);
+
+    Account a{"mes-1",
+              Role::enterprise,
+              {"88.118.8", "88.118.9"},
+              hash_password("pw", 1000),
+              sha256_hex("pw"),
+              3,
+              42};
+    auto ad = decode_account(encode_account(a));
+    REQUIRE(ad.ok());
+    CHECK(ad->username == "mes-1");
+    CHECK(ad->role == Role::enterprise);
+    CHECK(ad->prefixes == a.prefixes);
+    CHECK(ad->token_generation == 3);
+    CHECK(verify_password("pw", ad->password_hash));
+
+    const auto key = generate_api_key("mes-1", 5).record;
+    auto kd = decode_api_key(encode_api_key(key));
+    REQUIRE(kd.ok());
+    CHECK(kd->secret_sha256 == key.secret_sha256);
+
+    for (const std::string& bytes : {encode_prefix(p), encode_account(a), encode_api_key(key)}) {
+        for (std::size_t n = 0; n < bytes.size(); ++n) {
+            const std::string_view cut(bytes.data(), n);
+            CHECK_FALSE(decode_prefix(cut).ok());
+            CHECK_FALSE(decode_account(cut).ok());
+            CHECK_FALSE(decode_api_key(cut).ok());
+        }
+    }
+}
+
+TEST_CASE("roles and usernames") {
+    CHECK(parse_role("admin") == Role::admin);
+    CHECK(parse_role("enterprise") == Role::enterprise);
+    CHECK(parse_role("reader") == Role::reader);
+    CHECK_FALSE(parse_role("Admin").has_value());
+    CHECK(std::string(role_name(Role::reader)) == "reader");
+    CHECK(validate_username("mes.line-2_a@plant").ok());
+    CHECK_FALSE(validate_username("").ok());
+    CHECK_FALSE(validate_username(std::string(65, 'a')).ok());
+    CHECK_FALSE(validate_username("a b").ok());
+    CHECK_FALSE(validate_username("用户").ok());
+}
+
+TEST_CASE("sha256 and constant-time comparison") {
+    CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(constant_time_equal("abc", "abc"));
+    CHECK_FALSE(constant_time_equal("abc", "abd"));
+    CHECK_FALSE(constant_time_equal("abc", "ab"));
+    CHECK(random_hex(16).size() == 32);
+}
