@@ -7,7 +7,9 @@
 //   idnode listening https=127.0.0.1:8443 ops=127.0.0.1:9464
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/logging.hpp"
+#include "idnode/registry/registry.hpp"
 #include "idnode/resolver/metrics.hpp"
+#include "idnode/resolver/node_api.hpp"
 #include "idnode/resolver/router.hpp"
 #include "idnode/resolver/server.hpp"
 #include "idnode/resolver/version.hpp"
@@ -47,7 +49,17 @@ int serve(const std::optional<std::string>& path) {
     const NodeConfig config = read_config(path);
     Logging logging(config.log);
     MetricsRegistry metrics;
-    Router router; // the API routes are registered here as they are built (issue 3)
+
+    idnode::registry::RegistryOptions store;
+    store.data_dir = config.node.data_dir;
+    store.max_db_size = config.node.max_db_size;
+    // Declared before the server: destroyed after it, so the writer drains every acknowledged
+    // write of the requests the server finished while stopping.
+    auto registry = idnode::registry::Registry::open(store);
+
+    NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes, {}, config.node.public_base_url});
+    Router router;
+    api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);
     std::cout << "idnode listening https=" << server.https_endpoint().to_string()
               << " ops=" << server.ops_endpoint().to_string() << std::endl;

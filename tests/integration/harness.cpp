@@ -271,8 +271,16 @@ std::string NodeProcess::config_text() const {
 }
 
 void NodeProcess::start(Millis timeout) {
-    if (pid_ > 0)
-        throw HarnessError("NodeProcess::start called twice");
+    if (pid_ > 0 && !exit_code_)
+        throw HarnessError("NodeProcess::start called while the node is running");
+    // A node that exited may be started again on the same directory (restart tests).
+    pid_ = -1;
+    exit_code_.reset();
+    https_port_ = ops_port_ = 0;
+    if (stdout_fd_ >= 0) {
+        ::close(stdout_fd_);
+        stdout_fd_ = -1;
+    }
     write_file(config_path(), config_text());
 
     int out_pipe[2];
