@@ -86,12 +86,15 @@ TEST_CASE("1,000 requests over one keep-alive connection") {
         REQUIRE(id > previous);
         previous = id;
     }
-    const auto metrics = http_get(node.ops_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(idnode_tls_handshakes_total{result="ok"})") == 1);
-    CHECK(metric_value(
-              metrics,
-              R"(idnode_http_requests_total{method="GET",route="unmatched",status="404"})") ==
-          count);
+    // Requests are counted once their response is written: poll briefly.
+    CHECK(eventually([&] {
+        return metric_value(
+                   http_get(node.ops_port(), "/metrics").body(),
+                   R"(idnode_http_requests_total{method="GET",route="unmatched",status="404"})") ==
+               count;
+    }));
+    CHECK(metric_value(http_get(node.ops_port(), "/metrics").body(),
+                       R"(idnode_tls_handshakes_total{result="ok"})") == 1);
     CHECK(node.stop() == 0);
 }
 
