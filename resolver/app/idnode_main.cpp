@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/logger.h>
 
+#include <csignal>
 #include <iostream>
 #include <optional>
 
@@ -87,6 +88,9 @@ int main(int argc, char** argv) {
 
     if (check_path)
         return check_config(*check_path);
+    // A log or stdout pipe whose reader went away must surface as a write error, not kill the
+    // node (sockets already use MSG_NOSIGNAL).
+    std::signal(SIGPIPE, SIG_IGN);
     try {
         return serve(config_path);
     } catch (const std::exception& e) {

@@ -52,6 +52,23 @@ TEST_CASE("an unknown route answers 404 with the Handle-style JSON body") {
     CHECK(log.find("GET \"/no/such/route\" route=unmatched status=404 bytes=44") !=
           std::string::npos);
     CHECK(log.find("x=1") == std::string::npos);
+    CHECK(log.find("GET \"/bye\" route=unmatched status=404") != std::string::npos);
+}
+
+TEST_CASE("Expect: 100-continue gets an interim response before the body is sent") {
+    NodeProcess node("expect");
+    node.start();
+    HttpsClient client(node.https_port(), trust(node.pki().ca_cert));
+    client.connect();
+    client.write_raw("POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\n\r\n");
+    const Response interim = client.read_response();
+    CHECK(interim.result() == http::status::continue_);
+    client.write_raw("hello");
+    const Response final_response = client.read_response();
+    CHECK(final_response.result() == http::status::not_found);
+    CHECK(final_response.keep_alive());
+    CHECK(node.stop() == 0);
 }
 
 TEST_CASE("1,000 requests over one keep-alive connection") {
@@ -69,12 +86,15 @@ TEST_CASE("1,000 requests over one keep-alive connection") {
         REQUIRE(id > previous);
         previous = id;
     }
-    const auto metrics = http_get(node.ops_port(), "/metrics").body();
-    CHECK(metric_value(metrics, R"(idnode_tls_handshakes_total{result="ok"})") == 1);
-    CHECK(metric_value(
-              metrics,
-              R"(idnode_http_requests_total{method="GET",route="unmatched",status="404"})") ==
-          count);
+    // Requests are counted once their response is written: poll briefly.
+    CHECK(eventually([&] {
+        return metric_value(
+                   http_get(node.ops_port(), "/metrics").body(),
+                   R"(idnode_http_requests_total{method="GET",route="unmatched",status="404"})") ==
+               count;
+    }));
+    CHECK(metric_value(http_get(node.ops_port(), "/metrics").body(),
+                       R"(idnode_tls_handshakes_total{result="ok"})") == 1);
     CHECK(node.stop() == 0);
 }
 

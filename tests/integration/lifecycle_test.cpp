@@ -117,6 +117,14 @@ TEST_CASE("ops listener: /healthz, /readyz, /metrics") {
     for (int i = 0; i < 3; ++i)
         CHECK(client.request(http::verb::get, "/x").result() == http::status::not_found);
 
+    // Requests are counted when their response has been written, which may be a moment after
+    // the client has read it.
+    CHECK(eventually([&] {
+        return metric_value(
+                   http_get(node.ops_port(), "/metrics").body(),
+                   R"(idnode_http_requests_total{method="GET",route="unmatched",status="404"})") ==
+               3;
+    }));
     const Response metrics = http_get(node.ops_port(), "/metrics");
     CHECK(metrics.result() == http::status::ok);
     CHECK(contains(std::string(metrics[http::field::content_type]), "text/plain; version=0.0.4"));
@@ -154,7 +162,11 @@ TEST_CASE("SIGTERM: readyz turns 503, an in-flight request is answered, idle one
     HttpsClient busy(node.https_port(), trusting(node));
     busy.connect();
     CHECK(busy.request(http::verb::get, "/x").result() == http::status::not_found);
-    busy.write_raw("GET /in-flight HTTP/1.1\r\n"); // a request the server has started reading
+    // A request the server is provably in the middle of: it has read the header (and said so
+    // with "100 Continue") but not the body yet.
+    busy.write_raw("POST /in-flight HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                   "Expect: 100-continue\r\n\r\n");
+    CHECK(busy.read_response().result() == http::status::continue_);
 
     node.signal(SIGTERM);
     CHECK(idle.wait_closed(3s)); // the idle keep-alive connection is closed promptly
@@ -163,7 +175,7 @@ TEST_CASE("SIGTERM: readyz turns 503, an in-flight request is answered, idle one
     }));
     CHECK(node.running()); // still draining: the busy connection has a request in flight
 
-    busy.write_raw("Host: localhost\r\n\r\n");
+    busy.write_raw("hello");
     const Response last = busy.read_response();
     CHECK(last.result() == http::status::not_found);
     CHECK_FALSE(last.keep_alive()); // told that the connection ends here
