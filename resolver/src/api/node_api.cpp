@@ -544,9 +544,14 @@ private:
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
+    /// GET /{handle}: a path that is not a handle homed here is simply an unknown route (the
+    /// catch-all must not turn every typo into a Handle error).
     Response proxy(const Request& req, RequestContext& ctx) {
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h)) return *r;
+        if (path_handle(req, ctx, h)) {
+            ctx.route = "unmatched";
+            return json_response(req, http::status::not_found, R"({"responseCode":4,"message":"unknown route"})");
+        }
         std::string location;
         json::array values;
         std::string html_rows;
