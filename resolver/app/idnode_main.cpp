@@ -1,17 +1,100 @@
 // idnode — the secondary-node server.
+//
+// Exit codes: 0 after a graceful stop (SIGTERM/SIGINT) or a successful --check-config;
+// 1 when the configuration is invalid or the node cannot start (the reason goes to stderr).
+// stdout carries exactly one line once both listeners are bound, flushed at once so that
+// scripts and tests can find the (possibly ephemeral) ports:
+//   idnode listening https=127.0.0.1:8443 ops=127.0.0.1:9464
+#include "idnode/resolver/config.hpp"
+#include "idnode/resolver/logging.hpp"
+#include "idnode/registry/registry.hpp"
+#include "idnode/resolver/metrics.hpp"
+#include "idnode/resolver/node_api.hpp"
+#include "idnode/resolver/router.hpp"
+#include "idnode/resolver/server.hpp"
 #include "idnode/resolver/version.hpp"
 
 #include <CLI/CLI.hpp>
+#include <spdlog/logger.h>
 
+#include <csignal>
 #include <iostream>
+#include <optional>
+
+namespace {
+
+using namespace idnode::resolver;
+
+NodeConfig read_config(const std::optional<std::string>& path) {
+    if (path)
+        return load_config(*path);
+    NodeConfig defaults; // every key at its documented default
+    apply_environment(defaults);
+    return defaults;
+}
+
+int check_config(const std::string& path) {
+    try {
+        const NodeConfig config = load_config(path);
+        // Loading the certificate and key catches the most common deployment mistake too.
+        check_tls_files(config);
+        std::cout << path << ": configuration is valid\n";
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "idnode: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+int serve(const std::optional<std::string>& path) {
+    const NodeConfig config = read_config(path);
+    Logging logging(config.log);
+    MetricsRegistry metrics;
+
+    idnode::registry::RegistryOptions store;
+    store.data_dir = config.node.data_dir;
+    store.max_db_size = config.node.max_db_size;
+    // Declared before the server: destroyed after it, so the writer drains every acknowledged
+    // write of the requests the server finished while stopping.
+    auto registry = idnode::registry::Registry::open(store);
+
+    NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes, {}, config.node.public_base_url});
+    Router router;
+    api.register_routes(router);
+    Server server(config, router.as_dispatch(), metrics, logging);
+    std::cout << "idnode listening https=" << server.https_endpoint().to_string()
+              << " ops=" << server.ops_endpoint().to_string() << std::endl;
+    logging.app().info("idnode {} starting", version());
+    server.run();
+    return 0;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"idnode — secondary node of an industrial-internet identifier resolution system"};
-    app.set_version_flag("--version", std::string("idnode ") + idnode::resolver::version());
-    std::string config;
-    app.add_option("--config", config, "TOML configuration file (conf/idnode.toml)");
+    app.set_version_flag("--version", std::string("idnode ") + version());
+    std::optional<std::string> config_path;
+    std::optional<std::string> check_path;
+    auto* config_opt =
+        app.add_option("--config", config_path,
+                       "TOML configuration file (see conf/idnode.toml); without it every key "
+                       "has its default");
+    app.add_option(
+           "--check-config", check_path,
+           "validate FILE (syntax, keys, types, certificate files) and exit: 0 valid, 1 not")
+        ->excludes(config_opt);
     CLI11_PARSE(app, argc, argv);
-    std::cerr << "idnode: the network server is not built yet (see issue 3); only --version and "
-                 "--help work in this build\n";
-    return 1;
+
+    if (check_path)
+        return check_config(*check_path);
+    // A log or stdout pipe whose reader went away must surface as a write error, not kill the
+    // node (sockets already use MSG_NOSIGNAL).
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        return serve(config_path);
+    } catch (const std::exception& e) {
+        std::cerr << "idnode: " << e.what() << std::endl;
+        return 1;
+    }
 }

@@ -1,0 +1,50 @@
+// The node's HTTP API over the registry: the Handle REST API (DESIGN §5.1) and the native admin
+// API for prefixes, accounts and keys (§5.3). Routes are registered on a Router; handlers never
+// see a socket. Reads run on the I/O thread (one short snapshot each); writes are submitted to the
+// registry's group-commit writer and answered from its completion, so an I/O thread never waits
+// for a durable commit.
+//
+// Decisions where DESIGN is silent (also in README):
+// - A prefix is homed when it equals or lies below a configured homed prefix
+//   (node.homed_prefixes) or a node prefix recorded by `idctl init`.
+// - Writes need the identifier's prefix to be exactly an allocated, active enterprise prefix or a
+//   homed node prefix (admin only). Not homed -> 400 RC 301; homed but not allocated -> 404
+//   RC 100 with a message saying so; suspended -> 403 RC 400.
+// - Anonymous writes -> 401 RC 402; a caller writing outside its prefixes -> 403 RC 401.
+// - PUT with overwrite=false on an existing handle -> 409 RC 101, even when the content is
+//   identical (HANDLE.NET's behaviour; bulk create is the idempotent path).
+// - Storage full -> 507 RC 2; registry shutting down -> 503 RC 3.
+#pragma once
+
+#include "idnode/registry/registry.hpp"
+#include "idnode/resolver/router.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace idnode::resolver {
+
+struct NodeApiOptions {
+    std::vector<std::string> homed_prefixes; // as configured; folded internally
+    registry::HandleLimits handle_limits{};
+    std::string public_base_url;             // e.g. "https://id.example.cn" (proxy links)
+};
+
+class NodeApi {
+public:
+    /// Reads the node prefixes recorded in the registry. `registry` must outlive the NodeApi.
+    NodeApi(registry::Registry& registry, NodeApiOptions options);
+    ~NodeApi();
+    NodeApi(const NodeApi&) = delete;
+    NodeApi& operator=(const NodeApi&) = delete;
+
+    /// Registers every route. The NodeApi must outlive the router's use.
+    void register_routes(Router& router);
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace idnode::resolver

@@ -1,0 +1,193 @@
+#include "auth.hpp"
+
+#include "values_json.hpp"
+
+namespace idnode::resolver::api {
+using registry::Role;
+
+bool Principal::may_write(std::string_view prefix_key) const noexcept {
+    if (is_admin()) {
+        return true;
+    }
+    if (role != Role::enterprise) {
+        return false;
+    }
+    for (const auto& p : prefixes) {
+        if (registry::prefix_is_under(prefix_key, p)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool Principal::may_read_private(std::string_view prefix_key) const noexcept {
+    if (is_admin()) {
+        return true;
+    }
+    if (anonymous()) {
+        return false;
+    }
+    for (const auto& p : prefixes) { // enterprise: owned; reader: granted
+        if (registry::prefix_is_under(prefix_key, p)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Authenticator::Authenticator(registry::Registry& registry, AuthOptions options)
+    : registry_(registry), options_(options) {}
+
+bool Authenticator::throttled(const std::string& key, std::chrono::steady_clock::time_point now,
+                              std::chrono::seconds& retry_after) {
+    auto it = failures_.find(key);
+    if (it == failures_.end()) {
+        return false;
+    }
+    if (now - it->second.start >= options_.failure_window) {
+        failures_.erase(it);
+        return false;
+    }
+    if (it->second.failures < options_.max_failures) {
+        return false;
+    }
+    retry_after = std::chrono::duration_cast<std::chrono::seconds>(options_.failure_window - (now - it->second.start)) +
+                  std::chrono::seconds(1);
+    return true;
+}
+
+void Authenticator::record_failure(const std::string& key, std::chrono::steady_clock::time_point now) {
+    if (failures_.size() > 100000) { // bound memory under a spray of addresses: drop old windows
+        for (auto it = failures_.begin(); it != failures_.end();) {
+            it = (now - it->second.start >= options_.failure_window) ? failures_.erase(it) : std::next(it);
+        }
+    }
+    auto& w = failures_[key];
+    if (w.failures == 0 || now - w.start >= options_.failure_window) {
+        w.start = now;
+        w.failures = 0;
+    }
+    ++w.failures;
+}
+
+AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string& account, std::string message) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    record_failure("ip:" + client_ip, now);
+    if (!account.empty()) {
+        record_failure("user:" + account, now);
+    }
+    AuthOutcome out;
+    out.status = 401;
+    out.message = std::move(message);
+    return out;
+}
+
+void Authenticator::forget(const std::string& username) {
+    std::lock_guard lock(mutex_);
+    const std::string prefix = username + '\0';
+    for (auto it = verified_.begin(); it != verified_.end();) {
+        it = it->first.compare(0, prefix.size(), prefix) == 0 ? verified_.erase(it) : std::next(it);
+    }
+}
+
+AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot, std::string_view username,
+                                        const std::string& client_ip) {
+    auto bytes = snapshot.get_entry(registry::Table::accounts, username);
+    if (!bytes) {
+        return fail(client_ip, std::string(username), "account does not exist");
+    }
+    auto account = registry::decode_account(*bytes);
+    if (!account) {
+        return fail(client_ip, std::string(username), "account record is unreadable");
+    }
+    AuthOutcome out;
+    out.principal.username = account->username;
+    out.principal.role = account->role;
+    out.principal.prefixes = account->prefixes;
+    return out;
+}
+
+AuthOutcome Authenticator::authenticate(std::string_view authorization, const std::string& client_ip) {
+    if (authorization.empty()) {
+        return {};
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const auto space = authorization.find(' ');
+    const std::string_view scheme = authorization.substr(0, space);
+    const std::string_view credentials =
+        space == std::string_view::npos ? std::string_view{} : authorization.substr(space + 1);
+
+    std::string username;
+    std::string password;
+    std::optional<registry::ParsedApiKey> key;
+    if (registry::equals_folded(scheme, "Bearer")) {
+        key = registry::parse_api_key(credentials);
+        if (!key) {
+            return fail(client_ip, {}, "the bearer token is not an idnode API key");
+        }
+    } else if (registry::equals_folded(scheme, "Basic")) {
+        std::string decoded;
+        if (!base64_decode(credentials, decoded) || decoded.find(':') == std::string::npos) {
+            return fail(client_ip, {}, "malformed Basic credentials");
+        }
+        username = decoded.substr(0, decoded.find(':'));
+        password = decoded.substr(decoded.find(':') + 1);
+    } else {
+        return fail(client_ip, {}, "unsupported Authorization scheme (use Bearer or Basic)");
+    }
+
+    {
+        std::lock_guard lock(mutex_);
+        std::chrono::seconds retry{0};
+        if (throttled("ip:" + client_ip, now, retry) || (!username.empty() && throttled("user:" + username, now, retry))) {
+            AuthOutcome out;
+            out.status = 429;
+            out.message = "too many failed logins; retry later";
+            out.retry_after = retry;
+            return out;
+        }
+    }
+
+    auto snapshot = registry_.snapshot();
+    if (key) {
+        auto bytes = snapshot.get_entry(registry::Table::api_keys, key->key_id);
+        auto record = bytes ? registry::decode_api_key(*bytes) : registry::Result<registry::ApiKeyRecord>(
+                                                                     registry::Error{registry::Errc::not_found, ""});
+        if (!record || !registry::api_key_matches(*record, key->secret)) {
+            return fail(client_ip, {}, "unknown or revoked API key");
+        }
+        return from_account(snapshot, record->username, client_ip);
+    }
+
+    auto bytes = snapshot.get_entry(registry::Table::accounts, username);
+    auto account = bytes ? registry::decode_account(*bytes)
+                         : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
+    if (!account || account->password_hash.empty()) {
+        return fail(client_ip, username, "wrong username or password");
+    }
+    const std::string cache_key = username + '\0' + registry::sha256_raw(password);
+    bool cached = false;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = verified_.find(cache_key);
+        cached = it != verified_.end() && it->second.first == account->password_hash && it->second.second > now;
+    }
+    if (!cached) {
+        if (!registry::verify_password(password, account->password_hash)) {
+            return fail(client_ip, username, "wrong username or password");
+        }
+        std::lock_guard lock(mutex_);
+        if (verified_.size() >= options_.cache_entries) {
+            verified_.clear(); // crude but bounded; a miss only costs one PBKDF2
+        }
+        verified_[cache_key] = {account->password_hash, now + options_.cache_ttl};
+    }
+    AuthOutcome out;
+    out.principal.username = account->username;
+    out.principal.role = account->role;
+    out.principal.prefixes = account->prefixes;
+    return out;
+}
+
+} // namespace idnode::resolver::api

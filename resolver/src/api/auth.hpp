@@ -1,0 +1,89 @@
+// Who is calling: API keys (Authorization: Bearer idn_…) and HTTP Basic (username:password).
+// Internal to the resolver.
+//
+// - Anonymous callers get a Principal with role "anonymous": public resolution only.
+// - Bad credentials are an error (HTTP 401), never a silent downgrade to anonymous.
+// - Failed logins are throttled per client IP and per account: after `max_failures` failures
+//   within `failure_window`, further attempts are refused with 429 until the window passes,
+//   without even checking the password (PBKDF2 is deliberately slow).
+// - Verified Basic credentials are cached (keyed by username and a SHA-256 of the password, bound
+//   to the stored hash) so that keep-alive clients do not pay PBKDF2 on every request.
+// - Secrets never reach logs: only usernames and key ids appear in messages.
+// Thread safety: authenticate() may be called from many threads at once.
+#pragma once
+
+#include "idnode/registry/admin.hpp"
+#include "idnode/registry/registry.hpp"
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace idnode::resolver::api {
+
+struct Principal {
+    std::string username;                      // empty = anonymous
+    std::optional<registry::Role> role;        // nullopt = anonymous
+    std::vector<std::string> prefixes;         // folded
+
+    bool anonymous() const noexcept { return !role.has_value(); }
+    bool is_admin() const noexcept { return role == registry::Role::admin; }
+    /// May write identifiers under `prefix_key` (admin anywhere; enterprise under its prefixes).
+    bool may_write(std::string_view prefix_key) const noexcept;
+    /// May see non-public values under `prefix_key` (admin; enterprise owner; granted reader).
+    bool may_read_private(std::string_view prefix_key) const noexcept;
+};
+
+struct AuthOptions {
+    unsigned max_failures = 10;
+    std::chrono::seconds failure_window{60};
+    std::size_t cache_entries = 10000;
+    std::chrono::seconds cache_ttl{300};
+};
+
+struct AuthOutcome {
+    Principal principal;
+    // When set, the request must be refused with this status (401 or 429) and message.
+    unsigned status = 0;
+    std::string message;
+    std::chrono::seconds retry_after{0};
+
+    bool ok() const noexcept { return status == 0; }
+};
+
+class Authenticator {
+public:
+    Authenticator(registry::Registry& registry, AuthOptions options);
+
+    /// Inspects the Authorization header value (empty = none).
+    AuthOutcome authenticate(std::string_view authorization, const std::string& client_ip);
+
+    /// Forgets cached verifications of `username` (password changed, key revoked).
+    void forget(const std::string& username);
+
+private:
+    AuthOutcome from_account(const registry::ReadSnapshot& snapshot, std::string_view username,
+                             const std::string& client_ip);
+    bool throttled(const std::string& key, std::chrono::steady_clock::time_point now,
+                   std::chrono::seconds& retry_after);
+    void record_failure(const std::string& key, std::chrono::steady_clock::time_point now);
+    AuthOutcome fail(const std::string& client_ip, const std::string& account, std::string message);
+
+    registry::Registry& registry_;
+    AuthOptions options_;
+
+    struct Window {
+        std::chrono::steady_clock::time_point start;
+        unsigned failures = 0;
+    };
+    std::mutex mutex_;
+    std::unordered_map<std::string, Window> failures_;
+    // username + '\0' + sha256(password) -> (stored hash it was verified against, expiry)
+    std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> verified_;
+};
+
+} // namespace idnode::resolver::api

@@ -1,0 +1,44 @@
+// JSON forms of identifier values, shared by the Handle REST API, the native API and (later) the
+// SNMS and bulk endpoints. Internal to the resolver.
+//
+// Value in (HANDLE.NET v9 REST shape, lenient where clients differ):
+//   {"index":1,"type":"URL","data":{"format":"string","value":"https://..."},"ttl":86400,
+//    "permissions":"1110"}
+//   data formats: "string" (UTF-8 text), "base64", "hex", "admin" ({"handle","index",
+//   "permissions"} -> HS_ADMIN bytes); a bare string `"data":"text"` means format "string".
+//   ttl defaults to 86400, permissions to "1110"; "timestamp" is ignored (the server sets it).
+// Value out: index, type, data {format, value}, ttl, timestamp (ISO-8601 UTC), and
+//   "permissions" only when not "1110". data is "string" when the bytes are valid UTF-8, "admin"
+//   for a decodable HS_ADMIN value, "base64" otherwise.
+#pragma once
+
+#include "idnode/registry/value.hpp"
+
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <vector>
+
+namespace idnode::resolver::api {
+
+/// Parses one value object; on failure returns the reason ("values[2].index must be a positive
+/// integer"). `where` names the value in messages.
+registry::Result<registry::HandleValue> value_from_json(const boost::json::value& json,
+                                                        const std::string& where);
+
+/// Parses a values array.
+registry::Result<std::vector<registry::HandleValue>> values_from_json(const boost::json::value& json);
+
+void value_to_json(boost::json::object& out, const registry::ValueView& value);
+boost::json::object value_to_json(const registry::HandleValue& value);
+
+/// "2024-11-22T10:00:00Z"
+std::string iso8601(std::uint32_t unix_seconds);
+
+std::string base64_encode(std::string_view bytes);
+bool base64_decode(std::string_view text, std::string& out);
+
+/// HS_ADMIN value bytes: permissions u16, handle (u32 length + bytes), index u32.
+std::string encode_admin(std::string_view handle, std::int32_t index, std::uint16_t permissions);
+
+} // namespace idnode::resolver::api

@@ -1,0 +1,180 @@
+#include "idnode/resolver/http.hpp"
+
+#include <atomic>
+#include <cstdio>
+
+namespace idnode::resolver {
+
+std::string_view RequestContext::param(std::string_view name) const noexcept {
+    for (const auto& [key, value] : params)
+        if (key == name)
+            return value;
+    return {};
+}
+
+// ---- Responder ----------------------------------------------------------------------------------
+
+struct Responder::State {
+    RequestContext context;
+    Sink sink;
+    std::atomic<bool> sent{false};
+
+    State(RequestContext c, Sink s) : context(std::move(c)), sink(std::move(s)) {}
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+
+    // A handler that forgot to answer must not stall the connection's pipeline forever.
+    ~State() {
+        if (sent.exchange(true))
+            return;
+        Response response{http::status::internal_server_error, 11};
+        response.set(http::field::content_type, "application/json");
+        response.body() = error_body("internal", "the request handler produced no response");
+        response.prepare_payload();
+        sink(std::move(response), std::move(context));
+    }
+};
+
+Responder::Responder(RequestContext context, Sink sink)
+    : state_(std::make_shared<State>(std::move(context), std::move(sink))) {}
+
+RequestContext& Responder::context() const noexcept {
+    return state_->context;
+}
+
+void Responder::send(Response response) const {
+    if (state_->sent.exchange(true))
+        return;
+    state_->sink(std::move(response), std::move(state_->context));
+}
+
+// ---- JSON helpers -------------------------------------------------------------------------------
+
+std::string json_quote(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out.push_back('"');
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            if (c < 0x20 || c == 0x7f) {
+                char escaped[8];
+                std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+                out += escaped;
+            } else {
+                out.push_back(ch);
+            }
+        }
+    }
+    out.push_back('"');
+    return out;
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+    return "{\"error\":{\"code\":" + json_quote(code) + ",\"message\":" + json_quote(message) +
+           "}}";
+}
+
+Response json_response(const Request& request, http::status status, std::string body) {
+    Response response{status, request.version()};
+    response.set(http::field::content_type, "application/json");
+    response.keep_alive(request.keep_alive());
+    response.body() = std::move(body);
+    response.prepare_payload();
+    return response;
+}
+
+Response error_response(const Request& request, http::status status, std::string_view code,
+                        std::string_view message) {
+    return json_response(request, status, error_body(code, message));
+}
+
+// ---- URL helpers --------------------------------------------------------------------------------
+
+namespace {
+
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+std::optional<std::string> decode(std::string_view text, bool plus_is_space) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '%') {
+            if (i + 2 >= text.size()) // fewer than two characters follow
+                return std::nullopt;
+            const int hi = hex_value(text[i + 1]);
+            const int lo = hex_value(text[i + 2]);
+            if (hi < 0 || lo < 0)
+                return std::nullopt;
+            out.push_back(static_cast<char>(hi * 16 + lo));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+std::optional<std::string> percent_decode(std::string_view text) {
+    return decode(text, false);
+}
+
+std::string_view target_path(std::string_view target) noexcept {
+    const auto query = target.find('?');
+    return query == std::string_view::npos ? target : target.substr(0, query);
+}
+
+std::optional<std::vector<std::pair<std::string, std::string>>>
+parse_query(std::string_view target) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const auto start = target.find('?');
+    if (start == std::string_view::npos)
+        return out;
+    std::string_view rest = target.substr(start + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        if (pair.empty())
+            continue;
+        const auto eq = pair.find('=');
+        auto name = decode(pair.substr(0, eq), true);
+        auto value =
+            decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+        if (!name || !value)
+            return std::nullopt;
+        out.emplace_back(std::move(*name), std::move(*value));
+    }
+    return out;
+}
+
+} // namespace idnode::resolver

@@ -1,0 +1,633 @@
+// One HTTPS connection: TLS detection and handshake, HTTP/1.1 keep-alive with pipelining,
+// limits and timeouts.
+//
+// Concurrency: every member runs on the connection's strand (the socket's executor). The only
+// entry from other threads is a Responder's sink, which dispatches onto the strand. One read and
+// one write may be outstanding at the same time (TLS streams are full duplex on one strand).
+//
+// Pipelining: each request read gets a Slot at the back of `pipeline_`, numbered by `seq`.
+// Handlers may finish in any order (async handlers); a finished response is parked in its slot
+// and only the front slot is ever written, so responses leave in request order. Reading pauses
+// while kMaxPipelineDepth requests are unanswered.
+//
+// Timeouts (one timer for the read side, one for the write side):
+// - handshake and the first request header: limits.header_timeout from accept;
+// - waiting for the next request on an idle keep-alive connection: limits.idle_timeout (only
+//   while nothing is in flight; an unanswered request never times its own connection out);
+// - a request header, once its first byte has arrived: limits.header_timeout;
+// - a request body: limits.idle_timeout;
+// - writing a response: limits.idle_timeout (a client that stops reading is dropped).
+#include "server_core.hpp"
+
+#include "idnode/resolver/version.hpp"
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <spdlog/logger.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <optional>
+
+namespace idnode::resolver::detail {
+
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::chrono::milliseconds kLingerTimeout{2000};
+constexpr std::chrono::milliseconds kDrainingLingerTimeout{250}; // while the server stops
+constexpr std::size_t kFirstReadSize = 4096;
+
+bool is_disconnect(const error_code& ec) {
+    return ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == beast::http::error::end_of_stream ||
+           ec == ssl::error::stream_truncated || ec == asio::error::operation_aborted ||
+           ec == asio::error::bad_descriptor;
+}
+
+std::string hex(std::uint64_t v) {
+    char buffer[17];
+    const int n = std::snprintf(buffer, sizeof buffer, "%llx", static_cast<unsigned long long>(v));
+    return std::string(buffer, static_cast<std::size_t>(n));
+}
+
+} // namespace
+
+class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
+public:
+    HttpsSession(ServerCore& core, tcp::socket socket)
+        : core_(core), tls_(core.tls.get()), stream_(std::move(socket), *tls_),
+          read_timer_(stream_.get_executor()), write_timer_(stream_.get_executor()) {
+        core_.open_connections.fetch_add(1, std::memory_order_relaxed);
+        core_.metrics.open_connections.add(1);
+        error_code ec;
+        const auto peer = stream_.next_layer().remote_endpoint(ec);
+        client_ip_ = ec ? std::string("unknown") : peer.address().to_string();
+        stream_.next_layer().set_option(tcp::no_delay(true), ec);
+    }
+
+    ~HttpsSession() {
+        core_.untrack(this);
+        core_.metrics.open_connections.add(-1);
+        core_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+    void start() {
+        core_.track(this, weak_from_this());
+        asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->detect(); });
+    }
+
+    /// Thread-safe: asks the session, on its strand, to finish in-flight requests and close.
+    void post_drain() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] { self->drain(); });
+    }
+
+private:
+    void drain() {
+        if (closed_ || draining_)
+            return;
+        draining_ = true;
+        read_stopped_ = true;
+        // Nothing in flight and only waiting for a next request (or a handshake): close now.
+        // A request whose bytes are being read, or responses still queued, finish first.
+        // A lingering close has delivered everything already.
+        if (phase_ == Phase::lingering ||
+            ((phase_ == Phase::awaiting || phase_ == Phase::handshake || phase_ == Phase::idle) &&
+             pipeline_.empty() && !writing_))
+            close();
+    }
+
+    enum class Phase { handshake, awaiting, header, body, idle, lingering };
+
+    struct Slot {
+        std::uint64_t seq = 0;
+        bool ready = false;
+        bool interim = false; // a "100 Continue" (raw bytes), not a final response
+        bool head = false;
+        bool keep_alive = true;
+        unsigned version = 11;
+        std::string method;
+        std::string path;
+        std::string raw;
+        Response response;
+        RequestContext context;
+    };
+
+    // ---- timers ---------------------------------------------------------------------------
+
+    void arm_read_timer(std::chrono::steady_clock::duration d) {
+        read_timer_.expires_after(d);
+        read_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec)
+                self->on_read_timer();
+        });
+    }
+    void disarm_read_timer() { read_timer_.cancel(); }
+
+    void on_read_timer() {
+        if (closed_ || read_timer_.expiry() > steady_clock::now())
+            return; // re-armed since this wait was queued
+        static constexpr const char* kNames[] = {"handshake", "idle", "header",
+                                                 "body",      "idle", "linger"};
+        if (phase_ != Phase::lingering) {
+            const bool first_header = !served_any_ && phase_ == Phase::awaiting;
+            core_.metrics.timeouts
+                .with({first_header ? "header" : kNames[static_cast<int>(phase_)]})
+                .inc();
+        }
+        close();
+    }
+
+    void arm_write_timer() {
+        write_timer_.expires_after(core_.config.limits.idle_timeout);
+        write_timer_.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec && !self->closed_ && self->write_timer_.expiry() <= steady_clock::now()) {
+                self->core_.metrics.timeouts.with({"write"}).inc();
+                self->close();
+            }
+        });
+    }
+
+    // ---- TLS ------------------------------------------------------------------------------
+
+    void detect() {
+        phase_ = Phase::handshake;
+        arm_read_timer(core_.config.limits.header_timeout);
+        beast::async_detect_ssl(stream_.next_layer(), buffer_,
+                                [self = shared_from_this()](error_code ec, bool is_tls) {
+                                    self->on_detect(ec, is_tls);
+                                });
+    }
+
+    void on_detect(error_code ec, bool is_tls) {
+        if (closed_)
+            return;
+        if (ec) {
+            core_.metrics.handshakes.with({"failed"}).inc();
+            close();
+            return;
+        }
+        if (!is_tls) {
+            core_.metrics.handshakes.with({"failed"}).inc();
+            reject_plain_http();
+            return;
+        }
+        // The defaulted second parameter works around Boost 1.81's ssl_stream, whose buffered
+        // async_handshake checks the handler against void(error_code) although it calls it with
+        // (error_code, size_t).
+        stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
+                                [self = shared_from_this()](error_code ec, std::size_t used = 0) {
+                                    self->on_handshake(ec, used);
+                                });
+    }
+
+    /// Someone spoke plain HTTP (or anything else) to the TLS port: answer in plain text so that
+    /// a confused client sees why, then close.
+    void reject_plain_http() {
+        const std::string body =
+            error_body("tls_required", "this port speaks HTTPS only (TLS 1.2 or newer)");
+        plain_reply_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                       "Content-Length: " +
+                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        arm_write_timer();
+        asio::async_write(stream_.next_layer(), asio::buffer(plain_reply_),
+                          [self = shared_from_this()](error_code, std::size_t) {
+                              self->write_timer_.cancel();
+                              self->linger_raw();
+                          });
+    }
+
+    void on_handshake(error_code ec, std::size_t used) {
+        if (closed_)
+            return;
+        if (ec) {
+            core_.metrics.handshakes.with({"failed"}).inc();
+            core_.logging.app().debug("TLS handshake with {} failed: {}", client_ip_, ec.message());
+            close();
+            return;
+        }
+        core_.metrics.handshakes.with({"ok"}).inc();
+        buffer_.consume(used);
+        read_next();
+    }
+
+    // ---- reading requests -------------------------------------------------------------------
+
+    void read_next() {
+        if (closed_)
+            return;
+        if (read_stopped_) {
+            phase_ = Phase::idle;
+            if (pipeline_.empty() && !writing_)
+                finish();
+            return;
+        }
+        if (pipeline_.size() >= kMaxPipelineDepth) {
+            phase_ = Phase::idle;
+            read_paused_ = true;
+            return;
+        }
+        if (buffer_.size() > 0) {
+            read_header();
+            return;
+        }
+        // Wait for the first bytes of the next request.
+        const bool first = !served_any_;
+        phase_ = Phase::awaiting;
+        if (first)
+            ; // the handshake's header_timeout keeps running until the first header is complete
+        else if (pipeline_.empty())
+            arm_read_timer(core_.config.limits.idle_timeout);
+        else
+            disarm_read_timer(); // in-flight requests: the write side watches the connection
+        stream_.async_read_some(buffer_.prepare(kFirstReadSize),
+                                [self = shared_from_this()](error_code ec, std::size_t n) {
+                                    self->on_first_bytes(ec, n);
+                                });
+    }
+
+    void on_first_bytes(error_code ec, std::size_t n) {
+        buffer_.commit(n);
+        if (closed_)
+            return;
+        if (ec) {
+            phase_ = Phase::idle;
+            if ((ec == asio::error::eof || ec == ssl::error::stream_truncated) &&
+                (!pipeline_.empty() || writing_)) {
+                // The client finished sending (half-close) but still waits for answers.
+                read_stopped_ = true;
+                return;
+            }
+            if (!is_disconnect(ec))
+                core_.logging.app().debug("read from {} failed: {}", client_ip_, ec.message());
+            close();
+            return;
+        }
+        if (buffer_.size() == 0) {
+            read_next();
+            return;
+        }
+        read_header();
+    }
+
+    void read_header() {
+        phase_ = Phase::header;
+        if (served_any_)
+            arm_read_timer(core_.config.limits.header_timeout);
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(core_.config.limits.max_header_bytes));
+        parser_->body_limit(core_.config.limits.max_body_bytes);
+        http::async_read_header(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+    }
+
+    void on_header(error_code ec) {
+        if (closed_)
+            return;
+        served_any_ = true; // from now on the first-request deadline no longer applies
+        if (ec == http::error::body_limit) { // Content-Length already says it is too large
+            reject_and_close(http::status::payload_too_large, "body_too_large",
+                             "the request body exceeds " +
+                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            return;
+        }
+        if (ec == http::error::header_limit) {
+            reject_and_close(http::status::request_header_fields_too_large, "header_too_large",
+                             "the request header exceeds " +
+                                 std::to_string(core_.config.limits.max_header_bytes) + " bytes");
+            return;
+        }
+        if (ec) {
+            if (is_disconnect(ec) || ec == http::error::partial_message) {
+                close();
+                return;
+            }
+            reject_and_close(http::status::bad_request, "bad_request",
+                             "malformed HTTP request: " + ec.message());
+            return;
+        }
+        header_done_ = steady_clock::now();
+        const auto& header = parser_->get();
+        if (const auto length = parser_->content_length();
+            length && *length > core_.config.limits.max_body_bytes) {
+            reject_and_close(http::status::payload_too_large, "body_too_large",
+                             "the request body exceeds " +
+                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            return;
+        }
+        if (parser_->is_done()) {
+            on_request();
+            return;
+        }
+        if (beast::iequals(header[http::field::expect], "100-continue"))
+            push_interim("HTTP/1.1 100 Continue\r\n\r\n");
+        phase_ = Phase::body;
+        arm_read_timer(core_.config.limits.idle_timeout);
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](error_code ec, std::size_t) { self->on_body(ec); });
+    }
+
+    void on_body(error_code ec) {
+        if (closed_)
+            return;
+        if (ec == http::error::body_limit) {
+            reject_and_close(http::status::payload_too_large, "body_too_large",
+                             "the request body exceeds " +
+                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            return;
+        }
+        if (ec) {
+            if (is_disconnect(ec) || ec == http::error::partial_message) {
+                close();
+                return;
+            }
+            reject_and_close(http::status::bad_request, "bad_request",
+                             "malformed HTTP request body: " + ec.message());
+            return;
+        }
+        on_request();
+    }
+
+    RequestContext new_context() {
+        RequestContext context;
+        context.client_ip = client_ip_;
+        context.tls = true;
+        context.request_id = core_.next_request_id.fetch_add(1, std::memory_order_relaxed);
+        context.received = header_done_;
+        return context;
+    }
+
+    Slot& push_slot(const Request& request) {
+        Slot& slot = pipeline_.emplace_back();
+        slot.seq = next_seq_++;
+        slot.head = request.method() == http::verb::head;
+        slot.keep_alive = request.keep_alive() && !draining_;
+        slot.version = request.version();
+        slot.method = std::string(request.method_string());
+        slot.path = std::string(target_path(request.target()));
+        return slot;
+    }
+
+    void on_request() {
+        phase_ = Phase::idle;
+        disarm_read_timer();
+        Request request = parser_->release();
+        parser_.reset();
+
+        const std::uint64_t seq = push_slot(request).seq;
+        if (!pipeline_.back().keep_alive)
+            read_stopped_ = true;
+        RequestContext context = new_context();
+
+        if (core_.ip_limiter.enabled()) {
+            const auto decision = core_.ip_limiter.acquire(client_ip_);
+            if (!decision.allowed) {
+                core_.metrics.rate_limited.inc();
+                const auto seconds = std::max<long long>(
+                    1, static_cast<long long>(
+                           std::ceil(std::chrono::duration<double>(decision.retry_after).count())));
+                Response response =
+                    error_response(request, http::status::too_many_requests, "rate_limited",
+                                   "too many requests from " + client_ip_ + "; retry after " +
+                                       std::to_string(seconds) + " s");
+                response.set(http::field::retry_after, std::to_string(seconds));
+                context.route = "-";
+                complete(seq, std::move(response), std::move(context));
+                read_next();
+                return;
+            }
+        }
+
+        Responder responder(
+            std::move(context), [self = shared_from_this(), seq](Response&& r, RequestContext&& c) {
+                asio::dispatch(self->stream_.get_executor(),
+                               [self, seq, r = std::move(r), c = std::move(c)]() mutable {
+                                   self->complete(seq, std::move(r), std::move(c));
+                               });
+            });
+        try {
+            core_.dispatch(std::move(request), responder);
+        } catch (const std::exception& e) {
+            core_.logging.app().error("request handler threw: {}", e.what());
+            Response failure{http::status::internal_server_error, 11};
+            failure.set(http::field::content_type, "application/json");
+            failure.body() = error_body("internal", "internal error");
+            responder.send(std::move(failure));
+        }
+        read_next();
+    }
+
+    // ---- responses ------------------------------------------------------------------------
+
+    void push_interim(std::string bytes) {
+        Slot& slot = pipeline_.emplace_back();
+        slot.seq = next_seq_++;
+        slot.interim = true;
+        slot.ready = true;
+        slot.raw = std::move(bytes);
+        try_write();
+    }
+
+    /// Answers a request the server refuses before routing, then closes the connection.
+    void reject_and_close(http::status status, std::string_view code, const std::string& message) {
+        phase_ = Phase::idle;
+        disarm_read_timer();
+        read_stopped_ = true;
+        if (header_done_ == steady_clock::time_point{})
+            header_done_ = steady_clock::now();
+        Request request;
+        if (parser_ && parser_->is_header_done())
+            request = Request(parser_->get().base());
+        request.keep_alive(false);
+        parser_.reset();
+        const std::uint64_t seq = push_slot(request).seq;
+        RequestContext context = new_context();
+        context.route = "-";
+        Response response = error_response(request, status, code, message);
+        response.keep_alive(false);
+        complete(seq, std::move(response), std::move(context));
+    }
+
+    void complete(std::uint64_t seq, Response&& response, RequestContext&& context) {
+        if (closed_ || seq < front_seq_ || seq - front_seq_ >= pipeline_.size())
+            return;
+        Slot& slot = pipeline_[seq - front_seq_];
+        if (slot.ready)
+            return;
+        response.version(slot.version);
+        if (!response.keep_alive())
+            slot.keep_alive = false;
+        if (!slot.keep_alive)
+            read_stopped_ = true;
+        response.keep_alive(slot.keep_alive);
+        response.set(http::field::server, std::string("idnode/") + version());
+        response.set("X-Request-Id", hex(context.request_id));
+        if (slot.head) {
+            const auto size = response.body().size();
+            response.body().clear();
+            response.content_length(size);
+        } else {
+            response.prepare_payload();
+        }
+        slot.response = std::move(response);
+        slot.context = std::move(context);
+        slot.ready = true;
+        try_write();
+    }
+
+    void try_write() {
+        if (writing_ || closed_ || pipeline_.empty() || !pipeline_.front().ready)
+            return;
+        Slot& slot = pipeline_.front();
+        writing_ = true;
+        arm_write_timer();
+        auto self = shared_from_this();
+        if (slot.interim) {
+            asio::async_write(stream_, asio::buffer(slot.raw),
+                              [self](error_code ec, std::size_t) { self->on_write(ec); });
+            return;
+        }
+        // While draining, the last response before closing says so.
+        if (draining_ && pipeline_.size() == 1 && phase_ != Phase::header &&
+            phase_ != Phase::body && slot.keep_alive) {
+            slot.keep_alive = false;
+            slot.response.keep_alive(false);
+        }
+        http::async_write(stream_, slot.response,
+                          [self](error_code ec, std::size_t) { self->on_write(ec); });
+    }
+
+    void on_write(error_code ec) {
+        writing_ = false;
+        write_timer_.cancel();
+        if (closed_)
+            return;
+        if (ec) {
+            close();
+            return;
+        }
+        Slot done = std::move(pipeline_.front());
+        pipeline_.pop_front();
+        ++front_seq_;
+        if (!done.interim) {
+            core_.record(done.context, done.method, done.path, done.response.result_int(),
+                         done.head ? 0 : done.response.body().size());
+            if (!done.keep_alive) {
+                read_stopped_ = true;
+                finish();
+                return;
+            }
+        }
+        if (pipeline_.empty() && phase_ == Phase::awaiting && served_any_)
+            arm_read_timer(core_.config.limits.idle_timeout);
+        if (read_paused_) {
+            read_paused_ = false;
+            read_next();
+        } else if (read_stopped_ && pipeline_.empty() &&
+                   (phase_ == Phase::idle || phase_ == Phase::awaiting)) {
+            finish();
+            return;
+        }
+        try_write();
+    }
+
+    // ---- closing --------------------------------------------------------------------------
+
+    /// Ends the connection after the last response: TLS close_notify, then a lingering close
+    /// that discards whatever the client still sends (so that unread request bytes cannot turn
+    /// our FIN into an RST that destroys the response before the client has read it).
+    void finish() {
+        if (closed_ || phase_ == Phase::lingering)
+            return;
+        if (phase_ == Phase::awaiting || phase_ == Phase::header || phase_ == Phase::body) {
+            close(); // a read is outstanding; a TLS shutdown cannot run beside it
+            return;
+        }
+        phase_ = Phase::lingering;
+        arm_read_timer(draining_ ? kDrainingLingerTimeout : kLingerTimeout);
+        stream_.async_shutdown([self = shared_from_this()](error_code) { self->linger_raw(); });
+    }
+
+    void linger_raw() {
+        if (closed_)
+            return;
+        phase_ = Phase::lingering;
+        error_code ignored;
+        stream_.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
+        arm_read_timer(draining_ ? kDrainingLingerTimeout : kLingerTimeout);
+        discard();
+    }
+
+    void discard() {
+        stream_.next_layer().async_read_some(
+            asio::buffer(discard_buffer_), [self = shared_from_this()](error_code ec, std::size_t) {
+                if (ec || self->closed_)
+                    self->close();
+                else
+                    self->discard();
+            });
+    }
+
+    void close() {
+        if (closed_)
+            return;
+        closed_ = true;
+        read_timer_.cancel();
+        write_timer_.cancel();
+        error_code ignored;
+        stream_.next_layer().close(ignored);
+        // pipeline_ is left alone: a pending write still references its front slot; everything
+        // is released with the session once the aborted operations have completed.
+    }
+
+    ServerCore& core_;
+    std::shared_ptr<ssl::context> tls_; // keeps this connection's certificate alive across reloads
+    beast::ssl_stream<tcp::socket> stream_;
+    asio::steady_timer read_timer_;
+    asio::steady_timer write_timer_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::deque<Slot> pipeline_;
+    std::uint64_t next_seq_ = 0;
+    std::uint64_t front_seq_ = 0;
+    std::string client_ip_;
+    std::string plain_reply_;
+    std::array<char, 4096> discard_buffer_{};
+    steady_clock::time_point header_done_{};
+    Phase phase_ = Phase::handshake;
+    bool served_any_ = false; // a request header has been read (the first-request deadline ended)
+    bool writing_ = false;
+    bool read_paused_ = false;
+    bool read_stopped_ = false;
+    bool draining_ = false;
+    bool closed_ = false;
+};
+
+void start_https_session(ServerCore& core, tcp::socket socket) {
+    std::make_shared<HttpsSession>(core, std::move(socket))->start();
+}
+
+void drain_https_session(const std::shared_ptr<HttpsSession>& session) {
+    session->post_drain();
+}
+
+} // namespace idnode::resolver::detail

@@ -1,0 +1,77 @@
+#include "server_core.hpp"
+
+#include "idnode/resolver/version.hpp"
+
+#include <chrono>
+
+namespace idnode::resolver::detail {
+
+ServerMetrics::ServerMetrics(MetricsRegistry& r)
+    : requests(r.counter_family("idnode_http_requests_total",
+                                "HTTPS requests answered, by method, route pattern and status",
+                                {"method", "route", "status"})),
+      latency(r.histogram_family("idnode_http_request_duration_seconds",
+                                 "Time from request header received to response written", {"route"},
+                                 default_latency_buckets())),
+      response_bytes(r.counter("idnode_http_response_body_bytes_total",
+                               "Response body bytes written on the HTTPS listener")),
+      open_connections(
+          r.gauge("idnode_https_open_connections", "HTTPS connections currently open")),
+      handshakes(r.counter_family("idnode_tls_handshakes_total",
+                                  "TLS handshakes on the HTTPS listener, by result", {"result"})),
+      rejected(r.counter_family("idnode_connections_rejected_total",
+                                "Connections closed right after accept, by reason", {"reason"})),
+      timeouts(r.counter_family("idnode_http_timeouts_total",
+                                "Connections closed by a timeout, by phase", {"phase"})),
+      rate_limited(r.counter("idnode_http_rate_limited_total",
+                             "Requests refused with 429 by the per-IP rate limit")),
+      cert_reloads(r.counter_family("idnode_tls_certificate_reloads_total",
+                                    "Certificate reloads (SIGHUP), by result", {"result"})),
+      ready(r.gauge("idnode_ready", "1 while the node serves, 0 while starting or stopping")) {
+    r.gauge_family("idnode_build_info", "Build information (value is always 1)", {"version"})
+        .with({version()})
+        .set(1);
+    // Pre-create the common children so they are visible (as 0) before the first event.
+    handshakes.with({"ok"});
+    handshakes.with({"failed"});
+}
+
+ServerCore::ServerCore(const NodeConfig& c, Dispatch d, MetricsRegistry& r, Logging& l,
+                       std::shared_ptr<ssl::context> initial_tls)
+    : config(c), dispatch(std::move(d)), registry(r), logging(l), metrics(r),
+      ip_limiter(c.limits.rate_per_ip), tls(std::move(initial_tls)) {}
+
+void ServerCore::track(HttpsSession* session, std::weak_ptr<HttpsSession> weak) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.emplace(session, std::move(weak));
+}
+
+void ServerCore::untrack(HttpsSession* session) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(session);
+}
+
+std::vector<std::shared_ptr<HttpsSession>> ServerCore::live_sessions() {
+    std::vector<std::shared_ptr<HttpsSession>> out;
+    std::lock_guard lock(sessions_mutex_);
+    out.reserve(sessions_.size());
+    for (auto& [raw, weak] : sessions_)
+        if (auto strong = weak.lock())
+            out.push_back(std::move(strong));
+    return out;
+}
+
+void ServerCore::record(const RequestContext& context, std::string_view method,
+                        std::string_view path, unsigned status, std::uint64_t body_bytes) {
+    const auto elapsed = std::chrono::steady_clock::now() - context.received;
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+    const std::string status_text = std::to_string(status);
+    metrics.requests.with({method, context.route, status_text}).inc();
+    metrics.latency.with({context.route}).observe(std::chrono::duration<double>(elapsed).count());
+    metrics.response_bytes.inc(body_bytes);
+    logging.access(AccessRecord{method, context.route, path, context.client_ip, context.account,
+                                status, body_bytes, static_cast<std::uint64_t>(micros),
+                                context.request_id});
+}
+
+} // namespace idnode::resolver::detail

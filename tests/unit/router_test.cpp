@@ -1,0 +1,161 @@
+#include "idnode/resolver/router.hpp"
+
+#include <doctest/doctest.h>
+
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+using namespace idnode::resolver;
+
+namespace {
+
+struct Outcome {
+    Response response;
+    RequestContext context;
+};
+
+/// Runs one request through `router` and returns what the responder received.
+Outcome run(const Router& router, http::verb method, std::string target) {
+    Request request{method, target, 11};
+    std::optional<Outcome> out;
+    Responder responder(RequestContext{}, [&](Response&& r, RequestContext&& c) {
+        out = Outcome{std::move(r), std::move(c)};
+    });
+    router.dispatch(std::move(request), responder);
+    REQUIRE(out.has_value());
+    return std::move(*out);
+}
+
+Handler echo(std::string name) {
+    return [name](const Request& req, RequestContext& ctx) {
+        std::string body = name;
+        for (const auto& [k, v] : ctx.params)
+            body += " " + k + "=" + v;
+        return json_response(req, http::status::ok, body);
+    };
+}
+
+} // namespace
+
+TEST_CASE("routes match literals and parameters, most specific first") {
+    Router router;
+    router.add(http::verb::get, "/api/prefixes", echo("prefixes"));
+    router.add(http::verb::get, "/api/handles/{handle...}", echo("handle"));
+    router.add(http::verb::put, "/api/handles/{handle...}", echo("put"));
+    router.add(http::verb::get, "/api/v1/templates/{prefix}/{version}", echo("template"));
+    router.add(http::verb::get, "/{handle...}", echo("proxy"));
+    router.add(http::verb::get, "/", echo("root"));
+
+    auto out = run(router, http::verb::get, "/api/prefixes?page=1");
+    CHECK(out.response.result() == http::status::ok);
+    CHECK(out.response.body() == "prefixes");
+    CHECK(out.context.route == "/api/prefixes");
+
+    out = run(router, http::verb::get, "/api/handles/88.118.8/a%2Fb/c?type=URL");
+    CHECK(out.response.body() == "handle handle=88.118.8/a%2Fb/c");
+    CHECK(out.context.route == "/api/handles/{handle...}");
+    CHECK(out.context.param("handle") == "88.118.8/a%2Fb/c");
+    CHECK(out.context.param("nope").empty());
+
+    out = run(router, http::verb::put, "/api/handles/88.1/x");
+    CHECK(out.response.body() == "put handle=88.1/x");
+
+    out = run(router, http::verb::get, "/api/v1/templates/88.118/1.0");
+    CHECK(out.response.body() == "template prefix=88.118 version=1.0");
+
+    out = run(router, http::verb::get, "/88.118.8/sn-1");
+    CHECK(out.response.body() == "proxy handle=88.118.8/sn-1");
+
+    out = run(router, http::verb::get, "/");
+    CHECK(out.response.body() == "root");
+}
+
+TEST_CASE("unknown route is 404 with the Handle-style body; wrong method is 405 with Allow") {
+    Router router;
+    router.add(http::verb::get, "/api/prefixes", echo("prefixes"));
+    router.add(http::verb::post, "/api/prefixes", echo("create"));
+
+    auto out = run(router, http::verb::get, "/nope");
+    CHECK(out.response.result() == http::status::not_found);
+    CHECK(out.response.body() == R"({"responseCode":4,"message":"unknown route"})");
+    CHECK(out.response[http::field::content_type] == "application/json");
+    CHECK(out.context.route == "unmatched");
+
+    out = run(router, http::verb::get, "/api/prefixes/");
+    CHECK(out.response.result() == http::status::not_found);
+
+    out = run(router, http::verb::delete_, "/api/prefixes");
+    CHECK(out.response.result() == http::status::method_not_allowed);
+    CHECK(out.response[http::field::allow] == "GET, POST, HEAD");
+    CHECK(out.response.body().find("DELETE") != std::string::npos);
+
+    out = run(router, http::verb::head, "/api/prefixes");
+    CHECK(out.response.result() == http::status::ok);
+    CHECK(out.response.body() == "prefixes"); // the server, not the router, drops HEAD bodies
+}
+
+TEST_CASE("async handlers answer through the responder, possibly from another thread") {
+    Router router;
+    router.add_async(http::verb::post, "/write", [](Request&& req, Responder responder) {
+        std::thread([req = std::move(req), responder] {
+            responder.context().account = "alice";
+            responder.send(json_response(req, http::status::created, "{}"));
+        }).join();
+    });
+    auto out = run(router, http::verb::post, "/write");
+    CHECK(out.response.result() == http::status::created);
+    CHECK(out.context.account == "alice");
+    CHECK(out.context.route == "/write");
+}
+
+TEST_CASE("a responder that is dropped without an answer yields 500; a second send is ignored") {
+    std::optional<Response> got;
+    int calls = 0;
+    {
+        Responder r(RequestContext{}, [&](Response&& res, RequestContext&&) {
+            ++calls;
+            got = std::move(res);
+        });
+        Responder copy = r;
+    }
+    REQUIRE(got);
+    CHECK(calls == 1);
+    CHECK(got->result() == http::status::internal_server_error);
+
+    calls = 0;
+    Responder r(RequestContext{}, [&](Response&&, RequestContext&&) { ++calls; });
+    r.send(Response{http::status::ok, 11});
+    r.send(Response{http::status::ok, 11});
+    CHECK(calls == 1);
+}
+
+TEST_CASE("malformed patterns and duplicates are programming errors") {
+    Router router;
+    CHECK_THROWS_AS(router.add(http::verb::get, "nope", echo("x")), std::invalid_argument);
+    CHECK_THROWS_AS(router.add(http::verb::get, "/a//b", echo("x")), std::invalid_argument);
+    CHECK_THROWS_AS(router.add(http::verb::get, "/{rest...}/b", echo("x")), std::invalid_argument);
+    CHECK_THROWS_AS(router.add(http::verb::get, "/{}", echo("x")), std::invalid_argument);
+    CHECK_THROWS_AS(router.add(http::verb::get, "/a{b}", echo("x")), std::invalid_argument);
+    router.add(http::verb::get, "/a", echo("x"));
+    CHECK_THROWS_AS(router.add(http::verb::get, "/a", echo("y")), std::invalid_argument);
+}
+
+TEST_CASE("URL helpers decode exactly once") {
+    CHECK(percent_decode("88.118%2Fa%252F") == "88.118/a%2F");
+    CHECK(percent_decode("a+b") == "a+b");
+    CHECK_FALSE(percent_decode("%4"));
+    CHECK_FALSE(percent_decode("%zz"));
+    CHECK(target_path("/a/b?x=1") == "/a/b");
+    CHECK(target_path("/a/b") == "/a/b");
+    const auto q = parse_query("/x?type=URL&type=EMAIL&index=1&flag&q=a+b%21");
+    REQUIRE(q);
+    REQUIRE(q->size() == 5);
+    CHECK((*q)[0] == std::pair<std::string, std::string>{"type", "URL"});
+    CHECK((*q)[1] == std::pair<std::string, std::string>{"type", "EMAIL"});
+    CHECK((*q)[3] == std::pair<std::string, std::string>{"flag", ""});
+    CHECK((*q)[4] == std::pair<std::string, std::string>{"q", "a b!"});
+    CHECK_FALSE(parse_query("/x?a=%G0"));
+    CHECK(json_quote("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
+    CHECK(error_body("too_large", "x") == R"({"error":{"code":"too_large","message":"x"}})");
+}
