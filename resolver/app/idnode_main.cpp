@@ -5,9 +5,9 @@
 // stdout carries exactly one line once both listeners are bound, flushed at once so that
 // scripts and tests can find the (possibly ephemeral) ports:
 //   idnode listening https=127.0.0.1:8443 ops=127.0.0.1:9464
+#include "idnode/registry/registry.hpp"
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/logging.hpp"
-#include "idnode/registry/registry.hpp"
 #include "idnode/resolver/metrics.hpp"
 #include "idnode/resolver/node_api.hpp"
 #include "idnode/resolver/router.hpp"
@@ -58,7 +58,28 @@ int serve(const std::optional<std::string>& path) {
     // write of the requests the server finished while stopping.
     auto registry = idnode::registry::Registry::open(store);
 
-    NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes, {}, config.node.public_base_url});
+    // Registry gauges for /metrics (read from the writer's last commit; no transaction).
+    auto& reg = *registry;
+    metrics.gauge_callback("idnode_identifiers", "identifiers stored",
+                           [&reg] { return static_cast<double>(reg.stats().identifiers); });
+    metrics.gauge_callback("idnode_db_used_bytes", "database bytes in use",
+                           [&reg] { return static_cast<double>(reg.stats().used_bytes); });
+    metrics.gauge_callback("idnode_db_map_bytes", "current LMDB map size",
+                           [&reg] { return static_cast<double>(reg.stats().map_size); });
+    metrics.gauge_callback("idnode_db_max_bytes", "configured node.max_db_size",
+                           [&reg] { return static_cast<double>(reg.stats().max_db_size); });
+    metrics.gauge_callback("idnode_writer_queue_ops", "write operations waiting for the writer",
+                           [&reg] { return static_cast<double>(reg.stats().queued_ops); });
+    metrics.gauge_callback("idnode_writer_commits", "group commits since start",
+                           [&reg] { return static_cast<double>(reg.stats().commits); });
+    metrics.gauge_callback("idnode_writer_committed_ops", "operations committed since start",
+                           [&reg] { return static_cast<double>(reg.stats().committed_ops); });
+    metrics.gauge_callback(
+        "idnode_writer_last_commit_seconds", "duration of the last group commit",
+        [&reg] { return static_cast<double>(reg.stats().last_commit_us) / 1e6; });
+
+    NodeApi api(*registry,
+                NodeApiOptions{config.node.homed_prefixes, {}, config.node.public_base_url});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);

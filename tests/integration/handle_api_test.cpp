@@ -12,16 +12,21 @@ using V = http::verb;
 
 namespace {
 
-fs::path idctl_binary() { return IDNODE_IDCTL_BINARY; }
+fs::path idctl_binary() {
+    return IDNODE_IDCTL_BINARY;
+}
 
 std::string basic(const std::string& user, const std::string& password) {
-    static constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static constexpr char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const std::string in = user + ":" + password;
     std::string out;
     for (std::size_t i = 0; i < in.size(); i += 3) {
         std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
-        if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
+        if (i + 1 < in.size())
+            n |= static_cast<unsigned char>(in[i + 1]) << 8;
+        if (i + 2 < in.size())
+            n |= static_cast<unsigned char>(in[i + 2]);
         out += b64[(n >> 18) & 63];
         out += b64[(n >> 12) & 63];
         out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
@@ -33,11 +38,14 @@ std::string basic(const std::string& user, const std::string& password) {
 json::value body_of(const Response& r) {
     boost::system::error_code ec;
     auto v = json::parse(r.body(), ec);
-    if (ec) throw HarnessError("response is not JSON: " + r.body());
+    if (ec)
+        throw HarnessError("response is not JSON: " + r.body());
     return v;
 }
 
-int rc_of(const Response& r) { return static_cast<int>(body_of(r).at("responseCode").as_int64()); }
+int rc_of(const Response& r) {
+    return static_cast<int>(body_of(r).at("responseCode").as_int64());
+}
 
 const char* kRecord = R"({"values":[
   {"index":1,"type":"URL","data":{"format":"string","value":"https://steel.example.cn/c/H1"}},
@@ -51,17 +59,20 @@ struct ApiNode {
     std::string admin, steel, pharma_password = "pharma-secret-1", reader;
 
     ApiNode() {
-        const auto init = run_command({idctl_binary().string(), "init", "--data-dir", (node.dir() / "db").string(),
-                                       "--node-prefix", "88.118"});
+        const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
+                                       (node.dir() / "db").string(), "--node-prefix", "88.118"});
         REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-        admin = "Bearer " + std::string(body_of(Response{http::status::ok, 11, init.out}).at("admin_key").as_string());
+        admin = "Bearer " +
+                std::string(
+                    body_of(Response{http::status::ok, 11, init.out}).at("admin_key").as_string());
         node.start();
         auto c = client();
         auto alloc = [&](const char* prefix) {
-            auto r = c->request(V::post, "/api/v1/prefixes",
-                               std::string(R"({"prefix":")") + prefix +
-                                   R"(","enterprise":{"name":"宝钢","credit_code":"91310000631696382C","industry":"C3120","contact":"ops@example.cn"}})",
-                               {{"Authorization", admin}});
+            auto r = c->request(
+                V::post, "/api/v1/prefixes",
+                std::string(R"({"prefix":")") + prefix +
+                    R"(","enterprise":{"name":"宝钢","credit_code":"91310000631696382C","industry":"C3120","contact":"ops@example.cn"}})",
+                {{"Authorization", admin}});
             REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
         };
         alloc("88.118.8");
@@ -71,14 +82,16 @@ struct ApiNode {
             REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
         };
         account(R"({"username":"steel","role":"enterprise","prefixes":["88.118.8"]})");
-        account(R"({"username":"pharma","role":"enterprise","prefixes":["88.118.9"],"password":"pharma-secret-1"})");
+        account(
+            R"({"username":"pharma","role":"enterprise","prefixes":["88.118.9"],"password":"pharma-secret-1"})");
         account(R"({"username":"auditor","role":"reader","prefixes":["88.118.8"]})");
         steel = "Bearer " + key_for(c, "steel");
         reader = "Bearer " + key_for(c, "auditor");
     }
 
     std::string key_for(std::unique_ptr<HttpsClient>& c, const std::string& user) {
-        auto r = c->request(V::post, "/api/v1/accounts/" + user + "/keys", {}, {{"Authorization", admin}});
+        auto r = c->request(V::post, "/api/v1/accounts/" + user + "/keys", {},
+                            {{"Authorization", admin}});
         REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
         return std::string(body_of(r).at("key").as_string());
     }
@@ -93,7 +106,8 @@ struct ApiNode {
 std::vector<int> indices_of(const Response& r) {
     std::vector<int> out;
     const json::value body = body_of(r);
-    for (const auto& v : body.at("values").as_array()) out.push_back(static_cast<int>(v.at("index").as_int64()));
+    for (const auto& v : body.at("values").as_array())
+        out.push_back(static_cast<int>(v.at("index").as_int64()));
     return out;
 }
 
@@ -102,7 +116,8 @@ std::vector<int> indices_of(const Response& r) {
 TEST_CASE("register, resolve with visibility per role, update, delete") {
     ApiNode n;
     auto c = n.client();
-    auto put = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001", kRecord, {{"Authorization", n.steel}});
+    auto put = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001", kRecord,
+                          {{"Authorization", n.steel}});
     REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
     CHECK(rc_of(put) == 1);
 
@@ -118,46 +133,58 @@ TEST_CASE("register, resolve with visibility per role, update, delete") {
     CHECK(url.at("ttl").as_int64() == 86400);
     CHECK(url.at("timestamp").as_string().size() == 20); // 2026-11-22T20:00:00Z
     CHECK_FALSE(url.as_object().contains("permissions"));
-    CHECK(body_of(anon).at("values").as_array()[1].at("data").at("value").as_string() == "炉号 H2024-001");
+    CHECK(body_of(anon).at("values").as_array()[1].at("data").at("value").as_string() ==
+          "炉号 H2024-001");
 
     // owner, reader of the prefix and admin see the private value; another enterprise does not
     for (const auto& who : {n.steel, n.reader, n.admin}) {
-        auto r = c->request(V::get, "/api/handles/88.118.8/SN-2024-0001", {}, {{"Authorization", who}});
+        auto r =
+            c->request(V::get, "/api/handles/88.118.8/SN-2024-0001", {}, {{"Authorization", who}});
         CHECK(indices_of(r) == std::vector<int>{1, 2000, 2001});
         CHECK(body_of(r).at("values").as_array()[2].at("permissions").as_string() == "1100");
     }
     auto other = c->request(V::get, "/api/handles/88.118.8/SN-2024-0001", {},
-                           {{"Authorization", basic("pharma", n.pharma_password)}});
+                            {{"Authorization", basic("pharma", n.pharma_password)}});
     CHECK(indices_of(other) == std::vector<int>{1, 2000});
 
     // filters: ANY type or ANY index
-    auto filtered = c->request(V::get, "/api/handles/88.118.8/SN-2024-0001?type=url&index=2000&index=7");
+    auto filtered =
+        c->request(V::get, "/api/handles/88.118.8/SN-2024-0001?type=url&index=2000&index=7");
     CHECK(indices_of(filtered) == std::vector<int>{1, 2000});
-    CHECK(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001?pretty").body().find("\n  ") != std::string::npos);
+    CHECK(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001?pretty").body().find("\n  ") !=
+          std::string::npos);
 
     // replace (200), overwrite=false (409 RC 101), add one value by index, remove one by index
-    auto replace = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001",
-                             R"([{"index":1,"type":"URL","data":"https://steel.example.cn/c/H2"}])",
-                             {{"Authorization", n.steel}});
+    auto replace =
+        c->request(V::put, "/api/handles/88.118.8/SN-2024-0001",
+                   R"([{"index":1,"type":"URL","data":"https://steel.example.cn/c/H2"}])",
+                   {{"Authorization", n.steel}});
     CHECK(replace.result() == http::status::ok);
-    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) == std::vector<int>{1});
-    auto no_overwrite = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001?overwrite=false", kRecord,
-                                  {{"Authorization", n.steel}});
+    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) ==
+          std::vector<int>{1});
+    auto no_overwrite = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001?overwrite=false",
+                                   kRecord, {{"Authorization", n.steel}});
     CHECK(no_overwrite.result() == http::status::conflict);
     CHECK(rc_of(no_overwrite) == 101);
-    auto add = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001?index=2000", kRecord, {{"Authorization", n.steel}});
+    auto add = c->request(V::put, "/api/handles/88.118.8/SN-2024-0001?index=2000", kRecord,
+                          {{"Authorization", n.steel}});
     CHECK(add.result() == http::status::ok);
-    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) == std::vector<int>{1, 2000});
-    auto remove = c->request(V::delete_, "/api/handles/88.118.8/SN-2024-0001?index=1", {}, {{"Authorization", n.steel}});
+    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) ==
+          std::vector<int>{1, 2000});
+    auto remove = c->request(V::delete_, "/api/handles/88.118.8/SN-2024-0001?index=1", {},
+                             {{"Authorization", n.steel}});
     CHECK(remove.result() == http::status::ok);
-    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) == std::vector<int>{2000});
+    CHECK(indices_of(c->request(V::get, "/api/handles/88.118.8/SN-2024-0001")) ==
+          std::vector<int>{2000});
 
-    auto del = c->request(V::delete_, "/api/handles/88.118.8/sn-2024-0001", {}, {{"Authorization", n.steel}});
+    auto del = c->request(V::delete_, "/api/handles/88.118.8/sn-2024-0001", {},
+                          {{"Authorization", n.steel}});
     CHECK(del.result() == http::status::ok);
     auto gone = c->request(V::get, "/api/handles/88.118.8/SN-2024-0001");
     CHECK(gone.result() == http::status::not_found);
     CHECK(rc_of(gone) == 100);
-    auto del_again = c->request(V::delete_, "/api/handles/88.118.8/SN-2024-0001", {}, {{"Authorization", n.steel}});
+    auto del_again = c->request(V::delete_, "/api/handles/88.118.8/SN-2024-0001", {},
+                                {{"Authorization", n.steel}});
     CHECK(del_again.result() == http::status::not_found);
 }
 
@@ -170,21 +197,26 @@ TEST_CASE("bad identifiers, bodies and routes get precise errors and change noth
         http::status status;
         int rc;
     } cases[] = {
-        {V::get, "/api/handles/88.118.8", {}, http::status::bad_request, 102},          // no slash
-        {V::get, "/api/handles/88..1/x", {}, http::status::bad_request, 102},          // empty segment
-        {V::get, "/api/handles/88.118.8/a%09b", {}, http::status::bad_request, 102},   // control char
-        {V::get, "/api/handles/88.118.8/a%FFb", {}, http::status::bad_request, 102},   // bad UTF-8
-        {V::get, "/api/handles/88.118.8/a%zz", {}, http::status::bad_request, 102},    // bad escape
-        {V::get, "/api/handles/77.1/x", {}, http::status::bad_request, 301},           // not homed
-        {V::put, "/api/handles/88.118.8/x", "{", http::status::bad_request, 202},      // bad JSON
-        {V::put, "/api/handles/88.118.8/x", "{}", http::status::bad_request, 202},     // no values
-        {V::put, "/api/handles/88.118.8/x", R"([{"index":0,"type":"URL","data":"a"}])", http::status::bad_request, 202},
-        {V::put, "/api/handles/88.118.8/x", R"([{"index":1,"type":"","data":"a"}])", http::status::bad_request, 202},
-        {V::put, "/api/handles/88.118.8/x",
-         R"([{"index":1,"type":"A","data":"a"},{"index":1,"type":"B","data":"b"}])", http::status::bad_request, 202},
-        {V::put, "/api/handles/88.118.8/x", R"([{"index":1,"type":"A","data":{"format":"base64","value":"***"}}])",
+        {V::get, "/api/handles/88.118.8", {}, http::status::bad_request, 102}, // no slash
+        {V::get, "/api/handles/88..1/x", {}, http::status::bad_request, 102},  // empty segment
+        {V::get, "/api/handles/88.118.8/a%09b", {}, http::status::bad_request, 102}, // control char
+        {V::get, "/api/handles/88.118.8/a%FFb", {}, http::status::bad_request, 102}, // bad UTF-8
+        {V::get, "/api/handles/88.118.8/a%zz", {}, http::status::bad_request, 102},  // bad escape
+        {V::get, "/api/handles/77.1/x", {}, http::status::bad_request, 301},         // not homed
+        {V::put, "/api/handles/88.118.8/x", "{", http::status::bad_request, 202},    // bad JSON
+        {V::put, "/api/handles/88.118.8/x", "{}", http::status::bad_request, 202},   // no values
+        {V::put, "/api/handles/88.118.8/x", R"([{"index":0,"type":"URL","data":"a"}])",
          http::status::bad_request, 202},
-        {V::put, "/api/handles/88.118.7/x", R"([{"index":1,"type":"A","data":"a"}])", http::status::forbidden, 401},
+        {V::put, "/api/handles/88.118.8/x", R"([{"index":1,"type":"","data":"a"}])",
+         http::status::bad_request, 202},
+        {V::put, "/api/handles/88.118.8/x",
+         R"([{"index":1,"type":"A","data":"a"},{"index":1,"type":"B","data":"b"}])",
+         http::status::bad_request, 202},
+        {V::put, "/api/handles/88.118.8/x",
+         R"([{"index":1,"type":"A","data":{"format":"base64","value":"***"}}])",
+         http::status::bad_request, 202},
+        {V::put, "/api/handles/88.118.7/x", R"([{"index":1,"type":"A","data":"a"}])",
+         http::status::forbidden, 401},
     };
     for (const auto& k : cases) {
         CAPTURE(k.target);
@@ -197,10 +229,12 @@ TEST_CASE("bad identifiers, bodies and routes get precise errors and change noth
     // Nothing was created by any of them.
     CHECK(c->request(V::get, "/api/handles/88.118.8/x").result() == http::status::not_found);
     // Unallocated prefix under the homed node prefix (admin may write anywhere it is allocated).
-    auto unallocated = c->request(V::put, "/api/handles/88.118.77/x", R"([{"index":1,"type":"A","data":"a"}])",
-                                 {{"Authorization", n.admin}});
+    auto unallocated =
+        c->request(V::put, "/api/handles/88.118.77/x", R"([{"index":1,"type":"A","data":"a"}])",
+                   {{"Authorization", n.admin}});
     CHECK(unallocated.result() == http::status::not_found);
-    CHECK(body_of(unallocated).at("message").as_string().find("not allocated") != std::string::npos);
+    CHECK(body_of(unallocated).at("message").as_string().find("not allocated") !=
+          std::string::npos);
 }
 
 TEST_CASE("authorisation matrix: who may write where") {
@@ -220,7 +254,8 @@ TEST_CASE("authorisation matrix: who may write where") {
         {n.admin, "/api/handles/88.118.9/m2", http::status::created},
         {n.admin, "/api/handles/88.118/node-level", http::status::created},
         {n.steel, "/api/handles/88.118/node-level-2", http::status::forbidden},
-        {"Bearer idn_0000000000000000_" + std::string(64, 'a'), "/api/handles/88.118.8/m3", http::status::unauthorized},
+        {"Bearer idn_0000000000000000_" + std::string(64, 'a'), "/api/handles/88.118.8/m3",
+         http::status::unauthorized},
         {"Bearer not-a-key", "/api/handles/88.118.8/m3", http::status::unauthorized},
         {basic("pharma", "wrong-password"), "/api/handles/88.118.9/m3", http::status::unauthorized},
         {basic("nobody", "whatever-pass"), "/api/handles/88.118.9/m3", http::status::unauthorized},
@@ -230,15 +265,18 @@ TEST_CASE("authorisation matrix: who may write where") {
         CAPTURE(row.who);
         CAPTURE(row.target);
         std::vector<std::pair<std::string, std::string>> headers;
-        if (!row.who.empty()) headers.emplace_back("Authorization", row.who);
+        if (!row.who.empty())
+            headers.emplace_back("Authorization", row.who);
         auto r = c->request(V::put, row.target, body, headers);
         CHECK(r.result() == row.status);
     }
     // Admin routes refuse everyone but admins.
     for (const auto& who : {n.steel, n.reader, basic("pharma", n.pharma_password)}) {
-        CHECK(c->request(V::get, "/api/v1/accounts", {}, {{"Authorization", who}}).result() == http::status::forbidden);
-        CHECK(c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118"})", {{"Authorization", who}}).result() ==
+        CHECK(c->request(V::get, "/api/v1/accounts", {}, {{"Authorization", who}}).result() ==
               http::status::forbidden);
+        CHECK(c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118"})",
+                         {{"Authorization", who}})
+                  .result() == http::status::forbidden);
     }
     CHECK(c->request(V::get, "/api/v1/prefixes").result() == http::status::unauthorized);
 }
@@ -248,7 +286,8 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
     auto c = n.client();
     int throttled = 0;
     for (int i = 0; i < 14; ++i) {
-        auto r = c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", basic("pharma", "bad-" + std::to_string(i))}});
+        auto r = c->request(V::get, "/api/handles/88.118.8/x", {},
+                            {{"Authorization", basic("pharma", "bad-" + std::to_string(i))}});
         if (r.result() == http::status::too_many_requests) {
             ++throttled;
             CHECK_FALSE(r[http::field::retry_after].empty());
@@ -258,48 +297,57 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
     }
     CHECK(throttled >= 3);
     // Even the right password is refused while throttled: the attempt is not evaluated at all.
-    auto right = c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", basic("pharma", n.pharma_password)}});
+    auto right = c->request(V::get, "/api/handles/88.118.8/x", {},
+                            {{"Authorization", basic("pharma", n.pharma_password)}});
     CHECK(right.result() == http::status::too_many_requests);
 }
 
 TEST_CASE("enterprise prefixes: allocate, list, suspend blocks writes, resume") {
     ApiNode n;
     auto c = n.client();
-    const std::string ent = R"("enterprise":{"name":"光电","credit_code":"91420100MA4K2X8Y9Q","industry":"C3976","contact":"x"})";
-    auto a1 = c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118",)" + ent + "}", {{"Authorization", n.admin}});
+    const std::string ent =
+        R"("enterprise":{"name":"光电","credit_code":"91420100MA4K2X8Y9Q","industry":"C3976","contact":"x"})";
+    auto a1 = c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118",)" + ent + "}",
+                         {{"Authorization", n.admin}});
     REQUIRE_MESSAGE(a1.result() == http::status::created, a1.body());
     CHECK(body_of(a1).at("prefix").as_string() == "88.118.10"); // after 8 and 9
-    auto a2 = c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118",)" + ent + "}", {{"Authorization", n.admin}});
+    auto a2 = c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118",)" + ent + "}",
+                         {{"Authorization", n.admin}});
     CHECK(body_of(a2).at("prefix").as_string() == "88.118.11");
-    auto dup = c->request(V::post, "/api/v1/prefixes", R"({"prefix":"88.118.8",)" + ent + "}", {{"Authorization", n.admin}});
+    auto dup = c->request(V::post, "/api/v1/prefixes", R"({"prefix":"88.118.8",)" + ent + "}",
+                          {{"Authorization", n.admin}});
     CHECK(dup.result() == http::status::conflict);
-    auto foreign = c->request(V::post, "/api/v1/prefixes", R"({"prefix":"77.1.2",)" + ent + "}", {{"Authorization", n.admin}});
-    CHECK(foreign.result() == http::status::bad_request);
-    auto bad_code = c->request(V::post, "/api/v1/prefixes",
-                              R"({"parent":"88.118","enterprise":{"name":"x","credit_code":"123","industry":"C3976"}})",
+    auto foreign = c->request(V::post, "/api/v1/prefixes", R"({"prefix":"77.1.2",)" + ent + "}",
                               {{"Authorization", n.admin}});
+    CHECK(foreign.result() == http::status::bad_request);
+    auto bad_code = c->request(
+        V::post, "/api/v1/prefixes",
+        R"({"parent":"88.118","enterprise":{"name":"x","credit_code":"123","industry":"C3976"}})",
+        {{"Authorization", n.admin}});
     CHECK(bad_code.result() == http::status::bad_request);
     CHECK(body_of(bad_code).at("error").at("code").as_string() == "invalid_value");
-    auto bad_json = c->request(V::post, "/api/v1/prefixes", "{not json", {{"Authorization", n.admin}});
+    auto bad_json =
+        c->request(V::post, "/api/v1/prefixes", "{not json", {{"Authorization", n.admin}});
     CHECK(bad_json.result() == http::status::bad_request);
 
     auto list = c->request(V::get, "/api/v1/prefixes", {}, {{"Authorization", n.admin}});
     CHECK(body_of(list).at("prefixes").as_array().size() == 5); // 88.118 + 8, 9, 10, 11
     auto one = c->request(V::get, "/api/v1/prefixes/88.118.8", {}, {{"Authorization", n.admin}});
     CHECK(body_of(one).at("enterprise").at("name").as_string() == "宝钢");
-    CHECK(c->request(V::get, "/api/v1/prefixes/88.118.99", {}, {{"Authorization", n.admin}}).result() ==
-          http::status::not_found);
+    CHECK(c->request(V::get, "/api/v1/prefixes/88.118.99", {}, {{"Authorization", n.admin}})
+              .result() == http::status::not_found);
 
     const std::string rec = R"([{"index":1,"type":"URL","data":"https://x.example/1"}])";
-    CHECK(c->request(V::post, "/api/v1/prefixes/88.118.8/suspend", {}, {{"Authorization", n.admin}}).result() ==
-          http::status::ok);
-    auto blocked = c->request(V::put, "/api/handles/88.118.8/s1", rec, {{"Authorization", n.steel}});
+    CHECK(c->request(V::post, "/api/v1/prefixes/88.118.8/suspend", {}, {{"Authorization", n.admin}})
+              .result() == http::status::ok);
+    auto blocked =
+        c->request(V::put, "/api/handles/88.118.8/s1", rec, {{"Authorization", n.steel}});
     CHECK(blocked.result() == http::status::forbidden);
     CHECK(rc_of(blocked) == 400);
-    CHECK(c->request(V::post, "/api/v1/prefixes/88.118.8/resume", {}, {{"Authorization", n.admin}}).result() ==
-          http::status::ok);
-    CHECK(c->request(V::put, "/api/handles/88.118.8/s1", rec, {{"Authorization", n.steel}}).result() ==
-          http::status::created);
+    CHECK(c->request(V::post, "/api/v1/prefixes/88.118.8/resume", {}, {{"Authorization", n.admin}})
+              .result() == http::status::ok);
+    CHECK(c->request(V::put, "/api/handles/88.118.8/s1", rec, {{"Authorization", n.steel}})
+              .result() == http::status::created);
     auto homed = c->request(V::get, "/api/prefixes");
     CHECK(body_of(homed).at("prefixes").as_array().size() == 5);
 }
@@ -307,30 +355,39 @@ TEST_CASE("enterprise prefixes: allocate, list, suspend blocks writes, resume") 
 TEST_CASE("accounts and keys: duplicates, password change, key revocation") {
     ApiNode n;
     auto c = n.client();
-    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"steel","role":"reader"})", {{"Authorization", n.admin}})
+    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"steel","role":"reader"})",
+                     {{"Authorization", n.admin}})
               .result() == http::status::conflict);
-    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"x y","role":"reader"})", {{"Authorization", n.admin}})
+    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"x y","role":"reader"})",
+                     {{"Authorization", n.admin}})
               .result() == http::status::bad_request);
-    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"e2","role":"enterprise"})", {{"Authorization", n.admin}})
+    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"e2","role":"enterprise"})",
+                     {{"Authorization", n.admin}})
               .result() == http::status::bad_request); // enterprise without prefixes
-    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"e3","role":"boss"})", {{"Authorization", n.admin}})
+    CHECK(c->request(V::post, "/api/v1/accounts", R"({"username":"e3","role":"boss"})",
+                     {{"Authorization", n.admin}})
               .result() == http::status::bad_request);
-    auto accounts = body_of(c->request(V::get, "/api/v1/accounts", {}, {{"Authorization", n.admin}}));
+    auto accounts =
+        body_of(c->request(V::get, "/api/v1/accounts", {}, {{"Authorization", n.admin}}));
     CHECK(accounts.at("accounts").as_array().size() == 4);
     CHECK(json::serialize(accounts).find("pbkdf2") == std::string::npos); // no secrets listed
 
     // The account changes its own password; the old one stops working.
-    auto pw = c->request(V::put, "/api/v1/accounts/pharma/password", R"({"password":"new-secret-22"})",
-                        {{"Authorization", basic("pharma", n.pharma_password)}});
+    auto pw =
+        c->request(V::put, "/api/v1/accounts/pharma/password", R"({"password":"new-secret-22"})",
+                   {{"Authorization", basic("pharma", n.pharma_password)}});
     CHECK(pw.result() == http::status::ok);
-    CHECK(c->request(V::get, "/api/handles/88.118.9/x", {}, {{"Authorization", basic("pharma", n.pharma_password)}})
+    CHECK(c->request(V::get, "/api/handles/88.118.9/x", {},
+                     {{"Authorization", basic("pharma", n.pharma_password)}})
               .result() == http::status::unauthorized);
-    CHECK(c->request(V::get, "/api/handles/88.118.9/x", {}, {{"Authorization", basic("pharma", "new-secret-22")}})
+    CHECK(c->request(V::get, "/api/handles/88.118.9/x", {},
+                     {{"Authorization", basic("pharma", "new-secret-22")}})
               .result() == http::status::not_found);
-    CHECK(c->request(V::put, "/api/v1/accounts/steel/password", R"({"password":"short"})", {{"Authorization", n.admin}})
+    CHECK(c->request(V::put, "/api/v1/accounts/steel/password", R"({"password":"short"})",
+                     {{"Authorization", n.admin}})
               .result() == http::status::bad_request);
     CHECK(c->request(V::put, "/api/v1/accounts/steel/password", R"({"password":"long-enough-1"})",
-                    {{"Authorization", n.reader}})
+                     {{"Authorization", n.reader}})
               .result() == http::status::forbidden);
 
     // A second key; revoke the first; the first is refused, the second works.
@@ -338,12 +395,15 @@ TEST_CASE("accounts and keys: duplicates, password change, key revocation") {
     REQUIRE(k2.result() == http::status::created);
     const std::string second = "Bearer " + std::string(body_of(k2).at("key").as_string());
     const std::string first_id = n.steel.substr(std::string("Bearer idn_").size(), 16);
-    CHECK(c->request(V::delete_, "/api/v1/accounts/pharma/keys/" + first_id, {}, {{"Authorization", n.admin}}).result() ==
-          http::status::not_found); // not pharma's key
-    CHECK(c->request(V::delete_, "/api/v1/accounts/steel/keys/" + first_id, {}, {{"Authorization", n.admin}}).result() ==
-          http::status::no_content);
-    CHECK(c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", n.steel}}).result() ==
-          http::status::unauthorized);
+    CHECK(c->request(V::delete_, "/api/v1/accounts/pharma/keys/" + first_id, {},
+                     {{"Authorization", n.admin}})
+              .result() == http::status::not_found); // not pharma's key
+    CHECK(c->request(V::delete_, "/api/v1/accounts/steel/keys/" + first_id, {},
+                     {{"Authorization", n.admin}})
+              .result() == http::status::no_content);
+    CHECK(
+        c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", n.steel}}).result() ==
+        http::status::unauthorized);
     CHECK(c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", second}}).result() ==
           http::status::not_found);
 }
@@ -354,21 +414,26 @@ TEST_CASE("listing, proxy redirects, minted suffixes, and a restart keeps everyt
         auto c = n.client();
         for (int i = 0; i < 25; ++i) {
             auto r = c->request(V::put, "/api/handles/88.118.8/L-" + std::to_string(100 + i),
-                               R"([{"index":1,"type":"URL","data":"https://x.example/)" + std::to_string(i) + R"("}])",
-                               {{"Authorization", n.steel}});
+                                R"([{"index":1,"type":"URL","data":"https://x.example/)" +
+                                    std::to_string(i) + R"("}])",
+                                {{"Authorization", n.steel}});
             REQUIRE(r.result() == http::status::created);
         }
-        CHECK(c->request(V::get, "/api/handles?prefix=88.118.8").result() == http::status::unauthorized);
-        CHECK(c->request(V::get, "/api/handles?prefix=88.118.8", {}, {{"Authorization", basic("pharma", n.pharma_password)}})
+        CHECK(c->request(V::get, "/api/handles?prefix=88.118.8").result() ==
+              http::status::unauthorized);
+        CHECK(c->request(V::get, "/api/handles?prefix=88.118.8", {},
+                         {{"Authorization", basic("pharma", n.pharma_password)}})
                   .result() == http::status::forbidden);
         std::vector<std::string> all;
         for (int page = 0; page < 4; ++page) {
-            auto r = c->request(V::get, "/api/handles?prefix=88.118.8&pageSize=10&page=" + std::to_string(page), {},
-                               {{"Authorization", n.steel}});
+            auto r = c->request(
+                V::get, "/api/handles?prefix=88.118.8&pageSize=10&page=" + std::to_string(page), {},
+                {{"Authorization", n.steel}});
             REQUIRE(r.result() == http::status::ok);
             CHECK(body_of(r).at("totalCount").as_string() == "25");
             const json::value body = body_of(r);
-            for (const auto& h : body.at("handles").as_array()) all.emplace_back(h.as_string());
+            for (const auto& h : body.at("handles").as_array())
+                all.emplace_back(h.as_string());
         }
         REQUIRE(all.size() == 25);
         CHECK(all.front() == "88.118.8/L-100");
@@ -381,17 +446,24 @@ TEST_CASE("listing, proxy redirects, minted suffixes, and a restart keeps everyt
         CHECK(c->request(V::get, "/88.118.8/none").result() == http::status::not_found);
 
         auto minted = c->request(V::put, "/api/handles/88.118.8/order-?mintNewSuffix=true",
-                                R"([{"index":1,"type":"URL","data":"https://x.example/o"}])", {{"Authorization", n.steel}});
+                                 R"([{"index":1,"type":"URL","data":"https://x.example/o"}])",
+                                 {{"Authorization", n.steel}});
         REQUIRE(minted.result() == http::status::created);
         const std::string minted_handle(body_of(minted).at("handle").as_string());
         CHECK(minted_handle.size() == std::string("88.118.8/order-").size() + 36);
         CHECK(c->request(V::get, "/api/handles/" + minted_handle).result() == http::status::ok);
+        const std::string metrics = http_get(n.node.ops_port(), "/metrics").body();
+        CHECK(metric_value(metrics, "idnode_identifiers") == 26);
+        CHECK(metric_value(metrics, "idnode_db_used_bytes") > 0);
+        CHECK(metric_value(metrics, "idnode_writer_committed_ops") >= 26);
     }
     CHECK(n.node.stop() == 0);
     n.node.start();
     auto c = n.client();
     auto r = c->request(V::get, "/api/handles/88.118.8/L-124");
     CHECK(r.result() == http::status::ok);
-    CHECK(c->request(V::get, "/api/handles/88.118.8/L-124", {}, {{"Authorization", n.steel}}).result() == http::status::ok);
-    CHECK(c->request(V::get, "/api/v1/prefixes/88.118.9", {}, {{"Authorization", n.admin}}).result() == http::status::ok);
+    CHECK(c->request(V::get, "/api/handles/88.118.8/L-124", {}, {{"Authorization", n.steel}})
+              .result() == http::status::ok);
+    CHECK(c->request(V::get, "/api/v1/prefixes/88.118.9", {}, {{"Authorization", n.admin}})
+              .result() == http::status::ok);
 }

@@ -17,13 +17,15 @@ namespace {
 using namespace idnode::registry;
 
 std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
 /// Creates the environment, homes the node prefix, creates the admin account and its first API
 /// key, and prints {"admin_key":"…"} once. Refuses an already initialised directory.
-int init(const std::string& data_dir, const std::string& node_prefix, const std::string& admin_user) {
+int init(const std::string& data_dir, const std::string& node_prefix,
+         const std::string& admin_user) {
     auto folded = parse_prefix(node_prefix);
     if (!folded) {
         std::cerr << "idctl init: --node-prefix: " << folded.error().message << "\n";
@@ -60,8 +62,10 @@ int init(const std::string& data_dir, const std::string& node_prefix, const std:
     WriteBatch batch;
     batch.account = "idctl-init";
     batch.ops.push_back(PutEntry{Table::prefixes, *folded, encode_prefix(prefix), PutMode::create});
-    batch.ops.push_back(PutEntry{Table::accounts, admin_user, encode_account(admin), PutMode::create});
-    batch.ops.push_back(PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record), PutMode::create});
+    batch.ops.push_back(
+        PutEntry{Table::accounts, admin_user, encode_account(admin), PutMode::create});
+    batch.ops.push_back(
+        PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record), PutMode::create});
     for (const auto& r : registry->write(std::move(batch))) {
         if (!r.ok()) {
             std::cerr << "idctl init: " << r.error.message << "\n";
@@ -82,7 +86,8 @@ int main(int argc, char** argv) {
     std::string data_dir, node_prefix, admin_user = "admin";
     auto* init_cmd = app.add_subcommand("init", "initialise a node's database (offline)");
     init_cmd->add_option("--data-dir", data_dir, "the node's data directory")->required();
-    init_cmd->add_option("--node-prefix", node_prefix, "node prefix to home, e.g. 88.118")->required();
+    init_cmd->add_option("--node-prefix", node_prefix, "node prefix to home, e.g. 88.118")
+        ->required();
     init_cmd->add_option("--admin-user", admin_user, "name of the admin account (default admin)");
 
     try {

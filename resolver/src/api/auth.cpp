@@ -51,15 +51,18 @@ bool Authenticator::throttled(const std::string& key, std::chrono::steady_clock:
     if (it->second.failures < options_.max_failures) {
         return false;
     }
-    retry_after = std::chrono::duration_cast<std::chrono::seconds>(options_.failure_window - (now - it->second.start)) +
+    retry_after = std::chrono::duration_cast<std::chrono::seconds>(options_.failure_window -
+                                                                   (now - it->second.start)) +
                   std::chrono::seconds(1);
     return true;
 }
 
-void Authenticator::record_failure(const std::string& key, std::chrono::steady_clock::time_point now) {
+void Authenticator::record_failure(const std::string& key,
+                                   std::chrono::steady_clock::time_point now) {
     if (failures_.size() > 100000) { // bound memory under a spray of addresses: drop old windows
         for (auto it = failures_.begin(); it != failures_.end();) {
-            it = (now - it->second.start >= options_.failure_window) ? failures_.erase(it) : std::next(it);
+            it = (now - it->second.start >= options_.failure_window) ? failures_.erase(it)
+                                                                     : std::next(it);
         }
     }
     auto& w = failures_[key];
@@ -70,7 +73,8 @@ void Authenticator::record_failure(const std::string& key, std::chrono::steady_c
     ++w.failures;
 }
 
-AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string& account, std::string message) {
+AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string& account,
+                                std::string message) {
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mutex_);
     record_failure("ip:" + client_ip, now);
@@ -91,8 +95,8 @@ void Authenticator::forget(const std::string& username) {
     }
 }
 
-AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot, std::string_view username,
-                                        const std::string& client_ip) {
+AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot,
+                                        std::string_view username, const std::string& client_ip) {
     auto bytes = snapshot.get_entry(registry::Table::accounts, username);
     if (!bytes) {
         return fail(client_ip, std::string(username), "account does not exist");
@@ -108,7 +112,8 @@ AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot, 
     return out;
 }
 
-AuthOutcome Authenticator::authenticate(std::string_view authorization, const std::string& client_ip) {
+AuthOutcome Authenticator::authenticate(std::string_view authorization,
+                                        const std::string& client_ip) {
     if (authorization.empty()) {
         return {};
     }
@@ -140,7 +145,8 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization, const st
     {
         std::lock_guard lock(mutex_);
         std::chrono::seconds retry{0};
-        if (throttled("ip:" + client_ip, now, retry) || (!username.empty() && throttled("user:" + username, now, retry))) {
+        if (throttled("ip:" + client_ip, now, retry) ||
+            (!username.empty() && throttled("user:" + username, now, retry))) {
             AuthOutcome out;
             out.status = 429;
             out.message = "too many failed logins; retry later";
@@ -152,8 +158,9 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization, const st
     auto snapshot = registry_.snapshot();
     if (key) {
         auto bytes = snapshot.get_entry(registry::Table::api_keys, key->key_id);
-        auto record = bytes ? registry::decode_api_key(*bytes) : registry::Result<registry::ApiKeyRecord>(
-                                                                     registry::Error{registry::Errc::not_found, ""});
+        auto record = bytes ? registry::decode_api_key(*bytes)
+                            : registry::Result<registry::ApiKeyRecord>(
+                                  registry::Error{registry::Errc::not_found, ""});
         if (!record || !registry::api_key_matches(*record, key->secret)) {
             return fail(client_ip, {}, "unknown or revoked API key");
         }
@@ -161,8 +168,9 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization, const st
     }
 
     auto bytes = snapshot.get_entry(registry::Table::accounts, username);
-    auto account = bytes ? registry::decode_account(*bytes)
-                         : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
+    auto account =
+        bytes ? registry::decode_account(*bytes)
+              : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
     if (!account || account->password_hash.empty()) {
         return fail(client_ip, username, "wrong username or password");
     }
@@ -171,7 +179,8 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization, const st
     {
         std::lock_guard lock(mutex_);
         auto it = verified_.find(cache_key);
-        cached = it != verified_.end() && it->second.first == account->password_hash && it->second.second > now;
+        cached = it != verified_.end() && it->second.first == account->password_hash &&
+                 it->second.second > now;
     }
     if (!cached) {
         if (!registry::verify_password(password, account->password_hash)) {

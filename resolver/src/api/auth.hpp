@@ -26,9 +26,9 @@
 namespace idnode::resolver::api {
 
 struct Principal {
-    std::string username;                      // empty = anonymous
-    std::optional<registry::Role> role;        // nullopt = anonymous
-    std::vector<std::string> prefixes;         // folded
+    std::string username;               // empty = anonymous
+    std::optional<registry::Role> role; // nullopt = anonymous
+    std::vector<std::string> prefixes;  // folded
 
     bool anonymous() const noexcept { return !role.has_value(); }
     bool is_admin() const noexcept { return role == registry::Role::admin; }
@@ -83,7 +83,8 @@ private:
     std::mutex mutex_;
     std::unordered_map<std::string, Window> failures_;
     // username + '\0' + sha256(password) -> (stored hash it was verified against, expiry)
-    std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> verified_;
+    std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>>
+        verified_;
 };
 
 } // namespace idnode::resolver::api

@@ -27,18 +27,27 @@ constexpr int kRcSuccess = 1, kRcError = 2, kRcServerBusy = 3, kRcNotFound = 100
 
 http::status status_of_rc(int rc) {
     switch (rc) {
-    case kRcSuccess: return http::status::ok;
-    case kRcNotFound: return http::status::not_found;
-    case kRcExists: return http::status::conflict;
-    case 201: return http::status::conflict;
+    case kRcSuccess:
+        return http::status::ok;
+    case kRcNotFound:
+        return http::status::not_found;
+    case kRcExists:
+        return http::status::conflict;
+    case 201:
+        return http::status::conflict;
     case kRcInvalidHandle:
     case kRcInvalidValue:
-    case kRcNotHomed: return http::status::bad_request;
-    case kRcAuthNeeded: return http::status::unauthorized;
+    case kRcNotHomed:
+        return http::status::bad_request;
+    case kRcAuthNeeded:
+        return http::status::unauthorized;
     case kRcInsufficientPermissions:
-    case kRcInvalidAdmin: return http::status::forbidden;
-    case kRcServerBusy: return http::status::service_unavailable;
-    default: return http::status::internal_server_error;
+    case kRcInvalidAdmin:
+        return http::status::forbidden;
+    case kRcServerBusy:
+        return http::status::service_unavailable;
+    default:
+        return http::status::internal_server_error;
     }
 }
 
@@ -49,39 +58,52 @@ struct Mapped {
 
 Mapped map_errc(Errc e) {
     switch (e) {
-    case Errc::not_found: return {kRcNotFound, http::status::not_found};
-    case Errc::already_exists: return {kRcExists, http::status::conflict};
-    case Errc::invalid_handle: return {kRcInvalidHandle, http::status::bad_request};
+    case Errc::not_found:
+        return {kRcNotFound, http::status::not_found};
+    case Errc::already_exists:
+        return {kRcExists, http::status::conflict};
+    case Errc::invalid_handle:
+        return {kRcInvalidHandle, http::status::bad_request};
     case Errc::invalid_value:
-    case Errc::too_large: return {kRcInvalidValue, http::status::bad_request};
-    case Errc::not_homed: return {kRcNotHomed, http::status::bad_request};
-    case Errc::storage_full: return {kRcError, http::status::insufficient_storage};
-    case Errc::unavailable: return {kRcServerBusy, http::status::service_unavailable};
-    default: return {kRcError, http::status::internal_server_error};
+    case Errc::too_large:
+        return {kRcInvalidValue, http::status::bad_request};
+    case Errc::not_homed:
+        return {kRcNotHomed, http::status::bad_request};
+    case Errc::storage_full:
+        return {kRcError, http::status::insufficient_storage};
+    case Errc::unavailable:
+        return {kRcServerBusy, http::status::service_unavailable};
+    default:
+        return {kRcError, http::status::internal_server_error};
     }
 }
 
 // ---- small helpers ----------------------------------------------------------------------------
 
 std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
 std::string pretty(const json::value& v, int indent = 0) {
-    const std::string pad(static_cast<std::size_t>(indent + 2), ' '), end_pad(static_cast<std::size_t>(indent), ' ');
+    const std::string pad(static_cast<std::size_t>(indent + 2), ' '),
+        end_pad(static_cast<std::size_t>(indent), ' ');
     if (const auto* o = v.if_object()) {
-        if (o->empty()) return "{}";
+        if (o->empty())
+            return "{}";
         std::string s = "{\n";
         bool first = true;
         for (const auto& [k, val] : *o) {
-            s += (first ? "" : ",\n") + pad + json::serialize(json::string(k)) + ": " + pretty(val, indent + 2);
+            s += (first ? "" : ",\n") + pad + json::serialize(json::string(k)) + ": " +
+                 pretty(val, indent + 2);
             first = false;
         }
         return s + "\n" + end_pad + "}";
     }
     if (const auto* a = v.if_array()) {
-        if (a->empty()) return "[]";
+        if (a->empty())
+            return "[]";
         std::string s = "[\n";
         for (std::size_t i = 0; i < a->size(); ++i) {
             s += (i ? ",\n" : "") + pad + pretty((*a)[i], indent + 2);
@@ -94,25 +116,29 @@ std::string pretty(const json::value& v, int indent = 0) {
 struct Query {
     std::vector<std::pair<std::string, std::string>> items;
     bool has(std::string_view name) const {
-        return std::any_of(items.begin(), items.end(), [&](const auto& p) { return p.first == name; });
+        return std::any_of(items.begin(), items.end(),
+                           [&](const auto& p) { return p.first == name; });
     }
     std::string get(std::string_view name, std::string fallback = {}) const {
         for (const auto& [k, v] : items) {
-            if (k == name) return v;
+            if (k == name)
+                return v;
         }
         return fallback;
     }
     std::vector<std::string> all(std::string_view name) const {
         std::vector<std::string> out;
         for (const auto& [k, v] : items) {
-            if (k == name) out.push_back(v);
+            if (k == name)
+                out.push_back(v);
         }
         return out;
     }
     /// "true"/"1"/present without value -> true.
     bool flag(std::string_view name, bool fallback) const {
         for (const auto& [k, v] : items) {
-            if (k == name) return v.empty() || v == "true" || v == "1";
+            if (k == name)
+                return v.empty() || v == "true" || v == "1";
         }
         return fallback;
     }
@@ -130,7 +156,8 @@ std::string echo_safe(std::string_view text) {
     while (!text.empty()) {
         const auto bad = find_invalid_utf8(text);
         out.append(text.substr(0, bad));
-        if (bad == std::string_view::npos) break;
+        if (bad == std::string_view::npos)
+            break;
         out.append("\xEF\xBF\xBD");
         text.remove_prefix(bad + 1);
     }
@@ -140,12 +167,15 @@ std::string echo_safe(std::string_view text) {
 Response handle_json(const Request& req, int rc, std::string_view handle, std::string_view message,
                      http::status status) {
     json::object body{{"responseCode", rc}};
-    if (!handle.empty()) body["handle"] = echo_safe(handle);
-    if (!message.empty()) body["message"] = echo_safe(message);
+    if (!handle.empty())
+        body["handle"] = echo_safe(handle);
+    if (!message.empty())
+        body["message"] = echo_safe(message);
     return json_response(req, status, json::serialize(body));
 }
 
-Response handle_error(const Request& req, int rc, std::string_view handle, std::string_view message) {
+Response handle_error(const Request& req, int rc, std::string_view handle,
+                      std::string_view message) {
     return handle_json(req, rc, handle, message, status_of_rc(rc));
 }
 
@@ -158,8 +188,8 @@ std::string uuid4() {
     std::string hex = random_hex(16);
     hex[12] = '4';
     hex[16] = "89ab"[static_cast<unsigned char>(hex[16]) % 4];
-    return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
-           hex.substr(20);
+    return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+           hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
 json::object prefix_json(const PrefixRecord& p) {
@@ -178,7 +208,8 @@ json::object prefix_json(const PrefixRecord& p) {
 
 json::object account_json(const Account& a) {
     json::array prefixes;
-    for (const auto& p : a.prefixes) prefixes.emplace_back(p);
+    for (const auto& p : a.prefixes)
+        prefixes.emplace_back(p);
     return json::object{{"username", a.username},
                         {"role", role_name(a.role)},
                         {"prefixes", std::move(prefixes)},
@@ -226,17 +257,20 @@ private:
     }
 
     /// Authenticates; on failure returns the response to send.
-    std::optional<Response> authenticate(const Request& req, RequestContext& ctx, Principal& who, bool handle_api) {
+    std::optional<Response> authenticate(const Request& req, RequestContext& ctx, Principal& who,
+                                         bool handle_api) {
         auto outcome = auth_.authenticate(req[http::field::authorization], ctx.client_ip);
         if (!outcome.ok()) {
-            Response r = handle_api ? handle_json(req, kRcAuthNeeded, {}, outcome.message,
-                                                  outcome.status == 429 ? http::status::too_many_requests
-                                                                        : http::status::unauthorized)
-                                    : error_response(req,
-                                                     outcome.status == 429 ? http::status::too_many_requests
-                                                                           : http::status::unauthorized,
-                                                     outcome.status == 429 ? "too_many_requests" : "unauthorized",
-                                                     outcome.message);
+            Response r =
+                handle_api
+                    ? handle_json(req, kRcAuthNeeded, {}, outcome.message,
+                                  outcome.status == 429 ? http::status::too_many_requests
+                                                        : http::status::unauthorized)
+                    : error_response(req,
+                                     outcome.status == 429 ? http::status::too_many_requests
+                                                           : http::status::unauthorized,
+                                     outcome.status == 429 ? "too_many_requests" : "unauthorized",
+                                     outcome.message);
             if (outcome.status == 401) {
                 r.set(http::field::www_authenticate, "Basic realm=\"idnode\", Bearer");
             } else {
@@ -250,11 +284,13 @@ private:
     }
 
     /// The handle named by the route's {handle...} parameter, percent-decoded once.
-    std::optional<Response> path_handle(const Request& req, const RequestContext& ctx, std::optional<Handle>& out,
+    std::optional<Response> path_handle(const Request& req, const RequestContext& ctx,
+                                        std::optional<Handle>& out,
                                         std::string suffix_to_append = {}) {
         auto decoded = percent_decode(ctx.param("handle"));
         if (!decoded) {
-            return handle_error(req, kRcInvalidHandle, ctx.param("handle"), "malformed percent-encoding in the handle");
+            return handle_error(req, kRcInvalidHandle, ctx.param("handle"),
+                                "malformed percent-encoding in the handle");
         }
         *decoded += suffix_to_append;
         auto parsed = parse_handle(*decoded, options_.handle_limits);
@@ -262,8 +298,9 @@ private:
             return handle_error(req, kRcInvalidHandle, *decoded, parsed.error().message);
         }
         if (!homed(parsed->prefix_key())) {
-            return handle_error(req, kRcNotHomed, *decoded, "prefix " + std::string(parsed->prefix()) +
-                                                                " is not homed on this node");
+            return handle_error(req, kRcNotHomed, *decoded,
+                                "prefix " + std::string(parsed->prefix()) +
+                                    " is not homed on this node");
         }
         out = std::move(parsed).value();
         return std::nullopt;
@@ -272,17 +309,20 @@ private:
     /// Checks that `who` may write under the handle's prefix and that the prefix is usable.
     std::optional<Response> check_write(const Request& req, const Principal& who, const Handle& h) {
         if (who.anonymous()) {
-            return handle_error(req, kRcAuthNeeded, h.spelling(), "authentication is needed to write");
+            return handle_error(req, kRcAuthNeeded, h.spelling(),
+                                "authentication is needed to write");
         }
         if (!who.may_write(h.prefix_key())) {
             return handle_error(req, kRcInvalidAdmin, h.spelling(),
-                                "account " + who.username + " may not write under prefix " + std::string(h.prefix()));
+                                "account " + who.username + " may not write under prefix " +
+                                    std::string(h.prefix()));
         }
         auto snapshot = registry_.snapshot();
         auto bytes = snapshot.get_entry(Table::prefixes, h.prefix_key());
         if (!bytes) {
             return handle_error(req, kRcNotFound, h.spelling(),
-                                "prefix " + std::string(h.prefix()) + " is not allocated on this node");
+                                "prefix " + std::string(h.prefix()) +
+                                    " is not allocated on this node");
         }
         auto rec = decode_prefix(*bytes);
         if (!rec) {
@@ -293,7 +333,8 @@ private:
                                 "prefix " + rec->prefix + " is suspended");
         }
         if (rec->kind == PrefixKind::node && !who.is_admin()) {
-            return handle_error(req, kRcInvalidAdmin, h.spelling(), "only an admin writes under a node prefix");
+            return handle_error(req, kRcInvalidAdmin, h.spelling(),
+                                "only an admin writes under a node prefix");
         }
         return std::nullopt;
     }
@@ -308,32 +349,37 @@ private:
         return v;
     }
 
-    void submit(WriteOp op, const std::string& account, std::function<Response(const OpResult&)> respond,
-                Responder responder) {
+    void submit(WriteOp op, const std::string& account,
+                std::function<Response(const OpResult&)> respond, Responder responder) {
         WriteBatch batch;
         batch.account = account;
         batch.ops.push_back(std::move(op));
-        registry_.submit(std::move(batch), [respond = std::move(respond), responder](BatchResult results) {
-            responder.send(respond(results.front()));
-        });
+        registry_.submit(std::move(batch),
+                         [respond = std::move(respond), responder](BatchResult results) {
+                             responder.send(respond(results.front()));
+                         });
     }
 
     // ---- Handle REST --------------------------------------------------------------------------
 
     Response get_handle(const Request& req, RequestContext& ctx) {
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h)) return *r;
+        if (auto r = path_handle(req, ctx, h))
+            return *r;
         Principal who;
-        if (auto r = authenticate(req, ctx, who, true)) return *r;
+        if (auto r = authenticate(req, ctx, who, true))
+            return *r;
         auto query = parse_query(req.target());
-        if (!query) return handle_error(req, kRcInvalidValue, h->spelling(), "malformed query string");
+        if (!query)
+            return handle_error(req, kRcInvalidValue, h->spelling(), "malformed query string");
         const Query q{std::move(*query)};
         ValueFilter filter;
         filter.types = q.all("type");
         for (const auto& i : q.all("index")) {
             std::uint64_t n;
             if (!parse_uint(i, n) || n == 0 || n > INT32_MAX) {
-                return handle_error(req, kRcInvalidValue, h->spelling(), "index must be a positive integer");
+                return handle_error(req, kRcInvalidValue, h->spelling(),
+                                    "index must be a positive integer");
             }
             filter.indices.push_back(static_cast<std::int32_t>(n));
         }
@@ -341,7 +387,8 @@ private:
         json::array values;
         auto st = registry_.snapshot().visit(*h, [&](const RecordView& view) {
             for (const ValueView& v : view) {
-                if (filter.selects(v.index, v.type) && (include_private || v.permissions.public_read())) {
+                if (filter.selects(v.index, v.type) &&
+                    (include_private || v.permissions.public_read())) {
                     json::object o;
                     api::value_to_json(o, v);
                     values.push_back(std::move(o));
@@ -350,45 +397,56 @@ private:
         });
         if (!st) {
             const auto m = map_errc(st.code());
-            return handle_json(req, m.rc, h->spelling(), st.code() == Errc::not_found ? "" : st.error().message,
-                               m.status);
+            return handle_json(req, m.rc, h->spelling(),
+                               st.code() == Errc::not_found ? "" : st.error().message, m.status);
         }
-        json::object body{{"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
-        return json_response(req, http::status::ok, q.has("pretty") ? pretty(body) : json::serialize(body));
+        json::object body{
+            {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
+        return json_response(req, http::status::ok,
+                             q.has("pretty") ? pretty(body) : json::serialize(body));
     }
 
     void put_handle(Request&& req, Responder responder) {
         RequestContext& ctx = responder.context();
         auto query = parse_query(req.target());
-        if (!query) return responder.send(handle_error(req, kRcInvalidValue, {}, "malformed query string"));
+        if (!query)
+            return responder.send(handle_error(req, kRcInvalidValue, {}, "malformed query string"));
         const Query q{std::move(*query)};
         const bool mint = q.flag("mintNewSuffix", false);
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h, mint ? uuid4() : std::string{})) return responder.send(*r);
+        if (auto r = path_handle(req, ctx, h, mint ? uuid4() : std::string{}))
+            return responder.send(*r);
         Principal who;
-        if (auto r = authenticate(req, ctx, who, true)) return responder.send(*r);
-        if (auto r = check_write(req, who, *h)) return responder.send(*r);
+        if (auto r = authenticate(req, ctx, who, true))
+            return responder.send(*r);
+        if (auto r = check_write(req, who, *h))
+            return responder.send(*r);
 
         std::string error;
         auto body = parse_body(req, error);
-        if (!body) return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), error));
+        if (!body)
+            return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), error));
         const json::value* values_json = &*body;
         std::optional<std::string> template_version;
         if (const auto* obj = body->if_object()) {
             values_json = obj->if_contains("values");
             if (values_json == nullptr) {
-                return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), "body needs \"values\""));
+                return responder.send(
+                    handle_error(req, kRcInvalidValue, h->spelling(), "body needs \"values\""));
             }
             if (const auto* t = obj->if_contains("templateVersion")) {
                 if (!t->is_string() || t->get_string().empty()) {
                     return responder.send(
-                        handle_error(req, kRcInvalidValue, h->spelling(), "templateVersion must be a non-empty string"));
+                        handle_error(req, kRcInvalidValue, h->spelling(),
+                                     "templateVersion must be a non-empty string"));
                 }
                 template_version = std::string(t->get_string());
             }
         }
         auto values = api::values_from_json(*values_json);
-        if (!values) return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), values.error().message));
+        if (!values)
+            return responder.send(
+                handle_error(req, kRcInvalidValue, h->spelling(), values.error().message));
         if (template_version) {
             std::erase_if(*values, [](const HandleValue& v) { return v.index == kIndexTemplate; });
             HandleValue t;
@@ -405,13 +463,16 @@ private:
             for (const auto& i : indices) {
                 std::uint64_t n;
                 if (!parse_uint(i, n) || n == 0 || n > INT32_MAX) {
-                    return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), "index must be a positive integer"));
-                }
-                auto it = std::find_if(values->begin(), values->end(),
-                                       [&](const HandleValue& v) { return v.index == static_cast<std::int32_t>(n); });
-                if (it == values->end()) {
                     return responder.send(handle_error(req, kRcInvalidValue, h->spelling(),
-                                                       "index " + i + " is named in the query but not in the body"));
+                                                       "index must be a positive integer"));
+                }
+                auto it = std::find_if(values->begin(), values->end(), [&](const HandleValue& v) {
+                    return v.index == static_cast<std::int32_t>(n);
+                });
+                if (it == values->end()) {
+                    return responder.send(
+                        handle_error(req, kRcInvalidValue, h->spelling(),
+                                     "index " + i + " is named in the query but not in the body"));
                 }
                 selected.push_back(*it);
             }
@@ -420,30 +481,37 @@ private:
             op = PutRecord{*h, std::move(*values), overwrite ? PutMode::upsert : PutMode::create};
         }
         const std::string spelling = h->spelling();
-        submit(std::move(op), who.username,
-               [req = std::move(req), spelling, overwrite](const OpResult& r) {
-                   if (r.outcome == Outcome::failed) {
-                       const auto m = map_errc(r.error.code);
-                       return handle_json(req, m.rc, spelling, r.error.message, m.status);
-                   }
-                   if (r.outcome == Outcome::unchanged && !overwrite) {
-                       return handle_error(req, kRcExists, spelling, "handle already exists");
-                   }
-                   return handle_json(req, kRcSuccess, spelling, {},
-                                      r.outcome == Outcome::created ? http::status::created : http::status::ok);
-               },
-               responder);
+        submit(
+            std::move(op), who.username,
+            [req = std::move(req), spelling, overwrite](const OpResult& r) {
+                if (r.outcome == Outcome::failed) {
+                    const auto m = map_errc(r.error.code);
+                    return handle_json(req, m.rc, spelling, r.error.message, m.status);
+                }
+                if (r.outcome == Outcome::unchanged && !overwrite) {
+                    return handle_error(req, kRcExists, spelling, "handle already exists");
+                }
+                return handle_json(req, kRcSuccess, spelling, {},
+                                   r.outcome == Outcome::created ? http::status::created
+                                                                 : http::status::ok);
+            },
+            responder);
     }
 
     void delete_handle(Request&& req, Responder responder) {
         RequestContext& ctx = responder.context();
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h)) return responder.send(*r);
+        if (auto r = path_handle(req, ctx, h))
+            return responder.send(*r);
         Principal who;
-        if (auto r = authenticate(req, ctx, who, true)) return responder.send(*r);
-        if (auto r = check_write(req, who, *h)) return responder.send(*r);
+        if (auto r = authenticate(req, ctx, who, true))
+            return responder.send(*r);
+        if (auto r = check_write(req, who, *h))
+            return responder.send(*r);
         auto query = parse_query(req.target());
-        if (!query) return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), "malformed query string"));
+        if (!query)
+            return responder.send(
+                handle_error(req, kRcInvalidValue, h->spelling(), "malformed query string"));
         const Query q{std::move(*query)};
         WriteOp op = DeleteRecord{*h};
         const auto indices = q.all("index");
@@ -452,62 +520,79 @@ private:
             for (const auto& i : indices) {
                 std::uint64_t n;
                 if (!parse_uint(i, n) || n == 0 || n > INT32_MAX) {
-                    return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), "index must be a positive integer"));
+                    return responder.send(handle_error(req, kRcInvalidValue, h->spelling(),
+                                                       "index must be a positive integer"));
                 }
                 rv.indices.push_back(static_cast<std::int32_t>(n));
             }
             op = std::move(rv);
         }
         const std::string spelling = h->spelling();
-        submit(std::move(op), who.username,
-               [req = std::move(req), spelling](const OpResult& r) {
-                   if (r.outcome == Outcome::failed) {
-                       const auto m = map_errc(r.error.code);
-                       return handle_json(req, m.rc, spelling, r.error.code == Errc::not_found ? "" : r.error.message,
-                                          m.status);
-                   }
-                   return handle_json(req, kRcSuccess, spelling, {}, http::status::ok);
-               },
-               responder);
+        submit(
+            std::move(op), who.username,
+            [req = std::move(req), spelling](const OpResult& r) {
+                if (r.outcome == Outcome::failed) {
+                    const auto m = map_errc(r.error.code);
+                    return handle_json(req, m.rc, spelling,
+                                       r.error.code == Errc::not_found ? "" : r.error.message,
+                                       m.status);
+                }
+                return handle_json(req, kRcSuccess, spelling, {}, http::status::ok);
+            },
+            responder);
     }
 
     Response list_handles(const Request& req, RequestContext& ctx) {
         Principal who;
-        if (auto r = authenticate(req, ctx, who, true)) return *r;
-        if (who.anonymous()) return handle_error(req, kRcAuthNeeded, {}, "listing needs authentication");
+        if (auto r = authenticate(req, ctx, who, true))
+            return *r;
+        if (who.anonymous())
+            return handle_error(req, kRcAuthNeeded, {}, "listing needs authentication");
         auto query = parse_query(req.target());
-        if (!query) return handle_error(req, kRcInvalidValue, {}, "malformed query string");
+        if (!query)
+            return handle_error(req, kRcInvalidValue, {}, "malformed query string");
         const Query q{std::move(*query)};
         const std::string prefix = q.get("prefix");
         auto folded = parse_prefix(prefix);
-        if (!folded) return handle_error(req, kRcInvalidHandle, {}, "prefix: " + folded.error().message);
-        if (!homed(*folded)) return handle_error(req, kRcNotHomed, {}, "prefix " + prefix + " is not homed on this node");
+        if (!folded)
+            return handle_error(req, kRcInvalidHandle, {}, "prefix: " + folded.error().message);
+        if (!homed(*folded))
+            return handle_error(req, kRcNotHomed, {},
+                                "prefix " + prefix + " is not homed on this node");
         if (!who.may_read_private(*folded)) {
-            return handle_error(req, kRcInsufficientPermissions, {}, "account " + who.username + " may not list " + prefix);
+            return handle_error(req, kRcInsufficientPermissions, {},
+                                "account " + who.username + " may not list " + prefix);
         }
         std::uint64_t page = 0, page_size = 100;
         if ((q.has("page") && !parse_uint(q.get("page"), page)) ||
-            (q.has("pageSize") && (!parse_uint(q.get("pageSize"), page_size) || page_size == 0 || page_size > 10000))) {
-            return handle_error(req, kRcInvalidValue, {}, "page must be >= 0 and pageSize 1 to 10000");
+            (q.has("pageSize") &&
+             (!parse_uint(q.get("pageSize"), page_size) || page_size == 0 || page_size > 10000))) {
+            return handle_error(req, kRcInvalidValue, {},
+                                "page must be >= 0 and pageSize 1 to 10000");
         }
         auto snapshot = registry_.snapshot();
         std::string cursor = q.get("cursor");
-        if (cursor.empty() && page > 0) { // skip whole pages (the cursor parameter avoids this walk)
+        if (cursor.empty() &&
+            page > 0) { // skip whole pages (the cursor parameter avoids this walk)
             for (std::uint64_t skipped = 0; skipped < page * page_size;) {
                 const auto step = std::min<std::uint64_t>(page * page_size - skipped, 10000);
                 auto p = snapshot.list(prefix, cursor, step);
-                if (!p) return handle_error(req, kRcInvalidValue, {}, p.error().message);
+                if (!p)
+                    return handle_error(req, kRcInvalidValue, {}, p.error().message);
                 skipped += p->handles.size();
                 cursor = p->next_cursor;
-                if (cursor.empty()) break;
+                if (cursor.empty())
+                    break;
             }
         }
         json::array handles;
         std::string next;
         if (page == 0 || !cursor.empty()) {
             auto p = snapshot.list(prefix, cursor, page_size);
-            if (!p) return handle_error(req, kRcInvalidValue, {}, p.error().message);
-            for (auto& s : p->handles) handles.emplace_back(std::move(s));
+            if (!p)
+                return handle_error(req, kRcInvalidValue, {}, p.error().message);
+            for (auto& s : p->handles)
+                handles.emplace_back(std::move(s));
             next = p->next_cursor;
         }
         json::object body{{"responseCode", kRcSuccess},
@@ -516,7 +601,8 @@ private:
                           {"page", page},
                           {"pageSize", page_size},
                           {"handles", std::move(handles)}};
-        if (!next.empty()) body["nextCursor"] = next;
+        if (!next.empty())
+            body["nextCursor"] = next;
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
@@ -534,12 +620,14 @@ private:
             cursor = page.next_cursor;
         } while (!cursor.empty());
         for (const auto& p : options_.homed_prefixes) {
-            if (std::none_of(prefixes.begin(), prefixes.end(),
-                             [&](const json::value& v) { return equals_folded(v.get_string(), p); })) {
+            if (std::none_of(prefixes.begin(), prefixes.end(), [&](const json::value& v) {
+                    return equals_folded(v.get_string(), p);
+                })) {
                 prefixes.emplace_back(p);
             }
         }
-        json::object body{{"responseCode", kRcSuccess}, {"totalCount", std::to_string(prefixes.size())},
+        json::object body{{"responseCode", kRcSuccess},
+                          {"totalCount", std::to_string(prefixes.size())},
                           {"prefixes", std::move(prefixes)}};
         return json_response(req, http::status::ok, json::serialize(body));
     }
@@ -550,15 +638,18 @@ private:
         std::optional<Handle> h;
         if (path_handle(req, ctx, h)) {
             ctx.route = "unmatched";
-            return json_response(req, http::status::not_found, R"({"responseCode":4,"message":"unknown route"})");
+            return json_response(req, http::status::not_found,
+                                 R"({"responseCode":4,"message":"unknown route"})");
         }
         std::string location;
         json::array values;
         std::string html_rows;
         auto st = registry_.snapshot().visit(*h, [&](const RecordView& view) {
             for (const ValueView& v : view) {
-                if (!v.permissions.public_read()) continue;
-                if (location.empty() && equals_folded(v.type, "URL")) location.assign(v.data);
+                if (!v.permissions.public_read())
+                    continue;
+                if (location.empty() && equals_folded(v.type, "URL"))
+                    location.assign(v.data);
                 json::object o;
                 api::value_to_json(o, v);
                 values.push_back(std::move(o));
@@ -579,22 +670,28 @@ private:
             r.prepare_payload();
             return r;
         }
-        json::object body{{"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
+        json::object body{
+            {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
     // ---- native admin API ---------------------------------------------------------------------
 
     std::optional<Response> require_admin(const Request& req, RequestContext& ctx, Principal& who) {
-        if (auto r = authenticate(req, ctx, who, false)) return r;
-        if (who.anonymous()) return error_response(req, http::status::unauthorized, "unauthorized", "authentication is needed");
-        if (!who.is_admin()) return error_response(req, http::status::forbidden, "forbidden", "admin role required");
+        if (auto r = authenticate(req, ctx, who, false))
+            return r;
+        if (who.anonymous())
+            return error_response(req, http::status::unauthorized, "unauthorized",
+                                  "authentication is needed");
+        if (!who.is_admin())
+            return error_response(req, http::status::forbidden, "forbidden", "admin role required");
         return std::nullopt;
     }
 
     void create_prefix(Request&& req, Responder responder) {
         Principal who;
-        if (auto r = require_admin(req, responder.context(), who)) return responder.send(*r);
+        if (auto r = require_admin(req, responder.context(), who))
+            return responder.send(*r);
         std::string error;
         auto body = parse_body(req, error);
         if (!body || !body->is_object()) {
@@ -607,24 +704,33 @@ private:
         rec.created = unix_now();
         const auto* ent = o.if_contains("enterprise");
         if (ent == nullptr || !ent->is_object()) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_value", "\"enterprise\" object is required"));
+            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                                                 "\"enterprise\" object is required"));
         }
         auto field = [&](const char* name) -> std::string {
             const auto* v = ent->get_object().if_contains(name);
             return v && v->is_string() ? std::string(v->get_string()) : std::string();
         };
-        rec.enterprise = EnterpriseInfo{field("name"), field("credit_code"), field("industry"), field("contact")};
+        rec.enterprise = EnterpriseInfo{field("name"), field("credit_code"), field("industry"),
+                                        field("contact")};
         if (auto bad = validate_enterprise(rec.enterprise)) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_value", *bad));
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_value", *bad));
         }
         std::string parent;
         if (const auto* p = o.if_contains("prefix")) {
-            if (!p->is_string()) return responder.send(error_response(req, http::status::bad_request, "invalid_value", "prefix must be a string"));
+            if (!p->is_string())
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value", "prefix must be a string"));
             auto folded = parse_prefix(p->get_string());
-            if (!folded) return responder.send(error_response(req, http::status::bad_request, "invalid_prefix", folded.error().message));
-            if (!homed(*folded) || std::find(homed_.begin(), homed_.end(), *folded) != homed_.end()) {
-                return responder.send(error_response(req, http::status::bad_request, "not_homed",
-                                                     "prefix must lie below a node prefix homed here"));
+            if (!folded)
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_prefix", folded.error().message));
+            if (!homed(*folded) ||
+                std::find(homed_.begin(), homed_.end(), *folded) != homed_.end()) {
+                return responder.send(
+                    error_response(req, http::status::bad_request, "not_homed",
+                                   "prefix must lie below a node prefix homed here"));
             }
             rec.prefix = std::string(p->get_string());
         } else if (const auto* par = o.if_contains("parent"); par && par->is_string()) {
@@ -643,7 +749,8 @@ private:
 
     /// Allocates `rec` (or the next free number under `parent`), retrying when a concurrent
     /// allocation took the same number.
-    void allocate(Request req, Responder responder, PrefixRecord rec, std::string parent, std::string account, int attempt) {
+    void allocate(Request req, Responder responder, PrefixRecord rec, std::string parent,
+                  std::string account, int attempt) {
         if (!parent.empty()) {
             std::uint64_t highest = 0;
             auto snapshot = registry_.snapshot();
@@ -660,36 +767,42 @@ private:
                 }
                 cursor = page.next_cursor;
             } while (!cursor.empty());
-            rec.prefix = parent + "." + std::to_string(highest + 1 + static_cast<unsigned>(attempt));
+            rec.prefix =
+                parent + "." + std::to_string(highest + 1 + static_cast<unsigned>(attempt));
         }
         const std::string key = fold_case(rec.prefix);
         WriteBatch batch;
         batch.account = account;
         batch.ops.push_back(PutEntry{Table::prefixes, key, encode_prefix(rec), PutMode::create});
-        registry_.submit(std::move(batch), [this, req = std::move(req), responder, rec, parent, account,
-                                            attempt](BatchResult results) mutable {
+        registry_.submit(std::move(batch), [this, req = std::move(req), responder, rec, parent,
+                                            account, attempt](BatchResult results) mutable {
             const OpResult& r = results.front();
             if (r.outcome == Outcome::created) {
-                return responder.send(json_response(req, http::status::created, json::serialize(prefix_json(rec))));
+                return responder.send(
+                    json_response(req, http::status::created, json::serialize(prefix_json(rec))));
             }
             if (r.error.code == Errc::already_exists && !parent.empty() && attempt < 5) {
-                return allocate(std::move(req), responder, std::move(rec), parent, account, attempt + 1);
+                return allocate(std::move(req), responder, std::move(rec), parent, account,
+                                attempt + 1);
             }
             if (r.outcome == Outcome::unchanged || r.error.code == Errc::already_exists) {
-                return responder.send(error_response(req, http::status::conflict, "already_exists",
-                                                     "prefix " + rec.prefix + " is already allocated"));
+                return responder.send(
+                    error_response(req, http::status::conflict, "already_exists",
+                                   "prefix " + rec.prefix + " is already allocated"));
             }
             responder.send(native_error(req, r.error.code, r.error.message));
         });
     }
 
     static std::optional<std::string> validate_enterprise(const EnterpriseInfo& e) {
-        if (e.name.empty() || e.name.size() > 256 || find_invalid_utf8(e.name) != std::string::npos) {
+        if (e.name.empty() || e.name.size() > 256 ||
+            find_invalid_utf8(e.name) != std::string::npos) {
             return "enterprise.name is required (UTF-8, at most 256 bytes)";
         }
         // Unified social credit code: 18 characters of digits and upper-case letters (GB 32100).
         if (e.credit_code.size() != 18 ||
-            e.credit_code.find_first_not_of("0123456789ABCDEFGHJKLMNPQRTUWXY") != std::string::npos) {
+            e.credit_code.find_first_not_of("0123456789ABCDEFGHJKLMNPQRTUWXY") !=
+                std::string::npos) {
             return "enterprise.credit_code must be an 18-character unified social credit code";
         }
         // GB/T 4754 industry code: a section letter A-T, optionally 2 to 4 digits ("C3120").
@@ -706,7 +819,8 @@ private:
 
     Response list_prefixes(const Request& req, RequestContext& ctx) {
         Principal who;
-        if (auto r = require_admin(req, ctx, who)) return *r;
+        if (auto r = require_admin(req, ctx, who))
+            return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
         std::string cursor;
@@ -721,20 +835,28 @@ private:
             }
             cursor = page.next_cursor;
         } while (!cursor.empty());
-        return json_response(req, http::status::ok, json::serialize(json::object{{"prefixes", std::move(out)}}));
+        return json_response(req, http::status::ok,
+                             json::serialize(json::object{{"prefixes", std::move(out)}}));
     }
 
     Response get_prefix(const Request& req, RequestContext& ctx) {
         Principal who;
-        if (auto r = require_admin(req, ctx, who)) return *r;
+        if (auto r = require_admin(req, ctx, who))
+            return *r;
         auto decoded = percent_decode(ctx.param("prefix"));
-        auto folded = decoded ? parse_prefix(*decoded) : Result<std::string>(Error{Errc::invalid_value, "bad escape"});
-        if (!folded) return error_response(req, http::status::bad_request, "invalid_prefix", folded.error().message);
+        auto folded = decoded ? parse_prefix(*decoded)
+                              : Result<std::string>(Error{Errc::invalid_value, "bad escape"});
+        if (!folded)
+            return error_response(req, http::status::bad_request, "invalid_prefix",
+                                  folded.error().message);
         auto snapshot = registry_.snapshot();
         auto bytes = snapshot.get_entry(Table::prefixes, *folded);
-        if (!bytes) return error_response(req, http::status::not_found, "not_found", "prefix " + *decoded + " is not allocated");
+        if (!bytes)
+            return error_response(req, http::status::not_found, "not_found",
+                                  "prefix " + *decoded + " is not allocated");
         auto rec = decode_prefix(*bytes);
-        if (!rec) return native_error(req, rec.code(), rec.error().message);
+        if (!rec)
+            return native_error(req, rec.code(), rec.error().message);
         auto o = prefix_json(*rec);
         o["identifiers"] = snapshot.count(*folded);
         return json_response(req, http::status::ok, json::serialize(o));
@@ -743,34 +865,47 @@ private:
     void set_prefix_status(Request&& req, Responder responder, PrefixStatus status) {
         Principal who;
         RequestContext& ctx = responder.context();
-        if (auto r = require_admin(req, ctx, who)) return responder.send(*r);
+        if (auto r = require_admin(req, ctx, who))
+            return responder.send(*r);
         auto decoded = percent_decode(ctx.param("prefix"));
-        auto folded = decoded ? parse_prefix(*decoded) : Result<std::string>(Error{Errc::invalid_value, "bad escape"});
-        if (!folded) return responder.send(error_response(req, http::status::bad_request, "invalid_prefix", folded.error().message));
+        auto folded = decoded ? parse_prefix(*decoded)
+                              : Result<std::string>(Error{Errc::invalid_value, "bad escape"});
+        if (!folded)
+            return responder.send(error_response(req, http::status::bad_request, "invalid_prefix",
+                                                 folded.error().message));
         auto bytes = registry_.snapshot().get_entry(Table::prefixes, *folded);
-        if (!bytes) return responder.send(error_response(req, http::status::not_found, "not_found", "prefix is not allocated"));
+        if (!bytes)
+            return responder.send(error_response(req, http::status::not_found, "not_found",
+                                                 "prefix is not allocated"));
         auto rec = decode_prefix(*bytes);
-        if (!rec) return responder.send(native_error(req, rec.code(), rec.error().message));
+        if (!rec)
+            return responder.send(native_error(req, rec.code(), rec.error().message));
         if (rec->kind != PrefixKind::enterprise) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_prefix", "node prefixes cannot be suspended"));
+            return responder.send(error_response(req, http::status::bad_request, "invalid_prefix",
+                                                 "node prefixes cannot be suspended"));
         }
         rec->status = status;
         const PrefixRecord updated = *rec;
-        submit(PutEntry{Table::prefixes, *folded, encode_prefix(updated), PutMode::replace}, who.username,
-               [req = std::move(req), updated](const OpResult& r) {
-                   if (!r.ok()) return native_error(req, r.error.code, r.error.message);
-                   return json_response(req, http::status::ok, json::serialize(prefix_json(updated)));
-               },
-               responder);
+        submit(
+            PutEntry{Table::prefixes, *folded, encode_prefix(updated), PutMode::replace},
+            who.username,
+            [req = std::move(req), updated](const OpResult& r) {
+                if (!r.ok())
+                    return native_error(req, r.error.code, r.error.message);
+                return json_response(req, http::status::ok, json::serialize(prefix_json(updated)));
+            },
+            responder);
     }
 
     void create_account(Request&& req, Responder responder) {
         Principal who;
-        if (auto r = require_admin(req, responder.context(), who)) return responder.send(*r);
+        if (auto r = require_admin(req, responder.context(), who))
+            return responder.send(*r);
         std::string error;
         auto body = parse_body(req, error);
         if (!body || !body->is_object()) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_json", body ? "body must be a JSON object" : error));
+            return responder.send(error_response(req, http::status::bad_request, "invalid_json",
+                                                 body ? "body must be a JSON object" : error));
         }
         const auto& o = body->get_object();
         Account a;
@@ -778,10 +913,12 @@ private:
         const auto* user = o.if_contains("username");
         a.username = user && user->is_string() ? std::string(user->get_string()) : "";
         if (Status st = validate_username(a.username); !st) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_value", st.error().message));
+            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                                                 st.error().message));
         }
         const auto* role = o.if_contains("role");
-        auto parsed_role = role && role->is_string() ? parse_role(role->get_string()) : std::nullopt;
+        auto parsed_role =
+            role && role->is_string() ? parse_role(role->get_string()) : std::nullopt;
         if (!parsed_role) {
             return responder.send(error_response(req, http::status::bad_request, "invalid_value",
                                                  "role must be admin, enterprise or reader"));
@@ -789,74 +926,95 @@ private:
         a.role = *parsed_role;
         if (const auto* prefixes = o.if_contains("prefixes")) {
             if (!prefixes->is_array()) {
-                return responder.send(error_response(req, http::status::bad_request, "invalid_value", "prefixes must be an array"));
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value", "prefixes must be an array"));
             }
             auto snapshot = registry_.snapshot();
             for (const auto& p : prefixes->get_array()) {
-                auto folded = p.is_string() ? parse_prefix(p.get_string()) : Result<std::string>(Error{Errc::invalid_value, "not a string"});
-                if (!folded) return responder.send(error_response(req, http::status::bad_request, "invalid_prefix", folded.error().message));
+                auto folded = p.is_string()
+                                  ? parse_prefix(p.get_string())
+                                  : Result<std::string>(Error{Errc::invalid_value, "not a string"});
+                if (!folded)
+                    return responder.send(error_response(req, http::status::bad_request,
+                                                         "invalid_prefix", folded.error().message));
                 if (!snapshot.get_entry(Table::prefixes, *folded) && !homed(*folded)) {
-                    return responder.send(error_response(req, http::status::bad_request, "invalid_prefix",
-                                                         "prefix " + std::string(p.get_string()) + " is not allocated here"));
+                    return responder.send(error_response(
+                        req, http::status::bad_request, "invalid_prefix",
+                        "prefix " + std::string(p.get_string()) + " is not allocated here"));
                 }
                 a.prefixes.push_back(*folded);
             }
         }
         if (a.role == Role::enterprise && a.prefixes.empty()) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
-                                                 "an enterprise account needs at least one prefix"));
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_value",
+                               "an enterprise account needs at least one prefix"));
         }
         if (const auto* pw = o.if_contains("password")) {
             if (!pw->is_string() || pw->get_string().size() < 8 || pw->get_string().size() > 256) {
-                return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value",
                                                      "password must be 8 to 256 characters"));
             }
             a.password_hash = hash_password(pw->get_string());
             a.v1_secret = sha256_hex(pw->get_string());
         }
         const Account created = a;
-        submit(PutEntry{Table::accounts, a.username, encode_account(a), PutMode::create}, who.username,
-               [req = std::move(req), created](const OpResult& r) {
-                   if (r.outcome == Outcome::created) {
-                       return json_response(req, http::status::created, json::serialize(account_json(created)));
-                   }
-                   if (r.outcome == Outcome::unchanged || r.error.code == Errc::already_exists) {
-                       return error_response(req, http::status::conflict, "already_exists",
-                                             "account " + created.username + " already exists");
-                   }
-                   return native_error(req, r.error.code, r.error.message);
-               },
-               responder);
+        submit(
+            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::create}, who.username,
+            [req = std::move(req), created](const OpResult& r) {
+                if (r.outcome == Outcome::created) {
+                    return json_response(req, http::status::created,
+                                         json::serialize(account_json(created)));
+                }
+                if (r.outcome == Outcome::unchanged || r.error.code == Errc::already_exists) {
+                    return error_response(req, http::status::conflict, "already_exists",
+                                          "account " + created.username + " already exists");
+                }
+                return native_error(req, r.error.code, r.error.message);
+            },
+            responder);
     }
 
     Response list_accounts(const Request& req, RequestContext& ctx) {
         Principal who;
-        if (auto r = require_admin(req, ctx, who)) return *r;
+        if (auto r = require_admin(req, ctx, who))
+            return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
         std::string cursor;
         do {
             auto page = snapshot.list_entries(Table::accounts, cursor, 1000);
             for (const auto& [key, bytes] : page.entries) {
-                if (auto a = decode_account(bytes)) out.push_back(account_json(*a));
+                if (auto a = decode_account(bytes))
+                    out.push_back(account_json(*a));
             }
             cursor = page.next_cursor;
         } while (!cursor.empty());
-        return json_response(req, http::status::ok, json::serialize(json::object{{"accounts", std::move(out)}}));
+        return json_response(req, http::status::ok,
+                             json::serialize(json::object{{"accounts", std::move(out)}}));
     }
 
     /// The account named by the {user} parameter when `who` is an admin or that account.
-    std::optional<Response> own_or_admin(const Request& req, RequestContext& ctx, Principal& who, Account& target) {
-        if (auto r = authenticate(req, ctx, who, false)) return r;
-        if (who.anonymous()) return error_response(req, http::status::unauthorized, "unauthorized", "authentication is needed");
+    std::optional<Response> own_or_admin(const Request& req, RequestContext& ctx, Principal& who,
+                                         Account& target) {
+        if (auto r = authenticate(req, ctx, who, false))
+            return r;
+        if (who.anonymous())
+            return error_response(req, http::status::unauthorized, "unauthorized",
+                                  "authentication is needed");
         auto name = percent_decode(ctx.param("user")).value_or("");
         if (!who.is_admin() && who.username != name) {
-            return error_response(req, http::status::forbidden, "forbidden", "only an admin or the account itself");
+            return error_response(req, http::status::forbidden, "forbidden",
+                                  "only an admin or the account itself");
         }
         auto bytes = registry_.snapshot().get_entry(Table::accounts, name);
-        if (!bytes) return error_response(req, http::status::not_found, "not_found", "account " + name + " does not exist");
+        if (!bytes)
+            return error_response(req, http::status::not_found, "not_found",
+                                  "account " + name + " does not exist");
         auto a = decode_account(*bytes);
-        if (!a) return native_error(req, a.code(), a.error().message);
+        if (!a)
+            return native_error(req, a.code(), a.error().message);
         target = std::move(a).value();
         return std::nullopt;
     }
@@ -864,62 +1022,79 @@ private:
     void set_password(Request&& req, Responder responder) {
         Principal who;
         Account a;
-        if (auto r = own_or_admin(req, responder.context(), who, a)) return responder.send(*r);
+        if (auto r = own_or_admin(req, responder.context(), who, a))
+            return responder.send(*r);
         std::string error;
         auto body = parse_body(req, error);
-        const json::value* pw = body && body->is_object() ? body->get_object().if_contains("password") : nullptr;
-        if (pw == nullptr || !pw->is_string() || pw->get_string().size() < 8 || pw->get_string().size() > 256) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
-                                                 body ? "body must be {\"password\": 8 to 256 characters}" : error));
+        const json::value* pw =
+            body && body->is_object() ? body->get_object().if_contains("password") : nullptr;
+        if (pw == nullptr || !pw->is_string() || pw->get_string().size() < 8 ||
+            pw->get_string().size() > 256) {
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_value",
+                               body ? "body must be {\"password\": 8 to 256 characters}" : error));
         }
         a.password_hash = hash_password(pw->get_string());
         a.v1_secret = sha256_hex(pw->get_string());
         ++a.token_generation; // a new password revokes outstanding bearer tokens
         auth_.forget(a.username);
-        submit(PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace}, who.username,
-               [req = std::move(req)](const OpResult& r) {
-                   if (!r.ok()) return native_error(req, r.error.code, r.error.message);
-                   return json_response(req, http::status::ok, "{\"password\":\"changed\"}");
-               },
-               responder);
+        submit(
+            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace},
+            who.username,
+            [req = std::move(req)](const OpResult& r) {
+                if (!r.ok())
+                    return native_error(req, r.error.code, r.error.message);
+                return json_response(req, http::status::ok, "{\"password\":\"changed\"}");
+            },
+            responder);
     }
 
     void create_key(Request&& req, Responder responder) {
         Principal who;
         Account a;
-        if (auto r = own_or_admin(req, responder.context(), who, a)) return responder.send(*r);
+        if (auto r = own_or_admin(req, responder.context(), who, a))
+            return responder.send(*r);
         auto key = generate_api_key(a.username, unix_now());
         const std::string shown = key.key, id = key.record.key_id;
-        submit(PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record), PutMode::create}, who.username,
-               [req = std::move(req), shown, id](const OpResult& r) {
-                   if (!r.ok()) return native_error(req, r.error.code, r.error.message);
-                   return json_response(req, http::status::created,
-                                        json::serialize(json::object{{"key_id", id}, {"key", shown}}));
-               },
-               responder);
+        submit(
+            PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record),
+                     PutMode::create},
+            who.username,
+            [req = std::move(req), shown, id](const OpResult& r) {
+                if (!r.ok())
+                    return native_error(req, r.error.code, r.error.message);
+                return json_response(req, http::status::created,
+                                     json::serialize(json::object{{"key_id", id}, {"key", shown}}));
+            },
+            responder);
     }
 
     void revoke_key(Request&& req, Responder responder) {
         Principal who;
         Account a;
         RequestContext& ctx = responder.context();
-        if (auto r = own_or_admin(req, ctx, who, a)) return responder.send(*r);
+        if (auto r = own_or_admin(req, ctx, who, a))
+            return responder.send(*r);
         const std::string key_id = percent_decode(ctx.param("key_id")).value_or("");
         auto bytes = registry_.snapshot().get_entry(Table::api_keys, key_id);
-        auto rec = bytes ? decode_api_key(*bytes) : Result<ApiKeyRecord>(Error{Errc::not_found, ""});
+        auto rec =
+            bytes ? decode_api_key(*bytes) : Result<ApiKeyRecord>(Error{Errc::not_found, ""});
         if (!rec || rec->username != a.username) {
-            return responder.send(error_response(req, http::status::not_found, "not_found",
-                                                 "account " + a.username + " has no key " + key_id));
+            return responder.send(
+                error_response(req, http::status::not_found, "not_found",
+                               "account " + a.username + " has no key " + key_id));
         }
-        submit(DeleteEntry{Table::api_keys, key_id}, who.username,
-               [req = std::move(req)](const OpResult& r) {
-                   if (!r.ok()) return native_error(req, r.error.code, r.error.message);
-                   Response res{http::status::no_content, req.version()};
-                   res.keep_alive(req.keep_alive());
-                   res.prepare_payload();
-                   return res;
-               },
-               responder);
+        submit(
+            DeleteEntry{Table::api_keys, key_id}, who.username,
+            [req = std::move(req)](const OpResult& r) {
+                if (!r.ok())
+                    return native_error(req, r.error.code, r.error.message);
+                Response res{http::status::no_content, req.version()};
+                res.keep_alive(req.keep_alive());
+                res.prepare_payload();
+                return res;
+            },
+            responder);
     }
 
     Registry& registry_;
@@ -931,10 +1106,12 @@ private:
 void NodeApi::Impl::register_routes(Router& router) {
     using V = http::verb;
     auto sync = [this](Response (Impl::*fn)(const Request&, RequestContext&)) {
-        return [this, fn](const Request& req, RequestContext& ctx) { return (this->*fn)(req, ctx); };
+        return
+            [this, fn](const Request& req, RequestContext& ctx) { return (this->*fn)(req, ctx); };
     };
     auto async = [this](void (Impl::*fn)(Request&&, Responder)) {
-        return [this, fn](Request&& req, Responder r) { (this->*fn)(std::move(req), std::move(r)); };
+        return
+            [this, fn](Request&& req, Responder r) { (this->*fn)(std::move(req), std::move(r)); };
     };
     router.add(V::get, "/api/handles/{handle...}", sync(&Impl::get_handle));
     router.add_async(V::put, "/api/handles/{handle...}", async(&Impl::put_handle));
@@ -946,12 +1123,14 @@ void NodeApi::Impl::register_routes(Router& router) {
     router.add_async(V::post, "/api/v1/prefixes", async(&Impl::create_prefix));
     router.add(V::get, "/api/v1/prefixes", sync(&Impl::list_prefixes));
     router.add(V::get, "/api/v1/prefixes/{prefix}", sync(&Impl::get_prefix));
-    router.add_async(V::post, "/api/v1/prefixes/{prefix}/suspend", [this](Request&& req, Responder r) {
-        set_prefix_status(std::move(req), std::move(r), PrefixStatus::suspended);
-    });
-    router.add_async(V::post, "/api/v1/prefixes/{prefix}/resume", [this](Request&& req, Responder r) {
-        set_prefix_status(std::move(req), std::move(r), PrefixStatus::active);
-    });
+    router.add_async(V::post, "/api/v1/prefixes/{prefix}/suspend",
+                     [this](Request&& req, Responder r) {
+                         set_prefix_status(std::move(req), std::move(r), PrefixStatus::suspended);
+                     });
+    router.add_async(V::post, "/api/v1/prefixes/{prefix}/resume",
+                     [this](Request&& req, Responder r) {
+                         set_prefix_status(std::move(req), std::move(r), PrefixStatus::active);
+                     });
     router.add_async(V::post, "/api/v1/accounts", async(&Impl::create_account));
     router.add(V::get, "/api/v1/accounts", sync(&Impl::list_accounts));
     router.add_async(V::put, "/api/v1/accounts/{user}/password", async(&Impl::set_password));
@@ -962,6 +1141,8 @@ void NodeApi::Impl::register_routes(Router& router) {
 NodeApi::NodeApi(Registry& registry, NodeApiOptions options)
     : impl_(std::make_unique<Impl>(registry, std::move(options))) {}
 NodeApi::~NodeApi() = default;
-void NodeApi::register_routes(Router& router) { impl_->register_routes(router); }
+void NodeApi::register_routes(Router& router) {
+    impl_->register_routes(router);
+}
 
 } // namespace idnode::resolver

@@ -13,7 +13,9 @@ using registry::Error;
 
 namespace {
 
-Error invalid(std::string message) { return Error{Errc::invalid_value, std::move(message)}; }
+Error invalid(std::string message) {
+    return Error{Errc::invalid_value, std::move(message)};
+}
 
 constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -24,15 +26,18 @@ bool is_text(std::string_view bytes) {
 
 std::uint32_t load32(const char* p) {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           u[3];
 }
 
 /// Decodes HS_ADMIN bytes; false when they are not an admin record.
-bool decode_admin(std::string_view bytes, std::string& handle, std::int32_t& index, std::uint16_t& perms) {
+bool decode_admin(std::string_view bytes, std::string& handle, std::int32_t& index,
+                  std::uint16_t& perms) {
     if (bytes.size() < 10) {
         return false;
     }
-    perms = static_cast<std::uint16_t>((static_cast<unsigned char>(bytes[0]) << 8) | static_cast<unsigned char>(bytes[1]));
+    perms = static_cast<std::uint16_t>((static_cast<unsigned char>(bytes[0]) << 8) |
+                                       static_cast<unsigned char>(bytes[1]));
     const std::uint32_t len = load32(bytes.data() + 2);
     if (len > bytes.size() - 10 || 6 + len + 4 != bytes.size()) {
         return false;
@@ -107,7 +112,8 @@ std::string base64_encode(std::string_view bytes) {
     std::size_t i = 0;
     for (; i + 2 < bytes.size(); i += 3) {
         const std::uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                                (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
+                                (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                                static_cast<unsigned char>(bytes[i + 2]);
         out.push_back(kBase64[(n >> 18) & 63]);
         out.push_back(kBase64[(n >> 12) & 63]);
         out.push_back(kBase64[(n >> 6) & 63]);
@@ -128,11 +134,16 @@ std::string base64_encode(std::string_view bytes) {
 
 bool base64_decode(std::string_view text, std::string& out) {
     auto sextet = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+' || c == '-') return 62;
-        if (c == '/' || c == '_') return 63;
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+' || c == '-')
+            return 62;
+        if (c == '/' || c == '_')
+            return 63;
         return -1;
     };
     while (!text.empty() && text.back() == '=') {
@@ -164,14 +175,17 @@ std::string encode_admin(std::string_view handle, std::int32_t index, std::uint1
     out.push_back(static_cast<char>(permissions >> 8));
     out.push_back(static_cast<char>(permissions & 0xFF));
     const auto len = static_cast<std::uint32_t>(handle.size());
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>(len >> s));
+    for (int s = 24; s >= 0; s -= 8)
+        out.push_back(static_cast<char>(len >> s));
     out.append(handle);
     const auto idx = static_cast<std::uint32_t>(index);
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>(idx >> s));
+    for (int s = 24; s >= 0; s -= 8)
+        out.push_back(static_cast<char>(idx >> s));
     return out;
 }
 
-registry::Result<registry::HandleValue> value_from_json(const json::value& json, const std::string& where) {
+registry::Result<registry::HandleValue> value_from_json(const json::value& json,
+                                                        const std::string& where) {
     const json::object* obj = json.if_object();
     if (obj == nullptr) {
         return invalid(where + " must be an object");
@@ -214,12 +228,15 @@ registry::Result<registry::HandleValue> value_from_json(const json::value& json,
                 return invalid(where + ".data.value is not valid base64");
             }
         } else if (format == "hex") {
-            const std::string_view hex = value->is_string() ? std::string_view(value->get_string()) : "x";
-            if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+            const std::string_view hex =
+                value->is_string() ? std::string_view(value->get_string()) : "x";
+            if (hex.size() % 2 != 0 ||
+                hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
                 return invalid(where + ".data.value is not valid hex");
             }
             for (std::size_t i = 0; i < hex.size(); i += 2) {
-                v.data.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+                v.data.push_back(
+                    static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
             }
         } else if (format == "admin") {
             const json::object* a = value->if_object();
@@ -228,9 +245,12 @@ registry::Result<registry::HandleValue> value_from_json(const json::value& json,
             const json::value* p = a ? a->if_contains("permissions") : nullptr;
             std::int32_t admin_index = 0;
             std::uint16_t perms = 0;
-            if (h == nullptr || !h->is_string() || i == nullptr || !int32_of(*i, 0, INT32_MAX, admin_index) ||
-                p == nullptr || !p->is_string() || !parse_admin_perms(p->get_string(), perms)) {
-                return invalid(where + ".data.value must be {\"handle\":…,\"index\":…,\"permissions\":\"<12 bits>\"}");
+            if (h == nullptr || !h->is_string() || i == nullptr ||
+                !int32_of(*i, 0, INT32_MAX, admin_index) || p == nullptr || !p->is_string() ||
+                !parse_admin_perms(p->get_string(), perms)) {
+                return invalid(
+                    where +
+                    ".data.value must be {\"handle\":…,\"index\":…,\"permissions\":\"<12 bits>\"}");
             }
             v.data = encode_admin(h->get_string(), admin_index, perms);
         } else {
@@ -276,16 +296,19 @@ registry::Result<std::vector<registry::HandleValue>> values_from_json(const json
 }
 
 namespace {
-template <class V> void fill(json::object& out, const V& v, std::string_view type, std::string_view data) {
+template <class V>
+void fill(json::object& out, const V& v, std::string_view type, std::string_view data) {
     out["index"] = v.index;
     out["type"] = type;
     json::object d;
     std::string admin_handle;
     std::int32_t admin_index = 0;
     std::uint16_t admin_perms = 0;
-    if (registry::equals_folded(type, "HS_ADMIN") && decode_admin(data, admin_handle, admin_index, admin_perms)) {
+    if (registry::equals_folded(type, "HS_ADMIN") &&
+        decode_admin(data, admin_handle, admin_index, admin_perms)) {
         d["format"] = "admin";
-        d["value"] = json::object{{"handle", admin_handle}, {"index", admin_index},
+        d["value"] = json::object{{"handle", admin_handle},
+                                  {"index", admin_index},
                                   {"permissions", admin_perms_string(admin_perms)}};
     } else if (is_text(data)) {
         d["format"] = "string";
@@ -303,7 +326,9 @@ template <class V> void fill(json::object& out, const V& v, std::string_view typ
 }
 } // namespace
 
-void value_to_json(json::object& out, const registry::ValueView& value) { fill(out, value, value.type, value.data); }
+void value_to_json(json::object& out, const registry::ValueView& value) {
+    fill(out, value, value.type, value.data);
+}
 
 json::object value_to_json(const registry::HandleValue& value) {
     json::object out;

@@ -27,7 +27,8 @@ registry::Result<registry::HandleValue> value_from_json(const boost::json::value
                                                         const std::string& where);
 
 /// Parses a values array.
-registry::Result<std::vector<registry::HandleValue>> values_from_json(const boost::json::value& json);
+registry::Result<std::vector<registry::HandleValue>>
+values_from_json(const boost::json::value& json);
 
 void value_to_json(boost::json::object& out, const registry::ValueView& value);
 boost::json::object value_to_json(const registry::HandleValue& value);

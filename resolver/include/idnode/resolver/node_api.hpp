@@ -28,7 +28,7 @@ namespace idnode::resolver {
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
-    std::string public_base_url;             // e.g. "https://id.example.cn" (proxy links)
+    std::string public_base_url; // e.g. "https://id.example.cn" (proxy links)
 };
 
 class NodeApi {
