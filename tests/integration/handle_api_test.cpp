@@ -6,6 +6,11 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <thread>
+
 using namespace idnode::test;
 namespace json = boost::json;
 using V = http::verb;
@@ -466,4 +471,53 @@ TEST_CASE("listing, proxy redirects, minted suffixes, and a restart keeps everyt
               .result() == http::status::ok);
     CHECK(c->request(V::get, "/api/v1/prefixes/88.118.9", {}, {{"Authorization", n.admin}})
               .result() == http::status::ok);
+}
+
+TEST_CASE("SIGTERM during write load loses no acknowledged write") {
+    ApiNode n;
+    std::atomic<bool> stop{false};
+    std::mutex mutex;
+    std::vector<std::string> acknowledged;
+    std::vector<std::thread> writers;
+    const int threads = 4;
+    for (int t = 0; t < threads; ++t) {
+        writers.emplace_back([&, t] {
+            try {
+                auto c = n.client();
+                for (int i = 0; !stop; ++i) {
+                    const std::string h =
+                        "88.118.8/T" + std::to_string(t) + "-" + std::to_string(i);
+                    auto r = c->request(V::put, "/api/handles/" + h,
+                                        R"([{"index":1,"type":"URL","data":"https://x/1"}])",
+                                        {{"Authorization", n.steel}});
+                    if (r.result() == http::status::created) {
+                        std::lock_guard lock(mutex);
+                        acknowledged.push_back(h);
+                    }
+                    if (!r.keep_alive()) {
+                        break; // the server is draining: this connection ends here
+                    }
+                }
+            } catch (const std::exception&) {
+                // connection closed by the stopping server: whatever was acknowledged counts
+            }
+        });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(reduced_mode() ? 800 : 400));
+    n.node.signal(SIGTERM);
+    const int status = n.node.wait(15s);
+    stop = true;
+    for (auto& w : writers)
+        w.join();
+    CHECK(status == 0);
+    REQUIRE(acknowledged.size() > 10);
+    n.node.start();
+    auto c = n.client();
+    int missing = 0;
+    for (const auto& h : acknowledged) {
+        if (c->request(V::get, "/api/handles/" + h).result() != http::status::ok)
+            ++missing;
+    }
+    CHECK(missing == 0);
+    MESSAGE(acknowledged.size() << " acknowledged writes, all present after restart");
 }
