@@ -78,8 +78,10 @@ int serve(const std::optional<std::string>& path) {
         "idnode_writer_last_commit_seconds", "duration of the last group commit",
         [&reg] { return static_cast<double>(reg.stats().last_commit_us) / 1e6; });
 
-    NodeApi api(*registry,
-                NodeApiOptions{config.node.homed_prefixes, {}, config.node.public_base_url});
+    NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes,
+                                          {},
+                                          config.node.public_base_url,
+                                          config.limits.rate_per_account});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);

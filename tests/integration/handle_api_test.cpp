@@ -521,3 +521,25 @@ TEST_CASE("SIGTERM during write load loses no acknowledged write") {
     CHECK(missing == 0);
     MESSAGE(acknowledged.size() << " acknowledged writes, all present after restart");
 }
+
+TEST_CASE("limits.rate_per_account: an account beyond its rate gets 429, others are unaffected") {
+    ApiNode n; // started with defaults; restart with the limit set
+    CHECK(n.node.stop() == 0);
+    n.node.set("limits.rate_per_account", "5");
+    n.node.start();
+    auto c = n.client();
+    int limited = 0;
+    for (int i = 0; i < 15; ++i) {
+        auto r = c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", n.steel}});
+        if (r.result() == http::status::too_many_requests) {
+            ++limited;
+            CHECK_FALSE(r[http::field::retry_after].empty());
+        }
+    }
+    CHECK(limited >= 5);
+    // Another account and anonymous callers still get answers.
+    CHECK(
+        c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", n.reader}}).result() ==
+        http::status::not_found);
+    CHECK(c->request(V::get, "/api/handles/88.118.8/x").result() == http::status::not_found);
+}

@@ -2,6 +2,7 @@
 
 #include "auth.hpp"
 #include "idnode/registry/admin.hpp"
+#include "idnode/resolver/rate_limiter.hpp"
 #include "values_json.hpp"
 
 #include <boost/json.hpp>
@@ -224,7 +225,8 @@ json::object account_json(const Account& a) {
 class NodeApi::Impl {
 public:
     Impl(Registry& registry, NodeApiOptions options)
-        : registry_(registry), options_(std::move(options)), auth_(registry, api::AuthOptions{}) {
+        : registry_(registry), options_(std::move(options)), auth_(registry, api::AuthOptions{}),
+          account_limiter_(options_.rate_per_account) {
         for (const auto& p : options_.homed_prefixes) {
             auto folded = parse_prefix(p);
             if (!folded) {
@@ -280,6 +282,25 @@ private:
         }
         who = std::move(outcome.principal);
         ctx.account = who.username;
+        if (account_limiter_.enabled() && !who.anonymous()) {
+            if ((++limited_calls_ & 4095) == 0) {
+                account_limiter_.prune();
+            }
+            const auto decision = account_limiter_.acquire(who.username);
+            if (!decision.allowed) {
+                const auto seconds =
+                    std::chrono::duration_cast<std::chrono::seconds>(decision.retry_after).count() +
+                    1;
+                Response r =
+                    handle_api
+                        ? handle_json(req, kRcServerBusy, {}, "rate limit of this account exceeded",
+                                      http::status::too_many_requests)
+                        : error_response(req, http::status::too_many_requests, "too_many_requests",
+                                         "rate limit of this account exceeded");
+                r.set(http::field::retry_after, std::to_string(seconds));
+                return r;
+            }
+        }
         return std::nullopt;
     }
 
@@ -1100,6 +1121,8 @@ private:
     Registry& registry_;
     NodeApiOptions options_;
     api::Authenticator auth_;
+    RateLimiter account_limiter_;
+    std::atomic<std::uint64_t> limited_calls_{0};
     std::vector<std::string> homed_; // folded; fixed after construction
 };
 

@@ -14,6 +14,8 @@
 // - PUT with overwrite=false on an existing handle -> 409 RC 101, even when the content is
 //   identical (HANDLE.NET's behaviour; bulk create is the idempotent path).
 // - Storage full -> 507 RC 2; registry shutting down -> 503 RC 3.
+// - limits.rate_per_account: a token bucket per authenticated account (burst = one second's
+//   worth); beyond it 429 with Retry-After. Anonymous callers are limited per IP by the server.
 #pragma once
 
 #include "idnode/registry/registry.hpp"
@@ -29,6 +31,7 @@ struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
     std::string public_base_url; // e.g. "https://id.example.cn" (proxy links)
+    double rate_per_account = 0; // requests/s per authenticated account; 0 = off
 };
 
 class NodeApi {
