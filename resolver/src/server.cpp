@@ -94,6 +94,8 @@ public:
     }
 
     HostPort https_endpoint() const { return https_endpoint_; }
+    asio::io_context& ioc() noexcept { return ioc_; }
+    void add_stop_hook(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
     HostPort ops_endpoint() const { return ops_endpoint_; }
 
     void run() {
@@ -222,6 +224,8 @@ private:
             return;
         core_.ready.store(false);
         core_.metrics.ready.set(0);
+        for (const auto& hook : stop_hooks_)
+            hook(); // other listeners on this io_context (the Handle protocol) stop with us
         asio::post(https_acceptor_.get_executor(), [this] {
             error_code ignored;
             https_acceptor_.close(ignored);
@@ -261,6 +265,7 @@ private:
 
     detail::ServerCore core_;
     asio::io_context ioc_;
+    std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
     tcp::acceptor https_acceptor_;
     tcp::acceptor ops_acceptor_;
     asio::signal_set signals_;
@@ -288,6 +293,14 @@ HostPort Server::ops_endpoint() const {
 void Server::run() {
     impl_->run();
 }
+asio::io_context& Server::io_context() noexcept {
+    return impl_->ioc();
+}
+
+void Server::on_stop(std::function<void()> hook) {
+    impl_->add_stop_hook(std::move(hook));
+}
+
 void Server::request_stop() {
     impl_->request_stop();
 }

@@ -27,8 +27,13 @@
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/http.hpp"
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace idnode::resolver {
 
@@ -69,6 +74,14 @@ public:
     /// Reloads the certificate, as SIGHUP does. Returns false (and logs why) if the new files
     /// cannot be used; the current certificate then stays in service.
     bool reload_certificate();
+
+    /// The io_context the server runs (for other listeners that share its threads, such as the
+    /// Handle protocol server). Valid for the Server's lifetime.
+    boost::asio::io_context& io_context() noexcept;
+
+    /// Registers `hook` to run (on an I/O thread) when a graceful stop begins, before the drain:
+    /// other listeners on io_context() stop accepting there. Call before run().
+    void on_stop(std::function<void()> hook);
 
 private:
     class Impl;
