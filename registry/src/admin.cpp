@@ -20,30 +20,10 @@ Error corrupt(const char* what) {
 }
 
 std::string hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out.push_back(digits[c >> 4]);
-        out.push_back(digits[c & 15]);
-    }
-    return out;
+    return wire::to_hex(bytes);
 }
-
 bool unhex(std::string_view text, std::string& out) {
-    if (text.size() % 2 != 0) {
-        return false;
-    }
-    out.clear();
-    for (std::size_t i = 0; i < text.size(); i += 2) {
-        unsigned value = 0;
-        const auto [p, ec] = std::from_chars(text.data() + i, text.data() + i + 2, value, 16);
-        if (ec != std::errc{} || p != text.data() + i + 2) {
-            return false;
-        }
-        out.push_back(static_cast<char>(value));
-    }
-    return true;
+    return wire::from_hex(text, out);
 }
 
 bool is_lower_hex(std::string_view s) noexcept {

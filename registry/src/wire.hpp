@@ -35,6 +35,44 @@ inline std::uint64_t load_u64(const char* p) noexcept {
     return (std::uint64_t{load_u32(p)} << 32) | load_u32(p + 4);
 }
 
+/// Lower-case hex of `bytes`.
+inline std::string to_hex(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+/// Decodes hex (either case); false on odd length or a non-hex character.
+inline bool from_hex(std::string_view hex, std::string& out) {
+    if (hex.size() % 2 != 0) {
+        return false;
+    }
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
+        return -1;
+    };
+    out.clear();
+    out.reserve(hex.size() / 2);
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out.push_back(static_cast<char>(hi * 16 + lo));
+    }
+    return true;
+}
+
 /// A bounds-checked reader: every take_* fails (returns false) instead of reading past the end.
 class Reader {
 public:

@@ -370,6 +370,21 @@ private:
         return v;
     }
 
+    /// A request body that must be a JSON object; otherwise the 400 to send.
+    struct ObjectBody {
+        json::value value;
+        Response refusal;
+        bool ok() const { return value.is_object(); }
+    };
+    static ObjectBody object_body(const Request& req) {
+        std::string error;
+        auto body = parse_body(req, error);
+        if (body && body->is_object())
+            return {std::move(*body), {}};
+        return {json::value{}, error_response(req, http::status::bad_request, "invalid_json",
+                                              body ? "body must be a JSON object" : error)};
+    }
+
     void submit(WriteOp op, const std::string& account,
                 std::function<Response(const OpResult&)> respond, Responder responder) {
         WriteBatch batch;
@@ -713,13 +728,10 @@ private:
         Principal who;
         if (auto r = require_admin(req, responder.context(), who))
             return responder.send(*r);
-        std::string error;
-        auto body = parse_body(req, error);
-        if (!body || !body->is_object()) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_json",
-                                                 body ? "body must be a JSON object" : error));
-        }
-        const auto& o = body->get_object();
+        auto body = object_body(req);
+        if (!body.ok())
+            return responder.send(std::move(body.refusal));
+        const json::object& o = body.value.get_object();
         PrefixRecord rec;
         rec.kind = PrefixKind::enterprise;
         rec.created = unix_now();
@@ -922,13 +934,10 @@ private:
         Principal who;
         if (auto r = require_admin(req, responder.context(), who))
             return responder.send(*r);
-        std::string error;
-        auto body = parse_body(req, error);
-        if (!body || !body->is_object()) {
-            return responder.send(error_response(req, http::status::bad_request, "invalid_json",
-                                                 body ? "body must be a JSON object" : error));
-        }
-        const auto& o = body->get_object();
+        auto body = object_body(req);
+        if (!body.ok())
+            return responder.send(std::move(body.refusal));
+        const json::object& o = body.value.get_object();
         Account a;
         a.created = unix_now();
         const auto* user = o.if_contains("username");
