@@ -340,4 +340,34 @@ Answer answer(std::string_view request, const ResponderConfig& config,
     }
 }
 
+Answer refuse(std::string_view request, std::uint32_t response_code, std::string_view message,
+              const ResponderConfig& config, std::uint32_t now) {
+    auto envelope = decode_envelope(request);
+    if (!envelope) {
+        Answer dropped;
+        dropped.malformed = envelope.error();
+        return dropped;
+    }
+    const Lookup no_lookup;
+    const HomedPredicate no_homed;
+    const RandomFill no_random;
+    const RequestContext context{no_lookup, no_homed, no_random, now};
+    Exchange ex(config, context, *envelope);
+    ex.negotiate_version();
+    if (request.size() >= kEnvelopeSize + 8) {
+        ex.opcode = wire::load_u32(request.data() + kEnvelopeSize);
+        if (wire::load_u32(request.data() + kEnvelopeSize + 4) != rc::kReserved) {
+            Answer dropped;
+            dropped.opcode = ex.opcode;
+            return dropped;
+        }
+    }
+    if (auto decoded = decode_message(request)) {
+        ex.request_flags = decoded->header.op_flags;
+        ex.recursion_count = decoded->header.recursion_count;
+        ex.header_and_body = decoded->header_and_body;
+    }
+    return error_answer(ex, response_code, message);
+}
+
 } // namespace idnode::resolver::handle

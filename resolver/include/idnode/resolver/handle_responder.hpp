@@ -111,4 +111,11 @@ struct Answer {
 Answer answer(std::string_view request_message, const ResponderConfig& config,
               const RequestContext& context);
 
+/// Refuses one request without looking at its body: an error response with `response_code` and
+/// `message` (the server uses RC 3 SERVER_TOO_BUSY "rate limit exceeded"), addressed and versioned
+/// like answer()'s (request id echoed, opcode echoed, request digest when asked, expiration = now +
+/// the lifetime). Drops what answer() drops (input shorter than an envelope, responses).
+Answer refuse(std::string_view request_message, std::uint32_t response_code,
+              std::string_view message, const ResponderConfig& config, std::uint32_t now);
+
 } // namespace idnode::resolver::handle
