@@ -790,3 +790,90 @@ TEST_CASE("a port in use is a clear startup error") {
     hp::HandleServer third(io, *registry, options);
     CHECK_THROWS_AS(third.start(), std::system_error);
 }
+
+TEST_CASE("a UDP policy that allows splitting sends every part within its budget") {
+    Rig rig([](hp::HandleServerOptions& o) { o.udp_policy.amplification_factor = 100; });
+    UdpClient udp(rig.udp_port());
+    const std::string request = resolve(kBigHandle);
+    udp.send(request);
+    std::vector<std::string> parts;
+    while (auto d = udp.receive(Ms(parts.empty() ? 3000 : 300))) {
+        parts.push_back(*d);
+    }
+    REQUIRE(parts.size() >= 2);
+    std::string payload;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        CHECK(parts[i].size() <= hp::kMaxUdpDatagram);
+        CHECK((static_cast<unsigned char>(parts[i][2]) & hp::envflag::kTruncated) != 0);
+        CHECK(be32(parts[i], 12) == i); // message_id = sequence number
+        payload += parts[i].substr(hp::kEnvelopeSize);
+    }
+    CHECK(payload.size() == be32(parts[0], 16));
+    // Reassembled, it is the TCP answer (the expiration aside).
+    TcpClient tcp(rig.tcp_port());
+    const std::string whole = tcp.exchange(request);
+    constexpr std::size_t kBody = hp::kHeaderSize;
+    CHECK(payload.substr(kBody) == whole.substr(hp::kEnvelopeSize + kBody));
+
+    // A budget too small for the whole reply: only the first part.
+    Rig small([](hp::HandleServerOptions& o) { o.udp_policy.amplification_factor = 2; });
+    UdpClient udp2(small.udp_port());
+    udp2.send(request);
+    CHECK(udp2.receive().has_value());
+    CHECK_FALSE(udp2.receive(Ms(200)).has_value());
+}
+
+TEST_CASE("refuse(): an error response addressed like answer()'s, nothing for responses") {
+    Fixture f;
+    RequestSpec spec;
+    spec.request_id = 77;
+    spec.op_flags = hp::opflag::kRequestDigest | hp::opflag::kPublicOnly;
+    const std::string request = resolve(kHandle, {}, {}, spec);
+    const hp::Answer a = hp::refuse(request, hp::rc::kServerTooBusy, "slow down", f.config, 1000);
+    REQUIRE(a.disposition == hp::Disposition::reply);
+    CHECK(a.response_code == hp::rc::kServerTooBusy);
+    CHECK(a.opcode == hp::opcode::kResolution);
+    auto r = parse(a.message);
+    CHECK(r.view.envelope.request_id == 77);
+    CHECK(r.view.header.expiration == 1000 + hp::kResponseLifetimeSeconds);
+    CHECK((r.view.header.op_flags & hp::opflag::kRequestDigest) != 0);
+    auto digest = hp::decode_request_digest(r.view.body);
+    REQUIRE(digest.ok());
+    CHECK(hp::decode_error_body(digest->rest).value() == "slow down");
+    CHECK(f.lookups == 0);
+
+    std::string response = request;
+    response[hp::kEnvelopeSize + 7] = 1;
+    CHECK(hp::refuse(response, hp::rc::kServerTooBusy, "x", f.config, 0).disposition ==
+          hp::Disposition::drop);
+    CHECK(hp::refuse("short", hp::rc::kServerTooBusy, "x", f.config, 0).disposition ==
+          hp::Disposition::drop);
+}
+
+TEST_CASE("stats: requests by opcode and RC, per transport") {
+    Rig rig;
+    UdpClient udp(rig.udp_port());
+    TcpClient tcp(rig.tcp_port());
+    CHECK(rc_of(udp.exchange(resolve_with_id(numbered(1), 1))) == hp::rc::kSuccess);
+    CHECK(rc_of(udp.exchange(resolve_with_id("88.999/NOPE", 2))) == hp::rc::kHandleNotFound);
+    RequestSpec site;
+    site.opcode = hp::opcode::kGetSiteInfo;
+    CHECK(rc_of(tcp.exchange(make_message(site, ""))) == hp::rc::kSuccess);
+    RequestSpec odd;
+    odd.opcode = 9999;
+    CHECK(rc_of(tcp.exchange(make_message(odd, ""))) == hp::rc::kOperationNotSupported);
+    udp.send("tiny");
+    CHECK(eventually([&] { return rig.server().stats().dropped == 1; }));
+    const auto s = rig.server().stats();
+    CHECK(s.udp_requests == 3);
+    CHECK(s.udp_datagrams_sent == 2);
+    CHECK(s.tcp_requests == 2);
+    CHECK(count_of(s.requests_by_opcode, hp::opcode::kResolution) == 2);
+    CHECK(count_of(s.requests_by_opcode, hp::opcode::kGetSiteInfo) == 1);
+    CHECK(count_of(s.requests_by_opcode, 0xFFFF'FFFF) == 1); // unknown opcodes lumped together
+    CHECK(count_of(s.requests_by_opcode, 0) == 1);           // unreadable
+    CHECK(count_of(s.responses_by_rc, hp::rc::kSuccess) == 2);
+    CHECK(count_of(s.responses_by_rc, hp::rc::kHandleNotFound) == 1);
+    CHECK(count_of(s.responses_by_rc, hp::rc::kOperationNotSupported) == 1);
+    CHECK(s.tcp_connections_open == 1);
+}
