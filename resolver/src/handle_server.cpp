@@ -383,7 +383,10 @@ public:
     }
 
 private:
-    static constexpr std::size_t kInitialBuffer = 16 * 1024;
+    /// The read buffer starts small (idle connections are cheap), doubles up to kPipelineBuffer
+    /// while reads fill it (pipelining clients), and grows beyond only for one large frame.
+    static constexpr std::size_t kInitialBuffer = 4 * 1024;
+    static constexpr std::size_t kPipelineBuffer = 64 * 1024;
     static constexpr std::size_t kMaxBuffer = kEnvelopeSize + kMaxMessageLength;
     /// How long a connection being closed by us still reads (and discards) what the peer sends.
     static constexpr std::chrono::seconds kLinger{2};
@@ -411,7 +414,8 @@ private:
     }
 
     void do_read() {
-        if (in_begin_ > 0 && (in_end_ == in_.size() || in_begin_ == in_end_)) {
+        if (in_begin_ > 0) {
+            // What is left is at most one partial frame: move it to the front.
             std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
             in_end_ -= in_begin_;
             in_begin_ = 0;
@@ -419,6 +423,14 @@ private:
         if (in_end_ == in_.size()) {
             // Only a partial frame is buffered; grow for the frame probe_frame announced.
             in_.resize(std::min(kMaxBuffer, std::max(in_.size() * 2, need_)));
+        } else if (last_read_filled_ && in_.size() < kPipelineBuffer) {
+            // The client sends faster than we read: read more at a time.
+            in_.resize(in_.size() * 2);
+        } else if (in_.size() > kPipelineBuffer && in_end_ <= kPipelineBuffer / 2 &&
+                   need_ <= kPipelineBuffer) {
+            // A large frame has passed: give the memory back.
+            in_.resize(kPipelineBuffer);
+            in_.shrink_to_fit();
         }
         socket_.async_read_some(
             asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
@@ -443,6 +455,7 @@ private:
             return;
         }
         last_activity_ = SteadyClock::now();
+        last_read_filled_ = in_end_ + n == in_.size();
         in_end_ += n;
         process();
     }
@@ -528,7 +541,7 @@ private:
         server_->counters_.record_latency(batch_answered_, now - last_activity_);
         last_activity_ = now;
         out_.clear();
-        if (out_.capacity() > 4 * kInitialBuffer * 16) {
+        if (out_.capacity() > kMaxBuffer) {
             std::string().swap(out_); // do not keep a huge buffer for an idle connection
         }
         if (closing_) {
@@ -588,6 +601,7 @@ private:
     std::size_t batch_requests_ = 0; // frames in the batch being answered
     std::size_t batch_answered_ = 0; // ... of which got a reply
     SteadyClock::time_point last_activity_{};
+    bool last_read_filled_ = false;
     bool writing_ = false;
     bool closing_ = false;
     bool draining_ = false;

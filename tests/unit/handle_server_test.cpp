@@ -877,3 +877,26 @@ TEST_CASE("stats: requests by opcode and RC, per transport") {
     CHECK(count_of(s.responses_by_rc, hp::rc::kOperationNotSupported) == 1);
     CHECK(s.tcp_connections_open == 1);
 }
+
+TEST_CASE("a large request over TCP (about 160 KiB) is read whole; the connection goes on") {
+    Rig rig;
+    TcpClient client(rig.tcp_port());
+    std::vector<std::string> names;
+    for (int i = 0; i < 16'000; ++i) {
+        names.push_back("TYPE-" + std::to_string(i));
+    }
+    std::vector<std::string_view> types(names.begin(), names.end());
+    types.push_back("URL");
+    const std::string big = resolve(kHandle, {}, types);
+    REQUIRE(big.size() > 128 * 1024);
+    REQUIRE(big.size() < hp::kMaxMessageLength);
+    for (int round = 0; round < 2; ++round) {
+        auto r = parse(client.exchange(big));
+        REQUIRE(r.view.header.response_code == hp::rc::kSuccess);
+        auto record = hp::decode_resolution_response(r.view.body);
+        REQUIRE(record.ok());
+        REQUIRE(record->values.size() == 1);
+        CHECK(record->values[0].type == "URL");
+        CHECK(rc_of(client.exchange(resolve_with_id(numbered(1), 5))) == hp::rc::kSuccess);
+    }
+}
