@@ -242,6 +242,9 @@ public:
           acceptor_(asio::make_strand(io)), udp_socket_(asio::make_strand(io)),
           accept_retry_(acceptor_.get_executor()) {
         options_.udp_batch = std::clamp<std::size_t>(options_.udp_batch, 1, 1024);
+        for (auto& prefix : options_.homed_prefixes) {
+            prefix = registry::fold_case(prefix); // tolerate a configured "88.abc"
+        }
         if (options_.rate_per_ip > 0) {
             limiter_.emplace(options_.rate_per_ip, options_.rate_burst, options_.rate_table_size);
         }
@@ -266,7 +269,7 @@ public:
                                               .count());
     }
 
-    /// False if `ip` is over its rate (never when the limit is off).
+    /// True if `ip` is over its rate (never when the limit is off); takes a token otherwise.
     bool rate_limited(const IpKey& ip, SteadyClock::time_point now) {
         return limiter_ && !limiter_->allow(ip, steady_ns(now));
     }

@@ -3,7 +3,8 @@
 //   handle_load --udp HOST:PORT (--handles FILE | --prefix P --count N) [--in-flight 64]
 //               [--seconds S]
 //   handle_load --tcp HOST:PORT ...
-//   handle_load --self [--records 1000000] [--seconds S] [--in-flight 64] [--dir DIR]
+//   handle_load --self [--records 1000000] [--seconds S] [--in-flight 64] [--rounds R]
+//               [--only udp|tcp] [--udp-batch 64] [--dir DIR]
 //
 // It keeps `in-flight` requests outstanding and asks for random keys among the given identifiers:
 // - UDP: one socket; each outstanding request has its own request id (its slot in the low bits);
@@ -17,6 +18,9 @@
 // with `--records` identifiers of about 400 bytes (1,000 creates per Registry::write), a
 // HandleServer on 127.0.0.1 (ephemeral port) on one io thread, then the UDP load and the TCP load
 // against it, `--seconds` each (after a one-second warm-up), the load generator on this thread.
+// `--rounds R` alternates the two loads R times (on a shared machine, neighbours' load then
+// spreads over both) and reports each round and the totals. `--udp-batch 1` makes the server use
+// one system call per datagram (the comparison point for recvmmsg/sendmmsg batching).
 // Handles are `<prefix>/SN-2024-<10 digits>` for 0 <= i < count (the same as registry_bench).
 //
 // Prints a table, the server's own counters in --self mode, then `bench:` lines (DESIGN §5.6).
@@ -132,7 +136,8 @@ struct Result {
     std::uint64_t timeouts = 0;
     std::uint64_t truncated = 0;
     double p50_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
-    double cpu_seconds = 0; // process CPU (user + system) during the run, all threads
+    double cpu_seconds = 0;          // process CPU (user + system) during the run, all threads
+    std::vector<float> latencies_us; // sorted
     double rate() const { return seconds > 0 ? static_cast<double>(resolutions) / seconds : 0; }
 };
 
@@ -143,7 +148,9 @@ double process_cpu_seconds() {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-void finish_latencies(Result& r, std::vector<float>& latencies_us) {
+void finish_latencies(Result& r, std::vector<float>& latencies) {
+    r.latencies_us = std::move(latencies);
+    auto& latencies_us = r.latencies_us;
     if (latencies_us.empty()) {
         return;
     }
@@ -527,16 +534,7 @@ void print_server_stats(const hp::HandleServerStats& s) {
     std::printf(" all:%llu\n", static_cast<unsigned long long>(s.latency_counts.back()));
 }
 
-void print_table(const std::vector<Result>& results, unsigned in_flight) {
-    std::printf("\n%-5s %9s %10s %12s %9s %9s %9s %9s %8s %8s %9s\n", "proto", "in-flight",
-                "seconds", "resolutions/s", "p50 us", "p99 us", "p99.9 us", "max us", "errors",
-                "timeouts", "cpu s");
-    for (const auto& r : results) {
-        std::printf("%-5s %9u %10.1f %12.0f %9.0f %9.0f %9.0f %9.0f %8llu %8llu %9.1f\n",
-                    r.transport.c_str(), in_flight, r.seconds, r.rate(), r.p50_us, r.p99_us,
-                    r.p999_us, r.max_us, static_cast<unsigned long long>(r.errors),
-                    static_cast<unsigned long long>(r.timeouts), r.cpu_seconds);
-    }
+void print_bench_lines(const std::vector<Result>& results) {
     std::printf("\n");
     for (const auto& r : results) {
         std::printf("bench: handle_%s_resolutions %.0f req/s\n", r.transport.c_str(), r.rate());
@@ -545,6 +543,66 @@ void print_table(const std::vector<Result>& results, unsigned in_flight) {
         std::printf("bench: handle_%s_errors %llu count\n", r.transport.c_str(),
                     static_cast<unsigned long long>(r.errors + r.timeouts));
     }
+}
+
+/// Several runs of one transport as one: totals, and percentiles over every latency.
+Result combine(const std::vector<Result>& runs, const std::string& transport) {
+    Result all;
+    all.transport = transport;
+    std::vector<float> latencies;
+    for (const auto& r : runs) {
+        if (r.transport != transport) {
+            continue;
+        }
+        all.seconds += r.seconds;
+        all.resolutions += r.resolutions;
+        all.errors += r.errors;
+        all.timeouts += r.timeouts;
+        all.truncated += r.truncated;
+        all.cpu_seconds += r.cpu_seconds;
+        latencies.insert(latencies.end(), r.latencies_us.begin(), r.latencies_us.end());
+    }
+    finish_latencies(all, latencies);
+    return all;
+}
+
+void print_row(const Result& r, unsigned in_flight, const char* label) {
+    std::printf("%-9s %9u %10.1f %12.0f %9.0f %9.0f %9.0f %9.0f %8llu %8llu %9.1f\n", label,
+                in_flight, r.seconds, r.rate(), r.p50_us, r.p99_us, r.p999_us, r.max_us,
+                static_cast<unsigned long long>(r.errors),
+                static_cast<unsigned long long>(r.timeouts), r.cpu_seconds);
+}
+
+void print_table(const std::vector<Result>& runs, unsigned in_flight) {
+    std::printf("\n%-9s %9s %10s %12s %9s %9s %9s %9s %8s %8s %9s\n", "run", "in-flight", "seconds",
+                "resolutions/s", "p50 us", "p99 us", "p99.9 us", "max us", "errors", "timeouts",
+                "cpu s");
+    std::vector<Result> results;
+    for (const char* transport : {"udp", "tcp"}) {
+        std::size_t n = 0;
+        for (const auto& r : runs) {
+            if (r.transport == transport) {
+                ++n;
+            }
+        }
+        if (n == 0) {
+            continue;
+        }
+        if (n > 1) {
+            std::size_t round = 0;
+            for (const auto& r : runs) {
+                if (r.transport == transport) {
+                    const std::string label = r.transport + " #" + std::to_string(++round);
+                    print_row(r, in_flight, label.c_str());
+                }
+            }
+        }
+        results.push_back(combine(runs, transport));
+        print_row(results.back(), in_flight,
+                  n > 1 ? (std::string(transport) + " all").c_str() : transport);
+    }
+    std::printf("(cpu s: CPU time of the whole process, server and load generator, in that run)\n");
+    print_bench_lines(results);
 }
 
 } // namespace
@@ -559,6 +617,7 @@ int main(int argc, char** argv) {
     bool self = false;
     std::string only;
     std::size_t udp_batch = 64;
+    unsigned rounds = 1;
     auto* udp_opt = app.add_option("--udp", udp_target, "UDP target HOST:PORT");
     auto* tcp_opt = app.add_option("--tcp", tcp_target, "TCP target HOST:PORT");
     auto* self_opt =
@@ -571,6 +630,10 @@ int main(int argc, char** argv) {
     app.add_option("--in-flight", in_flight, "outstanding requests (default 64)");
     app.add_option("--seconds", seconds, "duration of each load (default 10)")
         ->check(CLI::Range(0.1, 600.0));
+    app.add_option("--rounds", rounds,
+                   "--self: alternate the UDP and TCP loads this many times (default 1); the "
+                   "figures are over all rounds")
+        ->check(CLI::Range(1u, 100u));
     app.add_option("--dir", dir, "--self: scratch directory for the registry (removed afterwards)");
     app.add_option("--only", only, "--self: run only this load (udp or tcp)")
         ->check(CLI::IsMember({"udp", "tcp"}));
@@ -658,13 +721,19 @@ int main(int argc, char** argv) {
             socklen_t length = 0;
             const auto target =
                 parse_endpoint("127.0.0.1:" + std::to_string(server.udp_port()), length);
-            if (only != "tcp") {
-                (void)run_udp(target, length, requests, in_flight, 1.0); // warm-up
-                results.push_back(run_udp(target, length, requests, in_flight, seconds));
-            }
-            if (only != "udp") {
-                (void)run_tcp(target, length, requests, in_flight, 1.0);
-                results.push_back(run_tcp(target, length, requests, in_flight, seconds));
+            for (unsigned round = 0; round < rounds; ++round) {
+                if (only != "tcp") {
+                    if (round == 0) {
+                        (void)run_udp(target, length, requests, in_flight, 1.0); // warm-up
+                    }
+                    results.push_back(run_udp(target, length, requests, in_flight, seconds));
+                }
+                if (only != "udp") {
+                    if (round == 0) {
+                        (void)run_tcp(target, length, requests, in_flight, 1.0);
+                    }
+                    results.push_back(run_tcp(target, length, requests, in_flight, seconds));
+                }
             }
 
             server_stats = server.stats();

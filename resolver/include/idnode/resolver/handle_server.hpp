@@ -68,8 +68,8 @@ struct HandleServerOptions {
     /// Site information and handle limits for the responder. Interfaces of the site's servers
     /// whose port is 0 are given the bound TCP / UDP port at start() (useful with port 0).
     ResponderConfig responder;
-    /// Prefixes this node homes, case-folded ("88.118"). A prefix is homed if it equals one of
-    /// these or lies under one (see the file comment).
+    /// Prefixes this node homes ("88.118"; folded to upper case by the server). A prefix is homed
+    /// if it equals one of these or lies under one (see the file comment).
     std::vector<std::string> homed_prefixes;
 
     /// UDP reply sizing (512 bytes; truncation rather than multi-datagram replies by default).
