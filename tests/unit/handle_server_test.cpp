@@ -107,7 +107,8 @@ std::string numbered(int i) {
 
 class Rig {
 public:
-    explicit Rig(const std::function<void(hp::HandleServerOptions&)>& customize = {}) {
+    explicit Rig(const std::function<void(hp::HandleServerOptions&)>& customize = {},
+                 int io_threads = 1) {
         registry_ = reg::Registry::open(idnode::test::options_in(dir_));
         REQUIRE(registry_->write(idnode::test::put(kHandle, steel_values())).ok());
         REQUIRE(registry_
@@ -137,15 +138,20 @@ public:
         }
         server_ = std::make_unique<hp::HandleServer>(io_, *registry_, std::move(options));
         server_->start();
-        thread_ = std::thread([this] { io_.run(); });
+        for (int i = 0; i < io_threads; ++i) {
+            threads_.emplace_back([this] { io_.run(); });
+        }
     }
 
     ~Rig() { stop(); }
 
     void stop() {
-        if (thread_.joinable()) {
+        if (!threads_.empty()) {
             server_->stop();
-            thread_.join();
+            for (auto& t : threads_) {
+                t.join();
+            }
+            threads_.clear();
         }
     }
 
@@ -164,7 +170,7 @@ private:
     std::unique_ptr<reg::Registry> registry_;
     boost::asio::io_context io_;
     std::unique_ptr<hp::HandleServer> server_;
-    std::thread thread_;
+    std::vector<std::thread> threads_;
 };
 
 // ---- Blocking clients --------------------------------------------------------------------------
@@ -637,51 +643,101 @@ TEST_CASE("garbage, short and oversize datagrams: no crash, others keep being se
 }
 
 TEST_CASE("concurrent UDP and TCP clients from several threads") {
-    Rig rig;
-    const int per_thread = reduced() ? 100 : 500;
-    std::atomic<int> good{0};
-    std::atomic<int> bad{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 6; ++t) {
-        threads.emplace_back([&, t] {
-            std::mt19937 rng(static_cast<unsigned>(t));
-            std::unique_ptr<UdpClient> udp;
-            std::unique_ptr<TcpClient> tcp;
-            if (t % 2 == 0) {
-                udp = std::make_unique<UdpClient>(rig.udp_port());
-            } else {
-                tcp = std::make_unique<TcpClient>(rig.tcp_port());
-            }
-            for (int i = 0; i < per_thread; ++i) {
-                const int n = static_cast<int>(rng() % kNumbered);
-                const auto id = static_cast<std::uint32_t>(t * 100'000 + i);
-                const std::string req = resolve_with_id(numbered(n), id);
-                std::optional<std::string> reply;
-                if (udp) {
-                    udp->send(req);
-                    reply = udp->receive();
+    // One io thread, and three: every socket runs on its own strand.
+    for (const int io_threads : {1, 3}) {
+        INFO("io threads: " << io_threads);
+        Rig rig({}, io_threads);
+        const int per_thread = reduced() ? 100 : 500;
+        std::atomic<int> good{0};
+        std::atomic<int> bad{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 6; ++t) {
+            threads.emplace_back([&, t] {
+                std::mt19937 rng(static_cast<unsigned>(t));
+                std::unique_ptr<UdpClient> udp;
+                std::unique_ptr<TcpClient> tcp;
+                if (t % 2 == 0) {
+                    udp = std::make_unique<UdpClient>(rig.udp_port());
                 } else {
-                    tcp->send(req);
-                    reply = tcp->read_message();
+                    tcp = std::make_unique<TcpClient>(rig.tcp_port());
                 }
-                if (!reply || request_id_of(*reply) != id || rc_of(*reply) != hp::rc::kSuccess) {
-                    ++bad;
+                for (int i = 0; i < per_thread; ++i) {
+                    const int n = static_cast<int>(rng() % kNumbered);
+                    const auto id = static_cast<std::uint32_t>(t * 100'000 + i);
+                    const std::string req = resolve_with_id(numbered(n), id);
+                    std::optional<std::string> reply;
+                    if (udp) {
+                        udp->send(req);
+                        reply = udp->receive();
+                    } else {
+                        tcp->send(req);
+                        reply = tcp->read_message();
+                    }
+                    if (!reply || request_id_of(*reply) != id ||
+                        rc_of(*reply) != hp::rc::kSuccess) {
+                        ++bad;
+                        continue;
+                    }
+                    auto record = hp::decode_resolution_response(parse(*reply).view.body);
+                    if (record.ok() && record->spelling == numbered(n)) {
+                        ++good;
+                    } else {
+                        ++bad;
+                    }
+                }
+            });
+        }
+        for (auto& t : threads) {
+            t.join();
+        }
+        CHECK(bad == 0);
+        CHECK(good == 6 * per_thread);
+    }
+}
+
+TEST_CASE("stop() while clients are busy, three io threads: no hang, no crash") {
+    Rig rig({}, 3);
+    std::atomic<bool> done{false};
+    std::atomic<int> answered{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+        clients.emplace_back([&, t] {
+            // Raw sockets without REQUIRE: failures are expected once the server stops.
+            while (!done) {
+                const int fd = ::socket(AF_INET, t % 2 == 0 ? SOCK_STREAM : SOCK_DGRAM, 0);
+                const auto a = loopback(t % 2 == 0 ? rig.tcp_port() : rig.udp_port());
+                if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+                    if (fd >= 0) {
+                        ::close(fd);
+                    }
+                    std::this_thread::sleep_for(Ms(5));
                     continue;
                 }
-                auto record = hp::decode_resolution_response(parse(*reply).view.body);
-                if (record.ok() && record->spelling == numbered(n)) {
-                    ++good;
-                } else {
-                    ++bad;
+                std::string burst;
+                for (int i = 0; i < 20; ++i) {
+                    burst += resolve_with_id(numbered(i), static_cast<std::uint32_t>(i));
                 }
+                if (t % 2 == 0) {
+                    (void)::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL);
+                } else {
+                    const std::string one = resolve_with_id(numbered(1), 1);
+                    (void)::send(fd, one.data(), one.size(), 0);
+                }
+                char buf[4096];
+                if (readable(fd, Ms(200)) && ::recv(fd, buf, sizeof buf, 0) > 0) {
+                    ++answered;
+                }
+                ::close(fd); // often with replies unread: the server sees resets
             }
         });
     }
-    for (auto& t : threads) {
-        t.join();
+    CHECK(eventually([&] { return answered.load() > 20; }));
+    rig.stop(); // joins the io threads: returns only if every handler finished
+    done = true;
+    for (auto& c : clients) {
+        c.join();
     }
-    CHECK(bad == 0);
-    CHECK(good == 6 * per_thread);
+    CHECK(rig.server().stats().tcp_connections_open == 0);
 }
 
 TEST_CASE("an idle connection is closed after the idle timeout; an active one is not") {
