@@ -7,6 +7,7 @@
 //   idnode listening https=127.0.0.1:8443 ops=127.0.0.1:9464
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/config.hpp"
+#include "idnode/resolver/handle_server.hpp"
 #include "idnode/resolver/logging.hpp"
 #include "idnode/resolver/metrics.hpp"
 #include "idnode/resolver/node_api.hpp"
@@ -44,6 +45,60 @@ int check_config(const std::string& path) {
         std::cerr << "idnode: " << e.what() << "\n";
         return 1;
     }
+}
+
+handle::HandleServerOptions handle_options(const NodeConfig& config, const NodeApi& api) {
+    handle::HandleServerOptions o;
+    o.address = config.handle.listen.host;
+    o.port = config.handle.listen.port;
+    o.homed_prefixes = api.homed_prefixes();
+    o.idle_timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.limits.idle_timeout);
+    o.max_connections = config.limits.max_connections;
+    o.rate_per_ip = static_cast<std::uint32_t>(config.limits.rate_per_ip);
+    handle::SiteInfo& site = o.responder.site;
+    site.serial = config.handle.site_serial;
+    site.attributes.push_back({"desc", "idnode secondary node"});
+    handle::SiteServer self;
+    const std::string advertised = config.handle.advertise_address.empty()
+                                       ? config.handle.listen.host
+                                       : config.handle.advertise_address;
+    if (auto address = handle::parse_site_address(advertised)) {
+        self.address = *address;
+    }
+    // Port 0 = the bound port, filled in by start(). No public key yet: HANDLE.NET clients only
+    // need it to verify signed responses, which this node does not send.
+    self.interfaces = {
+        {handle::service::kQuery, handle::Transport::tcp, 0},
+        {handle::service::kQuery, handle::Transport::udp, 0},
+        {handle::service::kQuery, handle::Transport::https, config.https.listen.port}};
+    site.servers.push_back(std::move(self));
+    return o;
+}
+
+/// Handle protocol counters on /metrics, read from the server's stats at scrape time.
+void register_handle_metrics(MetricsRegistry& metrics, const handle::HandleServer& server) {
+    auto stat = [&server](std::uint64_t handle::HandleServerStats::*field) {
+        return [&server, field] { return static_cast<double>(server.stats().*field); };
+    };
+    metrics.gauge_callback("idnode_handle_udp_requests_total",
+                           "Handle protocol UDP datagrams received",
+                           stat(&handle::HandleServerStats::udp_requests));
+    metrics.gauge_callback("idnode_handle_tcp_requests_total",
+                           "Handle protocol TCP requests received",
+                           stat(&handle::HandleServerStats::tcp_requests));
+    metrics.gauge_callback("idnode_handle_malformed_total",
+                           "Handle protocol requests answered RC 4 or dropped",
+                           stat(&handle::HandleServerStats::malformed));
+    metrics.gauge_callback("idnode_handle_rate_limited_total",
+                           "Handle protocol requests refused by the per-IP limit",
+                           stat(&handle::HandleServerStats::rate_limited));
+    metrics.gauge_callback("idnode_handle_udp_truncated_total",
+                           "UDP replies sent truncated (client retries over TCP)",
+                           stat(&handle::HandleServerStats::udp_truncated));
+    metrics.gauge_callback("idnode_handle_tcp_connections_open",
+                           "open Handle protocol TCP connections",
+                           stat(&handle::HandleServerStats::tcp_connections_open));
 }
 
 int serve(const std::optional<std::string>& path) {
@@ -85,8 +140,18 @@ int serve(const std::optional<std::string>& path) {
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);
+
+    // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
+    // stops when it stops.
+    handle::HandleServer handle_server(server.io_context(), *registry, handle_options(config, api));
+    handle_server.start();
+    server.on_stop([&handle_server] { handle_server.stop(); });
+    register_handle_metrics(metrics, handle_server);
+
     std::cout << "idnode listening https=" << server.https_endpoint().to_string()
-              << " ops=" << server.ops_endpoint().to_string() << std::endl;
+              << " ops=" << server.ops_endpoint().to_string() << " handle="
+              << HostPort{config.handle.listen.host, handle_server.tcp_port()}.to_string()
+              << std::endl;
     logging.app().info("idnode {} starting", version());
     server.run();
     return 0;

@@ -2,6 +2,12 @@
 // its success and error codes, the role x route authorisation matrix, private-value visibility,
 // case-insensitive resolution, and a restart that keeps everything.
 #include "harness.hpp"
+#include "idnode/resolver/handle_protocol.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -542,4 +548,96 @@ TEST_CASE("limits.rate_per_account: an account beyond its rate gets 429, others 
         c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", n.reader}}).result() ==
         http::status::not_found);
     CHECK(c->request(V::get, "/api/handles/88.118.8/x").result() == http::status::not_found);
+}
+
+// ---- the Handle protocol served by the same binary -------------------------------------------
+
+namespace {
+
+std::string resolution_message(const std::string& handle, std::uint32_t request_id,
+                               std::uint32_t flags) {
+    namespace hp = idnode::resolver::handle;
+    std::string body;
+    hp::encode_resolution_request(body, handle, {}, {});
+    hp::Envelope env;
+    env.request_id = request_id;
+    hp::Header header;
+    header.opcode = hp::opcode::kResolution;
+    header.op_flags = flags;
+    header.body_length = static_cast<std::uint32_t>(body.size());
+    std::string out;
+    hp::encode_message(out, env, header, body);
+    return out;
+}
+
+std::string exchange_udp(std::uint16_t port, const std::string& request) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    char buf[2048];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ::close(fd);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+} // namespace
+
+TEST_CASE("the Handle protocol on the node's port resolves what the REST API registered") {
+    namespace hp = idnode::resolver::handle;
+    ApiNode n;
+    REQUIRE(n.node.handle_port() != 0);
+    auto c = n.client();
+    REQUIRE(c->request(V::put, "/api/handles/88.118.8/HP-1", kRecord, {{"Authorization", n.steel}})
+                .result() == http::status::created);
+
+    // UDP, public-only flag: the two public values, in the stored wire form.
+    const std::string reply = exchange_udp(
+        n.node.handle_port(), resolution_message("88.118.8/hp-1", 7, hp::opflag::kPublicOnly));
+    REQUIRE_FALSE(reply.empty());
+    auto msg = hp::decode_message(reply);
+    REQUIRE(msg.ok());
+    CHECK(msg->envelope.request_id == 7);
+    CHECK(msg->header.response_code == hp::rc::kSuccess);
+    auto record = hp::decode_resolution_response(msg->body);
+    REQUIRE(record.ok());
+    REQUIRE(record->values.size() == 2);
+    CHECK(record->values[1].data == "炉号 H2024-001");
+
+    // TCP, one connection, several requests: found, not found, not homed.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(n.node.handle_port());
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+    timeval tv{3, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const std::pair<std::string, std::uint32_t> asks[] = {
+        {"88.118.8/HP-1", hp::rc::kSuccess},
+        {"88.118.8/none", hp::rc::kHandleNotFound},
+        {"77.1/x", hp::rc::kServerNotResponsible}};
+    for (const auto& [handle, expected] : asks) {
+        const std::string request = resolution_message(handle, 9, hp::opflag::kPublicOnly);
+        REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(request.size()));
+        std::string buffer;
+        while (hp::probe_frame(buffer).state != hp::FrameProbe::State::complete) {
+            char chunk[4096];
+            const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
+            REQUIRE(got > 0);
+            buffer.append(chunk, static_cast<std::size_t>(got));
+        }
+        auto m =
+            hp::decode_message(std::string_view(buffer).substr(0, hp::probe_frame(buffer).size));
+        REQUIRE(m.ok());
+        CAPTURE(handle);
+        CHECK(m->header.response_code == expected);
+    }
+    ::close(fd);
+    CHECK(n.node.stop() == 0);
 }

@@ -343,6 +343,8 @@ void NodeProcess::start(Millis timeout) {
         throw HarnessError("unexpected listening line: " + line);
     https_port_ = port_after("https=");
     ops_port_ = port_after("ops=");
+    if (line.find("handle=") != std::string::npos)
+        handle_port_ = port_after("handle=");
 }
 
 std::uint16_t NodeProcess::https_port() const {

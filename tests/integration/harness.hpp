@@ -124,6 +124,8 @@ public:
 
     std::uint16_t https_port() const;
     std::uint16_t ops_port() const;
+    /// The Handle protocol port (TCP and UDP), 0 if the node did not report one.
+    std::uint16_t handle_port() const noexcept { return handle_port_; }
     pid_t pid() const noexcept { return pid_; }
     const fs::path& dir() const noexcept { return dir_.path(); }
     const TestPki& pki() const noexcept { return pki_; }
@@ -153,6 +155,7 @@ private:
     std::optional<int> exit_code_;
     std::uint16_t https_port_ = 0;
     std::uint16_t ops_port_ = 0;
+    std::uint16_t handle_port_ = 0;
 };
 
 /// TLS settings of a test client.

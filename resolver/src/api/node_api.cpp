@@ -249,6 +249,7 @@ public:
     }
 
     void register_routes(Router& router);
+    const std::vector<std::string>& homed() const noexcept { return homed_; }
 
 private:
     // ---- shared steps ---------------------------------------------------------------------------
@@ -1175,6 +1176,9 @@ NodeApi::NodeApi(Registry& registry, NodeApiOptions options)
 NodeApi::~NodeApi() = default;
 void NodeApi::register_routes(Router& router) {
     impl_->register_routes(router);
+}
+const std::vector<std::string>& NodeApi::homed_prefixes() const noexcept {
+    return impl_->homed();
 }
 
 } // namespace idnode::resolver

@@ -45,6 +45,10 @@ public:
     /// Registers every route. The NodeApi must outlive the router's use.
     void register_routes(Router& router);
 
+    /// The prefixes this node homes, case-folded: node.homed_prefixes plus the node prefixes
+    /// recorded in the registry (fixed at construction).
+    const std::vector<std::string>& homed_prefixes() const noexcept;
+
 private:
     class Impl;
     std::unique_ptr<Impl> impl_;
