@@ -178,7 +178,7 @@ TEST_CASE("SIGTERM: readyz turns 503, an in-flight request is answered, idle one
     busy.write_raw("hello");
     const Response last = busy.read_response();
     CHECK(last.result() == http::status::method_not_allowed); // POST on the GET-only proxy route
-    CHECK_FALSE(last.keep_alive()); // told that the connection ends here
+    CHECK_FALSE(last.keep_alive());                           // told that the connection ends here
     CHECK(node.wait() == 0);
     CHECK(contains(node.stderr_text(), "stopping gracefully"));
     // Nothing listens any more.

@@ -85,12 +85,11 @@ HandleValue value(std::int32_t index, std::string type, std::string data) {
 
 /// A hot-rolled coil's record: the steel template's fields with plausible, varied values.
 std::vector<HandleValue> steel_record(std::uint64_t i, std::uint64_t seed) {
-    static const char* const grades[] = {"Q235B", "Q355B", "Q345B", "SPHC", "DC01", "S355JR",
-                                         "HRB400E", "Q195", "SAPH440", "SS400"};
-    static const char* const standards[] = {"GB/T 700-2006",   "GB/T 1591-2018",
-                                            "GB/T 3274-2017",  "GB/T 711-2017",
-                                            "GB/T 1499.2-2018", "EN 10025-2:2019",
-                                            "JIS G 3101:2020", "GB/T 710-2008"};
+    static const char* const grades[] = {"Q235B",  "Q355B",   "Q345B", "SPHC",    "DC01",
+                                         "S355JR", "HRB400E", "Q195",  "SAPH440", "SS400"};
+    static const char* const standards[] = {
+        "GB/T 700-2006",    "GB/T 1591-2018",  "GB/T 3274-2017",  "GB/T 711-2017",
+        "GB/T 1499.2-2018", "EN 10025-2:2019", "JIS G 3101:2020", "GB/T 710-2008"};
     static const char* const conditions[] = {"hot rolled, mill edge", "hot rolled, trimmed edge",
                                              "hot rolled, pickled and oiled",
                                              "cold rolled, annealed", "as rolled"};
@@ -105,7 +104,8 @@ std::vector<HandleValue> steel_record(std::uint64_t i, std::uint64_t seed) {
     const unsigned month = 1 + static_cast<unsigned>(rng.below(12));
     const unsigned day = 1 + static_cast<unsigned>(rng.below(28));
     std::snprintf(batch, sizeof batch, "B2024%02u-%05u-L%u", month,
-                  static_cast<unsigned>(rng.below(100000)), 1 + static_cast<unsigned>(rng.below(4)));
+                  static_cast<unsigned>(rng.below(100000)),
+                  1 + static_cast<unsigned>(rng.below(4)));
     std::snprintf(cert, sizeof cert, "MC-2024-%08llu-HRC-QA-LINE%u",
                   static_cast<unsigned long long>(i), 1 + static_cast<unsigned>(rng.below(3)));
     std::snprintf(date, sizeof date, "2024-%02u-%02u", month, day);
@@ -129,13 +129,27 @@ void json_string(std::string& out, std::string_view s) {
     for (const char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20) {
                 char buf[8];
