@@ -388,6 +388,9 @@ private:
             c.handle.advertise_address = s;
         };
         setters_["handle.site_serial"] = integer(c.handle.site_serial, 0, 65535);
+        setters_["handle.public_key"] = [this, &c](const toml::node& n) {
+            c.handle.public_key = string_of(n); // "" = no key published
+        };
 
         setters_["ops.listen"] = host_port(c.ops.listen);
 
