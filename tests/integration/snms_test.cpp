@@ -380,6 +380,31 @@ TEST_CASE("both APIs see the same data; private items hidden from anonymous on b
     CHECK(no_template.result() == http::status::bad_request);
     CHECK(c->request(V::get, "/api/handles/88.118.8/X3").result() == http::status::not_found);
 
+    // PUT ?index= on a templated record: checked against the stored record's template
+    auto partial_bad = c->request(V::put, "/api/handles/88.118.8/X2?index=2001",
+                                  R"({"values":[{"index":2001,"type":"grade","data":"S355"}]})",
+                                  {{"Authorization", bearer}});
+    CHECK(partial_bad.result() == http::status::bad_request);
+    CHECK(body_of(partial_bad).at("message").as_string() ==
+          "index 2001 (grade 牌号) must be one of: Q235B, Q345B");
+    auto partial_ok = c->request(V::put, "/api/handles/88.118.8/X2?index=2003",
+                                 R"({"values":[{"index":2003,"type":"unit_price","data":"4000"}]})",
+                                 {{"Authorization", bearer}});
+    CHECK(partial_ok.result() == http::status::ok);
+
+    // SNMS input errors: not JSON, no handle, bad handle, prefix not homed
+    auto not_json = snms(*c, V::post, "/identityv2/data", "{", token);
+    CHECK(message_of(not_json) == "参数错误：请求体必须是JSON对象");
+    auto no_handle = snms(*c, V::post, "/identityv2/data", R"({"value":[]})", token);
+    CHECK(message_of(no_handle) == "参数错误：缺少handle");
+    auto bad_handle = snms(*c, V::get, "/identityv2/data/detail?handle=88.118.8", {}, token);
+    CHECK(status_of(bad_handle) == -2);
+    CHECK(message_of(bad_handle).rfind("标识格式错误：", 0) == 0);
+    auto not_homed = snms(*c, V::get, "/identityv2/data/detail?handle=20.500.1/x", {}, token);
+    CHECK(message_of(not_homed) == "标识前缀20.500.1不在本节点管理范围内");
+    auto batch_not_array = snms(*c, V::post, "/identityv2/data/batchCreate", "{}", token);
+    CHECK(message_of(batch_not_array) == "参数错误：请求体必须是JSON数组");
+
     // private item (public:false) hidden from anonymous callers on both APIs
     for (const char* h : {"88.118.8/X1", "88.118.8/X2"}) {
         CAPTURE(h);

@@ -90,6 +90,9 @@ PreparedRecord prepare_record(const ReadSnapshot& snapshot, const Handle& handle
     });
     if (!template_version && sent_template != values.end())
         template_version = sent_template->data; // a client-sent TEMPLATE value means the same
+    // A partial edit of a templated record is checked against the stored record's template; the
+    // stored TEMPLATE value then stays as it is.
+    bool keep_stored_template = false;
     if (!template_version && partial) {
         (void)snapshot.visit(handle, [&](const RecordView& view) {
             for (const ValueView& v : view) {
@@ -97,32 +100,10 @@ PreparedRecord prepare_record(const ReadSnapshot& snapshot, const Handle& handle
                     template_version = std::string(v.data);
             }
         });
-        if (template_version) {
-            // Keep the stored TEMPLATE value as it is; only validate the values against it.
-            auto t = load_template(snapshot, handle.prefix(), *template_version);
-            if (!t) {
-                out.error = t.error();
-                return out;
-            }
-            out.violations = validate_record(*t, values);
-            std::erase_if(out.violations, [](const Violation& v) {
-                return v.kind == ViolationKind::missing_required;
-            });
-            if (!out.violations.empty()) {
-                out.error = Error{Errc::invalid_value, out.message(false)};
-                return out;
-            }
-            for (auto& v : values) {
-                if (const auto* item = t->item(v.index); item && !item->is_public)
-                    v.permissions.bits &= static_cast<std::uint8_t>(
-                        ~(Permissions::kPublicRead | Permissions::kPublicWrite));
-            }
-            out.values = std::move(values);
-            return out;
-        }
+        keep_stored_template = template_version.has_value();
     }
     if (!template_version) {
-        out.values = std::move(values);
+        out.values = std::move(values); // free-form (Handle style)
         return out;
     }
     auto t = load_template(snapshot, handle.prefix(), *template_version);
@@ -139,17 +120,19 @@ PreparedRecord prepare_record(const ReadSnapshot& snapshot, const Handle& handle
         out.error = Error{Errc::invalid_value, out.message(false)};
         return out;
     }
-    std::erase_if(values, [](const HandleValue& v) { return v.index == kIndexTemplate; });
     for (auto& v : values) {
         if (const auto* item = t->item(v.index); item && !item->is_public)
             v.permissions.bits &=
                 static_cast<std::uint8_t>(~(Permissions::kPublicRead | Permissions::kPublicWrite));
     }
-    HandleValue tv;
-    tv.index = kIndexTemplate;
-    tv.type = "TEMPLATE";
-    tv.data = *template_version;
-    values.push_back(std::move(tv));
+    if (!keep_stored_template) {
+        std::erase_if(values, [](const HandleValue& v) { return v.index == kIndexTemplate; });
+        HandleValue tv;
+        tv.index = kIndexTemplate;
+        tv.type = "TEMPLATE";
+        tv.data = *template_version;
+        values.push_back(std::move(tv));
+    }
     out.values = std::move(values);
     return out;
 }
