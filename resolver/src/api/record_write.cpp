@@ -83,7 +83,7 @@ std::string PreparedRecord::message(bool chinese) const {
 
 PreparedRecord prepare_record(const ReadSnapshot& snapshot, const Handle& handle,
                               std::optional<std::string> template_version,
-                              std::vector<HandleValue> values, bool partial) {
+                              std::vector<HandleValue> values, bool partial, TemplateCache* cache) {
     PreparedRecord out;
     auto sent_template = std::find_if(values.begin(), values.end(), [](const HandleValue& v) {
         return v.index == kIndexTemplate;
@@ -106,10 +106,22 @@ PreparedRecord prepare_record(const ReadSnapshot& snapshot, const Handle& handle
         out.values = std::move(values); // free-form (Handle style)
         return out;
     }
-    auto t = load_template(snapshot, handle.prefix(), *template_version);
-    if (!t) {
-        out.error = t.error();
-        return out;
+    const Template* t = nullptr;
+    std::optional<Template> loaded;
+    const std::string key = std::string(handle.prefix_key()) + "/" + *template_version;
+    if (auto it = cache ? cache->find(key) : TemplateCache::iterator{};
+        cache && it != cache->end()) {
+        t = &it->second;
+    } else {
+        auto fresh = load_template(snapshot, handle.prefix(), *template_version);
+        if (!fresh) {
+            out.error = fresh.error();
+            return out;
+        }
+        if (cache)
+            t = &cache->emplace(key, std::move(fresh).value()).first->second;
+        else
+            t = &loaded.emplace(std::move(fresh).value());
     }
     out.violations = validate_record(*t, values);
     if (partial) {

@@ -19,6 +19,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,12 +56,18 @@ struct PreparedRecord {
     std::string message(bool chinese) const;
 };
 
+/// Templates loaded by earlier records of the same request (a batch), by entry key. Valid only
+/// with the snapshot they were read from.
+using TemplateCache = std::map<std::string, registry::Template, std::less<>>;
+
 /// `partial`: the values are a subset to add/replace (PUT ?index=): required items are not
 /// checked, and without a template version the stored record's TEMPLATE value is used.
+/// `cache` (optional) saves the template lookup for the following records of a batch.
 PreparedRecord prepare_record(const registry::ReadSnapshot& snapshot,
                               const registry::Handle& handle,
                               std::optional<std::string> template_version,
-                              std::vector<registry::HandleValue> values, bool partial = false);
+                              std::vector<registry::HandleValue> values, bool partial = false,
+                              TemplateCache* cache = nullptr);
 
 /// Loads the template (prefix, version); not_found / corrupt as an Error.
 registry::Result<registry::Template> load_template(const registry::ReadSnapshot& snapshot,

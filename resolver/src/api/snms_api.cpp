@@ -551,10 +551,16 @@ private:
 
     // ---- SNMS: identifiers ----------------------------------------------------------------------
 
+    /// Per-request memo of a batch: templates and write checks per prefix (same snapshot).
+    struct BatchMemo {
+        TemplateCache templates;
+        std::map<std::string, WriteCheck, std::less<>> writable;
+    };
+
     /// Parses and checks one handle; on failure the Chinese message.
     std::optional<std::string> snms_handle(std::string_view text, std::optional<Handle>& out,
                                            const Principal* writer, const ReadSnapshot& snapshot,
-                                           int& status) {
+                                           int& status, BatchMemo* memo = nullptr) {
         status = kBusiness;
         auto h = parse_handle(text, options_.handle_limits);
         if (!h)
@@ -562,7 +568,16 @@ private:
         if (!homed_(h->prefix_key()))
             return "标识前缀" + std::string(h->prefix()) + "不在本节点管理范围内";
         if (writer != nullptr) {
-            auto check = check_writable(snapshot, *writer, *h);
+            WriteCheck check;
+            const auto memo_it =
+                memo ? memo->writable.find(h->prefix_key()) : decltype(memo->writable)::iterator{};
+            if (memo && memo_it != memo->writable.end()) {
+                check = memo_it->second;
+            } else {
+                check = check_writable(snapshot, *writer, *h);
+                if (memo)
+                    memo->writable.emplace(std::string(h->prefix_key()), check);
+            }
             switch (check.refusal) {
             case WriteRefusal::none:
                 break;
@@ -592,7 +607,7 @@ private:
 
     /// One SNMS record document -> a validated write (create or replace), or why not.
     PreparedOp prepare(const ReadSnapshot& snapshot, const Principal& who, const json::value& doc,
-                       PutMode mode) {
+                       PutMode mode, BatchMemo* memo = nullptr) {
         PreparedOp p;
         auto in = record_from_json(doc, "value");
         if (const auto* o = doc.if_object()) {
@@ -608,12 +623,13 @@ private:
             return p;
         }
         std::optional<Handle> h;
-        if (auto bad = snms_handle(in->handle, h, &who, snapshot, p.status)) {
+        if (auto bad = snms_handle(in->handle, h, &who, snapshot, p.status, memo)) {
             p.message = *bad;
             return p;
         }
         auto prepared =
-            prepare_record(snapshot, *h, std::move(in->template_version), std::move(in->values));
+            prepare_record(snapshot, *h, std::move(in->template_version), std::move(in->values),
+                           false, memo ? &memo->templates : nullptr);
         if (!prepared.ok()) {
             p.message = prepared.violations.empty()
                             ? (prepared.error->code == Errc::not_found
@@ -760,7 +776,8 @@ private:
         WriteBatch batch;
         batch.account = who.username;
         batch.ops.reserve(items.size());
-        // The snapshot ends with this block, before the asynchronous hop to the writer.
+        BatchMemo memo; // one template lookup and one write check per prefix, not per record
+        // The snapshot ends with this loop, before the asynchronous hop to the writer.
         for (auto snapshot = registry_.snapshot();
              auto i : std::views::iota(std::size_t{0}, items.size())) {
             Slot& slot = (*slots)[i];
@@ -776,7 +793,7 @@ private:
                 }
                 slot.handle = hv->get_string();
                 std::optional<Handle> h;
-                if (auto bad = snms_handle(slot.handle, h, &who, snapshot, slot.code)) {
+                if (auto bad = snms_handle(slot.handle, h, &who, snapshot, slot.code, &memo)) {
                     slot.msg = *bad;
                     continue;
                 }
@@ -784,7 +801,7 @@ private:
                 batch.ops.push_back(DeleteRecord{std::move(*h)});
                 continue;
             }
-            auto p = prepare(snapshot, who, items[i], *mode);
+            auto p = prepare(snapshot, who, items[i], *mode, &memo);
             slot.handle = p.handle;
             if (!p.op) {
                 slot.code = p.status;
