@@ -441,6 +441,28 @@ TEST_CASE("both APIs see the same data; private items hidden from anonymous on b
     CHECK(bad_tpl.result() == http::status::bad_request);
     CHECK(body_of(bad_tpl).at("error").at("message").as_string() ==
           "item 100: idIndex must be >= 2000");
+    // template error paths
+    std::string v2 = kTemplate;
+    v2.replace(v2.find(R"("version":"1.0")"), 15, R"("version":"2.0")");
+    auto put_missing = snms(*c, V::put, "/snms/api/v5/template", v2, token);
+    CHECK(message_of(put_missing) == "模板不存在");
+    const std::string other = login(*c, "other", "other-secret-1");
+    auto foreign_post = snms(*c, V::post, "/snms/api/v5/template", v2, other);
+    CHECK(status_of(foreign_post) == -3);
+    auto not_a_template = snms(*c, V::post, "/snms/api/v5/template", R"({"version":"3"})", token);
+    CHECK(message_of(not_a_template) == "模板不合法：items must be an array");
+    auto no_key = snms(*c, V::delete_, "/snms/api/v5/template", {}, token);
+    CHECK(message_of(no_key) == "参数错误：需要prefix和version");
+    auto mismatch = c->request(V::put, "/api/v1/templates/88.118.8/9.9", kTemplate,
+                               {{"Authorization", bearer}});
+    CHECK(mismatch.result() == http::status::bad_request);
+    CHECK(c->request(V::delete_, "/api/v1/templates/88.118.8/9.9", {}, {{"Authorization", bearer}})
+              .result() == http::status::not_found);
+    CHECK(c->request(V::delete_, "/api/v1/accounts/steel/tokens", {},
+                     {{"Authorization", "Bearer " + other}})
+              .result() == http::status::forbidden);
+    CHECK(c->request(V::post, "/api/v1/templates", "{", {{"Authorization", bearer}}).result() ==
+          http::status::bad_request);
     auto unallocated = c->request(V::post, "/api/v1/templates?prefix=88.118.77",
                                   R"({"version":"2.0","industryCategory":"C","items":[
       {"name":"x","idType":"x","idIndex":2000}]})",
