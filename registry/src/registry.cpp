@@ -89,6 +89,27 @@ std::string counter_key(std::string_view prefix_key) {
     return k;
 }
 
+/// Counter of the identifiers registered against a template: "t/" + template entry key (folded
+/// prefix + "/" + version, template.hpp). Empty when the record names no template (or a version
+/// too long to be a template's, which therefore cannot exist).
+std::string template_usage_key(std::string_view prefix_key, std::string_view version) {
+    if (version.empty() || version.size() > 64) {
+        return {};
+    }
+    std::string k = "t/";
+    k.append(prefix_key).append("/").append(version);
+    return k;
+}
+std::string template_usage_key(std::string_view prefix_key,
+                               const std::vector<HandleValue>& values) {
+    for (const auto& v : values) {
+        if (v.index == kIndexTemplate) {
+            return template_usage_key(prefix_key, v.data);
+        }
+    }
+    return {};
+}
+
 std::string be64(std::uint64_t v) {
     std::string s;
     wire::put_u64(s, v);
@@ -461,6 +482,12 @@ std::uint64_t ReadSnapshot::count(std::string_view prefix) const {
         return 0;
     }
     return read_be64(v);
+}
+
+std::uint64_t ReadSnapshot::template_usage(std::string_view template_key) const {
+    std::string_view v;
+    const std::string key = "t/" + std::string(template_key);
+    return state_->txn.get(state_->impl->counters_, key, v) ? read_be64(v) : 0;
 }
 
 std::uint64_t ReadSnapshot::count_all() const {
@@ -842,6 +869,22 @@ struct RegistryImpl::GroupContext {
         }
     }
 
+    /// Moves the record from the usage count of its old template to its new one.
+    void track_template(std::string_view prefix_key, const std::vector<HandleValue>* before,
+                        const std::vector<HandleValue>* after) {
+        const std::string b = before ? template_usage_key(prefix_key, *before) : std::string();
+        const std::string a = after ? template_usage_key(prefix_key, *after) : std::string();
+        if (a == b) {
+            return;
+        }
+        if (!b.empty()) {
+            count_deltas[b] -= 1;
+        }
+        if (!a.empty()) {
+            count_deltas[a] += 1;
+        }
+    }
+
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
         ChangeEntry e;
@@ -1061,6 +1104,8 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
         outcome = Outcome::created;
     }
     stamp(values, existing.record.values, ctx.now);
+    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
+                       &values);
     const std::string bytes = encode_record(spelling, values);
     if (outcome == Outcome::created) {
         ctx.insert_identifier(ids_, key, bytes);
@@ -1107,6 +1152,8 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
     stamp(merged, existing.record.values, ctx.now);
+    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
+                       &merged);
     const std::string spelling = existing.found ? existing.record.spelling : op.handle.spelling();
     const std::string bytes = encode_record(spelling, merged);
     if (existing.found) {
@@ -1146,6 +1193,7 @@ OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
     if (kept.empty()) {
         return apply_delete(ctx, DeleteRecord{op.handle}, account);
     }
+    ctx.track_template(op.handle.prefix_key(), &existing.record.values, &kept);
     const std::string bytes = encode_record(existing.record.spelling, kept);
     ctx.txn.put(ids_, key, bytes);
     OpResult result{Outcome::updated, {}, 0};
@@ -1164,6 +1212,13 @@ OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op,
     std::string spelling = op.handle.spelling();
     if (auto view = RecordView::parse(bytes)) {
         spelling.assign(view->spelling());
+        for (const ValueView& v : *view) {
+            if (v.index == kIndexTemplate) {
+                if (auto k = template_usage_key(op.handle.prefix_key(), v.data); !k.empty()) {
+                    ctx.count_deltas[k] -= 1;
+                }
+            }
+        }
     }
     ctx.txn.del(ids_, key);
     ctx.count_deltas[counter_key(op.handle.prefix_key())] -= 1;
@@ -1205,6 +1260,19 @@ OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
 
 OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
                                           const std::string& account) {
+    if (op.table == Table::templates && !op.key.empty()) {
+        // The template entry key is "<folded prefix>/<version>"; see template.hpp.
+        const std::string usage = "t/" + op.key;
+        std::string_view stored;
+        const std::int64_t count =
+            static_cast<std::int64_t>(ctx.txn.get(counters_, usage, stored) ? read_be64(stored)
+                                                                            : 0) +
+            (ctx.count_deltas.count(usage) ? ctx.count_deltas[usage] : 0);
+        if (count > 0) {
+            return failed(Errc::in_use, "template " + op.key + " is used by " +
+                                            std::to_string(count) + " identifiers");
+        }
+    }
     if (op.key.empty() || !ctx.txn.del(table(op.table), op.key)) {
         return failed(Errc::not_found, "entry " + op.key + " does not exist");
     }

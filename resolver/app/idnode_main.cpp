@@ -191,7 +191,9 @@ int serve(const std::optional<std::string>& path) {
     NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes,
                                           {},
                                           config.node.public_base_url,
-                                          config.limits.rate_per_account});
+                                          config.limits.rate_per_account,
+                                          config.snms.token_v1,
+                                          config.snms.token_ttl_s});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);

@@ -198,6 +198,11 @@ public:
     std::uint64_t count(std::string_view prefix) const;
     std::uint64_t count_all() const;
 
+    /// Identifiers whose TEMPLATE value (index 1001) names the template with entry key
+    /// `template_key` (template.hpp: folded prefix + "/" + version). Maintained by the writer,
+    /// O(1). A template with a non-zero usage cannot be deleted (DeleteEntry fails with in_use).
+    std::uint64_t template_usage(std::string_view template_key) const;
+
     std::optional<std::string> get_entry(Table table, std::string_view key) const;
     EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
 
