@@ -356,10 +356,6 @@ void OfflineLoader::add(std::uint64_t line, std::string_view text,
                        "prefix " + std::string(handle->prefix()) + " is not homed by this node"});
         return;
     }
-    if (Status st = validate_values(values, m.options.value_limits); !st) {
-        m.report(line, text, st.error());
-        return;
-    }
     if (!m.spilling && handle->key() >= m.last_key) {
         m.last_key = handle->key();
         m.feed(line, std::move(handle).value(), std::move(values));

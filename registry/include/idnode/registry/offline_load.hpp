@@ -85,9 +85,9 @@ public:
     OfflineLoader(const OfflineLoader&) = delete;
     OfflineLoader& operator=(const OfflineLoader&) = delete;
 
-    /// Offers one record. Invalid handles (grammar), handles under a prefix this node does not
-    /// home (not_homed) and invalid values are rejected at once through the sink; errors the
-    /// writer finds (already_exists, too_large, ...) are reported when their batch commits.
+    /// Offers one record. Invalid handles (grammar) and handles under a prefix this node does not
+    /// home (not_homed) are rejected at once through the sink; what the writer finds (invalid
+    /// values, already_exists, too_large, ...) is reported when the record's batch commits.
     void add(std::uint64_t line, std::string_view handle, std::vector<HandleValue> values);
 
     /// Counts a record the caller could not parse as rejected and passes it to the sink.
