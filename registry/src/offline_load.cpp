@@ -137,6 +137,10 @@ struct OfflineLoader::Impl {
     std::optional<Error> fatal;
     std::atomic<bool> failed{false}; // fatal is set: stop feeding
 
+    // Closing the registry drains its queue, running completions that use the members above:
+    // it must go first.
+    ~Impl() { registry.reset(); }
+
     void report(std::uint64_t line, std::string_view handle, Error error) {
         std::lock_guard lock(mutex);
         ++summary.rejected;

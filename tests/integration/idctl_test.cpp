@@ -7,9 +7,15 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <fcntl.h>
 #include <fstream>
+#include <spawn.h>
 #include <sstream>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace idnode::test;
 namespace json = boost::json;
@@ -245,4 +251,65 @@ TEST_CASE("offline load refuses a node that is running; backup under write load 
     auto loaded =
         run_command({idctl(), "load", "--offline", "--data-dir", db.string(), input.string()});
     CHECK_MESSAGE(loaded.exit_code == 0, loaded.err);
+}
+
+TEST_CASE("idnode refuses to start while an offline load holds the database") {
+    NodeProcess node("idctl-exclusive");
+    const fs::path db = node.dir() / "db";
+    init(db);
+    const fs::path fifo = node.dir() / "input.fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // The load reads from a FIFO that the test keeps open: it holds the database meanwhile.
+    const std::string binary = idctl();
+    const std::string dir_arg = db.string(), file_arg = fifo.string();
+    std::vector<char*> argv{const_cast<char*>(binary.c_str()),
+                            const_cast<char*>("load"),
+                            const_cast<char*>("--offline"),
+                            const_cast<char*>("--data-dir"),
+                            const_cast<char*>(dir_arg.c_str()),
+                            const_cast<char*>(file_arg.c_str()),
+                            nullptr};
+    pid_t pid = -1;
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    const int spawned = ::posix_spawn(&pid, binary.c_str(), &quiet, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    REQUIRE(spawned == 0);
+    const int writer = ::open(fifo.c_str(), O_WRONLY);
+    REQUIRE(writer >= 0);
+    const std::string line =
+        R"({"handle":"88.118.8/fifo","values":[{"index":1,"type":"URL","data":"u"}]})"
+        "\n";
+    REQUIRE(::write(writer, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    const bool held = eventually(
+        [&] {
+            const int fd = ::open((db / "registry.lock").c_str(), O_RDONLY);
+            if (fd < 0) {
+                return false;
+            }
+            const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+            ::close(fd);
+            return busy;
+        },
+        std::chrono::seconds(10));
+    CHECK(held);
+    CHECK_THROWS_AS(node.start(), HarnessError);
+    CHECK(node.stderr_text().find("offline load") != std::string::npos);
+    ::close(writer); // end of input: the load finishes
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // Once the load is done, a node starts on the loaded database and serves the record.
+    NodeProcess again("idctl-exclusive-after");
+    again.set("node.data_dir", "\"" + db.string() + "\"");
+    again.start();
+    HttpsClient c(again.https_port(), trust(again.pki().ca_cert));
+    c.connect();
+    CHECK(c.request(V::get, "/api/handles/88.118.8/fifo").result() == http::status::ok);
+    CHECK(again.stop() == 0);
+    auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
+    CHECK(verify.exit_code == 0);
+    CHECK(json::parse(verify.out).at("identifiers").to_number<std::uint64_t>() == 1);
 }
