@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <csignal>
 #include <fcntl.h>
 #include <fstream>
 #include <spawn.h>
@@ -312,4 +313,65 @@ TEST_CASE("idnode refuses to start while an offline load holds the database") {
     auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
     CHECK(verify.exit_code == 0);
     CHECK(json::parse(verify.out).at("identifiers").to_number<std::uint64_t>() == 1);
+}
+
+TEST_CASE("an offline load killed mid-way leaves a consistent database; re-running completes it") {
+    TempDir dir("idctl-kill");
+    const fs::path db = dir.path() / "db";
+    init(db);
+    const int records = reduced_mode() ? 20000 : 100000;
+    const fs::path input = dir.path() / "in.ndjson";
+    {
+        std::ofstream out(input);
+        for (int i = 0; i < records; ++i) {
+            out << R"({"handle":"88.118.8/K-)" << (1000000 + i)
+                << R"(","values":[{"index":1,"type":"URL","data":"https://k/)" << i
+                << R"("},{"index":2000,"type":"batch","data":"B)" << (i % 13) << R"("}]})" << '\n';
+        }
+    }
+    const std::string binary = idctl();
+    const std::string dir_arg = db.string(), file_arg = input.string();
+    std::vector<char*> argv{const_cast<char*>(binary.c_str()),
+                            const_cast<char*>("load"),
+                            const_cast<char*>("--offline"),
+                            const_cast<char*>("--data-dir"),
+                            const_cast<char*>(dir_arg.c_str()),
+                            const_cast<char*>(file_arg.c_str()),
+                            nullptr};
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    const int spawned = ::posix_spawn(&pid, binary.c_str(), &quiet, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    REQUIRE(spawned == 0);
+    // Kill it once it has committed something: a read-only verify beside the running load sees
+    // its committed groups.
+    auto committed = [&] {
+        auto r = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
+        return r.exit_code == 0 &&
+               json::parse(r.out).at("identifiers").to_number<std::uint64_t>() > 0;
+    };
+    CHECK(eventually(committed, std::chrono::seconds(60)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+
+    auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
+    CHECK_MESSAGE(verify.exit_code == 0, verify.out);
+    const auto partial = json::parse(verify.out).at("identifiers").to_number<std::uint64_t>();
+    MESSAGE("killed after " << partial << " of " << records << " records");
+    CHECK(partial > 0);
+
+    auto rerun = run_command(
+        {idctl(), "--json", "load", "--offline", "--data-dir", db.string(), input.string()},
+        std::chrono::seconds(120));
+    REQUIRE_MESSAGE(rerun.exit_code == 0, rerun.err);
+    const json::value summary = json::parse(rerun.out);
+    CHECK(summary.at("unchanged").to_number<std::uint64_t>() == partial);
+    CHECK(summary.at("created").to_number<std::uint64_t>() == records - partial);
+    auto final_verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
+    CHECK(final_verify.exit_code == 0);
+    CHECK(json::parse(final_verify.out).at("identifiers").to_number<std::uint64_t>() ==
+          static_cast<std::uint64_t>(records));
 }
