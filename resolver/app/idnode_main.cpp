@@ -136,10 +136,13 @@ int serve(const std::optional<std::string>& path) {
     NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes,
                                           {},
                                           config.node.public_base_url,
-                                          config.limits.rate_per_account});
+                                          config.limits.rate_per_account,
+                                          &metrics,
+                                          config.limits.max_body_bytes});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);
+    server.set_stream_dispatch(router.as_stream_dispatch());
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.

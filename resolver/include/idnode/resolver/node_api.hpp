@@ -27,11 +27,17 @@
 
 namespace idnode::resolver {
 
+class MetricsRegistry;
+
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
     std::string public_base_url; // e.g. "https://id.example.cn" (proxy links)
     double rate_per_account = 0; // requests/s per authenticated account; 0 = off
+    /// Where the API registers its own metrics (bulk lines); nullptr = none. Must outlive it.
+    MetricsRegistry* metrics = nullptr;
+    /// Longest accepted bulk NDJSON line (one record; like a single-record body).
+    std::size_t max_bulk_line_bytes = 64 * 1024;
 };
 
 class NodeApi {
