@@ -201,13 +201,17 @@ private:
     // ---- timers ---------------------------------------------------------------------------
 
     void arm_read_timer(std::chrono::steady_clock::duration d) {
+        stream_timer_armed_ = false;
         read_timer_.expires_after(d);
         read_timer_.async_wait([self = shared_from_this()](error_code ec) {
             if (!ec)
                 self->on_read_timer();
         });
     }
-    void disarm_read_timer() { read_timer_.cancel(); }
+    void disarm_read_timer() {
+        read_timer_.cancel();
+        stream_timer_armed_ = false;
+    }
 
     void on_read_timer() {
         if (closed_ || read_timer_.expiry() > steady_clock::now())
@@ -396,8 +400,11 @@ private:
         header_done_ = steady_clock::now();
         const auto& header = parser_->get();
         if (core_.stream_dispatch) {
-            RequestContext context = new_context();
-            if (const StreamHandler* handler = core_.stream_dispatch(header, context)) {
+            RequestContext route; // only the route and params; ids are numbered below
+            if (const StreamHandler* handler = core_.stream_dispatch(header, route)) {
+                RequestContext context = new_context();
+                context.route = std::move(route.route);
+                context.params = std::move(route.params);
                 start_stream(*handler, std::move(context));
                 return;
             }
@@ -589,7 +596,13 @@ private:
             return;
         }
         phase_ = Phase::body;
-        arm_read_timer(core_.config.limits.idle_timeout);
+        // Re-arming a timer per 16 KiB TLS record costs more than the record's parsing; the
+        // deadline only needs to move once half of it has passed.
+        const auto idle = core_.config.limits.idle_timeout;
+        if (!stream_timer_armed_ || read_timer_.expiry() - steady_clock::now() < idle / 2) {
+            arm_read_timer(idle);
+            stream_timer_armed_ = true;
+        }
         auto& body = stream_parser_->get().body();
         body.data = stream_buffer_.data();
         body.size = stream_buffer_.size();
@@ -956,6 +969,7 @@ private:
     std::uint64_t stream_seq_ = 0;
     bool stream_paused_by_consumer_ = false;
     bool stream_paused_by_backlog_ = false;
+    bool stream_timer_armed_ = false; // the read timer guards the streamed body
     std::vector<char> stream_buffer_;
     std::deque<Slot> pipeline_;
     std::uint64_t next_seq_ = 0;
