@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -450,4 +451,29 @@ TEST_CASE("batch resolve: found, missing, invalid, not homed and private entries
     CHECK(parse(too_many.body()).at("error").at("code") == "too_many_handles");
     CHECK(c->request(V::post, "/api/v1/resolve", "[]", {{"Authorization", "Bearer idn_bad"}})
               .result() == http::status::unauthorized);
+}
+
+TEST_CASE("bulk: a graceful stop finishes the batches in flight and says the upload is cut") {
+    BulkNode n;
+    auto c = n.client();
+    c->write_raw("POST /api/v1/bulk HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + n.steel +
+                 "\r\nContent-Length: 100000000\r\n\r\n" +
+                 record("88.118.8/S-1", "https://e.cn/s"));
+    std::string received;
+    REQUIRE(eventually(
+        [&] {
+            received += c->read_some(100ms);
+            return received.find("\"created\"") != std::string::npos;
+        },
+        30s));
+    n.node.signal(SIGTERM);
+    REQUIRE(eventually(
+        [&] {
+            received += c->read_some(100ms);
+            return received.find("\"summary\"") != std::string::npos;
+        },
+        30s));
+    CHECK(received.find("shutting_down") != std::string::npos);
+    CHECK(received.find("\"complete\":false") != std::string::npos);
+    CHECK(n.node.wait(15s) == 0);
 }
