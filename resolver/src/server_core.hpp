@@ -7,6 +7,7 @@
 #include "idnode/resolver/logging.hpp"
 #include "idnode/resolver/metrics.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
+#include "idnode/resolver/streaming.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -73,6 +74,7 @@ struct ServerCore {
 
     const NodeConfig config;
     const Dispatch dispatch;
+    StreamDispatch stream_dispatch; // optional; set before the server runs
     MetricsRegistry& registry;
     Logging& logging;
     ServerMetrics metrics;

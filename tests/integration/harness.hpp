@@ -193,6 +193,9 @@ public:
     void write_raw(std::string_view bytes);
     /// Reads one response; `head` = the request was HEAD (no body follows).
     Response read_response(bool head = false);
+    /// Raw bytes (after TLS) that arrive within `wait`, for streamed responses read piece by
+    /// piece; "" when nothing arrived. Throws HarnessError when the connection failed.
+    std::string read_some(Millis wait);
 
     /// Waits up to `timeout` for the server to close the connection (TLS close_notify, EOF or
     /// reset). Returns false if the connection is still open then. Data received is discarded.
