@@ -46,6 +46,8 @@
 
 #include <array>
 #include <boost/beast/http/buffer_body.hpp>
+
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <deque>
@@ -70,6 +72,27 @@ bool is_disconnect(const error_code& ec) {
            ec == asio::error::broken_pipe || ec == beast::http::error::end_of_stream ||
            ec == ssl::error::stream_truncated || ec == asio::error::operation_aborted ||
            ec == asio::error::bad_descriptor;
+}
+
+/// Request framing that Beast accepts but a front proxy could read differently (request
+/// smuggling), so the node refuses it: a repeated or list-valued Content-Length (Beast takes
+/// "5, 5" or two equal fields as 5), and any Transfer-Encoding other than exactly one "chunked"
+/// (Beast treats "gzip" or "chunked, identity" as no body at all, leaving the body bytes to be
+/// read as the next request; RFC 9112 §6.3 requires a 400). Beast itself already rejects
+/// Content-Length together with Transfer-Encoding and conflicting lengths. Returns the reason,
+/// or nullptr when the framing is unambiguous.
+const char* ambiguous_framing(const http::request_header<>& header) {
+    const auto lengths = header.count(http::field::content_length);
+    if (lengths > 1)
+        return "repeated Content-Length";
+    if (lengths == 1 && header[http::field::content_length].find(',') != beast::string_view::npos)
+        return "Content-Length must be one number";
+    const auto codings = header.count(http::field::transfer_encoding);
+    if (codings > 1)
+        return "repeated Transfer-Encoding";
+    if (codings == 1 && !beast::iequals(header[http::field::transfer_encoding], "chunked"))
+        return "unsupported Transfer-Encoding (only \"chunked\" is accepted)";
+    return nullptr;
 }
 
 std::string hex(std::uint64_t v) {
@@ -107,6 +130,19 @@ public:
     /// Thread-safe: asks the session, on its strand, to finish in-flight requests and close.
     void post_drain() {
         asio::post(stream_.get_executor(), [self = shared_from_this()] { self->drain(); });
+    }
+
+    /// Thread-safe: whether no complete request header has arrived yet.
+    bool unproven() const noexcept { return !proven_.load(std::memory_order_relaxed); }
+
+    /// Thread-safe: closes the connection (on its strand) if it is still unproven then.
+    void post_shed() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (self->closed_ || !self->unproven())
+                return;
+            self->core_.metrics.rejected.with({"shed_idle"}).inc();
+            self->close();
+        });
     }
 
 private:
@@ -367,15 +403,39 @@ private:
         parser_->header_limit(static_cast<std::uint32_t>(core_.config.limits.max_header_bytes));
         // The body limit is decided once the route is known (streaming routes have none).
         parser_->body_limit(boost::none);
-        http::async_read_header(
-            stream_, buffer_, *parser_,
-            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+        header_bytes_ = 0;
+        read_header_some();
+    }
+
+    // Beast's header_limit bounds only the bytes the parser holds at once: complete field lines
+    // are consumed as they arrive, so a header sent in many small pieces (many short fields)
+    // was never limited and grew the parsed fields without bound. Read in steps instead and
+    // count every byte the parser consumed.
+    void read_header_some() {
+        http::async_read_some(stream_, buffer_, *parser_,
+                              [self = shared_from_this()](error_code ec, std::size_t used) {
+                                  self->on_header_some(ec, used);
+                              });
+    }
+
+    void on_header_some(error_code ec, std::size_t used) {
+        if (closed_)
+            return;
+        header_bytes_ += used;
+        if (!ec && header_bytes_ > core_.config.limits.max_header_bytes)
+            ec = http::error::header_limit;
+        if (!ec && !parser_->is_header_done()) {
+            read_header_some();
+            return;
+        }
+        on_header(ec);
     }
 
     void on_header(error_code ec) {
         if (closed_)
             return;
         served_any_ = true; // from now on the first-request deadline no longer applies
+        proven_.store(true, std::memory_order_relaxed); // no longer shed at the connection cap
         if (ec == http::error::body_limit) { // Content-Length already says it is too large
             reject_and_close(http::status::payload_too_large, "body_too_large",
                              "the request body exceeds " +
@@ -399,6 +459,11 @@ private:
         }
         header_done_ = steady_clock::now();
         const auto& header = parser_->get();
+        if (const char* why = ambiguous_framing(header)) {
+            reject_and_close(http::status::bad_request, "bad_request",
+                             std::string("malformed HTTP request: ") + why);
+            return;
+        }
         if (core_.stream_dispatch) {
             RequestContext route; // only the route and params; ids are numbered below
             if (const StreamHandler* handler = core_.stream_dispatch(header, route)) {
@@ -978,6 +1043,7 @@ private:
     std::string plain_reply_;
     std::array<char, 4096> discard_buffer_{};
     steady_clock::time_point header_done_{};
+    std::uint64_t header_bytes_ = 0; // consumed by the parser for the current request header
     Phase phase_ = Phase::handshake;
     bool served_any_ = false; // a request header has been read (the first-request deadline ended)
     bool writing_ = false;
@@ -985,6 +1051,9 @@ private:
     bool read_stopped_ = false;
     bool draining_ = false;
     bool closed_ = false;
+    // Set once a request header has been read (even a malformed one); read from the accept
+    // strand when the connection cap is reached (ServerCore::shed_oldest_unproven).
+    std::atomic<bool> proven_{false};
 };
 
 void start_https_session(ServerCore& core, tcp::socket socket) {
@@ -993,6 +1062,14 @@ void start_https_session(ServerCore& core, tcp::socket socket) {
 
 void drain_https_session(const std::shared_ptr<HttpsSession>& session) {
     session->post_drain();
+}
+
+bool https_session_unproven(const HttpsSession& session) {
+    return session.unproven();
+}
+
+void shed_https_session(const std::shared_ptr<HttpsSession>& session) {
+    session->post_shed();
 }
 
 } // namespace idnode::resolver::detail

@@ -196,7 +196,8 @@ private:
                 error_code ignored;
                 socket.close(ignored);
             } else if (core_.open_connections.load(std::memory_order_relaxed) >=
-                       core_.config.limits.max_connections) {
+                           core_.config.limits.max_connections &&
+                       !core_.shed_oldest_unproven()) {
                 core_.metrics.rejected.with({"max_connections"}).inc();
                 error_code ignored;
                 socket.close(ignored);

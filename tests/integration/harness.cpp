@@ -465,6 +465,11 @@ void HttpsClient::connect() {
             stream_->set_verify_callback(ssl::host_name_verification(tls_.server_name));
     }
     const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port_);
+    if (!tls_.source_address.empty()) {
+        auto& socket = stream_->next_layer();
+        socket.open(tcp::v4());
+        socket.bind(tcp::endpoint(asio::ip::make_address(tls_.source_address), 0));
+    }
     run_with_deadline("connect", [&](auto handler) {
         stream_->next_layer().async_connect(endpoint, std::move(handler));
     });
