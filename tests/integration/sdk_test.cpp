@@ -737,7 +737,9 @@ TEST_CASE("bulk (POST /api/v1/bulk)") {
     if (endpoint_missing(steel, "POST", "/api/v1/bulk?mode=create", "")) {
         auto r = steel.bulk_range(records);
         REQUIRE_FALSE(r.ok());
-        CHECK_MESSAGE(r.error().response_code == 4, r.error().to_string());
+        // today's node refuses the streamed body before routing (413) or does not know the route
+        CHECK_MESSAGE(r.error().http_status >= 400, r.error().to_string());
+        CHECK_FALSE(r.error().message.empty());
         return;
     }
     std::mutex m;
