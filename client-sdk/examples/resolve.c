@@ -12,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int report(const char *what, int status) {
+static int report(const char* what, int status) {
     fprintf(stderr, "%s: %s (http %d, rc %d): %s\n", what, idnode_strerror(status),
             idnode_last_http_status(), idnode_last_response_code(), idnode_last_error());
     return 1;
 }
 
 /* Appends `text` as a JSON string literal to out (which has room for 2 * strlen + 3 bytes). */
-static void quote(char *out, const char *text) {
-    char *p = out + strlen(out);
+static void quote(char* out, const char* text) {
+    char* p = out + strlen(out);
     *p++ = '"';
     for (; *text != '\0'; ++text) {
         if (*text == '"' || *text == '\\')
@@ -31,10 +31,10 @@ static void quote(char *out, const char *text) {
     *p = '\0';
 }
 
-int main(int argc, char **argv) {
-    idnode_client *client = NULL;
-    char *record = NULL;
-    char *options;
+int main(int argc, char** argv) {
+    idnode_client* client = NULL;
+    char* record = NULL;
+    char* options;
     size_t size;
     int status, created = 0;
 
@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     size = 64 + 2 * (strlen(argv[1]) + strlen(argv[2]) + (argc > 4 ? strlen(argv[4]) : 0));
-    options = (char *)malloc(size);
+    options = (char*)malloc(size);
     if (options == NULL)
         return 1;
     strcpy(options, "{\"url\":");

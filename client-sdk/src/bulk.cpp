@@ -53,8 +53,8 @@ struct Shared {
     std::uint64_t next_index = 0;
 
     std::mutex result_mutex; // serialises on_result
-    std::atomic<std::uint64_t> sent{0}, done{0}, created{0}, replaced{0}, unchanged{0},
-        errors{0}, resent{0};
+    std::atomic<std::uint64_t> sent{0}, done{0}, created{0}, replaced{0}, unchanged{0}, errors{0},
+        resent{0};
     std::atomic<bool> stop{false};
     std::mutex failure_mutex;
     std::optional<Error> failure;
@@ -233,9 +233,10 @@ private:
             head += "Authorization: " + *auth + "\r\n";
         head += "\r\n";
 
-        std::uint64_t line_no = 0;      // request lines sent
-        std::uint64_t answered = 0;     // request lines answered
+        std::uint64_t line_no = 0;  // request lines sent
+        std::uint64_t answered = 0; // request lines answered
         bool writing_done = false, writer_paused = false, write_pending = false;
+        bool write_failed = false;
         bool summary_seen = false, response_done = false, header_ok = false;
         int status = 0;
         std::string error_body, partial, out;
@@ -291,11 +292,11 @@ private:
             net::async_write(stream, net::buffer(out), [&](error_code ec, std::size_t) {
                 write_pending = false;
                 if (ec) {
-                    // The server may have answered (e.g. 401) and closed; the read side reports.
-                    if (!local && status == 0) {
-                        transport_failure_ = true;
-                        close_with(transport_error(ec, "bulk upload"));
-                    }
+                    // The server may have answered (401, 413, ...) and closed before reading the
+                    // whole body: the read side still has its answer, or fails in turn and
+                    // reports the broken connection. Either way it decides.
+                    writing_done = true;
+                    write_failed = true;
                     return;
                 }
                 lowest.expires_after(idle);
@@ -308,9 +309,9 @@ private:
             json::value v = json::parse(text, ec);
             const json::object* o = ec ? nullptr : v.if_object();
             if (o == nullptr) {
-                close_with(make_error(ErrorKind::protocol,
-                                      "bulk answer line is not a JSON object: " +
-                                          std::string(text.substr(0, 200))));
+                close_with(
+                    make_error(ErrorKind::protocol, "bulk answer line is not a JSON object: " +
+                                                        std::string(text.substr(0, 200))));
                 return false;
             }
             if (o->contains("summary")) {
@@ -318,13 +319,14 @@ private:
                 return true;
             }
             const auto* ln = o->if_contains("line");
-            const std::uint64_t n = ln && ln->is_int64()    ? static_cast<std::uint64_t>(ln->get_int64())
+            const std::uint64_t n = ln && ln->is_int64()
+                                        ? static_cast<std::uint64_t>(ln->get_int64())
                                     : ln && ln->is_uint64() ? ln->get_uint64()
                                                             : 0;
             if (n != answered + 1 || window_.empty()) {
-                close_with(make_error(ErrorKind::protocol,
-                                      "bulk answer for line " + std::to_string(n) + ", expected " +
-                                          std::to_string(answered + 1)));
+                close_with(make_error(ErrorKind::protocol, "bulk answer for line " +
+                                                               std::to_string(n) + ", expected " +
+                                                               std::to_string(answered + 1)));
                 return false;
             }
             ++answered;
@@ -415,10 +417,11 @@ private:
                         transport_failure_ = true;
                         close_with(make_error(ErrorKind::protocol, "bulk answer without summary"));
                     }
-                    if (!local && !writing_done) {
+                    if (!local && (!writing_done || write_failed)) {
                         // The server finished early; unsent input continues on a new request.
                         transport_failure_ = true;
-                        close_with(make_error(ErrorKind::connection, "server ended the bulk answer early"));
+                        close_with(make_error(ErrorKind::connection,
+                                              "server ended the bulk answer early"));
                     }
                     lowest.expires_never();
                     return;

@@ -106,11 +106,21 @@ const char* idnode_strerror(int status) {
     return to_string(static_cast<ErrorKind>(status));
 }
 
-const char* idnode_version(void) { return version(); }
-const char* idnode_last_error(void) { return last_error.message.c_str(); }
-int idnode_last_http_status(void) { return last_error.http_status; }
-int idnode_last_response_code(void) { return last_error.response_code; }
-void idnode_free(char* p) { std::free(p); }
+const char* idnode_version(void) {
+    return version();
+}
+const char* idnode_last_error(void) {
+    return last_error.message.c_str();
+}
+int idnode_last_http_status(void) {
+    return last_error.http_status;
+}
+int idnode_last_response_code(void) {
+    return last_error.response_code;
+}
+void idnode_free(char* p) {
+    std::free(p);
+}
 
 int idnode_client_open(const char* options_json, idnode_client** out) {
     if (out == nullptr)
@@ -164,8 +174,8 @@ int idnode_client_open(const char* options_json, idnode_client** out) {
             else if (key == "max_attempts")
                 ok = num(n) && n <= 100 && ((opt.retry.max_attempts = static_cast<int>(n)), true);
             else
-                return fail(ErrorKind::invalid_argument, "options: unknown key \"" +
-                                                             std::string(key) + "\"");
+                return fail(ErrorKind::invalid_argument,
+                            "options: unknown key \"" + std::string(key) + "\"");
             if (!ok)
                 return fail(ErrorKind::invalid_argument,
                             "options: bad value for \"" + std::string(key) + "\"");
@@ -178,7 +188,9 @@ int idnode_client_open(const char* options_json, idnode_client** out) {
     });
 }
 
-void idnode_client_close(idnode_client* client) { delete client; }
+void idnode_client_close(idnode_client* client) {
+    delete client;
+}
 
 int idnode_resolve(idnode_client* client, const char* handle, const char* filter_json,
                    char** record_json) {
@@ -254,7 +266,10 @@ int idnode_put(idnode_client* client, const char* mode, const char* record_json,
                                : m == "replace" ? client->client.replace(*rec)
                                : m == "upsert"
                                    ? client->client.upsert(*rec)
-                                   : Result<PutOutcome>(Error{ErrorKind::invalid_argument, 0, 0, {},
+                                   : Result<PutOutcome>(Error{ErrorKind::invalid_argument,
+                                                              0,
+                                                              0,
+                                                              {},
                                                               "mode must be create, replace or "
                                                               "upsert"});
         if (!r)
@@ -274,8 +289,8 @@ int idnode_delete(idnode_client* client, const char* handle) {
     });
 }
 
-int idnode_request(idnode_client* client, const char* method, const char* target,
-                   const char* body, int* http_status, char** response_body) {
+int idnode_request(idnode_client* client, const char* method, const char* target, const char* body,
+                   int* http_status, char** response_body) {
     if (client == nullptr || method == nullptr || target == nullptr || http_status == nullptr ||
         response_body == nullptr)
         return fail(ErrorKind::invalid_argument, "NULL argument");
@@ -338,9 +353,9 @@ int idnode_bulk(idnode_client* client, const char* options_json, const char* ndj
             opt);
         if (!r)
             return fail(r.error());
-        json::object s{{"records", r->records},   {"created", r->created},
-                       {"replaced", r->replaced}, {"unchanged", r->unchanged},
-                       {"errors", r->errors},     {"resent", r->resent},
+        json::object s{{"records", r->records},     {"created", r->created},
+                       {"replaced", r->replaced},   {"unchanged", r->unchanged},
+                       {"errors", r->errors},       {"resent", r->resent},
                        {"elapsed_s", r->elapsed_s}, {"rejected", std::move(rejected)}};
         return give(json::serialize(s), summary_json);
     });

@@ -73,7 +73,9 @@ std::string Error::to_string() const {
     return s;
 }
 
-const char* version() noexcept { return IDNODE_VERSION; }
+const char* version() noexcept {
+    return IDNODE_VERSION;
+}
 
 namespace detail {
 
@@ -214,8 +216,7 @@ Result<Endpoint> parse_url(std::string_view url) {
 
 // ---- one connection -----------------------------------------------------------------------------
 
-Connection::Connection(ssl::context& ctx, const Endpoint& ep)
-    : stream(ioc, ctx), endpoint(ep) {}
+Connection::Connection(ssl::context& ctx, const Endpoint& ep) : stream(ioc, ctx), endpoint(ep) {}
 
 error_code Connection::connect(Millis timeout) {
     error_code ec;
@@ -232,8 +233,8 @@ error_code Connection::connect(Millis timeout) {
     if (!endpoint.host_is_ip &&
         SSL_set_tlsext_host_name(stream.native_handle(), endpoint.host.c_str()) != 1)
         return error_code(static_cast<int>(::ERR_get_error()), net::error::get_ssl_category());
-    if (stream.native_handle() && SSL_CTX_get_verify_mode(SSL_get_SSL_CTX(stream.native_handle())) !=
-                                      SSL_VERIFY_NONE)
+    if (stream.native_handle() &&
+        SSL_CTX_get_verify_mode(SSL_get_SSL_CTX(stream.native_handle())) != SSL_VERIFY_NONE)
         stream.set_verify_callback(ssl::host_name_verification(endpoint.host));
     ec = run(timeout, [&](auto handler) {
         stream.async_handshake(ssl::stream_base::client, std::move(handler));
@@ -247,12 +248,12 @@ error_code Connection::round_trip(http::request<http::string_body>& request,
                                   bool& wrote_any) {
     std::size_t written = 0;
     error_code ec = run(timeout, [&](auto handler) {
-        http::async_write(stream, request,
-                          [&written, handler = std::move(handler)](error_code e,
-                                                                   std::size_t n) mutable {
-                              written = n;
-                              handler(e);
-                          });
+        http::async_write(
+            stream, request,
+            [&written, handler = std::move(handler)](error_code e, std::size_t n) mutable {
+                written = n;
+                handler(e);
+            });
     });
     wrote_any = written > 0 || !ec;
     if (ec)
@@ -260,9 +261,8 @@ error_code Connection::round_trip(http::request<http::string_body>& request,
     http::response_parser<http::string_body> parser;
     parser.body_limit(256u << 20);
     parser.header_limit(64u << 10);
-    ec = run(timeout, [&](auto handler) {
-        http::async_read(stream, buffer, parser, std::move(handler));
-    });
+    ec = run(timeout,
+             [&](auto handler) { http::async_read(stream, buffer, parser, std::move(handler)); });
     if (ec)
         return ec;
     response = parser.release();
@@ -495,7 +495,8 @@ Result<Value> value_from(const json::value& jv, const std::string& where) {
     } else {
         return bad("data must be a string or {format,value}");
     }
-    if (const auto* ttl = o->if_contains("ttl"); ttl != nullptr && (ttl->is_int64() || ttl->is_uint64()))
+    if (const auto* ttl = o->if_contains("ttl");
+        ttl != nullptr && (ttl->is_int64() || ttl->is_uint64()))
         v.ttl = int_of(ttl);
     if (const auto* ts = o->if_contains("timestamp"); ts != nullptr) {
         v.timestamp = ts->is_string() ? std::string(ts->get_string()) : json::serialize(*ts);
@@ -615,15 +616,14 @@ Result<std::string> Client::Impl::fetch_token() {
         const auto* status = o->if_contains("status");
         if (status != nullptr && int_of(status) != 1) {
             const auto* m = o->if_contains("message");
-            Error e = make_error(ErrorKind::auth,
-                                 m && m->is_string() ? std::string(m->get_string())
-                                                     : "token refused",
-                                 r->status);
+            Error e = make_error(
+                ErrorKind::auth,
+                m && m->is_string() ? std::string(m->get_string()) : "token refused", r->status);
             return e;
         }
         const auto* data = o->if_contains("data");
-        const auto* token = data && data->is_object() ? data->get_object().if_contains("token")
-                                                      : nullptr;
+        const auto* token =
+            data && data->is_object() ? data->get_object().if_contains("token") : nullptr;
         if (token != nullptr && token->is_string())
             return "Bearer " + std::string(token->get_string());
     }
@@ -713,8 +713,8 @@ Result<HttpResponse> Client::Impl::send_once(const Call& call, const std::string
     out.status = static_cast<int>(res.result_int());
     out.content_type = std::string(res[http::field::content_type]);
     out.body = std::move(res.body());
-    if (out.status == 429 || ((out.status == 502 || out.status == 503 || out.status == 504) &&
-                              call.idempotent)) {
+    if (out.status == 429 ||
+        ((out.status == 502 || out.status == 503 || out.status == 504) && call.idempotent)) {
         // 429 means the request was refused before it was processed: safe for any call.
         retryable = true;
         std::uint64_t seconds = 0;
@@ -857,7 +857,9 @@ Client::Client(Client&&) noexcept = default;
 Client& Client::operator=(Client&&) noexcept = default;
 Client::~Client() = default;
 
-std::string Client::auth_method() const { return impl_->auth_method(); }
+std::string Client::auth_method() const {
+    return impl_->auth_method();
+}
 
 Result<Record> Client::resolve(std::string_view handle, const ResolveFilter& filter) const {
     if (auto st = handle_check(handle); !st)
@@ -946,7 +948,9 @@ Result<PutOutcome> Client::replace(const Record& record) const {
     return put_outcome(impl_->execute_ok(put_call(record, true)));
 }
 
-Result<PutOutcome> Client::upsert(const Record& record) const { return replace(record); }
+Result<PutOutcome> Client::upsert(const Record& record) const {
+    return replace(record);
+}
 
 Status Client::remove(std::string_view handle) const {
     if (auto st = handle_check(handle); !st)
@@ -1013,7 +1017,8 @@ Call with_body(http::verb m, std::string target, std::string_view body, bool ide
 } // namespace
 
 Result<std::string> Client::allocate_prefix(std::string_view request_json) const {
-    return body_of(impl_->execute_ok(with_body(http::verb::post, "/api/v1/prefixes", request_json, false)));
+    return body_of(
+        impl_->execute_ok(with_body(http::verb::post, "/api/v1/prefixes", request_json, false)));
 }
 Result<std::string> Client::list_prefixes() const {
     return body_of(impl_->execute_ok(get("/api/v1/prefixes")));
@@ -1022,23 +1027,25 @@ Result<std::string> Client::get_prefix(std::string_view prefix) const {
     return body_of(impl_->execute_ok(get("/api/v1/prefixes/" + encode_path(prefix, false))));
 }
 Status Client::suspend_prefix(std::string_view prefix) const {
-    return status_of(impl_->execute_ok(with_body(
-        http::verb::post, "/api/v1/prefixes/" + encode_path(prefix, false) + "/suspend", {}, true)));
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::post, "/api/v1/prefixes/" + encode_path(prefix, false) + "/suspend",
+                  {}, true)));
 }
 Status Client::resume_prefix(std::string_view prefix) const {
     return status_of(impl_->execute_ok(with_body(
         http::verb::post, "/api/v1/prefixes/" + encode_path(prefix, false) + "/resume", {}, true)));
 }
 Result<std::string> Client::create_account(std::string_view request_json) const {
-    return body_of(impl_->execute_ok(with_body(http::verb::post, "/api/v1/accounts", request_json, false)));
+    return body_of(
+        impl_->execute_ok(with_body(http::verb::post, "/api/v1/accounts", request_json, false)));
 }
 Result<std::string> Client::list_accounts() const {
     return body_of(impl_->execute_ok(get("/api/v1/accounts")));
 }
 Status Client::set_password(std::string_view username, std::string_view password) const {
-    return status_of(impl_->execute_ok(with_body(
-        http::verb::put, "/api/v1/accounts/" + encode_path(username, false) + "/password",
-        json::serialize(json::object{{"password", password}}), true)));
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::put, "/api/v1/accounts/" + encode_path(username, false) + "/password",
+                  json::serialize(json::object{{"password", password}}), true)));
 }
 Result<ApiKey> Client::create_key(std::string_view username) const {
     auto r = impl_->execute_ok(with_body(
@@ -1068,21 +1075,21 @@ Result<std::string> Client::get_template(std::string_view prefix, std::string_vi
                                          encode_path(version, false))));
 }
 Result<std::string> Client::create_template(std::string_view template_json) const {
-    return body_of(impl_->execute_ok(
-        with_body(http::verb::post, "/api/v1/templates", template_json, false)));
+    return body_of(
+        impl_->execute_ok(with_body(http::verb::post, "/api/v1/templates", template_json, false)));
 }
 Result<std::string> Client::update_template(std::string_view prefix, std::string_view version,
                                             std::string_view template_json) const {
-    return body_of(impl_->execute_ok(with_body(
-        http::verb::put,
-        "/api/v1/templates/" + encode_path(prefix, false) + "/" + encode_path(version, false),
-        template_json, true)));
+    return body_of(impl_->execute_ok(with_body(http::verb::put,
+                                               "/api/v1/templates/" + encode_path(prefix, false) +
+                                                   "/" + encode_path(version, false),
+                                               template_json, true)));
 }
 Status Client::delete_template(std::string_view prefix, std::string_view version) const {
-    return status_of(impl_->execute_ok(with_body(
-        http::verb::delete_,
-        "/api/v1/templates/" + encode_path(prefix, false) + "/" + encode_path(version, false), {},
-        false)));
+    return status_of(impl_->execute_ok(with_body(http::verb::delete_,
+                                                 "/api/v1/templates/" + encode_path(prefix, false) +
+                                                     "/" + encode_path(version, false),
+                                                 {}, false)));
 }
 Result<std::string> Client::stats() const {
     return body_of(impl_->execute_ok(get("/api/v1/stats")));
@@ -1092,7 +1099,8 @@ Result<HttpResponse> Client::request(std::string_view method, std::string_view t
                                      std::string_view body, bool idempotent) const {
     const http::verb verb = http::string_to_verb(method);
     if (verb == http::verb::unknown)
-        return make_error(ErrorKind::invalid_argument, "unknown HTTP method " + std::string(method));
+        return make_error(ErrorKind::invalid_argument,
+                          "unknown HTTP method " + std::string(method));
     if (target.empty() || target.front() != '/')
         return make_error(ErrorKind::invalid_argument, "target must start with '/'");
     Call call;

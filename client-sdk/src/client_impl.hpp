@@ -87,7 +87,8 @@ public:
 /// Keep-alive connections, at most `max` checked out or idle at once.
 class Pool {
 public:
-    Pool(ssl::context& ctx, const Endpoint& endpoint, int max) : ctx_(ctx), endpoint_(endpoint), max_(max) {}
+    Pool(ssl::context& ctx, const Endpoint& endpoint, int max)
+        : ctx_(ctx), endpoint_(endpoint), max_(max) {}
 
     /// An idle connection (checked for staleness) or a new unconnected one; waits up to
     /// `timeout` for a free slot (nullptr then).

@@ -43,8 +43,8 @@ TEST_CASE("the C example registers and resolves a record") {
     CHECK(missing.exit_code == 1);
     CHECK(missing.err.find("resolve: not found (http 404, rc 100)") != std::string::npos);
 
-    auto untrusted = run_command(
-        {IDNODE_SDK_EXAMPLE, url, node.pki().other_ca_cert.string(), "88.118/C-1"});
+    auto untrusted =
+        run_command({IDNODE_SDK_EXAMPLE, url, node.pki().other_ca_cert.string(), "88.118/C-1"});
     CHECK(untrusted.exit_code == 1);
     CHECK(untrusted.err.find("TLS failure") != std::string::npos);
     CHECK(untrusted.err.find("certificate verify failed") != std::string::npos);

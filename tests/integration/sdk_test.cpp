@@ -29,9 +29,12 @@ namespace json = boost::json;
 
 namespace {
 
-fs::path idctl_binary() { return IDNODE_IDCTL_BINARY; }
+fs::path idctl_binary() {
+    return IDNODE_IDCTL_BINARY;
+}
 
-const char* kEnterprise = R"("enterprise":{"name":"宝钢","credit_code":"91310000631696382C","industry":"C3120","contact":"ops@example.cn"})";
+const char* kEnterprise =
+    R"("enterprise":{"name":"宝钢","credit_code":"91310000631696382C","industry":"C3120","contact":"ops@example.cn"})";
 
 sdk::ClientOptions options_for(const NodeProcess& node) {
     sdk::ClientOptions o;
@@ -137,11 +140,12 @@ sdk::Record steel_record(const std::string& handle, const std::string& url = "ht
 /// breaks while a request is in flight; later connections are forwarded untouched.
 class DroppingProxy {
 public:
-    DroppingProxy(std::uint16_t target, int drop_first) : target_(target), drops_(drop_first) {
+    DroppingProxy(std::uint16_t target, int drop_first, const char* listen_ip = "127.0.0.1")
+        : target_(target), drops_(drop_first) {
         listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::inet_pton(AF_INET, listen_ip, &a.sin_addr) == 1);
         REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
         REQUIRE(::listen(listener_, 16) == 0);
         socklen_t len = sizeof a;
@@ -563,6 +567,17 @@ TEST_CASE("TLS: wrong CA rejected, insecure_skip_verify works, connection refuse
     by_name.url = "https://localhost:" + std::to_string(n.node.https_port());
     CHECK(make_client(by_name).resolve("88.118.8/x").error().kind == sdk::ErrorKind::not_found);
 
+    // the right CA but another name: 127.0.0.2 reaches the node through a proxy, and the
+    // certificate names only localhost and 127.0.0.1
+    DroppingProxy other_ip(n.node.https_port(), 0, "127.0.0.2");
+    auto mismatch = n.options();
+    mismatch.url = "https://127.0.0.2:" + std::to_string(other_ip.port());
+    auto wrong_name = make_client(mismatch).resolve("88.118.8/x");
+    CHECK(wrong_name.error().kind == sdk::ErrorKind::tls);
+    CHECK(wrong_name.error().message.find("certificate verify failed") != std::string::npos);
+    mismatch.insecure_skip_verify = true;
+    CHECK(make_client(mismatch).resolve("88.118.8/x").error().kind == sdk::ErrorKind::not_found);
+
     // nothing listening: a connect error after the configured attempts
     auto closed = n.options();
     closed.url = "https://127.0.0.1:1";
@@ -664,7 +679,8 @@ TEST_CASE("16 threads share one client") {
     CHECK(failures == 0);
     auto list = c.list_handles("88.118.8", 0, 10000);
     REQUIRE(list.ok());
-    CHECK(parse(*list).at("handles").as_array().size() == static_cast<std::size_t>(16 * per_thread));
+    CHECK(parse(*list).at("handles").as_array().size() ==
+          static_cast<std::size_t>(16 * per_thread));
     // never more than max_connections TLS connections
     const auto handshakes = metric_value(http_get(n.node.ops_port(), "/metrics").body(),
                                          R"(idnode_tls_handshakes_total{result="ok"})");

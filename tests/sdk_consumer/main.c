@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 int main(void) {
-    idnode_client *c = NULL;
+    idnode_client* c = NULL;
     int st = idnode_client_open("{\"url\":\"https://127.0.0.1:8443\"}", &c);
     if (st != IDNODE_OK)
         return 1;

@@ -5,11 +5,12 @@
 #include <string.h>
 
 int sdk_c89_check(void) {
-    idnode_client *c = NULL;
-    char *out = NULL;
+    idnode_client* c = NULL;
+    char* out = NULL;
     int failures = 0;
     int st = idnode_client_open("{\"url\":\"ftp://x\"}", &c);
-    if (st != IDNODE_E_INVALID_ARGUMENT || c != NULL || strstr(idnode_last_error(), "https") == NULL) {
+    if (st != IDNODE_E_INVALID_ARGUMENT || c != NULL ||
+        strstr(idnode_last_error(), "https") == NULL) {
         printf("FAILED: bad url accepted (%d)\n", st);
         ++failures;
     }

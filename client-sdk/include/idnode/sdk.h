@@ -51,49 +51,49 @@ extern "C" {
 typedef struct idnode_client idnode_client;
 
 /* A static, human-readable name for a status ("not found"); never NULL. */
-IDNODE_C_API const char *idnode_strerror(int status);
+IDNODE_C_API const char* idnode_strerror(int status);
 /* The SDK version, e.g. "0.1.0". */
-IDNODE_C_API const char *idnode_version(void);
+IDNODE_C_API const char* idnode_version(void);
 
 /* Details of this thread's last failed call ("" / 0 when there is none). */
-IDNODE_C_API const char *idnode_last_error(void);
+IDNODE_C_API const char* idnode_last_error(void);
 IDNODE_C_API int idnode_last_http_status(void);
 IDNODE_C_API int idnode_last_response_code(void);
 
 /* Frees a string returned by the SDK; NULL is fine. */
-IDNODE_C_API void idnode_free(char *p);
+IDNODE_C_API void idnode_free(char* p);
 
 /* options_json: {"url", "ca_file", "insecure_skip_verify", "api_key", "username", "password",
  * "password_auth": "automatic"|"token"|"basic", "connect_timeout_ms", "request_timeout_ms",
  * "max_connections", "max_attempts"}; every key optional. No connection is made yet. */
-IDNODE_C_API int idnode_client_open(const char *options_json, idnode_client **out);
-IDNODE_C_API void idnode_client_close(idnode_client *client);
+IDNODE_C_API int idnode_client_open(const char* options_json, idnode_client** out);
+IDNODE_C_API void idnode_client_close(idnode_client* client);
 
 /* GET a record. filter_json may be NULL or {"types":[...],"indices":[...]}.
  * *record_json: {"handle":...,"values":[...]} */
-IDNODE_C_API int idnode_resolve(idnode_client *client, const char *handle, const char *filter_json,
-                                char **record_json);
+IDNODE_C_API int idnode_resolve(idnode_client* client, const char* handle, const char* filter_json,
+                                char** record_json);
 /* handles_json: ["88.1/a", ...] -> *records_json: [{"handle","responseCode","values"}, ...] */
-IDNODE_C_API int idnode_resolve_many(idnode_client *client, const char *handles_json,
-                                     char **records_json);
+IDNODE_C_API int idnode_resolve_many(idnode_client* client, const char* handles_json,
+                                     char** records_json);
 /* record_json: {"handle":...,"templateVersion"?:...,"values":[...]}.
  * mode: "create" (fails with IDNODE_E_CONFLICT if it exists), "replace" or "upsert".
  * *created (may be NULL) is set to 1 when the record was new, else 0. */
-IDNODE_C_API int idnode_put(idnode_client *client, const char *mode, const char *record_json,
-                            int *created);
-IDNODE_C_API int idnode_delete(idnode_client *client, const char *handle);
+IDNODE_C_API int idnode_put(idnode_client* client, const char* mode, const char* record_json,
+                            int* created);
+IDNODE_C_API int idnode_delete(idnode_client* client, const char* handle);
 
 /* Any request with the client's credentials; any HTTP status is success at this level.
  * body may be NULL. *http_status and *response_body receive the answer. */
-IDNODE_C_API int idnode_request(idnode_client *client, const char *method, const char *target,
-                                const char *body, int *http_status, char **response_body);
+IDNODE_C_API int idnode_request(idnode_client* client, const char* method, const char* target,
+                                const char* body, int* http_status, char** response_body);
 
 /* Bulk load (POST /api/v1/bulk) of NDJSON text (one record per line).
  * options_json: {"mode": "create"|"upsert"|"replace", "streams": N}; may be NULL.
  * *summary_json: {"records","created","replaced","unchanged","errors","resent","elapsed_s",
  *                 "rejected":[{"index","handle","code","message"}, ...]} */
-IDNODE_C_API int idnode_bulk(idnode_client *client, const char *options_json, const char *ndjson,
-                             char **summary_json);
+IDNODE_C_API int idnode_bulk(idnode_client* client, const char* options_json, const char* ndjson,
+                             char** summary_json);
 
 #ifdef __cplusplus
 }

@@ -47,8 +47,9 @@ struct Value {
     /// object; anything else sends a string when `data` is UTF-8 text and base64 otherwise.
     std::string format = "string";
     std::int32_t ttl = 86400;
-    std::string timestamp;   ///< RFC 3339 UTC from the server; ignored on write
-    std::string permissions; ///< "1110" style (adminRead adminWrite publicRead publicWrite); "" = default
+    std::string timestamp; ///< RFC 3339 UTC from the server; ignored on write
+    std::string
+        permissions; ///< "1110" style (adminRead adminWrite publicRead publicWrite); "" = default
 
     IDNODE_SDK_API static Value text(std::int32_t index, std::string type, std::string data);
 };
@@ -213,7 +214,8 @@ public:
     Result<std::string> list_handles(std::string_view prefix, std::uint64_t page = 0,
                                      std::uint64_t page_size = 100) const;
 
-    // ---- native admin API (DESIGN §5.3); bodies and answers are JSON text -------------------------
+    // ---- native admin API (DESIGN §5.3); bodies and answers are JSON text
+    // -------------------------
     Result<std::string> allocate_prefix(std::string_view request_json) const;
     Result<std::string> list_prefixes() const;
     Result<std::string> get_prefix(std::string_view prefix) const;
