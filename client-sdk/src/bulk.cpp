@@ -14,6 +14,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 
@@ -61,11 +62,25 @@ struct Shared {
 
     Shared(Client::Impl& i, const BulkOptions& o, LineReader& r) : impl(i), options(o), reader(r) {}
 
+    // Connections of the streams now running, so that a failure or a cancel stops them at once
+    // instead of when their next read or write completes.
+    std::mutex connections_mutex;
+    std::vector<Connection*> connections;
+
     void fail(Error e) {
-        std::lock_guard lock(failure_mutex);
-        if (!failure)
-            failure = std::move(e);
-        stop = true;
+        {
+            std::lock_guard lock(failure_mutex);
+            if (!failure)
+                failure = std::move(e);
+            stop = true;
+        }
+        std::lock_guard lock(connections_mutex);
+        for (Connection* c : connections) {
+            net::post(c->ioc, [c] {
+                error_code ignored;
+                beast::get_lowest_layer(c->stream).socket().close(ignored);
+            });
+        }
     }
 
     void report(std::uint64_t index, std::string handle, BulkStatus status, std::string code = {},
@@ -212,6 +227,20 @@ private:
                 return true;
         }
         Connection conn(impl.tls, impl.endpoint);
+        struct Registration {
+            Shared& s;
+            Connection* c;
+            Registration(Shared& shared, Connection* connection) : s(shared), c(connection) {
+                std::lock_guard lock(s.connections_mutex);
+                s.connections.push_back(c);
+            }
+            ~Registration() {
+                std::lock_guard lock(s.connections_mutex);
+                std::erase(s.connections, c);
+            }
+        } registration(s_, &conn);
+        if (s_.stop)
+            return false;
         if (auto ec = conn.connect(impl.options.connect_timeout)) {
             Error e = transport_error(ec, "connect");
             transport_failure_ = e.kind != ErrorKind::tls;

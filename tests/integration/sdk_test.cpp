@@ -812,4 +812,27 @@ TEST_CASE("bulk (POST /api/v1/bulk)") {
     CHECK(second->unchanged == static_cast<std::uint64_t>(count - 1));
     CHECK(second->errors == 1);
     CHECK(errors == 1);
+
+    // an endless reader stops when the progress callback says so
+    sdk::BulkOptions cancel;
+    cancel.streams = 2;
+    cancel.progress_interval = 20ms;
+    cancel.on_progress = [](const sdk::BulkProgress& p) {
+        return p.done == 0 && p.elapsed_s < 0.2;
+    };
+    std::atomic<std::uint64_t> produced{0};
+    auto stopped = steel.bulk_lines(
+        [&](std::string& line) {
+            line = steel_record("88.118.8/E" + std::to_string(produced++)).to_json();
+            return true;
+        },
+        cancel);
+    REQUIRE_FALSE(stopped.ok());
+    CHECK(stopped.error().kind == sdk::ErrorKind::cancelled);
+
+    // bad credentials fail the whole load with the server's answer
+    auto anon = n.client();
+    auto refused = anon.bulk_range(records);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().http_status == 401);
 }
