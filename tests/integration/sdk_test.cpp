@@ -140,8 +140,11 @@ sdk::Record steel_record(const std::string& handle, const std::string& url = "ht
 /// breaks while a request is in flight; later connections are forwarded untouched.
 class DroppingProxy {
 public:
-    DroppingProxy(std::uint16_t target, int drop_first, const char* listen_ip = "127.0.0.1")
-        : target_(target), drops_(drop_first) {
+    /// With `swallow`, the dropped connections are not closed: the request simply never arrives
+    /// and no answer comes back (a hung server).
+    DroppingProxy(std::uint16_t target, int drop_first, const char* listen_ip = "127.0.0.1",
+                  bool swallow = false)
+        : target_(target), drops_(drop_first), swallow_(swallow) {
         listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in a{};
         a.sin_family = AF_INET;
@@ -192,6 +195,7 @@ private:
     /// client's encrypted Finished, the second its first request. That chunk is not forwarded.
     void pipe(int client, int server, bool drop) {
         int app_records = 0;
+        bool swallowing = false;
         std::size_t record_left = 0;
         std::string header;
         char buf[16384];
@@ -208,6 +212,8 @@ private:
                     closed = true;
                     break;
                 }
+                if (i == 0 && swallowing)
+                    continue;
                 if (i == 0 && drop) {
                     for (ssize_t p = 0; p < n && !closed;) {
                         if (record_left > 0) {
@@ -223,12 +229,13 @@ private:
                                           static_cast<unsigned char>(header[4]);
                             if (header[0] == 23 && ++app_records == 2) {
                                 ++dropped_;
-                                closed = true;
+                                closed = !swallow_;
+                                swallowing = swallow_;
                             }
                             header.clear();
                         }
                     }
-                    if (closed)
+                    if (closed || swallowing)
                         break;
                 }
                 if (::write(fds[1 - i].fd, buf, static_cast<std::size_t>(n)) != n)
@@ -243,6 +250,7 @@ private:
 
     std::uint16_t target_;
     std::atomic<int> drops_;
+    bool swallow_ = false;
     std::atomic<int> dropped_{0};
     std::atomic<bool> stop_{false};
     int listener_ = -1;
@@ -631,6 +639,43 @@ TEST_CASE("retries: a dropped connection is retried for reads, never for a creat
     o.url = "https://127.0.0.1:" + std::to_string(proxy3.port());
     o.retry.max_attempts = 1;
     CHECK(make_client(o).resolve("88.118.8/R1").error().kind == sdk::ErrorKind::connection);
+}
+
+TEST_CASE("timeouts: a silent listener and a server that never answers") {
+    SdkNode n;
+    // TCP accepted by the kernel (listen backlog) but no TLS handshake ever comes back
+    const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(silent, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
+    auto o = n.options();
+    o.url = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    o.connect_timeout = 300ms;
+    o.retry.max_attempts = 1;
+    const auto start = std::chrono::steady_clock::now();
+    auto r = make_client(o).resolve("88.118.8/x");
+    CHECK(r.error().kind == sdk::ErrorKind::timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    ::close(silent);
+
+    // the TLS session is up but the request is swallowed: the request timeout fires
+    DroppingProxy hung(n.node.https_port(), 1, "127.0.0.1", true);
+    auto h = n.options();
+    h.url = "https://127.0.0.1:" + std::to_string(hung.port());
+    h.request_timeout = 300ms;
+    h.retry.max_attempts = 1;
+    auto slow = make_client(h).resolve("88.118.8/x");
+    CHECK(slow.error().kind == sdk::ErrorKind::timeout);
+    CHECK(hung.dropped() == 1);
+    // with retries, the next connection goes through
+    h.retry.max_attempts = 2;
+    DroppingProxy hung2(n.node.https_port(), 1, "127.0.0.1", true);
+    h.url = "https://127.0.0.1:" + std::to_string(hung2.port());
+    CHECK(make_client(h).resolve("88.118.8/x").error().kind == sdk::ErrorKind::not_found);
 }
 
 TEST_CASE("retries: the node restarting between calls is invisible to reads") {
