@@ -174,6 +174,8 @@ struct BulkOptions {
     /// Called for every record (or only for errors when errors_only), from the stream threads,
     /// one call at a time.
     std::function<void(const BulkItemResult&)> on_result;
+    /// Only error results reach on_result. The SDK still asks the server for every result line
+    /// (results=all): they are the acknowledgements that make resending after a drop safe.
     bool errors_only = false;
     /// Called about every progress_interval and once at the end, one call at a time. Returning
     /// false cancels the load (Error kind cancelled; records already committed stay committed).
