@@ -184,7 +184,8 @@ struct BulkOptions {
 };
 
 /// Supplies the next NDJSON line (one record as Record::to_json writes it, without the newline);
-/// returns false at the end. Called from the stream threads, one call at a time.
+/// returns false at the end. Called from the stream threads, one call at a time. The bulk
+/// callbacks (readers, on_result, on_progress) must not throw.
 using LineReader = std::function<bool(std::string& line)>;
 /// Supplies the next record; returns false at the end. Same threading as LineReader.
 using RecordReader = std::function<bool(Record& record)>;
