@@ -624,8 +624,14 @@ Result<std::string> Client::Impl::fetch_token() {
         const auto* data = o->if_contains("data");
         const auto* token =
             data && data->is_object() ? data->get_object().if_contains("token") : nullptr;
-        if (token != nullptr && token->is_string())
+        if (token != nullptr && token->is_string()) {
+            // "expiresIn" (seconds): refresh at 90 % of the lifetime, or earlier per options
+            const auto* expires = data->get_object().if_contains("expiresIn");
+            const int lifetime = int_of(expires);
+            token_lifetime = lifetime > 0 ? std::chrono::seconds(lifetime * 9 / 10)
+                                          : std::chrono::seconds(INT32_MAX);
             return "Bearer " + std::string(token->get_string());
+        }
     }
     return make_error(ErrorKind::protocol, "token answer without data.token", r->status);
 }
@@ -635,7 +641,8 @@ Result<std::string> Client::Impl::authorization(const std::string& stale) {
     if (method != Method::token)
         return auth_header;
     const bool fresh = !auth_header.empty() && auth_header != stale &&
-                       Clock::now() - token_obtained < options.token_refresh;
+                       Clock::now() - token_obtained < options.token_refresh &&
+                       Clock::now() - token_obtained < token_lifetime;
     if (fresh)
         return auth_header;
     auto token = fetch_token();

@@ -153,6 +153,7 @@ struct Client::Impl {
     Method method = Method::none;
     std::string auth_header;
     Clock::time_point token_obtained{};
+    std::chrono::seconds token_lifetime{INT32_MAX}; // "never"; fits steady_clock ns
     bool token_endpoint_missing = false;
 
 private:

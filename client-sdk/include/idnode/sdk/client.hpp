@@ -102,7 +102,8 @@ struct ClientOptions {
     std::string username;
     std::string password;
     PasswordAuth password_auth = PasswordAuth::automatic;
-    /// A token older than this is refreshed before use (tokens last 24 h by default on the node).
+    /// A token older than this (or than 90 % of the "expiresIn" the node sent with it) is
+    /// refreshed before use; a 401 refreshes it at once.
     std::chrono::seconds token_refresh{std::chrono::hours(12)};
 
     std::chrono::milliseconds connect_timeout{5000}; ///< TCP connect + TLS handshake
