@@ -193,7 +193,7 @@ int serve(const std::optional<std::string>& path) {
                                           config.node.public_base_url,
                                           config.limits.rate_per_account,
                                           config.snms.token_v1,
-                                          config.snms.token_ttl_s});
+                                          config.snms.token_ttl_s,
                                           &metrics,
                                           config.limits.max_body_bytes});
     Router router;
