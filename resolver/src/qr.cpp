@@ -3,6 +3,7 @@
 #include <qrencode.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
@@ -103,27 +104,38 @@ Result<std::string> to_png(const QrMatrix& qr, int size_px) {
     const int side = total * scale;
     const std::size_t row_bytes = 1 + (static_cast<std::size_t>(side) + 7) / 8; // filter byte
     std::string raw(row_bytes * static_cast<std::size_t>(side), '\0');
-    for (int py = 0; py < side; ++py) {
-        char* row = raw.data() + static_cast<std::size_t>(py) * row_bytes;
-        row[0] = 0; // filter: none
-        const int my = py / scale - kQuietZone;
+    std::string row(row_bytes, '\0'); // pixel rows repeat `scale` times: build each once
+    for (int my = -kQuietZone; my < qr.width + kQuietZone; ++my) {
+        std::fill(row.begin(), row.end(), '\0'); // byte 0: filter "none"
         for (int px = 0; px < side; ++px) {
             const int mx = px / scale - kQuietZone;
             const bool dark =
                 mx >= 0 && my >= 0 && mx < qr.width && my < qr.width && qr.dark(mx, my);
             if (!dark) // greyscale 1 bit: 1 = white
-                row[1 + px / 8] = static_cast<char>(row[1 + px / 8] | (0x80 >> (px % 8)));
+                row[1 + static_cast<std::size_t>(px / 8)] |= static_cast<char>(0x80 >> (px % 8));
+        }
+        for (int i = 0; i < scale; ++i) {
+            const auto py = static_cast<std::size_t>((my + kQuietZone) * scale + i);
+            std::copy(row.begin(), row.end(),
+                      raw.begin() + static_cast<std::ptrdiff_t>(py * row_bytes));
         }
     }
-    uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
-    std::string packed(packed_size, '\0');
-    if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
-                  reinterpret_cast<const Bytef*>(raw.data()), static_cast<uLong>(raw.size()),
-                  Z_BEST_COMPRESSION) != Z_OK) {
+    // Identical pixel rows repeat at a distance of row_bytes (<= 513 bytes), so a 1 KiB window
+    // and a small hash find them all; zlib's defaults (32 KiB window, memLevel 8) would allocate
+    // and clear ~270 KB per image, which cost more than everything else here.
+    z_stream zs{};
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 10, 2, Z_DEFAULT_STRATEGY) != Z_OK)
+        return Error{Errc::internal, "zlib failed to initialise"};
+    std::string packed(deflateBound(&zs, static_cast<uLong>(raw.size())), '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(raw.data());
+    zs.avail_in = static_cast<uInt>(raw.size());
+    zs.next_out = reinterpret_cast<Bytef*>(packed.data());
+    zs.avail_out = static_cast<uInt>(packed.size());
+    const int rc = deflate(&zs, Z_FINISH);
+    packed.resize(zs.total_out);
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END)
         return Error{Errc::internal, "zlib failed to compress the image"};
-    }
-    packed.resize(packed_size);
-
     std::string png("\x89PNG\r\n\x1a\n", 8);
     std::string ihdr;
     put_u32(ihdr, static_cast<std::uint32_t>(side));
