@@ -76,29 +76,60 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, const NodeA
     return o;
 }
 
-/// Handle protocol counters on /metrics, read from the server's stats at scrape time.
+/// Handle protocol figures on /metrics, read from the server's own counters at scrape time (one
+/// stats() call per metric; the server keeps them in atomics, so serving never waits on a scrape).
 void register_handle_metrics(MetricsRegistry& metrics, const handle::HandleServer& server) {
-    auto stat = [&server](std::uint64_t handle::HandleServerStats::*field) {
-        return [&server, field] { return static_cast<double>(server.stats().*field); };
+    auto counter = [&](std::string name, std::string help,
+                       std::uint64_t handle::HandleServerStats::*field) {
+        metrics.collector(std::move(name), std::move(help), MetricType::counter,
+                          [&server, field](Collection& c) {
+                              c.add({}, static_cast<double>(server.stats().*field));
+                          });
     };
-    metrics.gauge_callback("idnode_handle_udp_requests_total",
-                           "Handle protocol UDP datagrams received",
-                           stat(&handle::HandleServerStats::udp_requests));
-    metrics.gauge_callback("idnode_handle_tcp_requests_total",
-                           "Handle protocol TCP requests received",
-                           stat(&handle::HandleServerStats::tcp_requests));
-    metrics.gauge_callback("idnode_handle_malformed_total",
-                           "Handle protocol requests answered RC 4 or dropped",
-                           stat(&handle::HandleServerStats::malformed));
-    metrics.gauge_callback("idnode_handle_rate_limited_total",
-                           "Handle protocol requests refused by the per-IP limit",
-                           stat(&handle::HandleServerStats::rate_limited));
-    metrics.gauge_callback("idnode_handle_udp_truncated_total",
-                           "UDP replies sent truncated (client retries over TCP)",
-                           stat(&handle::HandleServerStats::udp_truncated));
-    metrics.gauge_callback("idnode_handle_tcp_connections_open",
-                           "open Handle protocol TCP connections",
-                           stat(&handle::HandleServerStats::tcp_connections_open));
+    auto by_code =
+        [&](std::string name, std::string help, std::string label,
+            std::vector<handle::HandleServerStats::CodeCount> handle::HandleServerStats::*field) {
+            metrics.collector(
+                std::move(name), std::move(help), MetricType::counter,
+                [&server, field, label](Collection& c) {
+                    for (const auto& [code, count] : server.stats().*field)
+                        c.add({{label, std::to_string(code)}}, static_cast<double>(count));
+                });
+        };
+    by_code("idnode_handle_requests_total",
+            "Handle protocol requests by opcode (1 RESOLUTION, 2 GET_SITE_INFO; 0 unreadable)",
+            "opcode", &handle::HandleServerStats::requests_by_opcode);
+    by_code("idnode_handle_responses_total", "Handle protocol responses by response code", "rc",
+            &handle::HandleServerStats::responses_by_rc);
+    metrics.collector("idnode_handle_request_seconds",
+                      "Handle protocol server-side latency (request read to reply sent)",
+                      MetricType::histogram, [&server](Collection& c) {
+                          auto s = server.stats();
+                          c.add_histogram({}, HistogramData{std::move(s.latency_bounds),
+                                                            std::move(s.latency_counts),
+                                                            s.latency_sum_seconds});
+                      });
+    counter("idnode_handle_udp_requests_total", "Handle protocol UDP datagrams received",
+            &handle::HandleServerStats::udp_requests);
+    counter("idnode_handle_tcp_requests_total", "Handle protocol TCP requests received",
+            &handle::HandleServerStats::tcp_requests);
+    counter("idnode_handle_malformed_total", "Handle protocol requests answered RC 4 or dropped",
+            &handle::HandleServerStats::malformed);
+    counter("idnode_handle_rate_limited_total",
+            "Handle protocol requests refused by the per-IP limit",
+            &handle::HandleServerStats::rate_limited);
+    counter("idnode_handle_udp_truncated_total",
+            "UDP replies sent truncated (client retries over TCP)",
+            &handle::HandleServerStats::udp_truncated);
+    counter("idnode_handle_tcp_connections_accepted_total",
+            "Handle protocol TCP connections accepted",
+            &handle::HandleServerStats::tcp_connections_accepted);
+    counter("idnode_handle_tcp_connections_rejected_total",
+            "Handle protocol TCP connections refused over the connection cap",
+            &handle::HandleServerStats::tcp_connections_rejected);
+    metrics.gauge_callback(
+        "idnode_handle_tcp_connections_open", "open Handle protocol TCP connections",
+        [&server] { return static_cast<double>(server.stats().tcp_connections_open); });
 }
 
 int serve(const std::optional<std::string>& path) {

@@ -116,8 +116,7 @@ std::string close_labels(const std::string& open) {
 }
 
 void render_histogram(std::string& out, const std::string& name, const std::string& labels_open,
-                      const Histogram& h) {
-    const auto s = h.snapshot();
+                      const Histogram::Snapshot& s) {
     const std::string prefix = labels_open.empty() ? "{" : labels_open + ",";
     for (std::size_t i = 0; i < s.upper_bounds.size(); ++i)
         out += name + "_bucket" + prefix + "le=\"" + format_metric_value(s.upper_bounds[i]) +
@@ -151,7 +150,8 @@ MetricsRegistry::Entry& MetricsRegistry::add(std::string name, std::string help,
     for (const auto& e : entries_)
         if (e.name == name)
             throw std::logic_error("metric registered twice: " + name);
-    entries_.push_back(Entry{std::move(name), std::move(help), kind, labelled, nullptr, {}});
+    entries_.push_back(Entry{
+        std::move(name), std::move(help), kind, labelled, nullptr, {}, MetricType::gauge, {}});
     return entries_.back();
 }
 
@@ -237,14 +237,50 @@ void MetricsRegistry::gauge_callback(std::string name, std::string help,
     e.read = std::move(read);
 }
 
+void MetricsRegistry::collector(std::string name, std::string help, MetricType type,
+                                std::function<void(Collection&)> collect) {
+    if (!collect)
+        throw std::logic_error("collector needs a callable");
+    std::lock_guard lock(mutex_);
+    auto& e = add(std::move(name), std::move(help), Kind::collector, true);
+    e.collected_type = type;
+    e.collect = std::move(collect);
+}
+
+namespace {
+void render_collected(std::string& out, const std::string& name, MetricType type,
+                      const Collection::Sample& sample) {
+    std::vector<std::string> names;
+    std::vector<std::string> values;
+    for (const auto& [n, v] : sample.labels) {
+        names.push_back(n);
+        values.push_back(v);
+    }
+    const std::string labels = label_text(names, values);
+    if (type != MetricType::histogram) {
+        out += name + close_labels(labels) + " " + format_metric_value(sample.value) + "\n";
+        return;
+    }
+    if (sample.cumulative_counts.size() != sample.upper_bounds.size() + 1)
+        return;
+    render_histogram(
+        out, name, labels,
+        Histogram::Snapshot{sample.upper_bounds, sample.cumulative_counts, sample.value});
+}
+} // namespace
+
 std::string MetricsRegistry::render() const {
     std::lock_guard lock(mutex_);
     std::string out;
     out.reserve(4096);
     for (const auto& e : entries_) {
-        const char* type = e.kind == Kind::counter     ? "counter"
-                           : e.kind == Kind::histogram ? "histogram"
-                                                       : "gauge";
+        const MetricType shown = e.kind == Kind::collector   ? e.collected_type
+                                 : e.kind == Kind::counter   ? MetricType::counter
+                                 : e.kind == Kind::histogram ? MetricType::histogram
+                                                             : MetricType::gauge;
+        const char* type = shown == MetricType::counter     ? "counter"
+                           : shown == MetricType::histogram ? "histogram"
+                                                            : "gauge";
         out += "# HELP " + e.name + " " + escape_help(e.help) + "\n";
         out += "# TYPE " + e.name + " " + type + "\n";
         switch (e.kind) {
@@ -278,17 +314,17 @@ std::string MetricsRegistry::render() const {
             break;
         case Kind::histogram:
             if (!e.labelled) {
-                render_histogram(out, e.name, "", *static_cast<Histogram*>(e.metric));
+                render_histogram(out, e.name, "", static_cast<Histogram*>(e.metric)->snapshot());
             } else {
                 auto& f = *static_cast<Family<Histogram>*>(e.metric);
                 std::shared_lock family_lock(f.mutex_);
                 for_each_child(f, f.label_names_, f.children_,
                                [&](const std::string& labels, const Histogram& h) {
-                                   render_histogram(out, e.name, labels, h);
+                                   render_histogram(out, e.name, labels, h.snapshot());
                                });
             }
             break;
-        case Kind::callback:
+        case Kind::callback: {
             double v = 0;
             try {
                 v = e.read();
@@ -297,6 +333,18 @@ std::string MetricsRegistry::render() const {
             }
             out += e.name + " " + format_metric_value(v) + "\n";
             break;
+        }
+        case Kind::collector: {
+            Collection collection;
+            try {
+                e.collect(collection);
+            } catch (...) {
+                break; // a broken collector renders no samples; the rest of the scrape stands
+            }
+            for (const auto& sample : collection.samples())
+                render_collected(out, e.name, e.collected_type, sample);
+            break;
+        }
         }
     }
     return out;

@@ -639,5 +639,18 @@ TEST_CASE("the Handle protocol on the node's port resolves what the REST API reg
         CHECK(m->header.response_code == expected);
     }
     ::close(fd);
+
+    // /metrics breaks the four requests down by opcode and response code, with a latency
+    // histogram over the same requests.
+    const std::string metrics = http_get(n.node.ops_port(), "/metrics").body();
+    CHECK(metric_value(metrics, "idnode_handle_requests_total{opcode=\"1\"}") == 4);
+    CHECK(metric_value(metrics, "idnode_handle_responses_total{rc=\"1\"}") == 2);
+    CHECK(metric_value(metrics, "idnode_handle_responses_total{rc=\"100\"}") == 1);
+    CHECK(metric_value(metrics, "idnode_handle_responses_total{rc=\"301\"}") == 1);
+    CHECK(metric_value(metrics, "idnode_handle_request_seconds_count") == 4);
+    CHECK(metric_value(metrics, "idnode_handle_request_seconds_bucket{le=\"+Inf\"}") == 4);
+    CHECK(metric_value(metrics, "idnode_handle_udp_requests_total") == 1);
+    CHECK(metric_value(metrics, "idnode_handle_tcp_requests_total") == 3);
+    CHECK(metrics.find("# TYPE idnode_handle_requests_total counter") != std::string::npos);
     CHECK(n.node.stop() == 0);
 }

@@ -80,6 +80,45 @@ TEST_CASE("a callback that throws renders NaN instead of breaking the scrape") {
     CHECK(format_metric_value(0.25) == "0.25");
 }
 
+TEST_CASE("collectors render samples read at scrape time, with their declared type") {
+    MetricsRegistry registry;
+    std::uint64_t seen = 0;
+    registry.collector("app_ops_total", "Ops by code", MetricType::counter, [&seen](Collection& c) {
+        ++seen;
+        c.add({{"code", "1"}}, 7);
+        c.add({{"code", "100"}}, 2);
+    });
+    registry.collector("app_plain_total", "No labels", MetricType::counter,
+                       [](Collection& c) { c.add({}, 5); });
+    registry.collector("app_latency_seconds", "Latency", MetricType::histogram, [](Collection& c) {
+        c.add_histogram({}, HistogramData{{0.001, 0.01}, {3, 4, 6}, 0.5});
+        // inconsistent sizes: skipped, not rendered half-way
+        c.add_histogram({{"x", "bad"}}, HistogramData{{0.001}, {1}, 0});
+    });
+    registry.collector("app_broken", "Throws", MetricType::gauge,
+                       [](Collection&) { throw std::runtime_error("no"); });
+
+    const std::string text = registry.render();
+    CHECK(seen == 1);
+    CHECK(text == "# HELP app_ops_total Ops by code\n"
+                  "# TYPE app_ops_total counter\n"
+                  "app_ops_total{code=\"1\"} 7\n"
+                  "app_ops_total{code=\"100\"} 2\n"
+                  "# HELP app_plain_total No labels\n"
+                  "# TYPE app_plain_total counter\n"
+                  "app_plain_total 5\n"
+                  "# HELP app_latency_seconds Latency\n"
+                  "# TYPE app_latency_seconds histogram\n"
+                  "app_latency_seconds_bucket{le=\"0.001\"} 3\n"
+                  "app_latency_seconds_bucket{le=\"0.01\"} 4\n"
+                  "app_latency_seconds_bucket{le=\"+Inf\"} 6\n"
+                  "app_latency_seconds_sum 0.5\n"
+                  "app_latency_seconds_count 6\n"
+                  "# HELP app_broken Throws\n"
+                  "# TYPE app_broken gauge\n");
+    CHECK_THROWS_AS(registry.collector("app_null", "x", MetricType::gauge, {}), std::logic_error);
+}
+
 TEST_CASE("concurrent updates are not lost") {
     MetricsRegistry registry;
     auto& family = registry.counter_family("c_total", "x", {"k"});

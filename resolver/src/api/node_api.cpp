@@ -436,26 +436,45 @@ private:
             filter.indices.push_back(static_cast<std::int32_t>(n));
         }
         const bool include_private = who.may_read_private(h->prefix_key());
-        json::array values;
+        const bool want_pretty = q.has("pretty");
+        json::array values;  // only for ?pretty
+        std::string compact; // the usual case: serialized straight from the stored record
         auto st = registry_.snapshot().visit(*h, [&](const RecordView& view) {
+            if (!want_pretty) {
+                compact.reserve(96 + view.bytes().size() * 2);
+                compact += "{\"responseCode\":1,\"handle\":";
+                api::append_json_string(compact, h->spelling());
+                compact += ",\"values\":[";
+            }
+            bool first = true;
             for (const ValueView& v : view) {
                 if (filter.selects(v.index, v.type) &&
                     (include_private || v.permissions.public_read())) {
-                    json::object o;
-                    api::value_to_json(o, v);
-                    values.push_back(std::move(o));
+                    if (want_pretty) {
+                        json::object o;
+                        api::value_to_json(o, v);
+                        values.push_back(std::move(o));
+                    } else {
+                        if (!first)
+                            compact += ',';
+                        first = false;
+                        api::append_value_json(compact, v);
+                    }
                 }
             }
+            if (!want_pretty)
+                compact += "]}";
         });
         if (!st) {
             const auto m = map_errc(st.code());
             return handle_json(req, m.rc, h->spelling(),
                                st.code() == Errc::not_found ? "" : st.error().message, m.status);
         }
+        if (!want_pretty)
+            return json_response(req, http::status::ok, std::move(compact));
         json::object body{
             {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
-        return json_response(req, http::status::ok,
-                             q.has("pretty") ? pretty(body) : json::serialize(body));
+        return json_response(req, http::status::ok, pretty(body));
     }
 
     void put_handle(Request&& req, Responder responder) {

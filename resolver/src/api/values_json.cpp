@@ -97,13 +97,86 @@ bool int32_of(const json::value& v, std::int64_t lo, std::int64_t hi, std::int32
 
 } // namespace
 
+void append_iso8601(std::string& out, std::uint32_t unix_seconds) {
+    // Proleptic Gregorian calendar from days since 1970-01-01 (H. Hinnant's civil_from_days):
+    // no gmtime_r/strftime, whose time-zone lock the I/O threads would share.
+    const std::int64_t z = static_cast<std::int64_t>(unix_seconds / 86400) + 719468;
+    const std::int64_t era = z / 146097;
+    const std::int64_t doe = z - era * 146097;
+    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::int64_t mp = (5 * doy + 2) / 153;
+    const std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    const std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    const std::uint32_t sod = unix_seconds % 86400;
+    char buf[20];
+    auto two = [&](int at, std::int64_t v) {
+        buf[at] = static_cast<char>('0' + v / 10);
+        buf[at + 1] = static_cast<char>('0' + v % 10);
+    };
+    two(0, year / 100);
+    two(2, year % 100);
+    buf[4] = '-';
+    two(5, month);
+    buf[7] = '-';
+    two(8, day);
+    buf[10] = 'T';
+    two(11, sod / 3600);
+    buf[13] = ':';
+    two(14, sod / 60 % 60);
+    buf[16] = ':';
+    two(17, sod % 60);
+    buf[19] = 'Z';
+    out.append(buf, sizeof buf);
+}
+
 std::string iso8601(std::uint32_t unix_seconds) {
-    const std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
+    std::string out;
+    append_iso8601(out, unix_seconds);
+    return out;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t run = 0; // start of the pending unescaped run
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            out.append("\\\"", 2);
+            break;
+        case '\\':
+            out.append("\\\\", 2);
+            break;
+        case '\b':
+            out.append("\\b", 2);
+            break;
+        case '\f':
+            out.append("\\f", 2);
+            break;
+        case '\n':
+            out.append("\\n", 2);
+            break;
+        case '\r':
+            out.append("\\r", 2);
+            break;
+        case '\t':
+            out.append("\\t", 2);
+            break;
+        default: {
+            const char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            out.append(u, 6);
+        }
+        }
+    }
+    out.append(s.data() + run, s.size() - run);
+    out.push_back('"');
 }
 
 std::string base64_encode(std::string_view bytes) {
@@ -328,6 +401,42 @@ void fill(json::object& out, const V& v, std::string_view type, std::string_view
 
 void value_to_json(json::object& out, const registry::ValueView& value) {
     fill(out, value, value.type, value.data);
+}
+
+void append_value_json(std::string& out, const registry::ValueView& v) {
+    std::string admin_handle;
+    std::int32_t admin_index = 0;
+    std::uint16_t admin_perms = 0;
+    if (registry::equals_folded(v.type, "HS_ADMIN") &&
+        decode_admin(v.data, admin_handle, admin_index, admin_perms)) {
+        json::object o; // rare: the general path
+        fill(o, v, v.type, v.data);
+        out += json::serialize(o);
+        return;
+    }
+    out += "{\"index\":";
+    out += std::to_string(v.index);
+    out += ",\"type\":";
+    append_json_string(out, v.type);
+    if (is_text(v.data)) {
+        out += ",\"data\":{\"format\":\"string\",\"value\":";
+        append_json_string(out, v.data);
+    } else {
+        out += ",\"data\":{\"format\":\"base64\",\"value\":\"";
+        out += base64_encode(v.data);
+        out += '"';
+    }
+    out += "},\"ttl\":";
+    out += std::to_string(v.ttl);
+    out += ",\"timestamp\":\"";
+    append_iso8601(out, v.timestamp);
+    out += '"';
+    if (v.permissions != registry::Permissions{}) {
+        out += ",\"permissions\":\"";
+        out += v.permissions.to_string();
+        out += '"';
+    }
+    out += '}';
 }
 
 json::object value_to_json(const registry::HandleValue& value) {

@@ -35,6 +35,15 @@ boost::json::object value_to_json(const registry::HandleValue& value);
 
 /// "2024-11-22T10:00:00Z"
 std::string iso8601(std::uint32_t unix_seconds);
+void append_iso8601(std::string& out, std::uint32_t unix_seconds);
+
+/// Appends `s` as a JSON string exactly as boost::json::serialize writes it ('"', '\\' and
+/// control characters escaped, lower-case \u00XX; everything else verbatim).
+void append_json_string(std::string& out, std::string_view s);
+
+/// Appends the value's JSON object, byte for byte what json::serialize(value_to_json(v)) gives,
+/// without building a json::object.
+void append_value_json(std::string& out, const registry::ValueView& value);
 
 std::string base64_encode(std::string_view bytes);
 bool base64_decode(std::string_view text, std::string& out);

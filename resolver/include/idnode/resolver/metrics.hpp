@@ -70,6 +70,46 @@ private:
     std::atomic<double> sum_{0};
 };
 
+/// A histogram's state as another component keeps it: upper bounds (+Inf implicit), cumulative
+/// counts per bound followed by the total, and the sum of observations.
+struct HistogramData {
+    std::vector<double> upper_bounds;
+    std::vector<std::uint64_t> cumulative_counts; // upper_bounds.size() + 1
+    double sum = 0;
+};
+
+/// Samples produced at scrape time by a collector (see MetricsRegistry::collector): for metrics
+/// whose numbers live elsewhere (another component's own counters), so they are read once per
+/// scrape instead of being mirrored on every event.
+class Collection {
+public:
+    using Labels = std::vector<std::pair<std::string, std::string>>;
+    /// A counter or gauge sample; `labels` may be empty.
+    void add(Labels labels, double value) {
+        samples_.push_back({std::move(labels), value, {}, {}});
+    }
+    /// A histogram sample (for collectors registered as histograms).
+    void add_histogram(Labels labels, HistogramData data);
+
+    struct Sample {
+        Labels labels;
+        double value = 0;                             // a histogram's sum
+        std::vector<std::uint64_t> cumulative_counts; // histograms only
+        std::vector<double> upper_bounds;             // histograms only
+    };
+    const std::vector<Sample>& samples() const noexcept { return samples_; }
+
+private:
+    std::vector<Sample> samples_;
+};
+
+inline void Collection::add_histogram(Labels labels, HistogramData data) {
+    samples_.push_back({std::move(labels), data.sum, std::move(data.cumulative_counts),
+                        std::move(data.upper_bounds)});
+}
+
+enum class MetricType { counter, gauge, histogram };
+
 /// Default latency buckets in seconds: 50 µs .. 10 s.
 std::vector<double> default_latency_buckets();
 
@@ -112,11 +152,17 @@ public:
     /// A gauge whose value is computed at scrape time (e.g. "identifiers total", "db bytes").
     void gauge_callback(std::string name, std::string help, std::function<double()> read);
 
+    /// A metric of `type` whose samples `collect` produces at scrape time (called on the scraping
+    /// thread with the registration lock held: same rules as gauge_callback). A collector that
+    /// throws renders no samples. Histogram samples with inconsistent sizes are skipped.
+    void collector(std::string name, std::string help, MetricType type,
+                   std::function<void(Collection&)> collect);
+
     /// Everything in the text exposition format, metrics in registration order.
     std::string render() const;
 
 private:
-    enum class Kind { counter, gauge, histogram, callback };
+    enum class Kind { counter, gauge, histogram, callback, collector };
     struct Entry {
         std::string name;
         std::string help;
@@ -124,6 +170,8 @@ private:
         bool labelled = false;
         void* metric = nullptr; // Counter/Gauge/Histogram or the matching Family
         std::function<double()> read;
+        MetricType collected_type = MetricType::gauge;
+        std::function<void(Collection&)> collect;
     };
 
     Entry& add(std::string name, std::string help, Kind kind, bool labelled);
