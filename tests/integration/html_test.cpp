@@ -378,6 +378,42 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
     }
 }
 
+#if __has_include("idnode/registry/template.hpp")
+// Built together with the template store (registry/template.hpp): item names label the values.
+TEST_CASE("a record registered against a template shows the template's names and industry") {
+    PageNode n;
+    auto c = n.client();
+    auto t = c->request(
+        V::post, "/api/v1/templates?prefix=88.118.8",
+        R"({"version":"coil-1","industryCategory":"C","industrySpecific":"31","industryTrade":"313",
+            "industrySubclass":"3130","type":1,"description":"钢卷 Steel coil","items":[
+            {"name":"炉号","idType":"heat_no","idIndex":2000,"required":true,"state":1,
+             "metadata":{"type":"string"}},
+            {"name":"生产日期","idType":"production_date","idIndex":2001,"required":false,
+             "state":1,"metadata":{"type":"date"}},
+            {"name":"质保书","idType":"mill_cert_url","idIndex":2002,"required":false,"state":1,
+             "metadata":{"type":"url"}}]})",
+        {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(t.result() == http::status::created, t.body());
+    auto put = c->request(V::put, "/api/handles/88.118.8/COIL-T",
+                          R"({"templateVersion":"coil-1","values":[
+                             {"index":2000,"type":"heat_no","data":"H-77"},
+                             {"index":2001,"type":"production_date","data":"2024-11-02"},
+                             {"index":2002,"type":"mill_cert_url","data":"https://c.example/77"}]})",
+                          {{"Authorization", n.steel}});
+    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
+    auto r = c->request(V::get, "/88.118.8/COIL-T", {}, kBrowser);
+    REQUIRE(r.result() == http::status::ok);
+    CHECK(contains(r.body(), "<bdi lang=\"zh\">炉号</bdi><span class=\"en\" lang=\"en\">heat_no"));
+    CHECK(contains(r.body(), "<bdi lang=\"zh\">生产日期</bdi>"));
+    CHECK(contains(r.body(), "钢卷 Steel coil"));
+    CHECK(contains(r.body(), "coil-1"));
+    CHECK(contains(r.body(), "C3130"));
+    CHECK(contains(r.body(), "2024年11月2日"));
+    CHECK(contains(r.body(), "<a href=\"https://c.example/77\""));
+}
+#endif
+
 TEST_CASE("QR codes encode the identifier's URL on this node") {
     PageNode n;
     auto c = n.client();

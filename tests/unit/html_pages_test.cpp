@@ -257,7 +257,7 @@ TEST_CASE("build_handle_page reads the record, the enterprise and drops what is 
     CHECK(anonymous->enterprise_name == "示例钢铁 Demo Steel");
     CHECK(anonymous->enterprise_code == "C3120");
     CHECK(anonymous->template_version == "steel-1.0");
-    CHECK_FALSE(anonymous->template_info.has_value()); // templates are not stored yet
+    CHECK_FALSE(anonymous->template_info.has_value()); // no template stored under steel-1.0
     CHECK(anonymous->redirect_url == "https://example.cn/c1");
     std::vector<std::int32_t> indices;
     for (const auto& v : anonymous->values)

@@ -1,6 +1,9 @@
 #include "html_pages.hpp"
 
 #include "idnode/registry/admin.hpp"
+#if __has_include("idnode/registry/template.hpp")
+#include "idnode/registry/template.hpp"
+#endif
 #include "idnode/registry/value.hpp"
 #include "idnode/resolver/qr.hpp"
 #include "values_json.hpp"
@@ -415,12 +418,44 @@ std::string render_problem_page(Problem problem, std::string_view handle, std::s
 
 // ---- model ------------------------------------------------------------------------------------
 
+#if __has_include("idnode/registry/template.hpp")
+// Templates (registry/template.hpp) are stored under template_key(prefix, version).
+std::optional<TemplateSummary>
+find_template(const ReadSnapshot& snapshot, std::string_view prefix_key, std::string_view version) {
+    auto key = template_key(prefix_key, version);
+    if (!key)
+        return std::nullopt;
+    auto bytes = snapshot.get_entry(Table::templates, *key);
+    if (!bytes)
+        return std::nullopt;
+    auto t = decode_template(*bytes);
+    if (!t)
+        return std::nullopt; // a corrupt template must not hide the record: plain labels
+    TemplateSummary s;
+    s.name = t->description;
+    s.version = t->version;
+    // The most specific GB/T 4754 code the template gives ("C3120", else "C312", ...).
+    for (const std::string* code :
+         {&t->industry_subclass, &t->industry_trade, &t->industry_specific}) {
+        if (!code->empty()) {
+            s.industry = t->industry_category + *code;
+            break;
+        }
+    }
+    if (s.industry.empty())
+        s.industry = t->industry_category;
+    for (const auto& item : t->items)
+        s.items[item.id_index] = ItemLabel{item.name, item.id_type, field_type_name(item.type)};
+    return s;
+}
+#else
 std::optional<TemplateSummary> find_template(const ReadSnapshot&, std::string_view,
                                              std::string_view) {
-    // Templates (Table::templates, DESIGN §3) are not stored by this version yet; until their
-    // encoding exists, records are shown with their value types as labels.
+    // This build has no template store (registry/template.hpp); records are shown with their
+    // value types as labels.
     return std::nullopt;
 }
+#endif
 
 Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle& handle,
                                      bool include_private) {

@@ -64,9 +64,11 @@ struct HandlePage {
     bool private_view = false; // the caller may read private values (shown and marked)
 };
 
-/// The template named by a record: (folded prefix, version) -> summary, or nullopt when unknown.
-/// Templates are stored by another component; until it exists this is always nullopt and pages
-/// label values by their type (see README).
+/// The template named by a record: (prefix, version) -> summary (name = the template's
+/// description, industry = its most specific GB/T 4754 code, item labels by idIndex), or nullopt
+/// when none is stored under that key or it does not decode (the page then labels values by their
+/// type). Compiled against registry/template.hpp when the build has it; without a template store
+/// it is always nullopt.
 std::optional<TemplateSummary> find_template(const registry::ReadSnapshot& snapshot,
                                              std::string_view prefix_key, std::string_view version);
 
