@@ -378,7 +378,7 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
     }
 }
 
-#if __has_include("idnode/registry/template.hpp")
+#ifdef IDNODE_HAVE_TEMPLATES
 // Built together with the template store (registry/template.hpp): item names label the values.
 TEST_CASE("a record registered against a template shows the template's names and industry") {
     PageNode n;

@@ -1,7 +1,7 @@
 #include "html_pages.hpp"
 
 #include "idnode/registry/admin.hpp"
-#if __has_include("idnode/registry/template.hpp")
+#ifdef IDNODE_HAVE_TEMPLATES
 #include "idnode/registry/template.hpp"
 #endif
 #include "idnode/registry/value.hpp"
@@ -418,7 +418,7 @@ std::string render_problem_page(Problem problem, std::string_view handle, std::s
 
 // ---- model ------------------------------------------------------------------------------------
 
-#if __has_include("idnode/registry/template.hpp")
+#ifdef IDNODE_HAVE_TEMPLATES
 // Templates (registry/template.hpp) are stored under template_key(prefix, version).
 std::optional<TemplateSummary>
 find_template(const ReadSnapshot& snapshot, std::string_view prefix_key, std::string_view version) {
