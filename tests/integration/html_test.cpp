@@ -82,6 +82,8 @@ struct PageNode {
           {"index":2002,"type":"price","data":"PRICE-4120.50","permissions":"1100"},
           {"index":3,"type":"HS_ALIAS","data":"88.118.8/COIL-0"}]})",
            steel);
+        ok(V::put, "/api/handles/88.118.8/CRLF-1",
+           R"([{"index":1,"type":"URL","data":"https://x.example/\r\nSet-Cookie: a=b"}])", steel);
         ok(V::put, "/api/handles/88.118.8/WEB-1",
            R"([{"index":1,"type":"URL","data":"https://steel.example.cn/c/1"}])", steel);
         json::array xss{json::object{{"index", 2000}, {"type", "note"}, {"data", kXss}}};
@@ -344,6 +346,13 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
         auto page = c->request(V::get, "/88.118.8/WEB-1?noredirect", {}, kBrowser);
         CHECK(page.result() == http::status::ok);
         CHECK(contains(page.body(), "<a href=\"https://steel.example.cn/c/1\""));
+        // A URL value with CR/LF is never put into a Location header: no redirect, no split.
+        for (const auto& headers : {kBrowser, std::vector<std::pair<std::string, std::string>>{}}) {
+            auto crlf = c->request(V::get, "/88.118.8/CRLF-1", {}, headers);
+            CHECK(crlf.result() == http::status::ok);
+            CHECK(crlf.find(http::field::location) == crlf.end());
+            CHECK(crlf.find(http::field::set_cookie) == crlf.end());
+        }
         // API clients keep JSON.
         auto json_page = c->request(V::get, "/88.118.8/WEB-1?noredirect");
         CHECK(json_page[http::field::content_type] == "application/json");

@@ -217,6 +217,16 @@ TEST_CASE("wants_html follows the Accept header") {
     CHECK_FALSE(wants_html("text/htmlx"));
 }
 
+TEST_CASE("redirect targets never carry header-splitting bytes") {
+    CHECK(redirect_target_ok("https://example.cn/c?id=1"));
+    CHECK(redirect_target_ok("ftp://files.example/x")); // the proxy does not judge schemes
+    CHECK_FALSE(redirect_target_ok(""));
+    CHECK_FALSE(redirect_target_ok("https://x.example/\r\nSet-Cookie: a=b"));
+    CHECK_FALSE(redirect_target_ok("https://x.example/a b"));
+    CHECK_FALSE(redirect_target_ok(std::string("https://x.example/\xff")));
+    CHECK_FALSE(redirect_target_ok(std::string(2049, 'a')));
+}
+
 TEST_CASE("page responses carry the security headers") {
     Request req{http::verb::get, "/", 11};
     const auto r = page_response(req, http::status::not_found, "<p>x</p>");

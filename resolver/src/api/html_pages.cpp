@@ -475,7 +475,8 @@ Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle&
             }
             if (equals_folded(v.type, "HS_ADMIN"))
                 continue;
-            if (is_public && page.redirect_url.empty() && equals_folded(v.type, "URL"))
+            if (is_public && page.redirect_url.empty() && equals_folded(v.type, "URL") &&
+                redirect_target_ok(v.data))
                 page.redirect_url.assign(v.data);
             PageValue pv;
             pv.index = v.index;
@@ -505,6 +506,13 @@ Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle&
 }
 
 // ---- HTTP glue --------------------------------------------------------------------------------
+
+bool redirect_target_ok(std::string_view url) noexcept {
+    return !url.empty() && url.size() <= 2048 && std::none_of(url.begin(), url.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u <= 0x20 || u == 0x7F;
+    }) && find_invalid_utf8(url) == std::string_view::npos;
+}
 
 bool wants_html(std::string_view accept) noexcept {
     while (!accept.empty()) {

@@ -721,7 +721,8 @@ private:
             for (const ValueView& v : view) {
                 if (!v.permissions.public_read())
                     continue;
-                if (location.empty() && equals_folded(v.type, "URL"))
+                if (location.empty() && equals_folded(v.type, "URL") &&
+                    html::redirect_target_ok(v.data))
                     location.assign(v.data);
                 json::object o;
                 api::value_to_json(o, v);
