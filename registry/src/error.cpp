@@ -26,6 +26,8 @@ const char* errc_name(Errc e) noexcept {
         return "unavailable";
     case Errc::internal:
         return "internal";
+    case Errc::in_use:
+        return "in_use";
     }
     return "unknown";
 }

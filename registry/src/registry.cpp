@@ -14,15 +14,22 @@
 // cannot occur in a handle, so the two forms never collide.
 #include "idnode/registry/registry.hpp"
 
+#include "idnode/registry/admin.hpp"
+
 #include "lmdb_env.hpp"
 #include "wire.hpp"
 
 #include <openssl/sha.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -87,6 +94,27 @@ std::string counter_key(std::string_view prefix_key) {
     std::string k = "n/";
     k.append(prefix_key);
     return k;
+}
+
+/// Counter of the identifiers registered against a template: "t/" + template entry key (folded
+/// prefix + "/" + version, template.hpp). Empty when the record names no template (or a version
+/// too long to be a template's, which therefore cannot exist).
+std::string template_usage_key(std::string_view prefix_key, std::string_view version) {
+    if (version.empty() || version.size() > 64) {
+        return {};
+    }
+    std::string k = "t/";
+    k.append(prefix_key).append("/").append(version);
+    return k;
+}
+std::string template_usage_key(std::string_view prefix_key,
+                               const std::vector<HandleValue>& values) {
+    for (const auto& v : values) {
+        if (v.index == kIndexTemplate) {
+            return template_usage_key(prefix_key, v.data);
+        }
+    }
+    return {};
 }
 
 std::string be64(std::uint64_t v) {
@@ -291,6 +319,8 @@ public:
     void submit(WriteBatch batch, Completion done);
     Status sync();
     RegistryStats stats() const;
+    Status backup(const std::filesystem::path& out_dir);
+    VerifyReport verify(std::size_t max_problems);
 
     const RegistryOptions& options() const noexcept { return options_; }
 
@@ -303,6 +333,10 @@ private:
     struct GroupContext;
 
     void open_databases();
+    void open_databases_read_only();
+    void take_access_lock();
+    void refuse_other_processes();
+    void release_environment() noexcept;
     void check_schema(lmdb::Txn& txn);
     void writer_loop();
     std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first,
@@ -321,6 +355,7 @@ private:
 
     RegistryOptions options_;
     std::string claimed_dir_; // canonical data_dir, claimed in OpenEnvironments
+    int access_lock_fd_ = -1; // flock on data_dir/registry.lock (see OpenMode)
     std::unique_ptr<lmdb::Env> env_;
     ResizeGate gate_;
 
@@ -463,6 +498,12 @@ std::uint64_t ReadSnapshot::count(std::string_view prefix) const {
     return read_be64(v);
 }
 
+std::uint64_t ReadSnapshot::template_usage(std::string_view template_key) const {
+    std::string_view v;
+    const std::string key = "t/" + std::string(template_key);
+    return state_->txn.get(state_->impl->counters_, key, v) ? read_be64(v) : 0;
+}
+
 std::uint64_t ReadSnapshot::count_all() const {
     std::string_view v;
     return state_->txn.get(state_->impl->counters_, kTotalKey, v) ? read_be64(v) : 0;
@@ -533,15 +574,27 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
         options_.clock = system_now;
     }
     std::error_code ec;
-    std::filesystem::create_directories(options_.data_dir, ec);
-    if (ec) {
-        throw StartupError(Errc::internal, "cannot create data directory " +
-                                               options_.data_dir.string() + ": " + ec.message());
+    const bool read_only = options_.mode == OpenMode::read_only;
+    if (read_only) {
+        if (!std::filesystem::exists(options_.data_dir / "data.mdb", ec)) {
+            throw StartupError(Errc::not_found, "no database in " + options_.data_dir.string() +
+                                                    " (initialise it with idctl init)");
+        }
+    } else {
+        std::filesystem::create_directories(options_.data_dir, ec);
+        if (ec) {
+            throw StartupError(Errc::internal, "cannot create data directory " +
+                                                   options_.data_dir.string() + ": " +
+                                                   ec.message());
+        }
     }
     claimed_dir_ = std::filesystem::canonical(options_.data_dir, ec).string();
     if (ec || !OpenEnvironments::claim(claimed_dir_)) {
         throw StartupError(Errc::unavailable, "the database in " + options_.data_dir.string() +
                                                   " is already open in this process");
+    }
+    if (!read_only) {
+        take_access_lock();
     }
     const auto page = 4096ull;
     // 0 = map the whole max_db_size at once: address space only (the file grows as pages are
@@ -562,23 +615,90 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
     settings.max_readers = options_.max_readers;
     // NOTLS: read transactions are pooled and may be used by any thread (one at a time).
     // NORDAHEAD: random point reads on a database larger than RAM must not pull in neighbours.
-    settings.flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.durable ? 0u : MDB_NOSYNC);
+    settings.flags = MDB_NOTLS | MDB_NORDAHEAD | (options_.durable ? 0u : MDB_NOSYNC) |
+                     (read_only ? MDB_RDONLY : 0u);
     try {
         env_ = std::make_unique<lmdb::Env>(settings);
-        open_databases();
+        if (options_.mode == OpenMode::exclusive) {
+            refuse_other_processes();
+        }
+        if (read_only) {
+            open_databases_read_only();
+        } else {
+            open_databases();
+        }
         stat_map_size_ = env_->map_size();
         stat_used_bytes_ = env_->used_bytes();
     } catch (const lmdb::MdbError& e) {
-        env_.reset();
-        OpenEnvironments::release(claimed_dir_);
+        release_environment();
         throw StartupError(Errc::internal, "cannot open the database in " +
                                                options_.data_dir.string() + ": " + e.what());
     } catch (...) {
-        env_.reset();
-        OpenEnvironments::release(claimed_dir_);
+        release_environment();
         throw;
     }
-    writer_ = std::thread([this] { writer_loop(); });
+    if (!read_only) {
+        writer_ = std::thread([this] { writer_loop(); });
+    }
+}
+
+void RegistryImpl::release_environment() noexcept {
+    clear_read_pool();
+    env_.reset();
+    if (access_lock_fd_ >= 0) {
+        ::close(access_lock_fd_); // drops the flock
+        access_lock_fd_ = -1;
+    }
+    OpenEnvironments::release(claimed_dir_);
+}
+
+// Shared openers (the node) hold a shared flock on registry.lock, an exclusive opener (offline
+// load) an exclusive one, so that neither can start while the other runs. read_only openers take
+// none: a backup may run beside anything.
+void RegistryImpl::take_access_lock() {
+    const auto path = options_.data_dir / "registry.lock";
+    access_lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (access_lock_fd_ < 0) {
+        const int err = errno;
+        OpenEnvironments::release(claimed_dir_);
+        throw StartupError(Errc::internal,
+                           "cannot open " + path.string() + ": " + std::strerror(err));
+    }
+    const bool exclusive = options_.mode == OpenMode::exclusive;
+    if (::flock(access_lock_fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        release_environment();
+        throw StartupError(Errc::unavailable,
+                           exclusive ? "the database in " + options_.data_dir.string() +
+                                           " is in use by another process (stop idnode first)"
+                                     : "the database in " + options_.data_dir.string() +
+                                           " is being written by an offline load "
+                                           "(idctl load --offline); wait for it to finish");
+    }
+}
+
+// Every process that has the environment open holds LMDB's shared fcntl lock on byte 0 of
+// lock.mdb (LMDB takes it in mdb_env_open). A conflicting lock reported by F_GETLK therefore
+// means another process (an idnode without the flock, a backup, an export) has it open. Locks of
+// this process are never reported, and the in-process guard covers those.
+void RegistryImpl::refuse_other_processes() {
+    const auto path = options_.data_dir / "lock.mdb";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return; // MDB_NOLOCK environments have no lock file; nothing to learn
+    }
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 0;
+    probe.l_len = 1;
+    const int rc = ::fcntl(fd, F_GETLK, &probe);
+    ::close(fd);
+    if (rc == 0 && probe.l_type != F_UNLCK) {
+        throw StartupError(Errc::unavailable, "the database in " + options_.data_dir.string() +
+                                                  " is open in process " +
+                                                  std::to_string(probe.l_pid) +
+                                                  " (stop idnode first)");
+    }
 }
 
 RegistryImpl::~RegistryImpl() {
@@ -591,9 +711,7 @@ RegistryImpl::~RegistryImpl() {
     if (writer_.joinable()) {
         writer_.join();
     }
-    clear_read_pool();
-    env_.reset();
-    OpenEnvironments::release(claimed_dir_);
+    release_environment();
 }
 
 void RegistryImpl::clear_read_pool() noexcept {
@@ -632,6 +750,47 @@ void RegistryImpl::open_databases() {
         }
         return;
     }
+}
+
+// A read-only open must not create anything: every database must exist and the schema must be
+// exactly this build's (an older one needs the upgrade a writable open performs).
+void RegistryImpl::open_databases_read_only() {
+    lmdb::Txn txn(env_->get(), MDB_RDONLY);
+    auto open = [&](const char* name) {
+        MDB_dbi dbi;
+        const int rc = mdb_dbi_open(txn.get(), name, 0, &dbi);
+        if (rc == MDB_NOTFOUND) {
+            throw StartupError(Errc::not_found, "the database in " + options_.data_dir.string() +
+                                                    " has no table " + name +
+                                                    " (not initialised by idnode/idctl)");
+        }
+        lmdb::check(rc, name);
+        return dbi;
+    };
+    meta_ = open("meta");
+    ids_ = open("ids_v1");
+    counters_ = open("counters_v1");
+    changes_ = open("changes_v1");
+    tables_[static_cast<int>(Table::prefixes)] = open("prefixes_v1");
+    tables_[static_cast<int>(Table::templates)] = open("templates_v1");
+    tables_[static_cast<int>(Table::accounts)] = open("accounts_v1");
+    tables_[static_cast<int>(Table::api_keys)] = open("apikeys_v1");
+    std::string_view stored;
+    if (!txn.get(meta_, kSchemaKey, stored) || stored.size() != 4) {
+        throw StartupError(Errc::corrupt, "schema_version key is missing or malformed");
+    }
+    const std::uint32_t version = wire::load_u32(stored.data());
+    if (version != kSchemaVersion) {
+        throw StartupError(Errc::internal, "database schema version " + std::to_string(version) +
+                                               " differs from this build's (" +
+                                               std::to_string(kSchemaVersion) +
+                                               "); open it once with a matching idnode to upgrade");
+    }
+    std::string_view total;
+    if (txn.get(counters_, kTotalKey, total)) {
+        stat_identifiers_ = read_be64(total);
+    }
+    lmdb::check(txn.commit(), "commit read-only open"); // keeps the dbi handles
 }
 
 // Upgrade steps: upgrades[v] turns schema v into v + 1 inside the open transaction. There are
@@ -764,6 +923,15 @@ void RegistryImpl::submit(WriteBatch batch, Completion done) {
     // Backpressure: wait for room, but always admit into an empty queue so that a batch larger
     // than the limit cannot block forever, and never make the writer thread wait (a completion
     // that submits a follow-up write would otherwise wait for itself).
+    if (options_.mode == OpenMode::read_only) {
+        lock.unlock();
+        BatchResult results(batch.ops.size(),
+                            failed(Errc::unavailable, "the registry is open read-only"));
+        if (done) {
+            done(std::move(results));
+        }
+        return;
+    }
     const bool on_writer = std::this_thread::get_id() == writer_.get_id();
     queue_space_.wait(lock, [&] {
         return on_writer || stopping_ || queue_.empty() ||
@@ -839,6 +1007,22 @@ struct RegistryImpl::GroupContext {
             ids_last_key.assign(key);
         } else {
             txn.put(ids, key, bytes);
+        }
+    }
+
+    /// Moves the record from the usage count of its old template to its new one.
+    void track_template(std::string_view prefix_key, const std::vector<HandleValue>* before,
+                        const std::vector<HandleValue>* after) {
+        const std::string b = before ? template_usage_key(prefix_key, *before) : std::string();
+        const std::string a = after ? template_usage_key(prefix_key, *after) : std::string();
+        if (a == b) {
+            return;
+        }
+        if (!b.empty()) {
+            count_deltas[b] -= 1;
+        }
+        if (!a.empty()) {
+            count_deltas[a] += 1;
         }
     }
 
@@ -1061,6 +1245,8 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
         outcome = Outcome::created;
     }
     stamp(values, existing.record.values, ctx.now);
+    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
+                       &values);
     const std::string bytes = encode_record(spelling, values);
     if (outcome == Outcome::created) {
         ctx.insert_identifier(ids_, key, bytes);
@@ -1107,6 +1293,8 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
     stamp(merged, existing.record.values, ctx.now);
+    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
+                       &merged);
     const std::string spelling = existing.found ? existing.record.spelling : op.handle.spelling();
     const std::string bytes = encode_record(spelling, merged);
     if (existing.found) {
@@ -1146,6 +1334,7 @@ OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
     if (kept.empty()) {
         return apply_delete(ctx, DeleteRecord{op.handle}, account);
     }
+    ctx.track_template(op.handle.prefix_key(), &existing.record.values, &kept);
     const std::string bytes = encode_record(existing.record.spelling, kept);
     ctx.txn.put(ids_, key, bytes);
     OpResult result{Outcome::updated, {}, 0};
@@ -1164,6 +1353,13 @@ OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op,
     std::string spelling = op.handle.spelling();
     if (auto view = RecordView::parse(bytes)) {
         spelling.assign(view->spelling());
+        for (const ValueView& v : *view) {
+            if (v.index == kIndexTemplate) {
+                if (auto k = template_usage_key(op.handle.prefix_key(), v.data); !k.empty()) {
+                    ctx.count_deltas[k] -= 1;
+                }
+            }
+        }
     }
     ctx.txn.del(ids_, key);
     ctx.count_deltas[counter_key(op.handle.prefix_key())] -= 1;
@@ -1205,6 +1401,19 @@ OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
 
 OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
                                           const std::string& account) {
+    if (op.table == Table::templates && !op.key.empty()) {
+        // The template entry key is "<folded prefix>/<version>"; see template.hpp.
+        const std::string usage = "t/" + op.key;
+        std::string_view stored;
+        const std::int64_t count =
+            static_cast<std::int64_t>(ctx.txn.get(counters_, usage, stored) ? read_be64(stored)
+                                                                            : 0) +
+            (ctx.count_deltas.count(usage) ? ctx.count_deltas[usage] : 0);
+        if (count > 0) {
+            return failed(Errc::in_use, "template " + op.key + " is used by " +
+                                            std::to_string(count) + " identifiers");
+        }
+    }
     if (op.key.empty() || !ctx.txn.del(table(op.table), op.key)) {
         return failed(Errc::not_found, "entry " + op.key + " does not exist");
     }
@@ -1283,6 +1492,217 @@ RegistryStats Registry::stats() const {
 }
 const RegistryOptions& Registry::options() const noexcept {
     return impl_->options();
+}
+
+// ---- maintenance: backup and verify -----------------------------------------------------------
+
+Status Registry::backup(const std::filesystem::path& out_dir) const {
+    return impl_->backup(out_dir);
+}
+
+VerifyReport Registry::verify(std::size_t max_problems) const {
+    return impl_->verify(max_problems);
+}
+
+Status RegistryImpl::backup(const std::filesystem::path& out_dir) {
+    std::error_code ec;
+    if (std::filesystem::exists(out_dir / "data.mdb", ec)) {
+        return Error{Errc::already_exists, (out_dir / "data.mdb").string() +
+                                               " already exists; back up into a new "
+                                               "directory"};
+    }
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) {
+        return Error{Errc::internal, "cannot create " + out_dir.string() + ": " + ec.message()};
+    }
+    // MDB_CP_COMPACT copies from one read transaction, page by page in key order, leaving free
+    // pages out; writers (here or in another process) carry on meanwhile.
+    for (int attempt = 0;; ++attempt) {
+        gate_.enter();
+        const int rc = mdb_env_copy2(env_->get(), out_dir.c_str(), MDB_CP_COMPACT);
+        gate_.leave();
+        if (rc == MDB_MAP_RESIZED && attempt == 0) {
+            std::filesystem::remove(out_dir / "data.mdb", ec);
+            adopt_foreign_resize();
+            continue;
+        }
+        if (rc != MDB_SUCCESS) {
+            std::filesystem::remove(out_dir / "data.mdb", ec);
+            return Error{rc == ENOSPC ? Errc::storage_full : Errc::internal,
+                         std::string("backup to ") + out_dir.string() + ": " + mdb_strerror(rc)};
+        }
+        return {};
+    }
+}
+
+VerifyReport RegistryImpl::verify(std::size_t max_problems) {
+    VerifyReport report;
+    auto problem = [&](std::string text) {
+        if (report.problems.size() < max_problems) {
+            report.problems.push_back(std::move(text));
+        }
+    };
+    ReadSnapshot snap = snapshot();
+    lmdb::Txn& txn = snap.state_->txn;
+
+    std::string_view stored;
+    if (!txn.get(meta_, kSchemaKey, stored) || stored.size() != 4) {
+        problem("meta: schema_version is missing or malformed");
+    } else if (wire::load_u32(stored.data()) != kSchemaVersion) {
+        problem("meta: schema_version is " + std::to_string(wire::load_u32(stored.data())) +
+                ", expected " + std::to_string(kSchemaVersion));
+    }
+
+    // Identifiers: every record decodes, its key is the folded spelling (or the long-key form),
+    // values are in ascending unique index order; recount per prefix.
+    std::map<std::string, std::uint64_t> counted; // counter key -> identifiers
+    {
+        const HandleLimits limits{kHandleProtocolMaxLength};
+        lmdb::Cursor c(txn, ids_);
+        std::string_view key, value;
+        for (bool more = c.move(MDB_FIRST, key, value); more; more = c.move(MDB_NEXT, key, value)) {
+            ++report.identifiers;
+            const std::string where = "ids: key " + to_hex(key.substr(0, 64)) + ": ";
+            auto view = RecordView::parse(value);
+            if (!view) {
+                problem(where + "record does not decode: " + view.error().message);
+                continue;
+            }
+            auto handle = parse_handle(view->spelling(), limits);
+            if (!handle) {
+                problem(where + "stored spelling is not a valid handle: " + handle.error().message);
+                continue;
+            }
+            if (std::string_view(IdentifierKey(handle->key())) != key) {
+                problem(where + "key does not match the folded spelling " + handle->spelling());
+            }
+            std::int64_t previous = 0;
+            for (const ValueView& v : *view) {
+                if (v.index <= previous) {
+                    problem(where + handle->spelling() +
+                            ": value indices not ascending/unique at " + std::to_string(v.index));
+                    break;
+                }
+                previous = v.index;
+            }
+            if (view->size() == 0) {
+                problem(where + handle->spelling() + ": record has no values");
+            }
+            counted[counter_key(handle->prefix_key())] += 1;
+        }
+    }
+
+    // Counters equal the recount.
+    {
+        lmdb::Cursor c(txn, counters_);
+        std::string_view key, value;
+        std::map<std::string, std::uint64_t> stored_counts;
+        bool have_total = false;
+        std::uint64_t total = 0;
+        for (bool more = c.move(MDB_FIRST, key, value); more; more = c.move(MDB_NEXT, key, value)) {
+            if (key == kTotalKey) {
+                have_total = value.size() == 8;
+                total = read_be64(value);
+                continue;
+            }
+            if (key.substr(0, 2) != "n/") {
+                continue; // counters of other kinds are not identifier counts
+            }
+            if (value.size() != 8) {
+                problem("counters: " + std::string(key) + " is not 8 bytes");
+                continue;
+            }
+            stored_counts.emplace(std::string(key), read_be64(value));
+        }
+        for (const auto& [k, n] : counted) {
+            auto it = stored_counts.find(k);
+            const std::uint64_t s = it == stored_counts.end() ? 0 : it->second;
+            if (s != n) {
+                problem("counters: " + k.substr(2) + " says " + std::to_string(s) + ", found " +
+                        std::to_string(n) + " identifiers");
+            }
+        }
+        for (const auto& [k, s] : stored_counts) {
+            if (!counted.contains(k)) {
+                problem("counters: " + k.substr(2) + " says " + std::to_string(s) +
+                        ", found 0 identifiers");
+            }
+        }
+        if (report.identifiers != 0 || have_total) {
+            if (!have_total || total != report.identifiers) {
+                problem("counters: total says " + std::to_string(have_total ? total : 0) +
+                        ", found " + std::to_string(report.identifiers) + " identifiers");
+            }
+        }
+    }
+
+    // Change log: decodable, sequences contiguous (no gap, no reordering).
+    {
+        lmdb::Cursor c(txn, changes_);
+        std::string_view key, value;
+        std::uint64_t expected = 0;
+        for (bool more = c.move(MDB_FIRST, key, value); more; more = c.move(MDB_NEXT, key, value)) {
+            ++report.changes;
+            if (key.size() != 8) {
+                problem("changes: key " + to_hex(key) + " is not a 64-bit sequence");
+                continue;
+            }
+            const std::uint64_t seq = read_be64(key);
+            if (expected != 0 && seq != expected) {
+                problem("changes: gap before sequence " + std::to_string(seq) + " (expected " +
+                        std::to_string(expected) + ")");
+            }
+            expected = seq + 1;
+            ChangeEntry e;
+            if (!decode_change(seq, value, e)) {
+                problem("changes: entry " + std::to_string(seq) + " does not decode");
+                continue;
+            }
+            const auto kind = static_cast<int>(e.kind);
+            const auto op = static_cast<int>(e.op);
+            if (kind < 1 || kind > 5 || op < 1 || op > 4) {
+                problem("changes: entry " + std::to_string(seq) + " has kind " +
+                        std::to_string(kind) + " op " + std::to_string(op));
+            } else if (e.kind == ChangeKind::identifier && e.op != ChangeOp::remove) {
+                if (auto view = RecordView::parse(e.value); !view) {
+                    problem("changes: entry " + std::to_string(seq) +
+                            " carries a record that does not decode: " + view.error().message);
+                }
+            }
+        }
+    }
+
+    // Administrative tables decode with their own codecs (templates are opaque documents owned by
+    // the layer above; only their presence is counted).
+    auto walk = [&](Table t, const char* name, auto&& check) {
+        lmdb::Cursor c(txn, table(t));
+        std::string_view key, value;
+        for (bool more = c.move(MDB_FIRST, key, value); more; more = c.move(MDB_NEXT, key, value)) {
+            ++report.admin_entries;
+            if (auto err = check(value)) {
+                problem(std::string(name) + ": " + std::string(key) + ": " + *err);
+            }
+        }
+    };
+    auto message_of = [](const auto& r) -> std::optional<std::string> {
+        if (r) {
+            return std::nullopt;
+        }
+        return r.error().message;
+    };
+    walk(Table::prefixes, "prefixes",
+         [&](std::string_view v) { return message_of(decode_prefix(v)); });
+    walk(Table::accounts, "accounts",
+         [&](std::string_view v) { return message_of(decode_account(v)); });
+    walk(Table::api_keys, "apikeys",
+         [&](std::string_view v) { return message_of(decode_api_key(v)); });
+    walk(Table::templates, "templates", [](std::string_view v) -> std::optional<std::string> {
+        if (v.empty()) {
+            return std::string("empty template document");
+        }
+        return std::nullopt;
+    });
+    return report;
 }
 
 } // namespace idnode::registry

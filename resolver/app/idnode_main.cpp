@@ -19,8 +19,10 @@
 #include <spdlog/logger.h>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 namespace {
 
@@ -34,11 +36,32 @@ NodeConfig read_config(const std::optional<std::string>& path) {
     return defaults;
 }
 
+/// handle.public_key in HS_PUBKEY encoding ("" when not configured). Throws StartupError naming
+/// the key and the file when the file cannot be read or holds no RSA public key.
+std::string site_public_key(const NodeConfig& config) {
+    const auto& file = config.handle.public_key;
+    if (file.empty())
+        return {};
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    if (!in)
+        throw idnode::registry::StartupError(idnode::registry::Errc::invalid_value,
+                                             "handle.public_key: cannot read " + file.string());
+    auto encoded = handle::encode_public_key_pem(pem.str());
+    if (!encoded)
+        throw idnode::registry::StartupError(idnode::registry::Errc::invalid_value,
+                                             "handle.public_key: " + file.string() + ": " +
+                                                 encoded.error().message);
+    return std::move(*encoded);
+}
+
 int check_config(const std::string& path) {
     try {
         const NodeConfig config = load_config(path);
         // Loading the certificate and key catches the most common deployment mistake too.
         check_tls_files(config);
+        (void)site_public_key(config);
         std::cout << path << ": configuration is valid\n";
         return 0;
     } catch (const std::exception& e) {
@@ -66,8 +89,8 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, const NodeA
     if (auto address = handle::parse_site_address(advertised)) {
         self.address = *address;
     }
-    // Port 0 = the bound port, filled in by start(). No public key yet: HANDLE.NET clients only
-    // need it to verify signed responses, which this node does not send.
+    // Port 0 = the bound port, filled in by start().
+    self.public_key = site_public_key(config);
     self.interfaces = {
         {handle::service::kQuery, handle::Transport::tcp, 0},
         {handle::service::kQuery, handle::Transport::udp, 0},
@@ -92,7 +115,8 @@ void register_handle_metrics(MetricsRegistry& metrics, const handle::HandleServe
             metrics.collector(
                 std::move(name), std::move(help), MetricType::counter,
                 [&server, field, label](Collection& c) {
-                    for (const auto& [code, count] : server.stats().*field)
+                    const auto stats = server.stats(); // the loop must not outlive it
+                    for (const auto& [code, count] : stats.*field)
                         c.add({{label, std::to_string(code)}}, static_cast<double>(count));
                 });
         };
@@ -167,7 +191,9 @@ int serve(const std::optional<std::string>& path) {
     NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes,
                                           {},
                                           config.node.public_base_url,
-                                          config.limits.rate_per_account});
+                                          config.limits.rate_per_account,
+                                          config.snms.token_v1,
+                                          config.snms.token_ttl_s});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);

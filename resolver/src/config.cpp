@@ -388,11 +388,14 @@ private:
             c.handle.advertise_address = s;
         };
         setters_["handle.site_serial"] = integer(c.handle.site_serial, 0, 65535);
+        setters_["handle.public_key"] = [this, &c](const toml::node& n) {
+            c.handle.public_key = string_of(n); // "" = no key published
+        };
 
         setters_["ops.listen"] = host_port(c.ops.listen);
 
         setters_["snms.token_v1"] = boolean(c.snms.token_v1);
-        setters_["snms.token_ttl_s"] = integer(c.snms.token_ttl_s, 60, 30 * 86400);
+        setters_["snms.token_ttl_s"] = integer(c.snms.token_ttl_s, 1, 30 * 86400);
 
         setters_["limits.max_header_bytes"] = size(c.limits.max_header_bytes, 1 * KiB, 1 * MiB);
         setters_["limits.max_body_bytes"] = size(c.limits.max_body_bytes, 0, 1 * GiB);

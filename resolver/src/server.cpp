@@ -69,10 +69,15 @@ void check_tls_files(const NodeConfig& config) {
 class Server::Impl {
 public:
     Impl(const NodeConfig& config, Dispatch dispatch, MetricsRegistry& metrics, Logging& logging)
-        : core_(config, std::move(dispatch), metrics, logging, startup_tls(config)),
-          ioc_(static_cast<int>(config.effective_threads())),
+        : core_(config, std::move(dispatch), metrics, logging, startup_tls(config)), ioc_(1),
           https_acceptor_(asio::make_strand(ioc_)), ops_acceptor_(asio::make_strand(ioc_)),
           signals_(ioc_), housekeeping_(ioc_), drain_timer_(ioc_), accept_retry_(ioc_) {
+        // One io_context per I/O thread (each run by exactly one thread): a connection lives on
+        // one of them, so its handlers are serialised without a strand and without locking.
+        for (unsigned i = 1; i < config.effective_threads(); ++i) {
+            workers_.push_back(std::make_unique<asio::io_context>(1));
+            guards_.emplace_back(asio::make_work_guard(*workers_.back()));
+        }
         listen(https_acceptor_, config.https.listen, "https.listen");
         listen(ops_acceptor_, config.ops.listen, "ops.listen");
         https_endpoint_ = bound(https_acceptor_);
@@ -89,6 +94,8 @@ public:
         https_acceptor_.close(ignored);
         ops_acceptor_.close(ignored);
         ioc_.stop();
+        for (auto& w : workers_)
+            w->stop();
         // Members are destroyed in reverse order: timers and acceptors, then the io_context
         // (which destroys pending handlers and with them the sessions), then core_.
     }
@@ -110,9 +117,9 @@ public:
                                  ops_endpoint_.to_string(), threads);
         std::vector<std::thread> pool;
         pool.reserve(threads - 1);
-        for (unsigned i = 1; i < threads; ++i)
-            pool.emplace_back([this] { run_loop(); });
-        run_loop();
+        for (auto& w : workers_)
+            pool.emplace_back([this, ioc = w.get()] { run_loop(*ioc); });
+        run_loop(ioc_);
         for (auto& t : pool)
             t.join();
         core_.logging.app().info("stopped");
@@ -137,10 +144,10 @@ public:
     }
 
 private:
-    void run_loop() {
+    void run_loop(asio::io_context& ioc) {
         for (;;) {
             try {
-                ioc_.run();
+                ioc.run();
                 return;
             } catch (const std::exception& e) {
                 // A handler broke an invariant; keep the other connections alive.
@@ -168,33 +175,35 @@ private:
     }
 
     void accept_https() {
-        https_acceptor_.async_accept(
-            asio::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
-                if (ec == asio::error::operation_aborted || !https_acceptor_.is_open())
-                    return;
-                if (ec) {
-                    // Typically EMFILE: back off briefly instead of spinning.
-                    core_.logging.app().warn("accept on https.listen failed: {}", ec.message());
-                    accept_retry_.expires_after(kAcceptRetry);
-                    accept_retry_.async_wait([this](error_code wait_ec) {
-                        if (!wait_ec)
-                            asio::post(https_acceptor_.get_executor(), [this] { accept_https(); });
-                    });
-                    return;
-                }
-                if (stopping_) {
-                    error_code ignored;
-                    socket.close(ignored);
-                } else if (core_.open_connections.load(std::memory_order_relaxed) >=
-                           core_.config.limits.max_connections) {
-                    core_.metrics.rejected.with({"max_connections"}).inc();
-                    error_code ignored;
-                    socket.close(ignored);
-                } else {
-                    detail::start_https_session(core_, std::move(socket));
-                }
-                accept_https();
-            });
+        // Round robin over the I/O threads' io_contexts (the first is ioc_ itself).
+        const std::size_t pick = next_worker_++ % (workers_.size() + 1);
+        const auto executor = pick == 0 ? ioc_.get_executor() : workers_[pick - 1]->get_executor();
+        https_acceptor_.async_accept(executor, [this](error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted || !https_acceptor_.is_open())
+                return;
+            if (ec) {
+                // Typically EMFILE: back off briefly instead of spinning.
+                core_.logging.app().warn("accept on https.listen failed: {}", ec.message());
+                accept_retry_.expires_after(kAcceptRetry);
+                accept_retry_.async_wait([this](error_code wait_ec) {
+                    if (!wait_ec)
+                        asio::post(https_acceptor_.get_executor(), [this] { accept_https(); });
+                });
+                return;
+            }
+            if (stopping_) {
+                error_code ignored;
+                socket.close(ignored);
+            } else if (core_.open_connections.load(std::memory_order_relaxed) >=
+                       core_.config.limits.max_connections) {
+                core_.metrics.rejected.with({"max_connections"}).inc();
+                error_code ignored;
+                socket.close(ignored);
+            } else {
+                detail::start_https_session(core_, std::move(socket));
+            }
+            accept_https();
+        });
     }
 
     void accept_ops() {
@@ -261,11 +270,17 @@ private:
         });
         core_.logging.flush();
         ioc_.stop();
+        guards_.clear();
+        for (auto& w : workers_)
+            w->stop();
     }
 
     detail::ServerCore core_;
     asio::io_context ioc_;
     std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
+    std::vector<std::unique_ptr<asio::io_context>> workers_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+    std::size_t next_worker_ = 0; // used on the https acceptor's strand only
     tcp::acceptor https_acceptor_;
     tcp::acceptor ops_acceptor_;
     asio::signal_set signals_;

@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -653,4 +655,53 @@ TEST_CASE("the Handle protocol on the node's port resolves what the REST API reg
     CHECK(metric_value(metrics, "idnode_handle_tcp_requests_total") == 3);
     CHECK(metrics.find("# TYPE idnode_handle_requests_total counter") != std::string::npos);
     CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("handle.public_key is published in HS_SITE; a bad key file fails startup clearly") {
+    namespace hp = idnode::resolver::handle;
+    NodeProcess node("sitekey");
+    const auto private_pem = node.dir() / "site-key.pem";
+    const auto public_pem = node.dir() / "site-pub.pem";
+    REQUIRE(run_command({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                         "rsa_keygen_bits:2048", "-out", private_pem.string()})
+                .exit_code == 0);
+    REQUIRE(run_command({"openssl", "pkey", "-in", private_pem.string(), "-pubout", "-out",
+                         public_pem.string()})
+                .exit_code == 0);
+    std::ifstream in(public_pem);
+    const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto expected = hp::encode_public_key_pem(pem);
+    REQUIRE(expected.ok());
+
+    // A missing file, then a private key where a public one belongs: startup fails (start()
+    // writes the config file), and --check-config names the key.
+    for (const auto& wrong : {private_pem.string() + ".missing", private_pem.string()}) {
+        CAPTURE(wrong);
+        node.set("handle.public_key", "\"" + wrong + "\"");
+        CHECK_THROWS(node.start());
+        const auto checked =
+            run_command({idnode_binary().string(), "--check-config", node.config_path().string()});
+        CHECK(checked.exit_code == 1);
+        CHECK(checked.err.find("handle.public_key") != std::string::npos);
+    }
+
+    node.set("handle.public_key", "\"" + public_pem.string() + "\"");
+    node.start();
+    std::string body;
+    hp::Envelope env;
+    env.request_id = 5;
+    hp::Header header;
+    header.opcode = hp::opcode::kGetSiteInfo;
+    std::string request;
+    hp::encode_message(request, env, header, body);
+    const std::string reply = exchange_udp(node.handle_port(), request);
+    REQUIRE_FALSE(reply.empty());
+    auto msg = hp::decode_message(reply);
+    REQUIRE(msg.ok());
+    REQUIRE(msg->header.response_code == hp::rc::kSuccess);
+    auto site = hp::decode_site_info(msg->body);
+    REQUIRE(site.ok());
+    REQUIRE(site->servers.size() == 1);
+    CHECK(site->servers[0].public_key == *expected);
+    CHECK(node.stop() == 0);
 }

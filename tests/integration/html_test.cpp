@@ -387,8 +387,6 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
     }
 }
 
-#ifdef IDNODE_HAVE_TEMPLATES
-// Built together with the template store (registry/template.hpp): item names label the values.
 TEST_CASE("a record registered against a template shows the template's names and industry") {
     PageNode n;
     auto c = n.client();
@@ -421,7 +419,6 @@ TEST_CASE("a record registered against a template shows the template's names and
     CHECK(contains(r.body(), "2024年11月2日"));
     CHECK(contains(r.body(), "<a href=\"https://c.example/77\""));
 }
-#endif
 
 TEST_CASE("QR codes encode the identifier's URL on this node") {
     PageNode n;

@@ -23,6 +23,7 @@ TEST_CASE("errc_name gives the stable snake_case name of every code") {
         {Errc::not_homed, "not_homed"},
         {Errc::unavailable, "unavailable"},
         {Errc::internal, "internal"},
+        {Errc::in_use, "in_use"},
     };
     for (const auto& [code, name] : names) {
         CHECK(std::string(errc_name(code)) == name);

@@ -38,7 +38,7 @@ cd "$root"
 records=1000000
 seconds=20
 keep=0
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) records=${2:?--records needs a value}; shift 2 ;;

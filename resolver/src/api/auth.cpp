@@ -2,6 +2,11 @@
 
 #include "values_json.hpp"
 
+#include <openssl/hmac.h>
+
+#include <charconv>
+#include <ctime>
+
 namespace idnode::resolver::api {
 using registry::Role;
 
@@ -33,6 +38,66 @@ bool Principal::may_read_private(std::string_view prefix_key) const noexcept {
         }
     }
     return false;
+}
+
+namespace {
+
+std::string hex_of(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        out.push_back(digits[c >> 4]);
+        out.push_back(digits[c & 15]);
+    }
+    return out;
+}
+
+bool unhex(std::string_view hex, std::string& out) {
+    if (hex.size() % 2 != 0)
+        return false;
+    out.clear();
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        unsigned v = 0;
+        const auto [p, ec] = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+        if (ec != std::errc{} || p != hex.data() + i + 2)
+            return false;
+        out.push_back(static_cast<char>(v));
+    }
+    return true;
+}
+
+std::string token_signature(const registry::Account& account, std::string_view payload) {
+    const std::string key = registry::sha256_raw("idnode-token-v1" + account.password_hash);
+    unsigned char mac[32];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), mac, &len);
+    return hex_of(std::string_view(reinterpret_cast<const char*>(mac), len));
+}
+
+std::int64_t system_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// The server's local calendar date (DESIGN §5.2: "today, server time").
+std::string local_date(std::int64_t unix_seconds) {
+    const std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
+}
+
+} // namespace
+
+std::string issue_token(const registry::Account& account, std::int64_t expires_at) {
+    const std::string payload = "idt_" + hex_of(account.username) + "_" +
+                                std::to_string(account.token_generation) + "_" +
+                                std::to_string(expires_at);
+    return payload + "_" + token_signature(account, payload);
 }
 
 Authenticator::Authenticator(registry::Registry& registry, AuthOptions options)
@@ -112,6 +177,93 @@ AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot,
     return out;
 }
 
+AuthOutcome Authenticator::from_token(const registry::ReadSnapshot& snapshot,
+                                      std::string_view token, const std::string& client_ip) {
+    // idt_<hex username>_<generation>_<expiry>_<signature>
+    std::string_view parts[5];
+    std::string_view rest = token;
+    for (int i = 0; i < 5; ++i) {
+        const auto us = i < 4 ? rest.find('_') : std::string_view::npos;
+        if (i < 4 && us == std::string_view::npos)
+            return fail(client_ip, {}, "malformed token");
+        parts[i] = rest.substr(0, us);
+        rest = i < 4 ? rest.substr(us + 1) : std::string_view{};
+    }
+    std::string username;
+    std::uint64_t generation = 0;
+    std::int64_t expires = 0;
+    if (parts[0] != "idt" || !unhex(parts[1], username) ||
+        std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), generation).ec !=
+            std::errc{} ||
+        std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), expires).ec !=
+            std::errc{}) {
+        return fail(client_ip, {}, "malformed token");
+    }
+    auto bytes = snapshot.get_entry(registry::Table::accounts, username);
+    auto account =
+        bytes ? registry::decode_account(*bytes)
+              : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
+    const std::string_view payload = token.substr(0, token.size() - parts[4].size() - 1);
+    if (!account || account->password_hash.empty() ||
+        !registry::constant_time_equal(token_signature(*account, payload), parts[4])) {
+        return fail(client_ip, {}, "invalid token");
+    }
+    if (generation != account->token_generation)
+        return fail(client_ip, {}, "the token has been revoked");
+    if (expires <= system_now())
+        return fail(client_ip, {}, "the token has expired");
+    AuthOutcome out;
+    out.principal.username = account->username;
+    out.principal.role = account->role;
+    out.principal.prefixes = account->prefixes;
+    return out;
+}
+
+AuthOutcome Authenticator::login(std::string_view username, std::string_view password,
+                                 const std::string& client_ip) {
+    if (username.empty())
+        return fail(client_ip, {}, "wrong username or password");
+    return authenticate(
+        "Basic " + base64_encode(std::string(username) + ":" + std::string(password)), client_ip);
+}
+
+AuthOutcome Authenticator::login_v1(std::string_view username, std::string_view digest,
+                                    const std::string& client_ip, std::int64_t now) {
+    const std::string user(username);
+    {
+        std::lock_guard lock(mutex_);
+        std::chrono::seconds retry{0};
+        const auto steady = std::chrono::steady_clock::now();
+        if (throttled("ip:" + client_ip, steady, retry) ||
+            (!user.empty() && throttled("user:" + user, steady, retry))) {
+            AuthOutcome out;
+            out.status = 429;
+            out.message = "too many failed logins; retry later";
+            out.retry_after = retry;
+            return out;
+        }
+    }
+    auto snapshot = registry_.snapshot();
+    auto bytes = snapshot.get_entry(registry::Table::accounts, user);
+    auto account =
+        bytes ? registry::decode_account(*bytes)
+              : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
+    if (!account || account->v1_secret.empty())
+        return fail(client_ip, user, "wrong username or password");
+    bool matched = false;
+    for (const std::int64_t day : {now - 86400, now, now + 86400}) {
+        const std::string expected = registry::sha256_hex(account->v1_secret + local_date(day));
+        matched = registry::constant_time_equal(expected, digest) || matched;
+    }
+    if (!matched)
+        return fail(client_ip, user, "wrong username or password");
+    AuthOutcome out;
+    out.principal.username = account->username;
+    out.principal.role = account->role;
+    out.principal.prefixes = account->prefixes;
+    return out;
+}
+
 AuthOutcome Authenticator::authenticate(std::string_view authorization,
                                         const std::string& client_ip) {
     if (authorization.empty()) {
@@ -126,6 +278,10 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization,
     std::string username;
     std::string password;
     std::optional<registry::ParsedApiKey> key;
+    if (registry::equals_folded(scheme, "Bearer") && credentials.substr(0, 4) == "idt_") {
+        auto snapshot = registry_.snapshot();
+        return from_token(snapshot, credentials, client_ip);
+    }
     if (registry::equals_folded(scheme, "Bearer")) {
         key = registry::parse_api_key(credentials);
         if (!key) {

@@ -1,4 +1,11 @@
-// Who is calling: API keys (Authorization: Bearer idn_…) and HTTP Basic (username:password).
+// Who is calling: API keys (Authorization: Bearer idn_…), login tokens (Bearer idt_…, issued by
+// the SNMS login) and HTTP Basic (username:password).
+//
+// Login tokens: "idt_<hex username>_<generation>_<expiry unix s>_<hex HMAC-SHA256>". The HMAC key
+// is SHA-256("idnode-token-v1" || the account's stored PBKDF2 hash), i.e. derived from a random
+// secret kept in the registry: tokens survive restarts, need no token table, and die when the
+// password changes. `generation` must equal the account's token_generation, so bumping it revokes
+// every token of the account.
 // Internal to the resolver.
 //
 // - Anonymous callers get a Principal with role "anonymous": public resolution only.
@@ -55,12 +62,23 @@ struct AuthOutcome {
     bool ok() const noexcept { return status == 0; }
 };
 
+/// A login token for `account` (which must have a password) valid until `expires_at`.
+std::string issue_token(const registry::Account& account, std::int64_t expires_at);
+
 class Authenticator {
 public:
     Authenticator(registry::Registry& registry, AuthOptions options);
 
     /// Inspects the Authorization header value (empty = none).
     AuthOutcome authenticate(std::string_view authorization, const std::string& client_ip);
+
+    /// Checks username + password (the SNMS plain login); same throttling as Basic.
+    AuthOutcome login(std::string_view username, std::string_view password,
+                      const std::string& client_ip);
+    /// The SNMS v1 login: `digest` = hex(sha256(hex(sha256(password)) + "YYYY-MM-DD")) for the
+    /// server's local date yesterday, today or tomorrow (clock skew).
+    AuthOutcome login_v1(std::string_view username, std::string_view digest,
+                         const std::string& client_ip, std::int64_t now);
 
     /// Forgets cached verifications of `username` (password changed, key revoked).
     void forget(const std::string& username);
@@ -71,6 +89,8 @@ private:
     bool throttled(const std::string& key, std::chrono::steady_clock::time_point now,
                    std::chrono::seconds& retry_after);
     void record_failure(const std::string& key, std::chrono::steady_clock::time_point now);
+    AuthOutcome from_token(const registry::ReadSnapshot& snapshot, std::string_view token,
+                           const std::string& client_ip);
     AuthOutcome fail(const std::string& client_ip, const std::string& account, std::string message);
 
     registry::Registry& registry_;

@@ -1,9 +1,7 @@
 #include "html_pages.hpp"
 
 #include "idnode/registry/admin.hpp"
-#ifdef IDNODE_HAVE_TEMPLATES
 #include "idnode/registry/template.hpp"
-#endif
 #include "idnode/registry/value.hpp"
 #include "idnode/resolver/qr.hpp"
 #include "values_json.hpp"
@@ -418,7 +416,6 @@ std::string render_problem_page(Problem problem, std::string_view handle, std::s
 
 // ---- model ------------------------------------------------------------------------------------
 
-#ifdef IDNODE_HAVE_TEMPLATES
 // Templates (registry/template.hpp) are stored under template_key(prefix, version).
 std::optional<TemplateSummary>
 find_template(const ReadSnapshot& snapshot, std::string_view prefix_key, std::string_view version) {
@@ -448,14 +445,6 @@ find_template(const ReadSnapshot& snapshot, std::string_view prefix_key, std::st
         s.items[item.id_index] = ItemLabel{item.name, item.id_type, field_type_name(item.type)};
     return s;
 }
-#else
-std::optional<TemplateSummary> find_template(const ReadSnapshot&, std::string_view,
-                                             std::string_view) {
-    // This build has no template store (registry/template.hpp); records are shown with their
-    // value types as labels.
-    return std::nullopt;
-}
-#endif
 
 Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle& handle,
                                      bool include_private) {

@@ -67,8 +67,7 @@ struct HandlePage {
 /// The template named by a record: (prefix, version) -> summary (name = the template's
 /// description, industry = its most specific GB/T 4754 code, item labels by idIndex), or nullopt
 /// when none is stored under that key or it does not decode (the page then labels values by their
-/// type). Compiled against registry/template.hpp when the build has it; without a template store
-/// it is always nullopt.
+/// type).
 std::optional<TemplateSummary> find_template(const registry::ReadSnapshot& snapshot,
                                              std::string_view prefix_key, std::string_view version);
 

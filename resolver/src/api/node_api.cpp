@@ -5,6 +5,8 @@
 #include "idnode/registry/admin.hpp"
 #include "idnode/resolver/qr.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
+#include "record_write.hpp"
+#include "snms_api.hpp"
 #include "values_json.hpp"
 
 #include <boost/json.hpp>
@@ -64,6 +66,7 @@ Mapped map_errc(Errc e) {
     case Errc::not_found:
         return {kRcNotFound, http::status::not_found};
     case Errc::already_exists:
+    case Errc::in_use:
         return {kRcExists, http::status::conflict};
     case Errc::invalid_handle:
         return {kRcInvalidHandle, http::status::bad_request};
@@ -259,6 +262,10 @@ public:
             }
             cursor = page.next_cursor;
         } while (!cursor.empty());
+        snms_ = std::make_unique<api::SnmsApi>(
+            registry_, auth_, [this](std::string_view prefix_key) { return homed(prefix_key); },
+            api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
+                             options_.handle_limits});
     }
 
     void register_routes(Router& router);
@@ -518,17 +525,21 @@ private:
         if (!values)
             return responder.send(
                 handle_error(req, kRcInvalidValue, h->spelling(), values.error().message));
-        if (template_version) {
-            std::erase_if(*values, [](const HandleValue& v) { return v.index == kIndexTemplate; });
-            HandleValue t;
-            t.index = kIndexTemplate;
-            t.type = "TEMPLATE";
-            t.data = *template_version;
-            values->push_back(std::move(t));
+        const auto indices = q.all("index");
+        // The one shared step (record_write.hpp): template lookup, validation, TEMPLATE value,
+        // non-public template items.
+        auto prepared = api::prepare_record(registry_.snapshot(), *h, std::move(template_version),
+                                            std::move(*values), !indices.empty());
+        if (!prepared.ok()) {
+            const auto m = map_errc(prepared.error->code);
+            return responder.send(
+                handle_json(req, m.rc == kRcNotFound ? kRcInvalidValue : m.rc, h->spelling(),
+                            prepared.message(false),
+                            m.rc == kRcNotFound ? http::status::bad_request : m.status));
         }
+        values = std::move(prepared.values);
         const bool overwrite = q.flag("overwrite", true);
         WriteOp op;
-        const auto indices = q.all("index");
         if (!indices.empty()) {
             std::vector<HandleValue> selected;
             for (const auto& i : indices) {
@@ -1309,6 +1320,7 @@ private:
     RateLimiter account_limiter_;
     std::atomic<std::uint64_t> limited_calls_{0};
     std::vector<std::string> homed_; // folded; fixed after construction
+    std::unique_ptr<api::SnmsApi> snms_;
 };
 
 void NodeApi::Impl::register_routes(Router& router) {
@@ -1346,6 +1358,7 @@ void NodeApi::Impl::register_routes(Router& router) {
     router.add_async(V::put, "/api/v1/accounts/{user}/password", async(&Impl::set_password));
     router.add_async(V::post, "/api/v1/accounts/{user}/keys", async(&Impl::create_key));
     router.add_async(V::delete_, "/api/v1/accounts/{user}/keys/{key_id}", async(&Impl::revoke_key));
+    snms_->register_routes(router); // SNMS API, template routes, token revocation
 }
 
 NodeApi::NodeApi(Registry& registry, NodeApiOptions options)

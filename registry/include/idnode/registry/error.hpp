@@ -28,6 +28,7 @@ enum class Errc {
     not_homed = 8,      // the prefix is not served by this node
     unavailable = 9,    // the registry is shutting down
     internal = 10,      // an unexpected LMDB error; the message carries LMDB's text
+    in_use = 11,        // the entry is still referenced (a template used by identifiers)
 };
 
 const std::error_category& registry_category() noexcept;

@@ -38,6 +38,16 @@ namespace idnode::registry {
 
 inline constexpr std::uint32_t kSchemaVersion = 1;
 
+/// How a process uses the environment.
+/// - shared: the node. Any number of shared and read_only openers may coexist (LMDB is
+///   multi-process safe); refused while an exclusive opener holds the directory.
+/// - exclusive: offline writers (`idctl load --offline`). Refused (StartupError, Errc::unavailable)
+///   when any other process has the environment open, and keeps shared openers out until closed.
+/// - read_only: no writer thread, no write transactions, the environment is never created or
+///   upgraded (StartupError not_found if it was never initialised). Safe alongside a running node
+///   (backup, verify, export). submit() completes at once with Errc::unavailable.
+enum class OpenMode : std::uint8_t { shared, exclusive, read_only };
+
 struct RegistryOptions {
     std::filesystem::path data_dir = "var/db";
     /// Hard limit of the database file. Writes beyond it fail with storage_full.
@@ -54,6 +64,7 @@ struct RegistryOptions {
     /// for restartable offline loads.
     bool durable = true;
     unsigned max_readers = 1024;
+    OpenMode mode = OpenMode::shared;
     /// Clock used for value timestamps and change-log times (tests inject a fixed one).
     std::function<std::int64_t()> clock;
 };
@@ -198,6 +209,11 @@ public:
     std::uint64_t count(std::string_view prefix) const;
     std::uint64_t count_all() const;
 
+    /// Identifiers whose TEMPLATE value (index 1001) names the template with entry key
+    /// `template_key` (template.hpp: folded prefix + "/" + version). Maintained by the writer,
+    /// O(1). A template with a non-zero usage cannot be deleted (DeleteEntry fails with in_use).
+    std::uint64_t template_usage(std::string_view template_key) const;
+
     std::optional<std::string> get_entry(Table table, std::string_view key) const;
     EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
 
@@ -210,6 +226,15 @@ private:
     struct State;
     explicit ReadSnapshot(std::unique_ptr<State> state) noexcept;
     std::unique_ptr<State> state_;
+};
+
+/// What Registry::verify() found. Every problem is one line for humans ("ids: key 88.1/A: ...").
+struct VerifyReport {
+    std::uint64_t identifiers = 0;     // records walked
+    std::uint64_t changes = 0;         // change-log entries walked
+    std::uint64_t admin_entries = 0;   // prefixes, templates, accounts, keys walked
+    std::vector<std::string> problems; // empty = consistent
+    bool ok() const noexcept { return problems.empty(); }
 };
 
 struct RegistryStats {
@@ -253,6 +278,18 @@ public:
 
     RegistryStats stats() const;
     const RegistryOptions& options() const noexcept;
+
+    /// Writes a consistent, compacted copy of the environment (one read transaction; free pages
+    /// dropped) as `out_dir`/data.mdb. `out_dir` is created if needed and must not already hold a
+    /// data.mdb (already_exists). Safe while this or another process keeps writing: writers are
+    /// never blocked. Errors: already_exists, internal (I/O, with LMDB's text).
+    Status backup(const std::filesystem::path& out_dir) const;
+
+    /// Walks everything in one read snapshot: decodes every identifier record and checks its key
+    /// (case folding, long-key form), recounts identifiers per prefix against the counters,
+    /// checks the change log is contiguous and decodable, and decodes the administrative tables
+    /// and the schema version. Problems are collected (at most `max_problems`), never fixed.
+    VerifyReport verify(std::size_t max_problems = 1000) const;
 
 private:
     explicit Registry(std::unique_ptr<RegistryImpl> impl);

@@ -83,6 +83,9 @@ struct NodeConfig {
         HostPort listen{"127.0.0.1", 2641}; // TCP and UDP
         std::string advertise_address;      // IP literal; empty = the listen host
         std::uint16_t site_serial = 1;      // the Handle header carries it as u16
+        /// PEM RSA public key published in this node's HS_SITE (what clients verify signed
+        /// answers with); empty = none. HANDLE.NET clients know RSA and DSA keys only.
+        std::filesystem::path public_key;
     } handle;
 
     struct Ops {

@@ -1,5 +1,6 @@
-// The node's HTTP API over the registry: the Handle REST API (DESIGN §5.1) and the native admin
-// API for prefixes, accounts and keys (§5.3). Routes are registered on a Router; handlers never
+// The node's HTTP API over the registry: the Handle REST API (DESIGN §5.1), the native admin
+// API for prefixes, accounts and keys (§5.3), and (api/snms_api.hpp) the SNMS API (§5.2) and the
+// template routes. Routes are registered on a Router; handlers never
 // see a socket. Reads run on the I/O thread (one short snapshot each); writes are submitted to the
 // registry's group-commit writer and answered from its completion, so an I/O thread never waits
 // for a durable commit.
@@ -30,8 +31,10 @@ namespace idnode::resolver {
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
-    std::string public_base_url; // e.g. "https://id.example.cn" (proxy links)
-    double rate_per_account = 0; // requests/s per authenticated account; 0 = off
+    std::string public_base_url;            // e.g. "https://id.example.cn" (proxy links)
+    double rate_per_account = 0;            // requests/s per authenticated account; 0 = off
+    bool snms_token_v1 = true;              // POST /identity/token/v1 enabled (snms.token_v1)
+    std::uint32_t snms_token_ttl_s = 86400; // login token lifetime (snms.token_ttl_s)
 };
 
 class NodeApi {

@@ -1,5 +1,7 @@
 // The node's network front: the HTTPS listener (API) and the plain-HTTP ops listener
-// (/healthz, /readyz, /metrics), served by one io_context on `https.threads` threads.
+// (/healthz, /readyz, /metrics) on `https.threads` threads, one io_context per thread: HTTPS
+// connections are spread round robin over them (a connection's handlers need no strand); the
+// acceptors, signals, ops sessions and io_context() live on the first.
 //
 // Behaviour (details in docs at the top of resolver/src/https_session.cpp):
 // - TLS 1.2/1.3 only, AEAD ciphers only; certificate chain and key from https.cert/https.key.
@@ -75,8 +77,8 @@ public:
     /// cannot be used; the current certificate then stays in service.
     bool reload_certificate();
 
-    /// The io_context the server runs (for other listeners that share its threads, such as the
-    /// Handle protocol server). Valid for the Server's lifetime.
+    /// The first I/O thread's io_context (for other listeners, such as the Handle protocol
+    /// server; run by that one thread only). Valid for the Server's lifetime.
     boost::asio::io_context& io_context() noexcept;
 
     /// Registers `hook` to run (on an I/O thread) when a graceful stop begins, before the drain:

@@ -1,0 +1,980 @@
+#include "snms_api.hpp"
+
+#include "idnode/registry/admin.hpp"
+#include "idnode/registry/template.hpp"
+#include "record_write.hpp"
+#include "template_json.hpp"
+#include "values_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <map>
+#include <ranges>
+
+namespace idnode::resolver::api {
+namespace json = boost::json;
+using namespace registry;
+
+namespace {
+
+// SNMS envelope statuses (DESIGN §5.2).
+constexpr int kOk = 1, kNotLoggedIn = -1, kBusiness = -2, kNoPermission = -3, kInternal = -4;
+
+const char* const kSuccess = "成功";
+const char* const kExists = "标识已存在";
+const char* const kNotFound = "没有找到标识";
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+Response envelope(const Request& req, int status, std::string_view message,
+                  json::value data = nullptr) {
+    json::object body{{"status", status}, {"message", message}, {"data", std::move(data)}};
+    return json_response(req, http::status::ok, json::serialize(body));
+}
+
+/// What a template or record operation came to, before it is dressed as a native or SNMS answer.
+enum class Kind {
+    ok,
+    created,
+    unauthorized,
+    throttled,
+    forbidden,
+    invalid,
+    not_found,
+    conflict,
+    in_use,
+    unavailable,
+    storage_full,
+    internal
+};
+
+struct ApiOutcome {
+    Kind kind = Kind::ok;
+    std::string en; // native message
+    std::string zh; // SNMS message
+    json::value data = nullptr;
+};
+
+ApiOutcome outcome_of(Errc e, std::string en, std::string zh) {
+    switch (e) {
+    case Errc::ok:
+        return {Kind::ok, std::move(en), std::move(zh), nullptr};
+    case Errc::not_found:
+        return {Kind::not_found, std::move(en), std::move(zh), nullptr};
+    case Errc::already_exists:
+        return {Kind::conflict, std::move(en), std::move(zh), nullptr};
+    case Errc::in_use:
+        return {Kind::in_use, std::move(en), std::move(zh), nullptr};
+    case Errc::invalid_handle:
+    case Errc::invalid_value:
+    case Errc::too_large:
+    case Errc::not_homed:
+        return {Kind::invalid, std::move(en), std::move(zh), nullptr};
+    case Errc::storage_full:
+        return {Kind::storage_full, std::move(en), "存储空间已满", nullptr};
+    case Errc::unavailable:
+        return {Kind::unavailable, std::move(en), "服务繁忙，请稍后重试", nullptr};
+    default:
+        return {Kind::internal, std::move(en), "内部错误：" + en, nullptr};
+    }
+}
+
+Response native_answer(const Request& req, ApiOutcome o) {
+    struct Row {
+        http::status status;
+        const char* code;
+    };
+    Row row{http::status::ok, ""};
+    switch (o.kind) {
+    case Kind::ok:
+        return json_response(req, http::status::ok, json::serialize(o.data));
+    case Kind::created:
+        return json_response(req, http::status::created, json::serialize(o.data));
+    case Kind::unauthorized:
+        row = {http::status::unauthorized, "unauthorized"};
+        break;
+    case Kind::throttled:
+        row = {http::status::too_many_requests, "too_many_requests"};
+        break;
+    case Kind::forbidden:
+        row = {http::status::forbidden, "forbidden"};
+        break;
+    case Kind::invalid:
+        row = {http::status::bad_request, "invalid_value"};
+        break;
+    case Kind::not_found:
+        row = {http::status::not_found, "not_found"};
+        break;
+    case Kind::conflict:
+        row = {http::status::conflict, "already_exists"};
+        break;
+    case Kind::in_use:
+        row = {http::status::conflict, "in_use"};
+        break;
+    case Kind::unavailable:
+        row = {http::status::service_unavailable, "unavailable"};
+        break;
+    case Kind::storage_full:
+        row = {http::status::insufficient_storage, "storage_full"};
+        break;
+    case Kind::internal:
+        row = {http::status::internal_server_error, "internal"};
+        break;
+    }
+    return error_response(req, row.status, row.code, o.en);
+}
+
+Response snms_answer(const Request& req, ApiOutcome o) {
+    switch (o.kind) {
+    case Kind::ok:
+    case Kind::created:
+        return envelope(req, kOk, o.zh.empty() ? kSuccess : o.zh, std::move(o.data));
+    case Kind::unauthorized:
+        return envelope(req, kNotLoggedIn, o.zh);
+    case Kind::forbidden:
+        return envelope(req, kNoPermission, o.zh);
+    case Kind::internal:
+    case Kind::unavailable:
+    case Kind::storage_full:
+        return envelope(req, kInternal, o.zh);
+    default:
+        return envelope(req, kBusiness, o.zh);
+    }
+}
+
+std::string auth_message_zh(std::string_view en) {
+    if (en.find("expired") != std::string_view::npos)
+        return "登录已过期，请重新获取token";
+    if (en.find("revoked") != std::string_view::npos)
+        return "token已失效，请重新获取token";
+    if (en.find("too many") != std::string_view::npos)
+        return "登录失败次数过多，请稍后再试";
+    return "未登录或token无效";
+}
+
+std::string query_param(const Request& req, std::string_view name) {
+    auto q = parse_query(req.target());
+    if (!q)
+        return {};
+    for (const auto& [k, v] : *q) {
+        if (k == name)
+            return v;
+    }
+    return {};
+}
+
+/// Message of a failed or refused record operation, in Chinese, for the SNMS answers.
+std::string record_message_zh(const OpResult& r, bool creating) {
+    if (r.outcome == Outcome::unchanged && creating)
+        return kExists;
+    if (r.ok())
+        return kSuccess;
+    switch (r.error.code) {
+    case Errc::already_exists:
+        return kExists;
+    case Errc::not_found:
+        return kNotFound;
+    case Errc::invalid_value:
+    case Errc::too_large:
+        return "数据不合法：" + r.error.message;
+    case Errc::storage_full:
+        return "存储空间已满";
+    case Errc::unavailable:
+        return "服务繁忙，请稍后重试";
+    default:
+        return "内部错误：" + r.error.message;
+    }
+}
+
+bool record_ok(const OpResult& r, bool creating) {
+    return r.ok() && !(creating && r.outcome == Outcome::unchanged);
+}
+
+} // namespace
+
+// ------------------------------------------------------------------------------------------------
+
+class SnmsApi::Impl {
+public:
+    Impl(Registry& registry, Authenticator& auth, std::function<bool(std::string_view)> homed,
+         SnmsOptions options)
+        : registry_(registry), auth_(auth), homed_(std::move(homed)), options_(options) {}
+
+    void register_routes(Router& router);
+
+private:
+    // ---- callers ----------------------------------------------------------------------------
+
+    /// Authenticates; a refusal when the credentials are bad or (if `required`) absent.
+    std::optional<ApiOutcome> caller(const Request& req, RequestContext& ctx, Principal& who,
+                                     bool required) {
+        auto o = auth_.authenticate(req[http::field::authorization], ctx.client_ip);
+        if (!o.ok()) {
+            return ApiOutcome{o.status == 429 ? Kind::throttled : Kind::unauthorized, o.message,
+                              auth_message_zh(o.message), nullptr};
+        }
+        who = std::move(o.principal);
+        ctx.account = who.username;
+        if (required && who.anonymous())
+            return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效",
+                              nullptr};
+        return std::nullopt;
+    }
+
+    // ---- templates --------------------------------------------------------------------------
+
+    /// May `who` read (or write) the templates of `prefix`, and is the prefix allocated here?
+    std::optional<ApiOutcome> template_access(const ReadSnapshot& snapshot, const Principal& who,
+                                              const std::string& prefix_key,
+                                              std::string_view prefix, bool write) {
+        if (who.anonymous())
+            return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效",
+                              nullptr};
+        if (write ? !who.may_write(prefix_key) : !who.may_read_private(prefix_key)) {
+            return ApiOutcome{Kind::forbidden,
+                              "account " + who.username + " may not " +
+                                  (write ? "manage" : "read") + " the templates of prefix " +
+                                  std::string(prefix),
+                              "没有权限", nullptr};
+        }
+        if (!snapshot.get_entry(Table::prefixes, prefix_key)) {
+            return ApiOutcome{Kind::not_found,
+                              "prefix " + std::string(prefix) + " is not allocated on this node",
+                              "前缀" + std::string(prefix) + "未在本节点分配", nullptr};
+        }
+        return std::nullopt;
+    }
+
+    ApiOutcome template_get(const Principal& who, const std::string& prefix,
+                            const std::string& version) {
+        auto key = template_key(prefix, version);
+        if (!key)
+            return ApiOutcome{Kind::invalid, key.error().message,
+                              "参数错误：" + key.error().message, nullptr};
+        auto snapshot = registry_.snapshot();
+        const std::string prefix_key = key->substr(0, key->find('/'));
+        if (auto refusal = template_access(snapshot, who, prefix_key, prefix, false))
+            return *refusal;
+        auto t = load_template(snapshot, prefix, version);
+        if (!t)
+            return outcome_of(t.code(), t.error().message, "模板不存在");
+        auto o = template_to_json(*t);
+        o["usage"] = snapshot.template_usage(*key);
+        return ApiOutcome{Kind::ok, {}, {}, std::move(o)};
+    }
+
+    ApiOutcome template_list(const Principal& who, const std::string& prefix) {
+        if (who.anonymous())
+            return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效",
+                              nullptr};
+        std::string filter;
+        if (!prefix.empty()) {
+            auto folded = parse_prefix(prefix);
+            if (!folded)
+                return ApiOutcome{Kind::invalid, folded.error().message,
+                                  "参数错误：" + folded.error().message, nullptr};
+            filter = *folded + "/";
+        }
+        json::array out;
+        auto snapshot = registry_.snapshot();
+        std::string cursor;
+        do {
+            auto page = snapshot.list_entries(Table::templates, cursor, 1000);
+            for (const auto& [key, bytes] : page.entries) {
+                if (!filter.empty() && key.compare(0, filter.size(), filter) != 0)
+                    continue;
+                if (!who.may_read_private(key.substr(0, key.find('/'))))
+                    continue;
+                if (auto t = decode_template(bytes)) {
+                    auto o = template_to_json(*t);
+                    o["usage"] = snapshot.template_usage(key);
+                    out.push_back(std::move(o));
+                }
+            }
+            cursor = page.next_cursor;
+        } while (!cursor.empty());
+        return ApiOutcome{Kind::ok, {}, {}, json::object{{"templates", std::move(out)}}};
+    }
+
+    /// Creates (`create`) or updates a template from a document; `done` gets the outcome (on the
+    /// writer thread when a write happened).
+    void template_write(const Principal& who, const json::value& doc, bool create,
+                        const std::string& path_prefix, const std::string& path_version,
+                        std::function<void(ApiOutcome)> done) {
+        auto parsed = template_from_json(doc);
+        if (!parsed)
+            return done(ApiOutcome{Kind::invalid, parsed.error().message,
+                                   "模板不合法：" + parsed.error().message, nullptr});
+        Template t = std::move(parsed).value();
+        if (!path_prefix.empty()) {
+            if ((!t.prefix.empty() && !equals_folded(t.prefix, path_prefix)) ||
+                (!t.version.empty() && t.version != path_version)) {
+                return done(ApiOutcome{Kind::invalid,
+                                       "prefix and version in the body differ from the path",
+                                       "模板不合法：前缀或版本与路径不一致", nullptr});
+            }
+            t.prefix = path_prefix;
+            t.version = path_version;
+        }
+        if (Status st = validate_template(t); !st)
+            return done(ApiOutcome{Kind::invalid, st.error().message,
+                                   "模板不合法：" + st.error().message, nullptr});
+        const std::string key = template_key(t.prefix, t.version).value();
+        const std::string prefix_key = key.substr(0, key.find('/'));
+        auto snapshot = registry_.snapshot();
+        if (auto refusal = template_access(snapshot, who, prefix_key, t.prefix, true))
+            return done(*refusal);
+        const auto now = unix_now();
+        t.created = t.updated = now;
+        if (!create) {
+            auto stored = load_template(snapshot, t.prefix, t.version);
+            if (!stored)
+                return done(outcome_of(stored.code(), stored.error().message, "模板不存在"));
+            if (Status st = check_template_update(*stored, t); !st)
+                return done(ApiOutcome{Kind::invalid, st.error().message,
+                                       "模板不合法：" + st.error().message, nullptr});
+            t.created = stored->created;
+            t.prefix = stored->prefix;
+        }
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(PutEntry{Table::templates, key, encode_template(t),
+                                     create ? PutMode::create : PutMode::replace});
+        registry_.submit(std::move(batch), [t, create, done](BatchResult results) {
+            const OpResult& r = results.front();
+            if (r.ok() && !(create && r.outcome == Outcome::unchanged))
+                return done(
+                    ApiOutcome{create ? Kind::created : Kind::ok, {}, {}, template_to_json(t)});
+            if (r.outcome == Outcome::unchanged || r.error.code == Errc::already_exists)
+                return done(
+                    ApiOutcome{Kind::conflict,
+                               "template " + t.prefix + " version " + t.version + " already exists",
+                               "模板已存在", nullptr});
+            done(outcome_of(r.error.code, r.error.message,
+                            r.error.code == Errc::not_found ? "模板不存在" : r.error.message));
+        });
+    }
+
+    void template_delete(const Principal& who, const std::string& prefix,
+                         const std::string& version, std::function<void(ApiOutcome)> done) {
+        auto key = template_key(prefix, version);
+        if (!key)
+            return done(ApiOutcome{Kind::invalid, key.error().message,
+                                   "参数错误：" + key.error().message, nullptr});
+        const std::string prefix_key = key->substr(0, key->find('/'));
+        if (auto refusal = template_access(registry_.snapshot(), who, prefix_key, prefix, true))
+            return done(*refusal);
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(DeleteEntry{Table::templates, *key});
+        registry_.submit(std::move(batch), [done](BatchResult results) {
+            const OpResult& r = results.front();
+            if (r.ok())
+                return done(ApiOutcome{Kind::ok, {}, {}, json::object{{"deleted", true}}});
+            if (r.error.code == Errc::in_use)
+                return done(ApiOutcome{Kind::in_use, r.error.message,
+                                       "模板正在被标识使用，不能删除（" + r.error.message + "）",
+                                       nullptr});
+            done(outcome_of(r.error.code, r.error.message,
+                            r.error.code == Errc::not_found ? "模板不存在" : r.error.message));
+        });
+    }
+
+    // ---- native template routes ---------------------------------------------------------------
+
+    struct PathKey {
+        std::string prefix, version;
+        bool ok = false;
+    };
+    static PathKey path_key(const RequestContext& ctx) {
+        auto p = percent_decode(ctx.param("prefix"));
+        auto v = percent_decode(ctx.param("version"));
+        if (!p || !v)
+            return {};
+        return {*p, *v, true};
+    }
+
+    static std::optional<json::value> parse_json(const Request& req, std::string& error) {
+        boost::system::error_code ec;
+        json::value v = json::parse(req.body(), ec);
+        if (ec) {
+            error = "request body is not valid JSON: " + ec.message();
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    Response native_list(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return native_answer(req, std::move(*r));
+        return native_answer(req, template_list(who, query_param(req, "prefix")));
+    }
+
+    Response native_get(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return native_answer(req, std::move(*r));
+        auto k = path_key(ctx);
+        if (!k.ok)
+            return error_response(req, http::status::bad_request, "invalid_value",
+                                  "malformed percent-encoding in the path");
+        return native_answer(req, template_get(who, k.prefix, k.version));
+    }
+
+    void native_write(Request&& req, Responder responder, bool create) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(native_answer(req, std::move(*r)));
+        std::string error;
+        auto body = parse_json(req, error);
+        if (!body)
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_json", error));
+        // POST /api/v1/templates?prefix=P loads a prefix-less document (conf/templates/*.json)
+        // under P.
+        if (const std::string qp = query_param(req, "prefix"); create && !qp.empty()) {
+            auto* o = body->if_object();
+            const auto* given = o ? o->if_contains("prefix") : nullptr;
+            if (o && given && !(given->is_string() && equals_folded(given->get_string(), qp)))
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value",
+                                                     "prefix in the body differs from ?prefix="));
+            if (o)
+                (*o)["prefix"] = qp;
+        }
+        PathKey k;
+        if (!create) {
+            k = path_key(ctx);
+            if (!k.ok)
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value",
+                                                     "malformed percent-encoding in the path"));
+        }
+        auto shared = std::make_shared<Request>(std::move(req));
+        template_write(who, *body, create, k.prefix, k.version, [shared, responder](ApiOutcome o) {
+            responder.send(native_answer(*shared, std::move(o)));
+        });
+    }
+
+    void native_delete(Request&& req, Responder responder) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(native_answer(req, std::move(*r)));
+        auto k = path_key(ctx);
+        if (!k.ok)
+            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                                                 "malformed percent-encoding in the path"));
+        auto shared = std::make_shared<Request>(std::move(req));
+        template_delete(who, k.prefix, k.version, [shared, responder](ApiOutcome o) {
+            if (o.kind == Kind::ok) {
+                Response res{http::status::no_content, shared->version()};
+                res.keep_alive(shared->keep_alive());
+                res.prepare_payload();
+                return responder.send(std::move(res));
+            }
+            responder.send(native_answer(*shared, std::move(o)));
+        });
+    }
+
+    /// DELETE /api/v1/accounts/{user}/tokens: bumps the account's token generation, which
+    /// invalidates every login token issued to it (admin or the account itself).
+    void revoke_tokens(Request&& req, Responder responder) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(native_answer(req, std::move(*r)));
+        const std::string name = percent_decode(ctx.param("user")).value_or("");
+        if (!who.is_admin() && who.username != name)
+            return responder.send(error_response(req, http::status::forbidden, "forbidden",
+                                                 "only an admin or the account itself"));
+        auto bytes = registry_.snapshot().get_entry(Table::accounts, name);
+        if (!bytes)
+            return responder.send(error_response(req, http::status::not_found, "not_found",
+                                                 "account " + name + " does not exist"));
+        auto a = decode_account(*bytes);
+        if (!a)
+            return responder.send(error_response(req, http::status::internal_server_error,
+                                                 "corrupt", a.error().message));
+        ++a->token_generation;
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(PutEntry{Table::accounts, name, encode_account(*a), PutMode::replace});
+        auto shared = std::make_shared<Request>(std::move(req));
+        registry_.submit(std::move(batch), [shared, responder](BatchResult results) {
+            const OpResult& r = results.front();
+            if (!r.ok())
+                return responder.send(native_answer(
+                    *shared, outcome_of(r.error.code, r.error.message, r.error.message)));
+            Response res{http::status::no_content, shared->version()};
+            res.keep_alive(shared->keep_alive());
+            res.prepare_payload();
+            responder.send(std::move(res));
+        });
+    }
+
+    // ---- SNMS: login ----------------------------------------------------------------------------
+
+    Response token(const Request& req, RequestContext& ctx, bool v1) {
+        std::string error;
+        auto body = parse_json(req, error);
+        const json::object* o = body ? body->if_object() : nullptr;
+        const json::value* user = o ? o->if_contains("username") : nullptr;
+        const json::value* pass = o ? o->if_contains("password") : nullptr;
+        if (!user || !pass || !user->is_string() || !pass->is_string())
+            return envelope(req, kBusiness, "参数错误：需要username和password");
+        const std::string username(user->get_string());
+        auto outcome = v1 ? auth_.login_v1(username, pass->get_string(), ctx.client_ip, unix_now())
+                          : auth_.login(username, pass->get_string(), ctx.client_ip);
+        if (!outcome.ok()) {
+            return envelope(req, kBusiness,
+                            outcome.status == 429 ? "登录失败次数过多，请稍后再试"
+                                                  : "用户名或密码错误");
+        }
+        ctx.account = outcome.principal.username;
+        auto bytes = registry_.snapshot().get_entry(Table::accounts, username);
+        auto account = bytes ? decode_account(*bytes)
+                             : Result<Account>(Error{Errc::not_found, "account vanished"});
+        if (!account)
+            return envelope(req, kInternal, "内部错误：" + account.error().message);
+        const auto expires = unix_now() + options_.token_ttl_s;
+        return envelope(req, kOk, kSuccess,
+                        json::object{{"token", issue_token(*account, expires)},
+                                     {"expiresIn", options_.token_ttl_s}});
+    }
+
+    // ---- SNMS: identifiers ----------------------------------------------------------------------
+
+    /// Per-request memo of a batch: templates and write checks per prefix (same snapshot).
+    struct BatchMemo {
+        TemplateCache templates;
+        std::map<std::string, WriteCheck, std::less<>> writable;
+    };
+
+    /// Parses and checks one handle; on failure the Chinese message.
+    std::optional<std::string> snms_handle(std::string_view text, std::optional<Handle>& out,
+                                           const Principal* writer, const ReadSnapshot& snapshot,
+                                           int& status, BatchMemo* memo = nullptr) {
+        status = kBusiness;
+        auto h = parse_handle(text, options_.handle_limits);
+        if (!h)
+            return "标识格式错误：" + h.error().message;
+        if (!homed_(h->prefix_key()))
+            return "标识前缀" + std::string(h->prefix()) + "不在本节点管理范围内";
+        if (writer != nullptr) {
+            WriteCheck check;
+            const auto memo_it =
+                memo ? memo->writable.find(h->prefix_key()) : decltype(memo->writable)::iterator{};
+            if (memo && memo_it != memo->writable.end()) {
+                check = memo_it->second;
+            } else {
+                check = check_writable(snapshot, *writer, *h);
+                if (memo)
+                    memo->writable.emplace(std::string(h->prefix_key()), check);
+            }
+            switch (check.refusal) {
+            case WriteRefusal::none:
+                break;
+            case WriteRefusal::auth_needed:
+                status = kNotLoggedIn;
+                return "未登录或token无效";
+            case WriteRefusal::forbidden:
+                status = kNoPermission;
+                return "没有权限：" + check.message;
+            case WriteRefusal::not_allocated:
+                return "前缀" + std::string(h->prefix()) + "未在本节点分配";
+            case WriteRefusal::suspended:
+                status = kNoPermission;
+                return "前缀" + std::string(h->prefix()) + "已停用";
+            }
+        }
+        out = std::move(h).value();
+        return std::nullopt;
+    }
+
+    struct PreparedOp {
+        std::string handle; // as sent
+        std::optional<WriteOp> op;
+        int status = kBusiness; // when op is empty
+        std::string message;    // when op is empty
+    };
+
+    /// One SNMS record document -> a validated write (create or replace), or why not.
+    PreparedOp prepare(const ReadSnapshot& snapshot, const Principal& who, const json::value& doc,
+                       PutMode mode, BatchMemo* memo = nullptr) {
+        PreparedOp p;
+        auto in = record_from_json(doc, "value");
+        if (const auto* o = doc.if_object()) {
+            if (const auto* h = o->if_contains("handle"); h && h->is_string())
+                p.handle = h->get_string();
+        }
+        if (!in) {
+            p.message = "参数错误：" + in.error().message;
+            return p;
+        }
+        if (in->handle.empty()) {
+            p.message = "参数错误：缺少handle";
+            return p;
+        }
+        std::optional<Handle> h;
+        if (auto bad = snms_handle(in->handle, h, &who, snapshot, p.status, memo)) {
+            p.message = *bad;
+            return p;
+        }
+        auto prepared =
+            prepare_record(snapshot, *h, std::move(in->template_version), std::move(in->values),
+                           false, memo ? &memo->templates : nullptr);
+        if (!prepared.ok()) {
+            p.message = prepared.violations.empty()
+                            ? (prepared.error->code == Errc::not_found
+                                   ? "模板不存在：" + prepared.error->message
+                                   : "数据不合法：" + prepared.error->message)
+                            : prepared.message(true);
+            return p;
+        }
+        p.op = PutRecord{std::move(*h), std::move(prepared.values), mode};
+        return p;
+    }
+
+    Response detail(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = caller(req, ctx, who, false))
+            return snms_answer(req, std::move(*r));
+        const std::string text = query_param(req, "handle");
+        if (text.empty())
+            return envelope(req, kBusiness, "参数错误：缺少handle");
+        auto snapshot = registry_.snapshot();
+        std::optional<Handle> h;
+        int status = kBusiness;
+        if (auto bad = snms_handle(text, h, nullptr, snapshot, status))
+            return envelope(req, status, *bad);
+        const bool include_private = who.may_read_private(h->prefix_key());
+        json::array values;
+        std::string template_version;
+        auto st = snapshot.visit(*h, [&](const RecordView& view) {
+            for (const ValueView& v : view) {
+                if (v.index == kIndexTemplate)
+                    template_version.assign(v.data);
+                if (!include_private && !v.permissions.public_read())
+                    continue;
+                const bool text_data = find_invalid_utf8(v.data) == std::string_view::npos;
+                values.push_back(json::object{
+                    {"index", v.index},
+                    {"type", v.type},
+                    {"data", json::object{{"format", text_data ? "string" : "base64"},
+                                          {"value", text_data ? std::string(v.data)
+                                                              : base64_encode(v.data)}}},
+                    {"auth", v.permissions.to_string()}});
+            }
+        });
+        if (!st) {
+            return st.code() == Errc::not_found
+                       ? envelope(req, kBusiness, kNotFound)
+                       : envelope(req, kInternal, "内部错误：" + st.error().message);
+        }
+        return envelope(req, kOk, kSuccess,
+                        json::object{{"prefix", h->prefix()},
+                                     {"handle", h->spelling()},
+                                     {"templateVersion", template_version},
+                                     {"value", std::move(values)}});
+    }
+
+    void write_one(Request&& req, Responder responder, PutMode mode) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(snms_answer(req, std::move(*r)));
+        std::string error;
+        auto body = parse_json(req, error);
+        if (!body || !body->is_object())
+            return responder.send(envelope(req, kBusiness, "参数错误：请求体必须是JSON对象"));
+        auto p = prepare(registry_.snapshot(), who, *body, mode);
+        if (!p.op)
+            return responder.send(envelope(req, p.status, p.message));
+        const bool creating = mode == PutMode::create;
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(std::move(*p.op));
+        auto shared = std::make_shared<Request>(std::move(req));
+        registry_.submit(std::move(batch), [shared, responder, creating,
+                                            handle = p.handle](BatchResult results) {
+            const OpResult& r = results.front();
+            if (record_ok(r, creating))
+                return responder.send(
+                    envelope(*shared, kOk, kSuccess, json::object{{"handle", handle}}));
+            const bool server_fault =
+                !r.ok() && (r.error.code == Errc::storage_full || r.error.code == Errc::internal ||
+                            r.error.code == Errc::unavailable || r.error.code == Errc::corrupt);
+            responder.send(envelope(*shared, server_fault ? kInternal : kBusiness,
+                                    record_message_zh(r, creating)));
+        });
+    }
+
+    void delete_one(Request&& req, Responder responder) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(snms_answer(req, std::move(*r)));
+        std::string text = query_param(req, "handle");
+        if (text.empty()) {
+            std::string error;
+            auto body = parse_json(req, error);
+            const json::value* h =
+                body && body->is_object() ? body->get_object().if_contains("handle") : nullptr;
+            if (h && h->is_string())
+                text = h->get_string();
+        }
+        if (text.empty())
+            return responder.send(envelope(req, kBusiness, "参数错误：缺少handle"));
+        std::optional<Handle> h;
+        int status = kBusiness;
+        if (auto bad = snms_handle(text, h, &who, registry_.snapshot(), status))
+            return responder.send(envelope(req, status, *bad));
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(DeleteRecord{std::move(*h)});
+        auto shared = std::make_shared<Request>(std::move(req));
+        registry_.submit(std::move(batch), [shared, responder, text](BatchResult results) {
+            const OpResult& r = results.front();
+            if (r.ok())
+                return responder.send(
+                    envelope(*shared, kOk, kSuccess, json::object{{"handle", text}}));
+            responder.send(envelope(*shared, kBusiness, record_message_zh(r, false)));
+        });
+    }
+
+    /// batchCreate / batchUpdate / batchDelete: every valid record of the call goes to the
+    /// writer as one WriteBatch; each record gets its own result, in input order.
+    void batch(Request&& req, Responder responder, std::optional<PutMode> mode) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(snms_answer(req, std::move(*r)));
+        std::string error;
+        auto body = parse_json(req, error);
+        if (!body || !body->is_array())
+            return responder.send(envelope(req, kBusiness, "参数错误：请求体必须是JSON数组"));
+        const auto& items = body->get_array();
+        if (items.size() > options_.max_batch)
+            return responder.send(
+                envelope(req, kBusiness, "每批最多" + std::to_string(options_.max_batch) + "条"));
+        const bool deleting = !mode.has_value();
+        const bool creating = mode == PutMode::create;
+        struct Slot {
+            std::string handle;
+            int code = kOk;
+            std::string msg;
+            std::ptrdiff_t op = -1; // index into batch.ops
+        };
+        auto slots = std::make_shared<std::vector<Slot>>(items.size());
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.reserve(items.size());
+        BatchMemo memo; // one template lookup and one write check per prefix, not per record
+        // The snapshot ends with this loop, before the asynchronous hop to the writer.
+        for (auto snapshot = registry_.snapshot();
+             auto i : std::views::iota(std::size_t{0}, items.size())) {
+            Slot& slot = (*slots)[i];
+            if (deleting) {
+                const json::value& item = items[i];
+                const json::value* hv = &item;
+                if (const auto* o = item.if_object())
+                    hv = o->if_contains("handle");
+                if (hv == nullptr || !hv->is_string()) {
+                    slot.code = kBusiness;
+                    slot.msg = "参数错误：handle必须是字符串";
+                    continue;
+                }
+                slot.handle = hv->get_string();
+                std::optional<Handle> h;
+                if (auto bad = snms_handle(slot.handle, h, &who, snapshot, slot.code, &memo)) {
+                    slot.msg = *bad;
+                    continue;
+                }
+                slot.op = static_cast<std::ptrdiff_t>(batch.ops.size());
+                batch.ops.push_back(DeleteRecord{std::move(*h)});
+                continue;
+            }
+            auto p = prepare(snapshot, who, items[i], *mode, &memo);
+            slot.handle = p.handle;
+            if (!p.op) {
+                slot.code = p.status;
+                slot.msg = std::move(p.message);
+                continue;
+            }
+            slot.op = static_cast<std::ptrdiff_t>(batch.ops.size());
+            batch.ops.push_back(std::move(*p.op));
+        }
+        auto shared = std::make_shared<Request>(std::move(req));
+        auto finish = [shared, responder, slots, deleting, creating](const BatchResult* results) {
+            json::array data;
+            std::size_t failed = 0;
+            for (auto& slot : *slots) {
+                if (slot.op >= 0) {
+                    const OpResult& r = (*results)[static_cast<std::size_t>(slot.op)];
+                    slot.code = record_ok(r, creating) ? kOk : kBusiness;
+                    slot.msg = record_message_zh(r, creating);
+                }
+                failed += slot.code != kOk;
+                json::object o{{"handle", slot.handle}};
+                if (deleting)
+                    o["code"] = slot.code;
+                o["msg"] = slot.msg;
+                data.push_back(std::move(o));
+            }
+            const std::string message = "成功" + std::to_string(slots->size() - failed) +
+                                        "条，失败" + std::to_string(failed) + "条";
+            responder.send(envelope(*shared, kOk, message, std::move(data)));
+        };
+        if (batch.ops.empty())
+            return finish(nullptr);
+        registry_.submit(std::move(batch), [finish](BatchResult results) { finish(&results); });
+    }
+
+    // ---- SNMS: templates ------------------------------------------------------------------------
+
+    Response snms_template_get(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return snms_answer(req, std::move(*r));
+        const std::string prefix = query_param(req, "prefix");
+        const std::string version = query_param(req, "version");
+        if (prefix.empty())
+            return envelope(req, kBusiness, "参数错误：缺少prefix");
+        if (version.empty()) {
+            auto o = template_list(who, prefix);
+            if (o.kind == Kind::ok)
+                o.data = std::move(o.data.get_object()["templates"]);
+            return snms_answer(req, std::move(o));
+        }
+        return snms_answer(req, template_get(who, prefix, version));
+    }
+
+    void snms_template_write(Request&& req, Responder responder, bool create) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(snms_answer(req, std::move(*r)));
+        std::string error;
+        auto body = parse_json(req, error);
+        if (!body)
+            return responder.send(envelope(req, kBusiness, "参数错误：请求体不是合法的JSON"));
+        auto shared = std::make_shared<Request>(std::move(req));
+        template_write(who, *body, create, {}, {}, [shared, responder](ApiOutcome o) {
+            responder.send(snms_answer(*shared, std::move(o)));
+        });
+    }
+
+    void snms_template_delete(Request&& req, Responder responder) {
+        RequestContext& ctx = responder.context();
+        Principal who;
+        if (auto r = caller(req, ctx, who, true))
+            return responder.send(snms_answer(req, std::move(*r)));
+        std::string prefix = query_param(req, "prefix"), version = query_param(req, "version");
+        if (prefix.empty() || version.empty()) {
+            std::string error;
+            auto body = parse_json(req, error);
+            if (body && body->is_object()) {
+                const auto& o = body->get_object();
+                if (const auto* p = o.if_contains("prefix"); p && p->is_string())
+                    prefix = p->get_string();
+                if (const auto* v = o.if_contains("version"); v && v->is_string())
+                    version = v->get_string();
+            }
+        }
+        if (prefix.empty() || version.empty())
+            return responder.send(envelope(req, kBusiness, "参数错误：需要prefix和version"));
+        auto shared = std::make_shared<Request>(std::move(req));
+        template_delete(who, prefix, version, [shared, responder](ApiOutcome o) {
+            responder.send(snms_answer(*shared, std::move(o)));
+        });
+    }
+
+    Registry& registry_;
+    Authenticator& auth_;
+    std::function<bool(std::string_view)> homed_;
+    SnmsOptions options_;
+};
+
+void SnmsApi::Impl::register_routes(Router& router) {
+    using V = http::verb;
+    router.add(V::post, "/identity/token",
+               [this](const Request& req, RequestContext& ctx) { return token(req, ctx, false); });
+    // snms.token_v1 = false switches the v1 login off: 404 (registered anyway, so that the
+    // catch-all GET /{handle...} route does not turn it into a 405).
+    router.add(V::post, "/identity/token/v1", [this](const Request& req, RequestContext& ctx) {
+        if (!options_.token_v1) {
+            Response r = envelope(req, kBusiness, "token/v1登录接口已关闭");
+            r.result(http::status::not_found);
+            return r;
+        }
+        return token(req, ctx, true);
+    });
+    router.add(V::get, "/identityv2/data/detail",
+               [this](const Request& req, RequestContext& ctx) { return detail(req, ctx); });
+    router.add_async(V::post, "/identityv2/data", [this](Request&& req, Responder r) {
+        write_one(std::move(req), std::move(r), PutMode::create);
+    });
+    router.add_async(V::put, "/identityv2/data", [this](Request&& req, Responder r) {
+        write_one(std::move(req), std::move(r), PutMode::replace);
+    });
+    router.add_async(V::delete_, "/identityv2/data", [this](Request&& req, Responder r) {
+        delete_one(std::move(req), std::move(r));
+    });
+    router.add_async(V::post, "/identityv2/data/batchCreate", [this](Request&& req, Responder r) {
+        batch(std::move(req), std::move(r), PutMode::create);
+    });
+    router.add_async(V::put, "/identityv2/data/batchUpdate", [this](Request&& req, Responder r) {
+        batch(std::move(req), std::move(r), PutMode::replace);
+    });
+    router.add_async(
+        V::delete_, "/identityv2/data/batchDelete",
+        [this](Request&& req, Responder r) { batch(std::move(req), std::move(r), std::nullopt); });
+    for (const char* base : {"/snms/api/v5/template", "/snms/api/v3/template"}) {
+        router.add(V::get, base, [this](const Request& req, RequestContext& ctx) {
+            return snms_template_get(req, ctx);
+        });
+        router.add_async(V::post, base, [this](Request&& req, Responder r) {
+            snms_template_write(std::move(req), std::move(r), true);
+        });
+        router.add_async(V::put, base, [this](Request&& req, Responder r) {
+            snms_template_write(std::move(req), std::move(r), false);
+        });
+        router.add_async(V::delete_, base, [this](Request&& req, Responder r) {
+            snms_template_delete(std::move(req), std::move(r));
+        });
+    }
+
+    router.add(V::get, "/api/v1/templates",
+               [this](const Request& req, RequestContext& ctx) { return native_list(req, ctx); });
+    router.add_async(V::post, "/api/v1/templates", [this](Request&& req, Responder r) {
+        native_write(std::move(req), std::move(r), true);
+    });
+    router.add(V::get, "/api/v1/templates/{prefix}/{version}",
+               [this](const Request& req, RequestContext& ctx) { return native_get(req, ctx); });
+    router.add_async(
+        V::put, "/api/v1/templates/{prefix}/{version}",
+        [this](Request&& req, Responder r) { native_write(std::move(req), std::move(r), false); });
+    router.add_async(
+        V::delete_, "/api/v1/templates/{prefix}/{version}",
+        [this](Request&& req, Responder r) { native_delete(std::move(req), std::move(r)); });
+    router.add_async(
+        V::delete_, "/api/v1/accounts/{user}/tokens",
+        [this](Request&& req, Responder r) { revoke_tokens(std::move(req), std::move(r)); });
+}
+
+SnmsApi::SnmsApi(Registry& registry, Authenticator& auth,
+                 std::function<bool(std::string_view)> homed, SnmsOptions options)
+    : impl_(std::make_unique<Impl>(registry, auth, std::move(homed), options)) {}
+SnmsApi::~SnmsApi() = default;
+void SnmsApi::register_routes(Router& router) {
+    impl_->register_routes(router);
+}
+
+} // namespace idnode::resolver::api

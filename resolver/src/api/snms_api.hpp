@@ -1,0 +1,59 @@
+// The SNMS-compatible API (DESIGN §5.2) and the native template routes (§5.3). Internal to the
+// resolver; NodeApi owns one and registers its routes.
+//
+// SNMS: every answer is HTTP 200 with {"status","message","data"}; status 1 ok, -1 not logged in
+// (no, bad, expired or revoked token), -2 business error (Chinese message), -3 no permission,
+// -4 internal error. Routes:
+//   POST /identity/token, /identity/token/v1 (unless snms.token_v1 = false)
+//   GET /identityv2/data/detail?handle=   POST|PUT|DELETE /identityv2/data
+//   POST /identityv2/data/batchCreate   PUT .../batchUpdate   DELETE .../batchDelete (<= 2000)
+//   GET|POST|PUT|DELETE /snms/api/v5/template (and /snms/api/v3/template)
+// Native: GET|POST /api/v1/templates, GET|PUT|DELETE /api/v1/templates/{prefix}/{version},
+//   DELETE /api/v1/accounts/{user}/tokens (revokes every login token of the account).
+//
+// Decisions where DESIGN is silent (also in README):
+// - Detail is readable anonymously (public values only), like GET /api/handles.
+// - A batch's valid records go to the writer as ONE WriteBatch (one group commit); invalid ones
+//   are answered without touching the store. Overall status is 1; each record has its own msg.
+// - Update (PUT) replaces the whole record, which must exist. Create of an identical record ->
+//   "标识已存在" (the original's answer to a retry after a timeout).
+// - Templates are read by the accounts that may read the prefix privately (admin, owner,
+//   granted reader) and written by admin or the owner of the prefix. The prefix must be
+//   allocated here.
+// Thread safety: handlers run on any I/O thread; state is immutable after construction.
+#pragma once
+
+#include "auth.hpp"
+#include "idnode/registry/registry.hpp"
+#include "idnode/resolver/router.hpp"
+
+#include <functional>
+#include <string_view>
+
+namespace idnode::resolver::api {
+
+struct SnmsOptions {
+    bool token_v1 = true;
+    std::uint32_t token_ttl_s = 86400;
+    registry::HandleLimits handle_limits{};
+    std::size_t max_batch = 2000;
+};
+
+class SnmsApi {
+public:
+    /// `homed(prefix_key)`: does this node home the (folded) prefix. Everything referenced must
+    /// outlive the SnmsApi.
+    SnmsApi(registry::Registry& registry, Authenticator& auth,
+            std::function<bool(std::string_view)> homed, SnmsOptions options);
+    ~SnmsApi();
+    SnmsApi(const SnmsApi&) = delete;
+    SnmsApi& operator=(const SnmsApi&) = delete;
+
+    void register_routes(Router& router);
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace idnode::resolver::api

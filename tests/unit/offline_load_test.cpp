@@ -1,0 +1,361 @@
+// The registry's offline path: OfflineLoader (sorted and externally sorted input, rejections,
+// what it maintains), the read_only and exclusive open modes, backup, and verify (which must
+// catch corruption written behind the registry's back with raw LMDB).
+#include "store_helpers.hpp"
+
+#include "idnode/registry/admin.hpp"
+#include "idnode/registry/offline_load.hpp"
+
+#include <lmdb.h>
+
+#include <random>
+
+using namespace idnode::test;
+
+namespace {
+
+/// An initialised node (node prefix 88.118, as `idctl init` leaves it) in dir/db.
+void init_node(const TempDir& dir) {
+    auto reg = Registry::open(options_in(dir));
+    PrefixRecord p;
+    p.prefix = "88.118";
+    p.kind = PrefixKind::node;
+    p.created = kT0;
+    REQUIRE(
+        reg->write(PutEntry{Table::prefixes, "88.118", encode_prefix(p), PutMode::create}).ok());
+}
+
+OfflineLoadOptions load_options(const TempDir& dir) {
+    OfflineLoadOptions o;
+    o.data_dir = dir.path() / "db";
+    o.max_db_size = 1ull << 30;
+    o.clock = [] { return kT0; };
+    o.batch_records = 64;
+    return o;
+}
+
+std::string suffix(int i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "SN-%08d", i);
+    return buf;
+}
+
+std::vector<HandleValue> values_for(int i) {
+    return {val(1, "URL", "https://example.cn/" + std::to_string(i)),
+            val(2000, "batch", "B" + std::to_string(i % 97))};
+}
+
+/// Every identifier under 88.118.8 with its record bytes (spelling + values incl. timestamps).
+std::vector<std::string> dump(const Registry& reg) {
+    std::vector<std::string> out;
+    std::string cursor;
+    do {
+        auto snap = reg.snapshot();
+        auto page = snap.list("88.118.8", cursor, 500);
+        REQUIRE(page.ok());
+        for (const auto& h : page->handles) {
+            REQUIRE(snap.visit(handle(h), [&](const RecordView& v) { out.emplace_back(v.bytes()); })
+                        .ok());
+        }
+        cursor = page->next_cursor;
+    } while (!cursor.empty());
+    return out;
+}
+
+RegistryOptions read_only_in(const TempDir& dir) {
+    auto o = options_in(dir);
+    o.mode = OpenMode::read_only;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("offline load: sorted input is written in order and maintained like online writes") {
+    TempDir dir;
+    init_node(dir);
+    std::vector<LoadRejection> rejections;
+    LoadSummary summary;
+    {
+        auto loader = OfflineLoader::open(load_options(dir),
+                                          [&](const LoadRejection& r) { rejections.push_back(r); });
+        CHECK(loader->homed_prefixes() == std::vector<std::string>{"88.118"});
+        for (int i = 0; i < 1000; ++i) {
+            loader->add(static_cast<std::uint64_t>(i + 1), "88.118.8/" + suffix(i), values_for(i));
+        }
+        auto s = loader->finish();
+        REQUIRE_MESSAGE(s.ok(), s.error().message);
+        summary = *s;
+    }
+    CHECK(rejections.empty());
+    CHECK(summary.records == 1000);
+    CHECK(summary.created == 1000);
+    CHECK(summary.sorted);
+    CHECK(summary.runs == 0);
+
+    auto reg = Registry::open(options_in(dir));
+    auto snap = reg->snapshot();
+    CHECK(snap.count("88.118.8") == 1000);
+    CHECK(snap.count_all() == 1000);
+    // Case-insensitive lookup works, the spelling and values are as loaded, stamped by the clock.
+    auto r = snap.get(handle("88.118.8/sn-00000042"));
+    REQUIRE(r.ok());
+    CHECK(r->record.spelling == "88.118.8/SN-00000042");
+    CHECK(same_values(r->record.values, values_for(42)));
+    CHECK(r->record.values[0].timestamp == kT0);
+    // One change-log entry per record after the prefix entry, by the loader's account.
+    CHECK(snap.last_sequence() == 1001);
+    auto changes = snap.changes(2, 1);
+    REQUIRE(changes.size() == 1);
+    CHECK(changes[0].account == "idctl-load");
+    CHECK(changes[0].key == "88.118.8/SN-00000000");
+    CHECK(reg->verify().ok());
+}
+
+TEST_CASE("offline load: unsorted input is sorted through spilled runs to the same result") {
+    const bool reduced = std::getenv("IDNODE_TEST_REDUCED") != nullptr;
+    const int n = reduced ? 3000 : 20000;
+    std::vector<int> order(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        order[static_cast<std::size_t>(i)] = i;
+    }
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+
+    TempDir sorted_dir, shuffled_dir;
+    init_node(sorted_dir);
+    init_node(shuffled_dir);
+    {
+        auto loader = OfflineLoader::open(load_options(sorted_dir), {});
+        for (int i = 0; i < n; ++i) {
+            loader->add(1, "88.118.8/" + suffix(i), values_for(i));
+        }
+        REQUIRE(loader->finish().ok());
+    }
+    LoadSummary summary;
+    {
+        auto options = load_options(shuffled_dir);
+        options.sort_memory_bytes = 64 << 10; // forces many runs
+        auto loader = OfflineLoader::open(options, {});
+        std::uint64_t line = 0;
+        for (int i : order) {
+            loader->add(++line, "88.118.8/" + suffix(i), values_for(i));
+        }
+        auto s = loader->finish();
+        REQUIRE_MESSAGE(s.ok(), s.error().message);
+        summary = *s;
+    }
+    CHECK_FALSE(summary.sorted);
+    CHECK(summary.runs > 3);
+    CHECK(summary.created == static_cast<std::uint64_t>(n));
+
+    auto a = Registry::open(options_in(sorted_dir));
+    auto b = Registry::open(options_in(shuffled_dir));
+    CHECK(dump(*a) == dump(*b));
+    CHECK(b->snapshot().count("88.118.8") == static_cast<std::uint64_t>(n));
+    CHECK(b->verify().ok());
+}
+
+TEST_CASE("offline load: rejections name the line and the reason; the rest is loaded") {
+    TempDir dir;
+    init_node(dir);
+    std::vector<LoadRejection> rejections;
+    auto loader = OfflineLoader::open(load_options(dir),
+                                      [&](const LoadRejection& r) { rejections.push_back(r); });
+    loader->add(1, "88.118.8/A", values_for(1));
+    loader->add(2, "99.1/B", values_for(2));            // not homed
+    loader->add(3, "88.118.8", values_for(3));          // no suffix
+    loader->add(4, "88.118.8/C", {val(0, "URL", "x")}); // index 0
+    loader->add(5, "88.118.8/a", values_for(5));        // same key, other content
+    loader->add(6, "88.118.8/A", values_for(1));        // identical: unchanged
+    loader->reject(7, "88.118.8/D", Error{Errc::invalid_value, "not JSON"});
+    auto s = loader->finish();
+    REQUIRE(s.ok());
+    CHECK(s->records == 7);
+    CHECK(s->created == 1);
+    CHECK(s->unchanged == 1);
+    CHECK(s->rejected == 5);
+    std::map<std::uint64_t, Errc> by_line;
+    for (const auto& r : rejections) {
+        by_line[r.line] = r.error.code;
+    }
+    CHECK(by_line == std::map<std::uint64_t, Errc>{{2, Errc::not_homed},
+                                                   {3, Errc::invalid_handle},
+                                                   {4, Errc::invalid_value},
+                                                   {5, Errc::already_exists},
+                                                   {7, Errc::invalid_value}});
+    for (const auto& r : rejections) {
+        if (r.line == 5) {
+            CHECK(r.handle == "88.118.8/a");
+        }
+    }
+}
+
+TEST_CASE("offline load refuses a directory that is not an initialised node") {
+    TempDir dir;
+    try {
+        OfflineLoader::open(load_options(dir), {});
+        FAIL("opened an empty directory");
+    } catch (const StartupError& e) {
+        CHECK(e.code() == Errc::not_found);
+    }
+    Registry::open(options_in(dir)).reset(); // a database, but no node prefix
+    try {
+        OfflineLoader::open(load_options(dir), {});
+        FAIL("opened a database without a node prefix");
+    } catch (const StartupError& e) {
+        CHECK(e.code() == Errc::not_found);
+        CHECK(std::string(e.what()).find("idctl init") != std::string::npos);
+    }
+}
+
+TEST_CASE("read_only open: never creates, refuses writes, sees the data") {
+    TempDir dir;
+    try {
+        Registry::open(read_only_in(dir));
+        FAIL("read-only open created a database");
+    } catch (const StartupError& e) {
+        CHECK(e.code() == Errc::not_found);
+    }
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "db" / "data.mdb"));
+    {
+        auto reg = Registry::open(options_in(dir));
+        REQUIRE(reg->write(put("88.1/x", {val(1, "URL", "u")})).ok());
+    }
+    auto ro = Registry::open(read_only_in(dir));
+    CHECK(ro->snapshot().count_all() == 1);
+    const auto r = ro->write(put("88.1/y", {val(1, "URL", "u")}));
+    CHECK(r.error.code == Errc::unavailable);
+    CHECK(ro->snapshot().count_all() == 1);
+}
+
+TEST_CASE("backup: a compacted copy that opens as a registry with the same content") {
+    TempDir dir, out;
+    init_node(dir);
+    {
+        auto loader = OfflineLoader::open(load_options(dir), {});
+        for (int i = 0; i < 500; ++i) {
+            loader->add(1, "88.118.8/" + suffix(i), values_for(i));
+        }
+        REQUIRE(loader->finish().ok());
+    }
+    auto reg = Registry::open(options_in(dir));
+    for (int i = 0; i < 250; ++i) { // leaves free pages behind
+        REQUIRE(reg->write(DeleteRecord{handle("88.118.8/" + suffix(i))}).ok());
+    }
+    REQUIRE(reg->backup(out.path() / "copy").ok());
+    // A second backup into the same place is refused and leaves the first intact.
+    CHECK(reg->backup(out.path() / "copy").code() == Errc::already_exists);
+    auto copy_options = options_in(out);
+    copy_options.data_dir = out.path() / "copy";
+    auto copy = Registry::open(copy_options);
+    CHECK(dump(*copy) == dump(*reg));
+    CHECK(copy->snapshot().last_sequence() == reg->snapshot().last_sequence());
+    CHECK(copy->verify().ok());
+    CHECK(std::filesystem::file_size(copy_options.data_dir / "data.mdb") <=
+          std::filesystem::file_size(dir.path() / "db" / "data.mdb"));
+}
+
+namespace {
+
+/// Writes `value` under `key` in the named database behind the registry's back.
+void raw_put(const std::filesystem::path& db, const char* name, std::string_view key,
+             std::string_view value) {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
+    REQUIRE(mdb_env_set_mapsize(env, 1ull << 30) == 0);
+    REQUIRE(mdb_env_open(env, db.c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    MDB_val v{value.size(), const_cast<char*>(value.data())};
+    REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+bool mentions(const VerifyReport& r, std::string_view text) {
+    return std::any_of(r.problems.begin(), r.problems.end(),
+                       [&](const std::string& p) { return p.find(text) != std::string::npos; });
+}
+
+} // namespace
+
+TEST_CASE("verify catches corrupt records, wrong counters, change-log gaps and bad admin rows") {
+    TempDir dir;
+    init_node(dir);
+    {
+        auto reg = Registry::open(options_in(dir));
+        for (int i = 0; i < 10; ++i) {
+            REQUIRE(reg->write(put("88.118.8/" + suffix(i), values_for(i))).ok());
+        }
+        CHECK(reg->verify().ok());
+    }
+    const auto db = dir.path() / "db";
+    SUBCASE("a garbage record") {
+        raw_put(db, "ids_v1", "88.118.8/SN-00000003", "\x01garbage");
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK_FALSE(r.ok());
+        CHECK(mentions(r, "does not decode"));
+    }
+    SUBCASE("a record under a key that is not its folded spelling") {
+        raw_put(db, "ids_v1", "88.118.8/sn-lower",
+                encode_record("88.118.8/sn-lower", values_for(1)));
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "key does not match"));
+        CHECK(mentions(r, "counters: 88.118.8 says 10, found 11"));
+    }
+    SUBCASE("a counter that disagrees") {
+        std::string eight(8, '\0');
+        eight[7] = 3;
+        raw_put(db, "counters_v1", "n/88.118.8", eight);
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "counters: 88.118.8 says 3, found 10"));
+    }
+    SUBCASE("a gap in the change log") {
+        std::string key(8, '\0');
+        key[7] = 100;
+        std::string entry;
+        entry += '\x01';
+        entry += '\x01';
+        entry.append(8, '\0');
+        entry.append(12, '\0'); // three empty byte strings
+        raw_put(db, "changes_v1", key, entry);
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "gap before sequence 100"));
+    }
+    SUBCASE("an admin row that does not decode") {
+        raw_put(db, "accounts_v1", "mallory", "xx");
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "accounts: mallory"));
+    }
+}
+
+TEST_CASE("an abandoned load (no finish) leaves what it wrote; running it again completes it") {
+    TempDir dir;
+    init_node(dir);
+    {
+        auto loader = OfflineLoader::open(load_options(dir), {});
+        for (int i = 0; i < 1000; ++i) {
+            loader->add(1, "88.118.8/" + suffix(i), values_for(i));
+        }
+        // destroyed here with batches in flight and one not yet submitted
+    }
+    std::uint64_t after_abandon = 0;
+    {
+        auto reg = Registry::open(options_in(dir));
+        after_abandon = reg->snapshot().count("88.118.8");
+        CHECK(reg->verify().ok());
+    }
+    CHECK(after_abandon < 1000);
+    auto loader = OfflineLoader::open(load_options(dir), {});
+    for (int i = 0; i < 1000; ++i) {
+        loader->add(1, "88.118.8/" + suffix(i), values_for(i));
+    }
+    auto s = loader->finish();
+    REQUIRE(s.ok());
+    CHECK(s->unchanged == after_abandon);
+    CHECK(s->created == 1000 - after_abandon);
+    CHECK(s->rejected == 0);
+}

@@ -1,0 +1,282 @@
+// `idctl load --offline --data-dir DIR FILE`: NDJSON or CSV straight into a stopped node's LMDB
+// through registry::OfflineLoader. Rejected lines go to FILE.rejects.ndjson with reasons; exit 3
+// when some were rejected, 1 when the load failed (nothing is reported as loaded then).
+#include "cli.hpp"
+#include "record_io.hpp"
+
+#include "idnode/registry/offline_load.hpp"
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+namespace idnode::idctl {
+
+using namespace idnode::registry;
+
+namespace {
+
+/// Reads a file (or stdin for "-") line by line in large chunks; lines are views valid until the
+/// next call.
+class LineReader {
+public:
+    explicit LineReader(const std::string& path) {
+        file_ = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+        owned_ = file_ != nullptr && file_ != stdin;
+        buffer_.resize(4 << 20);
+    }
+    ~LineReader() {
+        if (owned_) {
+            std::fclose(file_);
+        }
+    }
+    LineReader(const LineReader&) = delete;
+    LineReader& operator=(const LineReader&) = delete;
+    bool is_open() const noexcept { return file_ != nullptr; }
+    bool error() const noexcept { return file_ != nullptr && std::ferror(file_); }
+
+    bool next(std::string_view& line) {
+        for (;;) {
+            const char* start = buffer_.data() + begin_;
+            if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+                const auto n = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
+                line = std::string_view(start, n);
+                begin_ += n + 1;
+                return true;
+            }
+            if (eof_) {
+                if (begin_ == end_) {
+                    return false;
+                }
+                line = std::string_view(start, end_ - begin_); // last line without newline
+                begin_ = end_;
+                return true;
+            }
+            // Move the partial line to the front (growing for very long lines) and read more.
+            std::memmove(buffer_.data(), start, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+            if (end_ == buffer_.size()) {
+                buffer_.resize(buffer_.size() * 2);
+            }
+            const std::size_t got =
+                std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
+            end_ += got;
+            if (got == 0) {
+                eof_ = true;
+            }
+        }
+    }
+
+private:
+    std::FILE* file_ = nullptr;
+    bool owned_ = false;
+    std::vector<char> buffer_;
+    std::size_t begin_ = 0, end_ = 0;
+    bool eof_ = false;
+};
+
+struct LoadArgs {
+    bool offline = false;
+    std::string data_dir;
+    std::string file;
+    std::string format; // ndjson | csv | "" (by extension)
+    std::string mode = "create";
+    std::string template_version;
+    std::string rejects;
+    std::string sort_memory = "256MiB";
+    std::string temp_dir;
+    std::string max_db_size = "64GiB";
+};
+
+std::string rejection_line(const LoadRejection& r) {
+    boost::json::object o{{"line", r.line},
+                          {"handle", r.handle},
+                          {"error", boost::json::object{{"code", errc_name(r.error.code)},
+                                                        {"message", r.error.message}}}};
+    return boost::json::serialize(o);
+}
+
+int load_offline(const LoadArgs& a, const GlobalOptions& global) {
+    PutMode mode;
+    if (a.mode == "create") {
+        mode = PutMode::create;
+    } else if (a.mode == "upsert") {
+        mode = PutMode::upsert;
+    } else if (a.mode == "replace") {
+        mode = PutMode::replace;
+    } else {
+        return fail("load", "--mode must be create, upsert or replace", kExitUsage);
+    }
+    const auto sort_memory = parse_size(a.sort_memory);
+    const auto max_db_size = parse_size(a.max_db_size);
+    if (!sort_memory || *sort_memory < (1u << 20)) {
+        return fail("load", "--sort-memory must be a size of at least 1MiB", kExitUsage);
+    }
+    if (!max_db_size) {
+        return fail("load", "--max-db-size must be a size like 64GiB", kExitUsage);
+    }
+    std::string format = a.format;
+    if (format.empty()) {
+        format = a.file.size() >= 4 && a.file.compare(a.file.size() - 4, 4, ".csv") == 0 ? "csv"
+                                                                                         : "ndjson";
+    }
+    if (format != "csv" && format != "ndjson") {
+        return fail("load", "--format must be ndjson or csv", kExitUsage);
+    }
+    if (format == "ndjson" && !a.template_version.empty()) {
+        return fail("load", "--template applies to CSV (NDJSON lines carry templateVersion)",
+                    kExitUsage);
+    }
+    LineReader reader(a.file);
+    if (!reader.is_open()) {
+        return fail("load", "cannot open " + a.file + ": " + std::strerror(errno));
+    }
+    const std::string rejects_path =
+        !a.rejects.empty() ? a.rejects
+                           : (a.file == "-" ? std::string("stdin") : a.file) + ".rejects.ndjson";
+    std::error_code ec;
+    std::filesystem::remove(rejects_path, ec); // a stale file from an earlier run would mislead
+    std::ofstream rejects;
+    bool rejects_failed = false;
+    auto sink = [&](const LoadRejection& r) {
+        if (!rejects.is_open()) {
+            rejects.open(rejects_path, std::ios::out | std::ios::trunc);
+        }
+        rejects << rejection_line(r) << '\n';
+        rejects_failed = rejects_failed || !rejects;
+    };
+
+    OfflineLoadOptions options;
+    options.data_dir = a.data_dir;
+    options.mode = mode;
+    options.sort_memory_bytes = *sort_memory;
+    options.temp_dir = a.temp_dir;
+    options.max_db_size = *max_db_size;
+    std::unique_ptr<OfflineLoader> loader;
+    try {
+        loader = OfflineLoader::open(options, sink);
+    } catch (const StartupError& e) {
+        return fail("load", e.what());
+    }
+
+    const auto started = std::chrono::steady_clock::now();
+    std::string_view line;
+    std::uint64_t line_no = 0;
+    InputRecord record;
+    LineError error;
+    NdjsonReader ndjson;
+    std::optional<CsvReader> csv;
+    if (format == "csv") {
+        ++line_no;
+        if (!reader.next(line)) {
+            return fail("load", a.file + " is empty (a CSV needs a header)");
+        }
+        std::optional<std::string> version;
+        if (!a.template_version.empty()) {
+            version = a.template_version;
+        }
+        auto r = CsvReader::from_header(line, version);
+        if (!r) {
+            return fail("load", a.file + ": " + r.error().message);
+        }
+        csv.emplace(std::move(r).value());
+    }
+    while (reader.next(line)) {
+        ++line_no;
+        if (line.empty() || (line.size() == 1 && line[0] == '\r')) {
+            continue;
+        }
+        const bool ok = csv ? csv->parse(line, record, error) : ndjson.parse(line, record, error);
+        if (ok) {
+            loader->add(line_no, record.handle, std::move(record.values));
+        } else {
+            loader->reject(line_no, error.handle, error.error);
+        }
+    }
+    if (reader.error()) {
+        return fail("load", "reading " + a.file + " failed");
+    }
+    auto summary = loader->finish();
+    loader.reset();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!summary) {
+        return fail("load", "the load did not complete: " + summary.error().message +
+                                " (records written so far stay; run the load again)");
+    }
+    if (rejects.is_open()) {
+        rejects.close();
+        if (rejects_failed || !rejects) {
+            return fail("load", "writing " + rejects_path + " failed");
+        }
+    }
+    const LoadSummary& s = *summary;
+    const double rate = seconds > 0 ? static_cast<double>(s.records) / seconds : 0;
+    if (global.json) {
+        print_json(std::cout,
+                   boost::json::object{{"records", s.records},
+                                       {"created", s.created},
+                                       {"replaced", s.replaced},
+                                       {"unchanged", s.unchanged},
+                                       {"rejected", s.rejected},
+                                       {"sorted", s.sorted},
+                                       {"runs", s.runs},
+                                       {"seconds", seconds},
+                                       {"records_per_second", rate},
+                                       {"rejects_file", s.rejected ? rejects_path : ""}});
+    } else {
+        print_table(
+            std::cout,
+            {"records", "created", "replaced", "unchanged", "rejected", "sorted", "seconds",
+             "records/s"},
+            {{std::to_string(s.records), std::to_string(s.created), std::to_string(s.replaced),
+              std::to_string(s.unchanged), std::to_string(s.rejected),
+              s.sorted ? "yes" : "no (" + std::to_string(s.runs) + " runs)",
+              std::to_string(seconds), std::to_string(static_cast<std::uint64_t>(rate))}});
+        if (s.rejected != 0) {
+            std::cout << "rejected records: " << rejects_path << '\n';
+        }
+    }
+    return s.rejected != 0 ? kExitPartial : kExitOk;
+}
+
+} // namespace
+
+Command add_load_command(CLI::App& root, const GlobalOptions& global) {
+    auto a = std::make_shared<LoadArgs>();
+    auto* cmd = root.add_subcommand("load", "load identifiers from NDJSON or CSV");
+    cmd->add_flag("--offline", a->offline,
+                  "write straight into a stopped node's database (needs --data-dir)");
+    cmd->add_option("--data-dir", a->data_dir, "the node's data directory (offline)");
+    cmd->add_option("file", a->file, "NDJSON or CSV file, - for stdin")->required();
+    cmd->add_option("--format", a->format, "ndjson or csv (default: by the file's extension)");
+    cmd->add_option("--mode", a->mode, "create (default), upsert or replace");
+    cmd->add_option("--template", a->template_version,
+                    "template version recorded on every CSV row (value 1001 TEMPLATE)");
+    cmd->add_option("--rejects", a->rejects,
+                    "where rejected lines go (default FILE.rejects.ndjson)");
+    cmd->add_option("--sort-memory", a->sort_memory,
+                    "memory for sorting unsorted input before spilling runs (default 256MiB)");
+    cmd->add_option("--temp-dir", a->temp_dir, "where sort runs go (default: the data directory)");
+    cmd->add_option("--max-db-size", a->max_db_size, "database size limit (default 64GiB)");
+    return {cmd, [a, &global] {
+                if (!a->offline) {
+                    return fail("load",
+                                "loading over HTTPS needs the client SDK, which this build does "
+                                "not have yet; use --offline --data-dir DIR with the node stopped",
+                                kExitFailed);
+                }
+                if (a->data_dir.empty()) {
+                    return fail("load", "--offline needs --data-dir", kExitUsage);
+                }
+                return load_offline(*a, global);
+            }};
+}
+
+} // namespace idnode::idctl

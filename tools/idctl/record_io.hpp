@@ -1,0 +1,76 @@
+// Records as idctl reads and writes them: NDJSON lines in the bulk shape (DESIGN §5.3)
+// `{"handle":…,"templateVersion"?:…,"values":[…]}` with values as in §5.1 (parsed by the
+// resolver's values_json, so the formats are exactly the server's), and CSV whose header is
+// `handle` followed by one column per value.
+//
+// CSV header cells: `TYPE` or `INDEX:TYPE` (`1:URL`, `2000:heat_no`). A plain TYPE column gets
+// the next index after the previous column's (starting at 1). An empty cell means "no value";
+// cells are data in the "string" format. Quoting per RFC 4180 within one line ("a,b", "say
+// ""hi""); a quoted field spanning lines is not supported (rejected).
+//
+// Not thread-safe (a reader reuses its parse buffers); use one per thread.
+#pragma once
+
+#include "idnode/registry/error.hpp"
+#include "idnode/registry/value.hpp"
+
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace idnode::idctl {
+
+struct InputRecord {
+    std::string handle;
+    std::vector<registry::HandleValue> values;
+};
+
+/// A failed line: the handle when it could be read (for the rejects file), and why.
+struct LineError {
+    std::string handle;
+    registry::Error error;
+};
+
+class NdjsonReader {
+public:
+    NdjsonReader();
+    /// Parses one line (without its newline). `templateVersion` becomes value 1001 TEMPLATE
+    /// (replacing a client-sent one), as the server does.
+    bool parse(std::string_view line, InputRecord& out, LineError& error);
+
+private:
+    unsigned char buffer_[16384];
+    boost::json::parser parser_;
+};
+
+class CsvReader {
+public:
+    /// Reads the header; invalid_value with a message if it is not `handle,…`.
+    static registry::Result<CsvReader> from_header(std::string_view header,
+                                                   std::optional<std::string> template_version);
+    bool parse(std::string_view line, InputRecord& out, LineError& error) const;
+
+private:
+    struct Column {
+        std::int32_t index;
+        std::string type;
+    };
+    std::vector<Column> columns_;
+    std::optional<std::string> template_version_;
+};
+
+/// Splits one CSV line into cells; false on an unterminated quote.
+bool split_csv(std::string_view line, std::vector<std::string>& cells);
+
+/// Sets value 1001 TEMPLATE to `version`, replacing any existing index 1001.
+void set_template_version(std::vector<registry::HandleValue>& values, const std::string& version);
+
+/// One NDJSON line (no newline) for a stored record, which NdjsonReader reads back to the same
+/// values (timestamps are output for information and ignored on input).
+std::string record_to_ndjson(const registry::RecordView& record);
+
+} // namespace idnode::idctl
