@@ -2,8 +2,10 @@
 
 #include "auth.hpp"
 #include "bulk.hpp"
+#include "html_pages.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/resolver/metrics.hpp"
+#include "idnode/resolver/qr.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
 #include "record_write.hpp"
 #include "snms_api.hpp"
@@ -192,6 +194,17 @@ Response handle_error(const Request& req, int rc, std::string_view handle,
 Response native_error(const Request& req, Errc e, std::string_view message) {
     const auto m = map_errc(e);
     return error_response(req, m.status, errc_name(e), message);
+}
+
+/// The Handle proxy's answer for a record with a public URL value.
+Response redirect_to(const Request& req, std::string_view location) {
+    Response r{http::status::found, req.version()};
+    r.set(http::field::location, location);
+    r.set(http::field::content_type, "text/plain; charset=utf-8");
+    r.keep_alive(req.keep_alive());
+    r.body() = "see " + std::string(location) + "\n";
+    r.prepare_payload();
+    return r;
 }
 
 std::string uuid4() {
@@ -663,6 +676,8 @@ private:
     // ---- Handle REST --------------------------------------------------------------------------
 
     Response get_handle(const Request& req, RequestContext& ctx) {
+        if (html::wants_html(req[http::field::accept]))
+            return html_resolution(req, ctx, false);
         std::optional<Handle> h;
         if (auto r = path_handle(req, ctx, h))
             return *r;
@@ -942,6 +957,8 @@ private:
     /// GET /{handle}: a path that is not a handle homed here is simply an unknown route (the
     /// catch-all must not turn every typo into a Handle error).
     Response proxy(const Request& req, RequestContext& ctx) {
+        if (html::wants_html(req[http::field::accept]))
+            return html_resolution(req, ctx, true);
         std::optional<Handle> h;
         if (path_handle(req, ctx, h)) {
             ctx.route = "unmatched";
@@ -955,7 +972,8 @@ private:
             for (const ValueView& v : view) {
                 if (!v.permissions.public_read())
                     continue;
-                if (location.empty() && equals_folded(v.type, "URL"))
+                if (location.empty() && equals_folded(v.type, "URL") &&
+                    html::redirect_target_ok(v.data))
                     location.assign(v.data);
                 json::object o;
                 api::value_to_json(o, v);
@@ -968,18 +986,156 @@ private:
         }
         auto query = parse_query(req.target());
         const bool noredirect = query && Query{*query}.has("noredirect");
-        if (!location.empty() && !noredirect) {
-            Response r{http::status::found, req.version()};
-            r.set(http::field::location, location);
-            r.set(http::field::content_type, "text/plain; charset=utf-8");
-            r.keep_alive(req.keep_alive());
-            r.body() = "see " + location + "\n";
-            r.prepare_payload();
-            return r;
-        }
+        if (!location.empty() && !noredirect)
+            return redirect_to(req, location);
         json::object body{
             {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
         return json_response(req, http::status::ok, json::serialize(body));
+    }
+
+    // ---- pages for people and QR codes (html_pages.hpp, qr.hpp) --------------------------------
+
+    /// GET /{handle} (proxy) and GET /api/handles/{handle} for browsers. The proxy route stays
+    /// anonymous and keeps its 302 to the URL value; the API route honours credentials (private
+    /// values are then shown, marked). Filters (type=, index=) are a JSON feature.
+    enum class PageRoute { proxy, api, search };
+
+    Response html_resolution(const Request& req, RequestContext& ctx, bool proxy_route) {
+        const std::string_view raw = ctx.param("handle");
+        auto decoded = percent_decode(raw);
+        if (!decoded) {
+            return html::page_response(req, http::status::bad_request,
+                                       html::render_problem_page(html::Problem::invalid, raw,
+                                                                 "malformed percent-encoding"));
+        }
+        return html_page(req, ctx, *decoded, proxy_route ? PageRoute::proxy : PageRoute::api);
+    }
+
+    Response html_page(const Request& req, RequestContext& ctx, const std::string& text,
+                       PageRoute route) {
+        using html::Problem;
+        const bool proxy_route = route != PageRoute::api;
+        auto problem = [&](Problem p, std::string_view handle, std::string_view detail) {
+            if (route == PageRoute::proxy && p == Problem::no_page)
+                ctx.route = "unmatched";
+            return html::page_response(req, html::problem_status(p),
+                                       html::render_problem_page(p, handle, detail));
+        };
+        auto h = parse_handle(text, options_.handle_limits);
+        if (!h) { // on the catch-all route a path without '/' is no identifier at all
+            return problem(route == PageRoute::proxy && text.find('/') == std::string::npos
+                               ? Problem::no_page
+                               : Problem::invalid,
+                           text, h.error().message);
+        }
+        if (!homed(h->prefix_key())) {
+            return problem(Problem::not_homed, h->spelling(),
+                           "prefix " + std::string(h->prefix()) + " is not homed on this node");
+        }
+        Principal who;
+        if (!proxy_route) {
+            if (auto r = authenticate(req, ctx, who, true))
+                return *r;
+        }
+        const bool include_private = !proxy_route && who.may_read_private(h->prefix_key());
+        auto page = html::build_handle_page(registry_.snapshot(), *h, include_private);
+        if (!page) {
+            if (page.code() == Errc::not_found)
+                return problem(Problem::not_found, h->spelling(), {});
+            return native_error(req, page.code(), page.error().message);
+        }
+        auto query = parse_query(req.target());
+        if (route == PageRoute::proxy && !page->redirect_url.empty() &&
+            !(query && Query{*query}.has("noredirect"))) {
+            return redirect_to(req, page->redirect_url);
+        }
+        return html::page_response(req, http::status::ok, html::render_handle_page(*page),
+                                   include_private);
+    }
+
+    /// GET / — the search page; GET /?handle=X shows X's page directly (no redirect to its URL
+    /// value: someone who searched wants to see the record).
+    Response search_page(const Request& req, RequestContext& ctx) {
+        auto query = parse_query(req.target());
+        if (!query) {
+            return html::page_response(
+                req, http::status::bad_request,
+                html::render_search_page({}, "查询参数无效 Malformed query"));
+        }
+        const Query q{std::move(*query)};
+        std::string wanted = q.get("handle");
+        const auto first = wanted.find_first_not_of(" \t\r\n");
+        wanted.erase(0, first == std::string::npos ? wanted.size() : first);
+        wanted.erase(wanted.find_last_not_of(" \t\r\n") + 1);
+        if (wanted.empty()) {
+            return html::page_response(
+                req, q.has("handle") ? http::status::bad_request : http::status::ok,
+                html::render_search_page({},
+                                         q.has("handle") ? "请输入标识 Enter an identifier" : ""));
+        }
+        return html_page(req, ctx, wanted, PageRoute::search);
+    }
+
+    /// GET /api/v1/qr/{handle}?format=svg|png&size=N — the handle's resolution URL on this node
+    /// (node.public_base_url, or https://{Host} when unset) as a QR code. The identifier must be
+    /// registered: labels are printed for identifiers that resolve.
+    Response qr_code(const Request& req, RequestContext& ctx) {
+        auto query = parse_query(req.target());
+        if (!query)
+            return native_error(req, Errc::invalid_value, "malformed query string");
+        const Query q{std::move(*query)};
+        const std::string format = q.get("format", "svg");
+        if (format != "svg" && format != "png")
+            return native_error(req, Errc::invalid_value, "format must be svg or png");
+        std::uint64_t size = qr::kDefaultImagePixels;
+        if (q.has("size") && (!parse_uint(q.get("size"), size) || size < qr::kMinImagePixels ||
+                              size > qr::kMaxImagePixels)) {
+            return native_error(req, Errc::invalid_value,
+                                "size must be an integer from " +
+                                    std::to_string(qr::kMinImagePixels) + " to " +
+                                    std::to_string(qr::kMaxImagePixels) + " (pixels)");
+        }
+        auto decoded = percent_decode(ctx.param("handle"));
+        if (!decoded)
+            return native_error(req, Errc::invalid_handle, "malformed percent-encoding");
+        auto h = parse_handle(*decoded, options_.handle_limits);
+        if (!h)
+            return native_error(req, Errc::invalid_handle, h.error().message);
+        if (!homed(h->prefix_key()))
+            return native_error(req, Errc::not_homed,
+                                "prefix " + std::string(h->prefix()) +
+                                    " is not homed on this node");
+        if (!registry_.snapshot().contains(*h))
+            return native_error(req, Errc::not_found,
+                                "identifier " + h->spelling() + " is not registered");
+        std::string base = options_.public_base_url;
+        if (base.empty()) {
+            const std::string_view host = req[http::field::host];
+            const bool host_ok =
+                !host.empty() && host.size() <= 255 &&
+                host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.-:[]") == std::string_view::npos;
+            if (!host_ok)
+                return native_error(req, Errc::invalid_value,
+                                    "no usable Host header; set node.public_base_url");
+            base = "https://" + std::string(host);
+        }
+        auto matrix = qr::encode(qr::resolution_url(base, h->spelling()));
+        if (!matrix)
+            return native_error(req, matrix.code(), matrix.error().message);
+        const int px = static_cast<int>(size);
+        auto image = format == "png" ? qr::to_png(*matrix, px) : qr::to_svg(*matrix, px);
+        if (!image)
+            return native_error(req, image.code(), image.error().message);
+        Response r{http::status::ok, req.version()};
+        r.set(http::field::content_type, format == "png" ? "image/png" : "image/svg+xml");
+        r.set("Content-Security-Policy", html::kContentSecurityPolicy);
+        r.set("X-Content-Type-Options", "nosniff");
+        r.set(http::field::cache_control, "public, max-age=3600");
+        r.keep_alive(req.keep_alive());
+        r.body() = std::move(*image);
+        r.prepare_payload();
+        return r;
     }
 
     // ---- native admin API ---------------------------------------------------------------------
@@ -1428,6 +1584,8 @@ void NodeApi::Impl::register_routes(Router& router) {
     router.add(V::get, "/api/handles", sync(&Impl::list_handles));
     router.add(V::get, "/api/prefixes", sync(&Impl::list_homed));
     router.add(V::get, "/{handle...}", sync(&Impl::proxy));
+    router.add(V::get, "/", sync(&Impl::search_page));
+    router.add(V::get, "/api/v1/qr/{handle...}", sync(&Impl::qr_code));
 
     router.add_streaming(V::post, "/api/v1/bulk",
                          [this](const Request& req, const std::shared_ptr<StreamChannel>& channel) {
