@@ -6,7 +6,7 @@
 -- Handles are PREFIX/PUT-<run>-<thread>-<n>; <run> is the start time, so reruns on the same data
 -- directory still create. Used by tools/bench/run (row 2: durable single-record registration).
 
-local key, prefix, run, thread_no
+local key, prefix, run -- thread_no is set per thread by setup() (a global of that thread)
 local n = 0
 local next_id = 0
 local body = '{"values":[' ..

@@ -214,7 +214,8 @@ std::vector<HandleValue> auto_parts_record(std::uint64_t i, std::uint64_t seed) 
                   static_cast<unsigned>(rng.below(100))))};
 }
 
-/// A drug package's record (conf/templates/pharma.json).
+/// A drug package's record (conf/templates/pharma.json; the optional manufacturer and distributor
+/// left out, as most packages carry only the authorisation holder).
 std::vector<HandleValue> pharma_record(std::uint64_t i, std::uint64_t seed) {
     static const char* const products[] = {
         "Amoxicillin Capsules", "Metformin Hydrochloride Tablets", "Atorvastatin Calcium Tablets",
@@ -243,11 +244,9 @@ std::vector<HandleValue> pharma_record(std::uint64_t i, std::uint64_t seed) {
         value(2007, "production_date", fmt("2024-%02u-%02u", month, day)),
         value(2008, "expiry_date", fmt("2026-%02u-%02u", month, day)),
         value(2009, "marketing_authorisation_holder", holder),
-        value(2010, "manufacturer", holder),
         value(2011, "leaflet_url",
               fmt("https://pharma.example.cn/leaflet/%05u.pdf",
-                  static_cast<unsigned>(rng.below(100000)))),
-        value(2012, "distributor", "Sinopharm Example Distribution Co., Ltd.")};
+                  static_cast<unsigned>(rng.below(100000))))};
 }
 
 /// An optical transceiver's record (conf/templates/optoelectronics.json).
