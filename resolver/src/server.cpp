@@ -103,6 +103,7 @@ public:
     HostPort https_endpoint() const { return https_endpoint_; }
     asio::io_context& ioc() noexcept { return ioc_; }
     void add_stop_hook(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
+    void set_stream_dispatch(StreamDispatch d) { core_.stream_dispatch = std::move(d); }
     HostPort ops_endpoint() const { return ops_endpoint_; }
 
     void run() {
@@ -195,7 +196,8 @@ private:
                 error_code ignored;
                 socket.close(ignored);
             } else if (core_.open_connections.load(std::memory_order_relaxed) >=
-                       core_.config.limits.max_connections) {
+                           core_.config.limits.max_connections &&
+                       !core_.shed_oldest_unproven()) {
                 core_.metrics.rejected.with({"max_connections"}).inc();
                 error_code ignored;
                 socket.close(ignored);
@@ -310,6 +312,10 @@ void Server::run() {
 }
 asio::io_context& Server::io_context() noexcept {
     return impl_->ioc();
+}
+
+void Server::set_stream_dispatch(StreamDispatch dispatch) {
+    impl_->set_stream_dispatch(std::move(dispatch));
 }
 
 void Server::on_stop(std::function<void()> hook) {

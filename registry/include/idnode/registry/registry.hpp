@@ -208,6 +208,12 @@ public:
     /// Number of identifiers under exactly `prefix` (maintained counter, O(1)).
     std::uint64_t count(std::string_view prefix) const;
     std::uint64_t count_all() const;
+    /// Identifiers created on the UTC day containing `unix_seconds`: all of them, or only those
+    /// under exactly `prefix`. Kept by the writer in the same transaction; deletions do not
+    /// lower it.
+    std::uint64_t registrations(std::int64_t unix_seconds, std::string_view prefix = {}) const;
+    /// Every prefix holding identifiers, with its count (folded prefix, count), in key order.
+    std::vector<std::pair<std::string, std::uint64_t>> prefix_counts() const;
 
     /// Identifiers whose TEMPLATE value (index 1001) names the template with entry key
     /// `template_key` (template.hpp: folded prefix + "/" + version). Maintained by the writer,
