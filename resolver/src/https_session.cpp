@@ -101,6 +101,27 @@ std::string hex(std::uint64_t v) {
     return std::string(buffer, static_cast<std::size_t>(n));
 }
 
+/// The body of a streamed request its route refused (401, 403, 409 ...) is read and thrown away,
+/// up to this many bytes, before the connection may close: closing a socket with unread input
+/// makes the kernel send a reset, which destroys the refusal in the client's receive buffer, so
+/// an uploading client would see "connection reset" instead of the reason. Beyond the cap the
+/// read stops and the idle timeout ends the connection.
+constexpr std::uint64_t kMaxRefusedBodyDrain = 16 * 1024 * 1024;
+
+class DiscardBody final : public BodyConsumer {
+public:
+    bool on_body(std::string_view bytes) override {
+        drained_ += bytes.size();
+        return drained_ <= kMaxRefusedBodyDrain;
+    }
+    void on_end() override {}
+    void on_stop() override {}
+    void on_abort() override {}
+
+private:
+    std::uint64_t drained_ = 0;
+};
+
 } // namespace
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
@@ -626,15 +647,15 @@ private:
             channel->send(error_response(header, http::status::internal_server_error, "internal",
                                          "internal error"));
         }
-        if (!consumer) { // answered with send(); the unread body is discarded when closing
-            const bool body_done = parser_->is_done();
-            parser_.reset();
-            if (!body_done) {
-                read_stopped_ = true;
+        if (!consumer) { // answered with send()
+            if (parser_->is_done()) {
+                parser_.reset();
+                read_next();
                 return;
             }
-            read_next();
-            return;
+            // Read the unwanted body (bounded) so that the refusal reaches the client.
+            consumer = std::make_unique<DiscardBody>();
+            discarding_refused_ = true;
         }
         consumer_ = std::move(consumer);
         stream_seq_ = seq;
@@ -721,6 +742,7 @@ private:
     }
 
     void end_stream() {
+        discarding_refused_ = false;
         auto consumer = std::move(consumer_);
         stream_parser_.reset();
         stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
@@ -732,6 +754,7 @@ private:
 
     /// Graceful stop while a body streams in: no more body; the route finishes its response.
     void stop_stream() {
+        discarding_refused_ = false;
         auto consumer = std::move(consumer_);
         stream_parser_.reset();
         stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
@@ -788,7 +811,8 @@ private:
         Slot* slot = find_slot(seq);
         if (slot == nullptr || !slot->streaming || slot->stream_status != 0)
             return;
-        if (consumer_ && stream_seq_ == seq) { // refused mid-body: stop reading it, then close
+        if (consumer_ && stream_seq_ == seq && !discarding_refused_) {
+            // refused mid-body: stop reading it, then close
             consumer_.reset();
             stream_parser_.reset();
             disarm_read_timer();
@@ -1031,6 +1055,7 @@ private:
     // The streamed request whose body is being read (at most one at a time).
     std::optional<http::request_parser<http::buffer_body>> stream_parser_;
     std::unique_ptr<BodyConsumer> consumer_;
+    bool discarding_refused_ = false; // consumer_ is a DiscardBody after a refusal
     std::uint64_t stream_seq_ = 0;
     bool stream_paused_by_consumer_ = false;
     bool stream_paused_by_backlog_ = false;

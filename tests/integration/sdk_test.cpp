@@ -891,5 +891,7 @@ TEST_CASE("bulk (POST /api/v1/bulk)") {
     auto anon = n.client();
     auto refused = anon.bulk_range(records);
     REQUIRE_FALSE(refused.ok());
+    INFO("sdk error: " << refused.error().message << " kind "
+                       << static_cast<int>(refused.error().kind));
     CHECK(refused.error().http_status == 401);
 }
