@@ -553,6 +553,17 @@ std::optional<std::string> ReadSnapshot::get_entry(Table table, std::string_view
     return std::string(v);
 }
 
+void ReadSnapshot::for_each_entry(
+    Table table, const std::function<void(const std::string&, const std::string&)>& fn) const {
+    std::string cursor;
+    do {
+        auto page = list_entries(table, cursor, 1000);
+        for (const auto& [key, value] : page.entries)
+            fn(key, value);
+        cursor = std::move(page.next_cursor);
+    } while (!cursor.empty());
+}
+
 EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
                                      std::size_t limit) const {
     EntryPage page;

@@ -261,17 +261,13 @@ public:
             homed_.push_back(*folded);
         }
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                auto rec = decode_prefix(bytes);
-                if (rec && rec->kind == PrefixKind::node) {
-                    homed_.push_back(key);
-                }
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::prefixes,
+                                [&](const std::string& key, const std::string& bytes) {
+                                    auto rec = decode_prefix(bytes);
+                                    if (rec && rec->kind == PrefixKind::node) {
+                                        homed_.push_back(key);
+                                    }
+                                });
         snms_ = std::make_unique<api::SnmsApi>(
             registry_, auth_, [this](std::string_view prefix_key) { return homed(prefix_key); },
             api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
@@ -931,16 +927,11 @@ private:
     Response list_homed(const Request& req, RequestContext&) {
         json::array prefixes;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto rec = decode_prefix(bytes); rec && rec->status == PrefixStatus::active) {
-                    prefixes.emplace_back(rec->prefix);
-                }
+        snapshot.for_each_entry(Table::prefixes, [&](const std::string&, const std::string& bytes) {
+            if (auto rec = decode_prefix(bytes); rec && rec->status == PrefixStatus::active) {
+                prefixes.emplace_back(rec->prefix);
             }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        });
         for (const auto& p : options_.homed_prefixes) {
             if (std::none_of(prefixes.begin(), prefixes.end(), [&](const json::value& v) {
                     return equals_folded(v.get_string(), p);
@@ -1214,19 +1205,15 @@ private:
         if (!parent.empty()) {
             std::uint64_t highest = 0;
             auto snapshot = registry_.snapshot();
-            std::string cursor = "";
             const std::string start = parent + ".";
-            do {
-                auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-                for (const auto& [key, bytes] : page.entries) {
+            snapshot.for_each_entry(
+                Table::prefixes, [&](const std::string& key, const std::string&) {
                     std::uint64_t n;
                     if (key.size() > start.size() && key.compare(0, start.size(), start) == 0 &&
                         parse_uint(std::string_view(key).substr(start.size()), n)) {
                         highest = std::max(highest, n);
                     }
-                }
-                cursor = page.next_cursor;
-            } while (!cursor.empty());
+                });
             rec.prefix =
                 parent + "." + std::to_string(highest + 1 + static_cast<unsigned>(attempt));
         }
@@ -1283,18 +1270,14 @@ private:
             return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto rec = decode_prefix(bytes)) {
-                    auto o = prefix_json(*rec);
-                    o["identifiers"] = snapshot.count(key);
-                    out.push_back(std::move(o));
-                }
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::prefixes,
+                                [&](const std::string& key, const std::string& bytes) {
+                                    if (auto rec = decode_prefix(bytes)) {
+                                        auto o = prefix_json(*rec);
+                                        o["identifiers"] = snapshot.count(key);
+                                        out.push_back(std::move(o));
+                                    }
+                                });
         return json_response(req, http::status::ok,
                              json::serialize(json::object{{"prefixes", std::move(out)}}));
     }
@@ -1439,15 +1422,10 @@ private:
             return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::accounts, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto a = decode_account(bytes))
-                    out.push_back(account_json(*a));
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::accounts, [&](const std::string&, const std::string& bytes) {
+            if (auto a = decode_account(bytes))
+                out.push_back(account_json(*a));
+        });
         return json_response(req, http::status::ok,
                              json::serialize(json::object{{"accounts", std::move(out)}}));
     }

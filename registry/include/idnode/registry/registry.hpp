@@ -222,6 +222,10 @@ public:
 
     std::optional<std::string> get_entry(Table table, std::string_view key) const;
     EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
+    /// Every entry of `table` in key order (list_entries page by page): `fn(key, value)`.
+    void for_each_entry(
+        Table table,
+        const std::function<void(const std::string& key, const std::string& value)>& fn) const;
 
     /// Change-log entries with sequence >= from, at most `limit`.
     std::vector<ChangeEntry> changes(std::uint64_t from, std::size_t limit) const;
