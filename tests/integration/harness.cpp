@@ -8,6 +8,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -527,7 +528,11 @@ std::string HttpsClient::read_some(Millis wait) {
         buffer_.consume(buffer_.size());
         return out;
     }
-    if (SSL_pending(stream_->native_handle()) == 0) {
+    // Bytes may already be inside the TLS layer, where poll() cannot see them: decrypted but
+    // unread (SSL_pending), or whole records asio has handed to OpenSSL's read BIO but OpenSSL has
+    // not decrypted yet (two records arriving in one TCP read). Only poll when both are empty.
+    SSL* ssl = stream_->native_handle();
+    if (SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0) {
         pollfd pfd{stream_->next_layer().native_handle(), POLLIN, 0};
         if (::poll(&pfd, 1, static_cast<int>(wait.count())) <= 0)
             return {};
