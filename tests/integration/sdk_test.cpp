@@ -888,6 +888,7 @@ TEST_CASE("bulk (POST /api/v1/bulk)") {
     CHECK(stopped.error().kind == sdk::ErrorKind::cancelled);
 
     // bad credentials fail the whole load with the server's answer
+    REQUIRE(n.node.running());
     auto anon = n.client();
     auto refused = anon.bulk_range(records);
     REQUIRE_FALSE(refused.ok());
