@@ -278,10 +278,12 @@ private:
     }
 
     detail::ServerCore core_;
-    asio::io_context ioc_;
-    std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
+    // The workers are declared before ioc_ so that they outlive it: an accept still pending on
+    // ioc_ holds a socket of a worker's context, and is destroyed with ioc_.
     std::vector<std::unique_ptr<asio::io_context>> workers_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+    asio::io_context ioc_;
+    std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
     std::size_t next_worker_ = 0; // used on the https acceptor's strand only
     tcp::acceptor https_acceptor_;
     tcp::acceptor ops_acceptor_;
