@@ -403,8 +403,13 @@ TEST_CASE("bulk: a large streamed body keeps server memory flat") {
                                          << " KiB; VmRSS " << vm_early << " -> " << vm_peak
                                          << " KiB; body ~" << total * 80 / 1024 << " KiB");
     REQUIRE(rss_early > 0);
-    // The body is ~80 MB (16 MB reduced); buffering any sizeable part of it would show.
-    CHECK(rss_peak - rss_early < 16 * 1024);
+    // The body is ~80 MB; buffering any sizeable part of it would show. The reduced run is the
+    // sanitizer run, where ASan's quarantine keeps freed memory resident by design: there the
+    // bound proves nothing and is not asserted (the normal run asserts it).
+    if (reduced())
+        MESSAGE("RssAnon bound not asserted under the sanitizer run");
+    else
+        CHECK(rss_peak - rss_early < 16 * 1024);
 }
 
 TEST_CASE("batch resolve: found, missing, invalid, not homed and private entries in order") {

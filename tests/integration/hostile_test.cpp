@@ -339,7 +339,11 @@ TEST_CASE("request smuggling shapes and malformed headers get 400 and lose the c
         {"header without colon", "GET /x HTTP/1.1\r\nHost: localhost\r\nNoColonHere\r\n\r\n"},
         {"space in header name", "GET /x HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n"},
         {"control byte in header value",
-         std::string("GET /x HTTP/1.1\r\nHost: localhost\r\nX-Nul: a\0b\r\n\r\n", 52)},
+         [] {
+             static constexpr char raw[] =
+                 "GET /x HTTP/1.1\r\nHost: localhost\r\nX-Nul: a\0b\r\n\r\n";
+             return std::string(raw, sizeof raw - 1); // the NUL inside included, the final one not
+         }()},
         {"bare LF line ends", "GET /x HTTP/1.1\nHost: localhost\n\n"},
         {"garbage request line", "\x16\x03\x01 what is this\r\n\r\n"},
         {"missing HTTP version", "GET /x\r\nHost: localhost\r\n\r\n"},
