@@ -284,7 +284,7 @@ private:
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
     asio::io_context ioc_;
     std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
-    std::size_t next_worker_ = 0; // used on the https acceptor's strand only
+    std::size_t next_worker_ = 0;                   // used on the https acceptor's strand only
     tcp::acceptor https_acceptor_;
     tcp::acceptor ops_acceptor_;
     asio::signal_set signals_;
