@@ -659,7 +659,8 @@ private:
         }
         consumer_ = std::move(consumer);
         stream_seq_ = seq;
-        stream_parser_.emplace(std::move(*parser_));
+        stream_parser_ =
+            std::make_shared<http::request_parser<http::buffer_body>>(std::move(*parser_));
         parser_.reset();
         stream_parser_->body_limit(boost::none);
         if (stream_buffer_.empty())
@@ -693,9 +694,11 @@ private:
         body.data = stream_buffer_.data();
         body.size = stream_buffer_.size();
         body.more = true;
-        http::async_read_some(
-            stream_, buffer_, *stream_parser_,
-            [self = shared_from_this()](error_code ec, std::size_t) { self->on_stream_body(ec); });
+        // The read holds its own reference to the parser: closing, stopping or refusing the
+        // stream drops the session's reference while this read may still be parsing into it.
+        http::async_read_some(stream_, buffer_, *stream_parser_,
+                              [self = shared_from_this(), parser = stream_parser_](
+                                  error_code ec, std::size_t) { self->on_stream_body(ec); });
     }
 
     void on_stream_body(error_code ec) {
@@ -1053,7 +1056,8 @@ private:
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     // The streamed request whose body is being read (at most one at a time).
-    std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+    // Shared with the outstanding body read (see read_stream_body), never destroyed under it.
+    std::shared_ptr<http::request_parser<http::buffer_body>> stream_parser_;
     std::unique_ptr<BodyConsumer> consumer_;
     bool discarding_refused_ = false; // consumer_ is a DiscardBody after a refusal
     std::uint64_t stream_seq_ = 0;
