@@ -17,6 +17,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "steel_record.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -55,28 +57,6 @@ struct Connection {
         stream->handshake(ssl::stream_base::client);
     }
 };
-
-/// One production-run record of ~300 bytes with template-style fields (index >= 2000).
-void append_record(std::string& out, const std::string& prefix, const std::string& run,
-                   std::uint64_t serial) {
-    char suffix[32];
-    std::snprintf(suffix, sizeof suffix, "%010llu", static_cast<unsigned long long>(serial));
-    out += R"({"handle":")";
-    out += prefix;
-    out += '/';
-    out += run;
-    out += '-';
-    out += suffix;
-    out += R"(","values":[{"index":1,"type":"URL","data":"https://mes.example.cn/p/)";
-    out += suffix;
-    out += R"("},{"index":2000,"type":"heat_no","data":"H2024-)";
-    out += suffix + 4;
-    out +=
-        R"("},{"index":2001,"type":"grade","data":"Q235B"},{"index":2002,"type":"standard","data":"GB/T 700-2006"},{"index":2003,"type":"batch","data":"B-)";
-    out += run;
-    out += R"("},{"index":2004,"type":"production_date","data":"2024-11-22"}]})";
-    out += '\n';
-}
 
 } // namespace
 
@@ -153,7 +133,8 @@ int main(int argc, char** argv) {
         chunk.clear();
         const std::uint64_t end = std::min(records, i + per_chunk);
         for (std::uint64_t j = i; j < end; ++j)
-            append_record(chunk, prefix, run, serials.empty() ? j : serials[j]);
+            idnode::bench::append_steel_record(chunk, prefix, run,
+                                               serials.empty() ? j : serials[j]);
         char size[32];
         const int n = std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
         chunk.insert(0, size, static_cast<std::size_t>(n));

@@ -92,6 +92,12 @@ for p in 88.118.8 88.118.9; do
 done
 api POST /api/v1/accounts '{"username":"mes","role":"enterprise","prefixes":["88.118.8","88.118.9"]}' >/dev/null
 key=$(api POST /api/v1/accounts/mes/keys | sed 's/.*"key":"\([^"]*\)".*/\1/')
+# The records name the steel template (issue 5: template-validated records).
+for p in 88.118.8 88.118.9; do
+    curl -sS --fail-with-body --cacert "$cert" -H "Authorization: Bearer $admin_key" \
+        -X POST "https://localhost:$port/api/v1/templates?prefix=$p" --resolve "localhost:$port:127.0.0.1" \
+        -H 'Content-Type: application/json' --data-binary @conf/templates/steel.json >/dev/null
+done
 # One identifier to resolve during the uploads.
 api PUT /api/handles/88.118.9/probe '{"values":[{"index":1,"type":"URL","data":"https://e.cn/probe"}]}' >/dev/null
 
