@@ -185,12 +185,13 @@ void BulkUpload::process_line(std::string_view line) {
     // "line N" is always the Nth physical line.
     if (line.find_first_not_of(" \t") == std::string_view::npos)
         return;
-    unsigned char scratch[8192];
-    json::monotonic_resource memory(scratch, sizeof scratch);
+    line_memory_.release();
+    line_parser_.reset(json::storage_ptr(&line_memory_));
     boost::system::error_code ec;
-    json::value doc = json::parse(line, ec, &memory);
+    line_parser_.write(line.data(), line.size(), ec); // the whole line, else an error
     if (ec)
         return fail_line({}, "invalid_json", "line is not valid JSON: " + ec.message());
+    const json::value doc = line_parser_.release();
     const auto* obj = doc.if_object();
     if (obj == nullptr)
         return fail_line({}, "invalid_record", "line must be a JSON object");

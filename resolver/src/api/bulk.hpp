@@ -24,6 +24,9 @@
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/streaming.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -153,6 +156,11 @@ private:
     IdempotencyStore* store_;
     std::string idempotency_key_;
 
+    // One parser and one arena for every line: constructing a parser and its stacks per line
+    // cost as much as parsing a 400-byte record.
+    unsigned char line_scratch_[8192];
+    boost::json::monotonic_resource line_memory_{line_scratch_, sizeof line_scratch_};
+    boost::json::parser line_parser_;
     std::string partial_;   // bytes of a line not yet terminated
     bool skipping_ = false; // inside an over-long line, until its newline
     std::uint64_t line_no_ = 0;
