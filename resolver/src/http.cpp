@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <iterator>
+#include <string>
 
 namespace idnode::resolver {
 
@@ -27,11 +29,10 @@ struct Responder::State {
     ~State() {
         if (sent.exchange(true))
             return;
-        Response response{http::status::internal_server_error, 11};
-        response.set(http::field::content_type, "application/json");
-        response.body() = error_body("internal", "the request handler produced no response");
-        response.prepare_payload();
-        sink(std::move(response), std::move(context));
+        const ApiFamily family = context.family;
+        sink(refusal_response(family, 11, true, Refusal::internal,
+                              "the request handler produced no response"),
+             std::move(context));
     }
 };
 
@@ -103,6 +104,87 @@ Response json_response(const Request& request, http::status status, std::string 
 Response error_response(const Request& request, http::status status, std::string_view code,
                         std::string_view message) {
     return json_response(request, status, error_body(code, message));
+}
+
+// ---- server-level refusals: the one table ------------------------------------------------------
+
+namespace {
+
+// Handle RCs: 2 error, 3 server too busy, 4 protocol error (DESIGN §5.1: unknown route → RC 4;
+// RC 3 ↔ 503). SNMS: -2 business error with a readable message, -4 internal error (DESIGN §5.2).
+constexpr RefusalRow kRefusals[] = {
+    // bad_request
+    {http::status::bad_request, "bad_request", 4, -2, "请求格式错误"},
+    // unknown_route
+    {http::status::not_found, "unknown_route", 4, -2, "接口不存在"},
+    // method_not_allowed
+    {http::status::method_not_allowed, "method_not_allowed", 4, -2, "请求方法不允许"},
+    // body_too_large
+    {http::status::payload_too_large, "body_too_large", 4, -2, "请求体过大"},
+    // header_too_large
+    {http::status::request_header_fields_too_large, "header_too_large", 4, -2, "请求头过大"},
+    // rate_limited
+    {http::status::too_many_requests, "rate_limited", 3, -2, "请求过于频繁，请稍后重试"},
+    // unavailable
+    {http::status::service_unavailable, "unavailable", 3, -4, "服务繁忙，请稍后重试"},
+    // internal
+    {http::status::internal_server_error, "internal", 2, -4, "内部错误"},
+};
+static_assert(std::size(kRefusals) == static_cast<std::size_t>(Refusal::internal) + 1);
+
+bool path_starts_with(std::string_view path, std::string_view base) noexcept {
+    // "/api/v1" matches "/api/v1" and "/api/v1/…", not "/api/v1x".
+    return path.substr(0, base.size()) == base &&
+           (path.size() == base.size() || path[base.size()] == '/');
+}
+
+} // namespace
+
+ApiFamily api_family(std::string_view target) noexcept {
+    const std::string_view path = target_path(target);
+    if (path.empty() || path.front() != '/') // nothing parsed (or an absolute-form target)
+        return ApiFamily::native;
+    if (path_starts_with(path, "/api/v1"))
+        return ApiFamily::native;
+    if (path_starts_with(path, "/identity") || path_starts_with(path, "/identityv2") ||
+        path_starts_with(path, "/snms"))
+        return ApiFamily::snms;
+    return ApiFamily::handle;
+}
+
+const RefusalRow& refusal_row(Refusal refusal) noexcept {
+    return kRefusals[static_cast<std::size_t>(refusal)];
+}
+
+std::string refusal_body(ApiFamily family, Refusal refusal, std::string_view message) {
+    const RefusalRow& row = refusal_row(refusal);
+    switch (family) {
+    case ApiFamily::handle:
+        return "{\"responseCode\":" + std::to_string(row.handle_rc) +
+               ",\"message\":" + json_quote(message) + "}";
+    case ApiFamily::snms:
+        return "{\"status\":" + std::to_string(row.snms_status) +
+               ",\"message\":" + json_quote(std::string(row.zh) + "：" + std::string(message)) +
+               ",\"data\":null}";
+    case ApiFamily::native:
+        break;
+    }
+    return error_body(row.code, message);
+}
+
+Response refusal_response(ApiFamily family, unsigned version, bool keep_alive, Refusal refusal,
+                          std::string_view message) {
+    Response response{refusal_row(refusal).status, version};
+    response.set(http::field::content_type, "application/json");
+    response.keep_alive(keep_alive);
+    response.body() = refusal_body(family, refusal, message);
+    response.prepare_payload();
+    return response;
+}
+
+Response refusal_response(const Request& request, Refusal refusal, std::string_view message) {
+    return refusal_response(api_family(request.target()), request.version(), request.keep_alive(),
+                            refusal, message);
 }
 
 // ---- URL helpers --------------------------------------------------------------------------------

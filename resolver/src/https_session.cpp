@@ -458,13 +458,13 @@ private:
         served_any_ = true; // from now on the first-request deadline no longer applies
         proven_.store(true, std::memory_order_relaxed); // no longer shed at the connection cap
         if (ec == http::error::body_limit) { // Content-Length already says it is too large
-            reject_and_close(http::status::payload_too_large, "body_too_large",
+            reject_and_close(Refusal::body_too_large,
                              "the request body exceeds " +
                                  std::to_string(core_.config.limits.max_body_bytes) + " bytes");
             return;
         }
         if (ec == http::error::header_limit) {
-            reject_and_close(http::status::request_header_fields_too_large, "header_too_large",
+            reject_and_close(Refusal::header_too_large,
                              "the request header exceeds " +
                                  std::to_string(core_.config.limits.max_header_bytes) + " bytes");
             return;
@@ -474,15 +474,13 @@ private:
                 close();
                 return;
             }
-            reject_and_close(http::status::bad_request, "bad_request",
-                             "malformed HTTP request: " + ec.message());
+            reject_and_close(Refusal::bad_request, "malformed HTTP request: " + ec.message());
             return;
         }
         header_done_ = steady_clock::now();
         const auto& header = parser_->get();
         if (const char* why = ambiguous_framing(header)) {
-            reject_and_close(http::status::bad_request, "bad_request",
-                             std::string("malformed HTTP request: ") + why);
+            reject_and_close(Refusal::bad_request, std::string("malformed HTTP request: ") + why);
             return;
         }
         if (core_.stream_dispatch) {
@@ -491,6 +489,7 @@ private:
                 RequestContext context = new_context();
                 context.route = std::move(route.route);
                 context.params = std::move(route.params);
+                context.family = api_family(header.target());
                 start_stream(*handler, std::move(context));
                 return;
             }
@@ -498,7 +497,7 @@ private:
         parser_->body_limit(core_.config.limits.max_body_bytes);
         if (const auto length = parser_->content_length();
             length && *length > core_.config.limits.max_body_bytes) {
-            reject_and_close(http::status::payload_too_large, "body_too_large",
+            reject_and_close(Refusal::body_too_large,
                              "the request body exceeds " +
                                  std::to_string(core_.config.limits.max_body_bytes) + " bytes");
             return;
@@ -520,7 +519,7 @@ private:
         if (closed_)
             return;
         if (ec == http::error::body_limit) {
-            reject_and_close(http::status::payload_too_large, "body_too_large",
+            reject_and_close(Refusal::body_too_large,
                              "the request body exceeds " +
                                  std::to_string(core_.config.limits.max_body_bytes) + " bytes");
             return;
@@ -530,8 +529,7 @@ private:
                 close();
                 return;
             }
-            reject_and_close(http::status::bad_request, "bad_request",
-                             "malformed HTTP request body: " + ec.message());
+            reject_and_close(Refusal::bad_request, "malformed HTTP request body: " + ec.message());
             return;
         }
         on_request();
@@ -567,6 +565,8 @@ private:
         if (!pipeline_.back().keep_alive)
             read_stopped_ = true;
         RequestContext context = new_context();
+        const ApiFamily family = api_family(request.target());
+        context.family = family;
 
         if (core_.ip_limiter.enabled()) {
             const auto decision = core_.ip_limiter.acquire(client_ip_);
@@ -576,9 +576,9 @@ private:
                     1, static_cast<long long>(
                            std::ceil(std::chrono::duration<double>(decision.retry_after).count())));
                 Response response =
-                    error_response(request, http::status::too_many_requests, "rate_limited",
-                                   "too many requests from " + client_ip_ + "; retry after " +
-                                       std::to_string(seconds) + " s");
+                    refusal_response(request, Refusal::rate_limited,
+                                     "too many requests from " + client_ip_ + "; retry after " +
+                                         std::to_string(seconds) + " s");
                 response.set(http::field::retry_after, std::to_string(seconds));
                 context.route = "-";
                 complete(seq, std::move(response), std::move(context));
@@ -598,10 +598,7 @@ private:
             core_.dispatch(std::move(request), responder);
         } catch (const std::exception& e) {
             core_.logging.app().error("request handler threw: {}", e.what());
-            Response failure{http::status::internal_server_error, 11};
-            failure.set(http::field::content_type, "application/json");
-            failure.body() = error_body("internal", "internal error");
-            responder.send(std::move(failure));
+            responder.send(refusal_response(family, 11, true, Refusal::internal, "internal error"));
         }
         read_next();
     }
@@ -625,8 +622,8 @@ private:
         if (core_.ip_limiter.enabled() && !core_.ip_limiter.acquire(client_ip_).allowed) {
             core_.metrics.rate_limited.inc();
             Response response =
-                error_response(header, http::status::too_many_requests, "rate_limited",
-                               "too many requests from " + client_ip_ + "; retry after 1 s");
+                refusal_response(header, Refusal::rate_limited,
+                                 "too many requests from " + client_ip_ + "; retry after 1 s");
             response.set(http::field::retry_after, "1");
             response.keep_alive(false);
             slot.streaming = false;
@@ -644,8 +641,7 @@ private:
             consumer = handler(header, channel);
         } catch (const std::exception& e) {
             core_.logging.app().error("streaming handler threw: {}", e.what());
-            channel->send(error_response(header, http::status::internal_server_error, "internal",
-                                         "internal error"));
+            channel->send(refusal_response(header, Refusal::internal, "internal error"));
         }
         if (!consumer) { // answered with send()
             if (parser_->is_done()) {
@@ -867,13 +863,16 @@ private:
     }
 
     /// Answers a request the server refuses before routing, then closes the connection.
-    void reject_and_close(http::status status, std::string_view code, const std::string& message) {
+    void reject_and_close(Refusal refusal, const std::string& message) {
         phase_ = Phase::idle;
         disarm_read_timer();
         read_stopped_ = true;
         if (header_done_ == steady_clock::time_point{})
             header_done_ = steady_clock::now();
         Request request;
+        // The body shape follows the path's API family; the request line is parsed before the
+        // fields, so an oversize header still has its target (none at all: the native shape).
+        const ApiFamily family = parser_ ? api_family(parser_->get().target()) : ApiFamily::native;
         if (parser_ && parser_->is_header_done())
             request = Request(parser_->get().base());
         request.keep_alive(false);
@@ -881,7 +880,8 @@ private:
         const std::uint64_t seq = push_slot(request).seq;
         RequestContext context = new_context();
         context.route = "-";
-        Response response = error_response(request, status, code, message);
+        context.family = family;
+        Response response = refusal_response(family, request.version(), false, refusal, message);
         response.keep_alive(false);
         complete(seq, std::move(response), std::move(context));
     }

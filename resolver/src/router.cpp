@@ -5,14 +5,6 @@
 
 namespace idnode::resolver {
 
-namespace {
-
-std::string handle_style_error(std::string_view message) {
-    return "{\"responseCode\":4,\"message\":" + json_quote(message) + "}";
-}
-
-} // namespace
-
 void Router::add(http::verb method, std::string pattern, Handler handler) {
     add_route(method, std::move(pattern), std::move(handler));
 }
@@ -135,10 +127,10 @@ void Router::dispatch(Request&& request, Responder responder) const {
         best = best_get;
 
     RequestContext& context = responder.context();
+    context.family = api_family(request.target());
     if (best == nullptr) {
         if (allowed.empty()) {
-            responder.send(json_response(request, http::status::not_found,
-                                         handle_style_error("unknown route")));
+            responder.send(refusal_response(request, Refusal::unknown_route, "unknown route"));
             return;
         }
         std::string allow;
@@ -149,10 +141,9 @@ void Router::dispatch(Request&& request, Responder responder) const {
         if (std::find(allowed.begin(), allowed.end(), http::verb::get) != allowed.end() &&
             std::find(allowed.begin(), allowed.end(), http::verb::head) == allowed.end())
             allow += ", HEAD";
-        Response response =
-            json_response(request, http::status::method_not_allowed,
-                          handle_style_error("method " + std::string(request.method_string()) +
-                                             " is not allowed here (allowed: " + allow + ")"));
+        Response response = refusal_response(request, Refusal::method_not_allowed,
+                                             "method " + std::string(request.method_string()) +
+                                                 " is not allowed here (allowed: " + allow + ")");
         response.set(http::field::allow, allow);
         responder.send(std::move(response));
         return;
@@ -167,9 +158,8 @@ void Router::dispatch(Request&& request, Responder responder) const {
     } else if (const auto* async = std::get_if<AsyncHandler>(&best->handler)) {
         (*async)(std::move(request), std::move(responder));
     } else {
-        responder.send(error_response(request, http::status::internal_server_error,
-                                      "streaming_unsupported",
-                                      "this listener cannot stream request bodies"));
+        responder.send(refusal_response(request, Refusal::internal,
+                                        "this listener cannot stream request bodies"));
     }
 }
 

@@ -361,7 +361,10 @@ TEST_CASE("request smuggling shapes and malformed headers get 400 and lose the c
             continue;
         }
         CHECK(response.result() == http::status::bad_request);
-        CHECK(response.body().find(R"("code":"bad_request")") != std::string::npos);
+        // The Handle shape when the request line named a path (/x), the native one when it
+        // could not be parsed (README "Error bodies"; each exactly in integration_authz_test).
+        CHECK((response.body().find(R"("code":"bad_request")") != std::string::npos ||
+               response.body().find(R"({"responseCode":4,"message":)") == 0));
         CHECK_FALSE(response.keep_alive());
         CHECK(attacker.wait_closed(3s));
         CHECK(legit.request(http::verb::get, "/legit").result() == http::status::not_found);

@@ -118,15 +118,33 @@ TEST_CASE("a throwing handler yields 500, a silent one too, and the connection g
                    throw std::runtime_error("boom");
                });
     router.add_async(http::verb::get, "/forget", [](resolver::Request&&, resolver::Responder) {});
+    router.add_async(http::verb::get, "/api/v1/forget",
+                     [](resolver::Request&&, resolver::Responder) {});
+    for (const char* path : {"/api/v1/throw", "/identityv2/throw"})
+        router.add(http::verb::get, path,
+                   [](const resolver::Request&, resolver::RequestContext&) -> resolver::Response {
+                       throw std::runtime_error("boom");
+                   });
     router.add(http::verb::get, "/ok", [](const resolver::Request& req, resolver::RequestContext&) {
         return resolver::json_response(req, http::status::ok, "{}");
     });
     InProcessServer server(router);
     HttpsClient client(server.port(), server.tls());
     client.connect();
+    // The 500 body takes the shape of the path's API family (http.hpp, README "Error bodies").
     const Response thrown = client.request(http::verb::get, "/throw");
     CHECK(thrown.result() == http::status::internal_server_error);
-    CHECK(thrown.body().find(R"("code":"internal")") != std::string::npos);
+    CHECK(thrown.body() == R"({"responseCode":2,"message":"internal error"})");
+    const Response thrown_native = client.request(http::verb::get, "/api/v1/throw");
+    CHECK(thrown_native.result() == http::status::internal_server_error);
+    CHECK(thrown_native.body() == R"({"error":{"code":"internal","message":"internal error"}})");
+    const Response thrown_snms = client.request(http::verb::get, "/identityv2/throw");
+    CHECK(thrown_snms.result() == http::status::internal_server_error);
+    CHECK(thrown_snms.body() ==
+          R"({"status":-4,"message":"内部错误：internal error","data":null})");
+    const Response forgot_native = client.request(http::verb::get, "/api/v1/forget");
+    CHECK(forgot_native.result() == http::status::internal_server_error);
+    CHECK(forgot_native.body().find(R"({"error":{"code":"internal")") == 0);
     CHECK(client.request(http::verb::get, "/forget").result() ==
           http::status::internal_server_error);
     CHECK(client.request(http::verb::get, "/ok").result() == http::status::ok);

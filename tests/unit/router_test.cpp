@@ -95,6 +95,89 @@ TEST_CASE("unknown route is 404 with the Handle-style body; wrong method is 405 
     CHECK(out.response.body() == "prefixes"); // the server, not the router, drops HEAD bodies
 }
 
+TEST_CASE("unknown routes and wrong methods answer in the shape of the path's API family") {
+    Router router;
+    router.add(http::verb::post, "/api/v1/resolve", echo("resolve"));
+    router.add(http::verb::post, "/identityv2/data", echo("snms"));
+
+    auto out = run(router, http::verb::get, "/api/v1/nope");
+    CHECK(out.response.result() == http::status::not_found);
+    CHECK(out.response.body() == R"({"error":{"code":"unknown_route","message":"unknown route"}})");
+    out = run(router, http::verb::get, "/identityv2/nope");
+    CHECK(out.response.body() ==
+          R"({"status":-2,"message":"接口不存在：unknown route","data":null})");
+    CHECK(out.context.family == ApiFamily::snms);
+
+    out = run(router, http::verb::get, "/api/v1/resolve");
+    CHECK(out.response.result() == http::status::method_not_allowed);
+    CHECK(out.response.body().find(R"({"error":{"code":"method_not_allowed")") == 0);
+    out = run(router, http::verb::put, "/identityv2/data");
+    CHECK(out.response.result() == http::status::method_not_allowed);
+    CHECK(out.response.body().find(R"({"status":-2,"message":"请求方法不允许：)") == 0);
+    // A target without a leading '/' ("*", absolute form) has no family: the native shape.
+    out = run(router, http::verb::options, "*");
+    CHECK(out.response.result() == http::status::not_found);
+    CHECK(out.response.body().find(R"({"error":{"code":"unknown_route")") == 0);
+}
+
+TEST_CASE("api_family: which paths are Handle, SNMS or native") {
+    CHECK(api_family("/api/handles/88.1/x?type=URL") == ApiFamily::handle);
+    CHECK(api_family("/api/prefixes") == ApiFamily::handle);
+    CHECK(api_family("/88.118.8/x") == ApiFamily::handle);
+    CHECK(api_family("/") == ApiFamily::handle);
+    CHECK(api_family("/api/v1x") == ApiFamily::handle); // a segment boundary, not a prefix
+    CHECK(api_family("/identityx") == ApiFamily::handle);
+    CHECK(api_family("/api/v1") == ApiFamily::native);
+    CHECK(api_family("/api/v1/bulk?mode=create") == ApiFamily::native);
+    CHECK(api_family("") == ApiFamily::native);
+    CHECK(api_family("*") == ApiFamily::native);
+    CHECK(api_family("/identity/token") == ApiFamily::snms);
+    CHECK(api_family("/identityv2/data/detail?handle=x") == ApiFamily::snms);
+    CHECK(api_family("/snms/api/v5/template") == ApiFamily::snms);
+}
+
+TEST_CASE("the refusal table: every refusal in every family, statuses and codes") {
+    struct Row {
+        Refusal refusal;
+        http::status status;
+        const char* code;
+        int rc, snms;
+    } rows[] = {
+        {Refusal::bad_request, http::status::bad_request, "bad_request", 4, -2},
+        {Refusal::unknown_route, http::status::not_found, "unknown_route", 4, -2},
+        {Refusal::method_not_allowed, http::status::method_not_allowed, "method_not_allowed", 4,
+         -2},
+        {Refusal::body_too_large, http::status::payload_too_large, "body_too_large", 4, -2},
+        {Refusal::header_too_large, http::status::request_header_fields_too_large,
+         "header_too_large", 4, -2},
+        {Refusal::rate_limited, http::status::too_many_requests, "rate_limited", 3, -2},
+        {Refusal::unavailable, http::status::service_unavailable, "unavailable", 3, -4},
+        {Refusal::internal, http::status::internal_server_error, "internal", 2, -4},
+    };
+    for (const auto& row : rows) {
+        CAPTURE(row.code);
+        const RefusalRow& r = refusal_row(row.refusal);
+        CHECK(r.status == row.status);
+        CHECK(std::string_view(r.code) == row.code);
+        CHECK(r.handle_rc == row.rc);
+        CHECK(r.snms_status == row.snms);
+        CHECK(refusal_body(ApiFamily::handle, row.refusal, "m \"q\"") ==
+              "{\"responseCode\":" + std::to_string(row.rc) + R"(,"message":"m \"q\""})");
+        CHECK(refusal_body(ApiFamily::native, row.refusal, "m") ==
+              std::string(R"({"error":{"code":")") + row.code + R"(","message":"m"}})");
+        CHECK(refusal_body(ApiFamily::snms, row.refusal, "m") ==
+              "{\"status\":" + std::to_string(row.snms) + ",\"message\":\"" + r.zh +
+                  "：m\",\"data\":null}");
+        Request req{http::verb::post, "/identity/token", 11};
+        req.keep_alive(false);
+        const Response res = refusal_response(req, row.refusal, "m");
+        CHECK(res.result() == row.status);
+        CHECK(res[http::field::content_type] == "application/json");
+        CHECK_FALSE(res.keep_alive());
+        CHECK(res.body().find("\"status\":" + std::to_string(row.snms)) == 1);
+    }
+}
+
 TEST_CASE("async handlers answer through the responder, possibly from another thread") {
     Router router;
     router.add_async(http::verb::post, "/write", [](Request&& req, Responder responder) {

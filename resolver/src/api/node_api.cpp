@@ -290,21 +290,16 @@ private:
                                          bool handle_api) {
         auto outcome = auth_.authenticate(req[http::field::authorization], ctx.client_ip);
         if (!outcome.ok()) {
-            Response r =
-                handle_api
-                    ? handle_json(req, kRcAuthNeeded, {}, outcome.message,
-                                  outcome.status == 429 ? http::status::too_many_requests
-                                                        : http::status::unauthorized)
-                    : error_response(req,
-                                     outcome.status == 429 ? http::status::too_many_requests
-                                                           : http::status::unauthorized,
-                                     outcome.status == 429 ? "too_many_requests" : "unauthorized",
-                                     outcome.message);
-            if (outcome.status == 401) {
-                r.set(http::field::www_authenticate, "Basic realm=\"idnode\", Bearer");
-            } else {
+            if (outcome.status == 429) { // failed logins throttled: the server-level refusal
+                Response r = refusal_response(req, Refusal::rate_limited, outcome.message);
                 r.set(http::field::retry_after, std::to_string(outcome.retry_after.count()));
+                return r;
             }
+            Response r = handle_api ? handle_json(req, kRcAuthNeeded, {}, outcome.message,
+                                                  http::status::unauthorized)
+                                    : error_response(req, http::status::unauthorized,
+                                                     "unauthorized", outcome.message);
+            r.set(http::field::www_authenticate, "Basic realm=\"idnode\", Bearer");
             return r;
         }
         who = std::move(outcome.principal);
@@ -318,12 +313,8 @@ private:
                 const auto seconds =
                     std::chrono::duration_cast<std::chrono::seconds>(decision.retry_after).count() +
                     1;
-                Response r =
-                    handle_api
-                        ? handle_json(req, kRcServerBusy, {}, "rate limit of this account exceeded",
-                                      http::status::too_many_requests)
-                        : error_response(req, http::status::too_many_requests, "too_many_requests",
-                                         "rate limit of this account exceeded");
+                Response r = refusal_response(req, Refusal::rate_limited,
+                                              "rate limit of this account exceeded");
                 r.set(http::field::retry_after, std::to_string(seconds));
                 return r;
             }
@@ -924,7 +915,12 @@ private:
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
-    Response list_homed(const Request& req, RequestContext&) {
+    /// GET /api/prefixes: public, but credentials that are sent must be valid (bad credentials
+    /// are a 401 on every route, never a silent downgrade to anonymous).
+    Response list_homed(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = authenticate(req, ctx, who, true))
+            return *r;
         json::array prefixes;
         auto snapshot = registry_.snapshot();
         snapshot.for_each_entry(Table::prefixes, [&](const std::string&, const std::string& bytes) {
@@ -953,8 +949,7 @@ private:
         std::optional<Handle> h;
         if (path_handle(req, ctx, h)) {
             ctx.route = "unmatched";
-            return json_response(req, http::status::not_found,
-                                 R"({"responseCode":4,"message":"unknown route"})");
+            return refusal_response(req, Refusal::unknown_route, "unknown route");
         }
         std::string location;
         json::array values;

@@ -98,7 +98,7 @@ Response native_answer(const Request& req, ApiOutcome o) {
         row = {http::status::unauthorized, "unauthorized"};
         break;
     case Kind::throttled:
-        row = {http::status::too_many_requests, "too_many_requests"};
+        row = {http::status::too_many_requests, refusal_row(Refusal::rate_limited).code};
         break;
     case Kind::forbidden:
         row = {http::status::forbidden, "forbidden"};
@@ -241,10 +241,18 @@ private:
                                   std::string(prefix),
                               "没有权限", nullptr};
         }
-        if (!snapshot.get_entry(Table::prefixes, prefix_key)) {
+        auto bytes = snapshot.get_entry(Table::prefixes, prefix_key);
+        if (!bytes) {
             return ApiOutcome{Kind::not_found,
                               "prefix " + std::string(prefix) + " is not allocated on this node",
                               "前缀" + std::string(prefix) + "未在本节点分配", nullptr};
+        }
+        // Suspended prefixes reject writes (DESIGN §3), templates included; reads continue.
+        if (write) {
+            auto rec = decode_prefix(*bytes);
+            if (rec && rec->status == PrefixStatus::suspended)
+                return ApiOutcome{Kind::forbidden, "prefix " + rec->prefix + " is suspended",
+                                  "前缀" + rec->prefix + "已停用", nullptr};
         }
         return std::nullopt;
     }

@@ -34,6 +34,16 @@ namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
+/// Which API a request path belongs to; decides the shape of an error body (README "Error
+/// bodies"): `handle` = {"responseCode","message"} (Handle REST, the proxy paths, anything
+/// unknown), `snms` = the SNMS envelope {"status","message","data"} (/identity, /identityv2,
+/// /snms), `native` = {"error":{"code","message"}} (/api/v1, and requests whose target could
+/// not be parsed at all).
+enum class ApiFamily { handle, snms, native };
+
+/// The family of a request target (path with or without the query). Pure, no allocation.
+ApiFamily api_family(std::string_view target) noexcept;
+
 /// What the server knows about a request besides its bytes, plus annotations that handlers set
 /// for the access log and metrics.
 struct RequestContext {
@@ -42,6 +52,8 @@ struct RequestContext {
     bool tls = true;              // false only on the plain-HTTP ops listener
     std::uint64_t request_id = 0; // unique within the process; echoed as X-Request-Id
     std::chrono::steady_clock::time_point received{}; // when the request header was complete
+    /// api_family() of the request target, for errors produced without the request at hand.
+    ApiFamily family = ApiFamily::native;
 
     // --- set by the router -----------------------------------------------------------------
     /// The matched route pattern ("/api/handles/{handle...}"), "unmatched" for 404/405. Used as
@@ -98,6 +110,42 @@ Response error_response(const Request& request, http::status status, std::string
 
 /// The same error document without a request (used when no request could be parsed).
 std::string error_body(std::string_view code, std::string_view message);
+
+/// Refusals made by the server layer (session limits, router, handler failures) rather than by
+/// an API's own logic. Each has one row in the table in http.cpp: its HTTP status, the native
+/// error code, the Handle response code and the SNMS envelope status.
+enum class Refusal {
+    bad_request,        // 400: malformed HTTP (request line, header fields, framing, chunks)
+    unknown_route,      // 404: no route matches the path
+    method_not_allowed, // 405: the path exists for other methods (an Allow header is added)
+    body_too_large,     // 413: limits.max_body_bytes
+    header_too_large,   // 431: limits.max_header_bytes
+    rate_limited,       // 429: per-IP or per-account rate, failed-login throttling (Retry-After)
+    unavailable,        // 503: the server cannot take the request now
+    internal,           // 500: a handler threw or produced no response
+};
+
+struct RefusalRow {
+    http::status status;
+    const char* code; // native {"error":{"code"}}
+    int handle_rc;    // Handle {"responseCode"}
+    int snms_status;  // SNMS {"status"}
+    const char* zh;   // SNMS message, before the English detail (SNMS clients show Chinese)
+};
+
+/// The table row of `refusal`.
+const RefusalRow& refusal_row(Refusal refusal) noexcept;
+
+/// The body of `refusal` in the shape of `family`, with `message`.
+std::string refusal_body(ApiFamily family, Refusal refusal, std::string_view message);
+
+/// The response for `refusal` to `request` (status from the table, body in the shape of the
+/// request target's family, keep-alive and version following the request).
+Response refusal_response(const Request& request, Refusal refusal, std::string_view message);
+
+/// The same for a request no longer at hand (only its family is known).
+Response refusal_response(ApiFamily family, unsigned version, bool keep_alive, Refusal refusal,
+                          std::string_view message);
 
 /// `text` as a JSON string literal including the quotes; control characters are escaped.
 std::string json_quote(std::string_view text);
