@@ -346,6 +346,7 @@ TEST_CASE("crash: SIGKILL at random moments of an online bulk load loses no ackn
         stored[h] = kAbsent;
 
     std::uint64_t total_acked = 0, total_sent = 0, kills_with_acks = 0, total_changes = 0;
+    const auto started = std::chrono::steady_clock::now();
     for (std::uint64_t it = 0; it < iterations; ++it) {
         CAPTURE(it);
         REQUIRE(n.node.running());
@@ -459,6 +460,11 @@ TEST_CASE("crash: SIGKILL at random moments of an online bulk load loses no ackn
             stored[h] = got;
         }
     }
+    const auto per_iteration =
+        std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started) /
+        static_cast<long>(iterations);
+    MESSAGE("crash test: " << per_iteration.count()
+                           << " ms per iteration (upload until the kill, verify, restart, check)");
     MESSAGE("crash test: " << total_sent << " lines sent, " << total_acked << " acknowledged, "
                            << kills_with_acks << " of " << iterations
                            << " kills cut an upload after some acknowledgements");
