@@ -1581,37 +1581,37 @@ std::uint64_t fnv1a(std::string_view bytes, std::uint64_t basis = 14695981039346
 /// What the change log says about one key: its last entry, reduced to hashes so that the check
 /// runs in bounded memory (see check_change_log_matches_data).
 struct LastChange {
-    std::uint8_t table = 0; // 0 = identifiers, else Table
     std::uint64_t key_a = 0, key_b = 0;
     std::uint64_t sequence = 0;
-    std::uint64_t value_hash = 0;
-    std::uint64_t value_size = 0;
+    std::uint64_t value_hash = 0; // of the value bytes and their size
+    std::uint8_t table = 0;       // 0 = identifiers, else Table
     bool removed = false;
 
-    auto order() const { return std::tie(table, key_a, key_b, sequence); }
+    auto key() const { return std::tie(table, key_a, key_b); }
 };
 
-/// Memory the change-log check may use per pass; larger logs are checked in several passes,
-/// each over a slice of the key space.
-constexpr std::uint64_t kVerifyPassBytes = 256ull << 20;
+std::uint64_t value_hash(std::string_view bytes) {
+    return fnv1a(bytes) ^ (bytes.size() * 0x9E3779B97F4A7C15ull);
+}
+
+/// Memory the change-log check may use per pass (40 bytes per entry: ~27 million entries); larger
+/// logs are checked in several passes, each over a slice of the key space.
+constexpr std::uint64_t kVerifyPassBytes = 1ull << 30;
 
 } // namespace
 
 // The change log must replay to the data: for every key, the last entry carries exactly the bytes
 // stored now (a record or an administrative entry), or is a removal and nothing is stored; every
-// stored key has an entry. Keys are compared as two 64-bit hashes and values as a hash plus their
-// size, so one pass needs ~48 bytes per change-log entry; beyond kVerifyPassBytes the key space is
+// stored key has an entry. Keys are compared as two 64-bit hashes and values as a hash of bytes
+// and size, so a pass needs 40 bytes per change-log entry; beyond kVerifyPassBytes the key space is
 // split into slices walked one after another (more passes over the log, same memory).
 void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t changes,
                                                  const std::function<void(std::string)>& problem) {
-    const std::uint64_t passes =
-        std::max<std::uint64_t>(1, (changes * sizeof(LastChange) * 2) / kVerifyPassBytes + 1);
+    const std::uint64_t passes = changes * sizeof(LastChange) / kVerifyPassBytes + 1;
     const HandleLimits limits{kHandleProtocolMaxLength};
     for (std::uint64_t pass = 0; pass < passes; ++pass) {
+        auto in_slice = [&](std::string_view key) { return fnv1a(key) % passes == pass; };
         std::vector<LastChange> last;
-        auto keep = [&](std::uint8_t t, std::string_view key) {
-            return fnv1a(key) % passes == pass && t <= 4;
-        };
         {
             lmdb::Cursor c(txn, changes_);
             std::string_view key, value;
@@ -1621,7 +1621,11 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 if (key.size() != 8 || !decode_change(read_be64(key), value, e)) {
                     continue; // reported by the contiguity walk
                 }
-                const auto t = static_cast<std::uint8_t>(static_cast<int>(e.kind) - 1);
+                const int kind = static_cast<int>(e.kind);
+                if (kind < 1 || kind > 5) {
+                    continue; // reported by the contiguity walk
+                }
+                const auto t = static_cast<std::uint8_t>(kind - 1);
                 std::string stored_key;
                 if (e.kind == ChangeKind::identifier) {
                     auto handle = parse_handle(e.key, limits);
@@ -1634,60 +1638,57 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                     }
                     stored_key.assign(std::string_view(IdentifierKey(handle->key())));
                 } else {
-                    stored_key = e.key;
+                    stored_key = std::move(e.key);
                 }
-                if (!keep(t, stored_key)) {
+                if (!in_slice(stored_key)) {
                     continue;
                 }
-                last.push_back(LastChange{
-                    t, fnv1a(stored_key), std::hash<std::string_view>{}(stored_key), e.sequence,
-                    fnv1a(e.value), e.value.size(), e.op == ChangeOp::remove});
+                last.push_back(LastChange{fnv1a(stored_key),
+                                          std::hash<std::string_view>{}(stored_key), e.sequence,
+                                          value_hash(e.value), t, e.op == ChangeOp::remove});
             }
         }
-        std::sort(last.begin(), last.end(),
-                  [](const LastChange& a, const LastChange& b) { return a.order() < b.order(); });
-        // Keep the last entry of each key (the highest sequence sorts last within a key).
-        std::vector<LastChange> unique;
+        // Entries arrive in sequence order; a stable sort by key keeps that order within a key, so
+        // the last entry of each run is the key's last change. Compact in place to those.
+        std::stable_sort(last.begin(), last.end(), [](const LastChange& a, const LastChange& b) {
+            return a.key() < b.key();
+        });
+        std::size_t kept = 0;
         for (std::size_t i = 0; i < last.size(); ++i) {
-            if (i + 1 < last.size() && last[i + 1].table == last[i].table &&
-                last[i + 1].key_a == last[i].key_a && last[i + 1].key_b == last[i].key_b) {
+            if (i + 1 < last.size() && last[i + 1].key() == last[i].key()) {
                 continue;
             }
-            unique.push_back(last[i]);
+            last[kept++] = last[i];
         }
-        last.clear();
-        last.shrink_to_fit();
-        std::vector<bool> matched(unique.size(), false);
+        last.resize(kept);
+        std::vector<bool> matched(last.size(), false);
 
         auto walk = [&](std::uint8_t t, MDB_dbi dbi, const char* name) {
             lmdb::Cursor c(txn, dbi);
             std::string_view key, value;
             for (bool more = c.move(MDB_FIRST, key, value); more;
                  more = c.move(MDB_NEXT, key, value)) {
-                if (!keep(t, key)) {
+                if (!in_slice(key)) {
                     continue;
                 }
-                const LastChange probe{t, fnv1a(key), std::hash<std::string_view>{}(key), 0, 0,
-                                       0, false};
-                auto it = std::lower_bound(unique.begin(), unique.end(), probe,
-                                           [](const LastChange& a, const LastChange& b) {
-                                               return std::tie(a.table, a.key_a, a.key_b) <
-                                                      std::tie(b.table, b.key_a, b.key_b);
-                                           });
+                const LastChange probe{fnv1a(key), std::hash<std::string_view>{}(key), 0, 0, t,
+                                       false};
+                auto it = std::lower_bound(
+                    last.begin(), last.end(), probe,
+                    [](const LastChange& a, const LastChange& b) { return a.key() < b.key(); });
                 auto where = [&] {
                     return std::string("changes: ") + name + " key " +
                            (t == 0 ? to_hex(key.substr(0, 64)) : std::string(key));
                 };
-                if (it == unique.end() || it->table != t || it->key_a != probe.key_a ||
-                    it->key_b != probe.key_b) {
+                if (it == last.end() || it->key() != probe.key()) {
                     problem(where() + " is stored but has no change-log entry");
                     continue;
                 }
-                matched[static_cast<std::size_t>(it - unique.begin())] = true;
+                matched[static_cast<std::size_t>(it - last.begin())] = true;
                 if (it->removed) {
                     problem(where() + " is stored but its last change (" +
                             std::to_string(it->sequence) + ") removed it");
-                } else if (it->value_size != value.size() || it->value_hash != fnv1a(value)) {
+                } else if (it->value_hash != value_hash(value)) {
                     problem(where() + " differs from its last change (" +
                             std::to_string(it->sequence) + ")");
                 }
@@ -1698,9 +1699,9 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
         walk(static_cast<std::uint8_t>(Table::templates), table(Table::templates), "templates");
         walk(static_cast<std::uint8_t>(Table::accounts), table(Table::accounts), "accounts");
         walk(static_cast<std::uint8_t>(Table::api_keys), table(Table::api_keys), "apikeys");
-        for (std::size_t i = 0; i < unique.size(); ++i) {
-            if (!matched[i] && !unique[i].removed) {
-                problem("changes: entry " + std::to_string(unique[i].sequence) +
+        for (std::size_t i = 0; i < last.size(); ++i) {
+            if (!matched[i] && !last[i].removed) {
+                problem("changes: entry " + std::to_string(last[i].sequence) +
                         " is the last change of a key that is not stored");
             }
         }
