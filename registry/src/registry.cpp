@@ -38,6 +38,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace idnode::registry {
@@ -334,6 +335,8 @@ public:
     RegistryStats stats() const;
     Status backup(const std::filesystem::path& out_dir);
     VerifyReport verify(std::size_t max_problems);
+    void check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t changes,
+                                       const std::function<void(std::string)>& problem);
 
     const RegistryOptions& options() const noexcept { return options_; }
 
@@ -1563,6 +1566,148 @@ VerifyReport Registry::verify(std::size_t max_problems) const {
     return impl_->verify(max_problems);
 }
 
+namespace {
+
+/// 64-bit FNV-1a; `basis` selects one of two independent-enough hashes of the same bytes.
+std::uint64_t fnv1a(std::string_view bytes, std::uint64_t basis = 14695981039346656037ull) {
+    std::uint64_t h = basis;
+    for (const char c : bytes) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/// What the change log says about one key: its last entry, reduced to hashes so that the check
+/// runs in bounded memory (see check_change_log_matches_data).
+struct LastChange {
+    std::uint64_t key_a = 0, key_b = 0;
+    std::uint64_t sequence = 0;
+    std::uint64_t value_hash = 0; // of the value bytes and their size
+    std::uint8_t table = 0;       // 0 = identifiers, else Table
+    bool removed = false;
+
+    auto key() const { return std::tie(table, key_a, key_b); }
+};
+
+std::uint64_t value_hash(std::string_view bytes) {
+    return fnv1a(bytes) ^ (bytes.size() * 0x9E3779B97F4A7C15ull);
+}
+
+/// Memory the change-log check may use per pass (40 bytes per entry: ~27 million entries); larger
+/// logs are checked in several passes, each over a slice of the key space.
+constexpr std::uint64_t kVerifyPassBytes = 1ull << 30;
+
+} // namespace
+
+// The change log must replay to the data: for every key, the last entry carries exactly the bytes
+// stored now (a record or an administrative entry), or is a removal and nothing is stored; every
+// stored key has an entry. Keys are compared as two 64-bit hashes and values as a hash of bytes
+// and size, so a pass needs 40 bytes per change-log entry; beyond kVerifyPassBytes the key space is
+// split into slices walked one after another (more passes over the log, same memory).
+void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t changes,
+                                                 const std::function<void(std::string)>& problem) {
+    const std::uint64_t passes = changes * sizeof(LastChange) / kVerifyPassBytes + 1;
+    const HandleLimits limits{kHandleProtocolMaxLength};
+    for (std::uint64_t pass = 0; pass < passes; ++pass) {
+        auto in_slice = [&](std::string_view key) { return fnv1a(key) % passes == pass; };
+        std::vector<LastChange> last;
+        {
+            lmdb::Cursor c(txn, changes_);
+            std::string_view key, value;
+            for (bool more = c.move(MDB_FIRST, key, value); more;
+                 more = c.move(MDB_NEXT, key, value)) {
+                ChangeEntry e;
+                if (key.size() != 8 || !decode_change(read_be64(key), value, e)) {
+                    continue; // reported by the contiguity walk
+                }
+                const int kind = static_cast<int>(e.kind);
+                if (kind < 1 || kind > 5) {
+                    continue; // reported by the contiguity walk
+                }
+                const auto t = static_cast<std::uint8_t>(kind - 1);
+                std::string stored_key;
+                if (e.kind == ChangeKind::identifier) {
+                    auto handle = parse_handle(e.key, limits);
+                    if (!handle) {
+                        if (pass == 0) {
+                            problem("changes: entry " + std::to_string(e.sequence) +
+                                    " names an invalid handle: " + handle.error().message);
+                        }
+                        continue;
+                    }
+                    stored_key.assign(std::string_view(IdentifierKey(handle->key())));
+                } else {
+                    stored_key = std::move(e.key);
+                }
+                if (!in_slice(stored_key)) {
+                    continue;
+                }
+                last.push_back(LastChange{fnv1a(stored_key),
+                                          std::hash<std::string_view>{}(stored_key), e.sequence,
+                                          value_hash(e.value), t, e.op == ChangeOp::remove});
+            }
+        }
+        // Entries arrive in sequence order; a stable sort by key keeps that order within a key, so
+        // the last entry of each run is the key's last change. Compact in place to those.
+        std::stable_sort(last.begin(), last.end(), [](const LastChange& a, const LastChange& b) {
+            return a.key() < b.key();
+        });
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < last.size(); ++i) {
+            if (i + 1 < last.size() && last[i + 1].key() == last[i].key()) {
+                continue;
+            }
+            last[kept++] = last[i];
+        }
+        last.resize(kept);
+        std::vector<bool> matched(last.size(), false);
+
+        auto walk = [&](std::uint8_t t, MDB_dbi dbi, const char* name) {
+            lmdb::Cursor c(txn, dbi);
+            std::string_view key, value;
+            for (bool more = c.move(MDB_FIRST, key, value); more;
+                 more = c.move(MDB_NEXT, key, value)) {
+                if (!in_slice(key)) {
+                    continue;
+                }
+                const LastChange probe{fnv1a(key), std::hash<std::string_view>{}(key), 0, 0, t,
+                                       false};
+                auto it = std::lower_bound(
+                    last.begin(), last.end(), probe,
+                    [](const LastChange& a, const LastChange& b) { return a.key() < b.key(); });
+                auto where = [&] {
+                    return std::string("changes: ") + name + " key " +
+                           (t == 0 ? to_hex(key.substr(0, 64)) : std::string(key));
+                };
+                if (it == last.end() || it->key() != probe.key()) {
+                    problem(where() + " is stored but has no change-log entry");
+                    continue;
+                }
+                matched[static_cast<std::size_t>(it - last.begin())] = true;
+                if (it->removed) {
+                    problem(where() + " is stored but its last change (" +
+                            std::to_string(it->sequence) + ") removed it");
+                } else if (it->value_hash != value_hash(value)) {
+                    problem(where() + " differs from its last change (" +
+                            std::to_string(it->sequence) + ")");
+                }
+            }
+        };
+        walk(0, ids_, "ids");
+        walk(static_cast<std::uint8_t>(Table::prefixes), table(Table::prefixes), "prefixes");
+        walk(static_cast<std::uint8_t>(Table::templates), table(Table::templates), "templates");
+        walk(static_cast<std::uint8_t>(Table::accounts), table(Table::accounts), "accounts");
+        walk(static_cast<std::uint8_t>(Table::api_keys), table(Table::api_keys), "apikeys");
+        for (std::size_t i = 0; i < last.size(); ++i) {
+            if (!matched[i] && !last[i].removed) {
+                problem("changes: entry " + std::to_string(last[i].sequence) +
+                        " is the last change of a key that is not stored");
+            }
+        }
+    }
+}
+
 Status RegistryImpl::backup(const std::filesystem::path& out_dir) {
     std::error_code ec;
     if (std::filesystem::exists(out_dir / "data.mdb", ec)) {
@@ -1730,6 +1875,8 @@ VerifyReport RegistryImpl::verify(std::size_t max_problems) {
             }
         }
     }
+
+    check_change_log_matches_data(txn, report.changes, problem);
 
     // Administrative tables decode with their own codecs (templates are opaque documents owned by
     // the layer above; only their presence is counted).

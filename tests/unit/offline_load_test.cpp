@@ -275,6 +275,22 @@ void raw_put(const std::filesystem::path& db, const char* name, std::string_view
     mdb_env_close(env);
 }
 
+void raw_del(const std::filesystem::path& db, const char* name, std::string_view key) {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
+    REQUIRE(mdb_env_set_mapsize(env, 1ull << 30) == 0);
+    REQUIRE(mdb_env_open(env, db.c_str(), 0, 0644) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi dbi;
+    REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
+    MDB_val k{key.size(), const_cast<char*>(key.data())};
+    REQUIRE(mdb_del(txn, dbi, &k, nullptr) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
 bool mentions(const VerifyReport& r, std::string_view text) {
     return std::any_of(r.problems.begin(), r.problems.end(),
                        [&](const std::string& p) { return p.find(text) != std::string::npos; });
@@ -324,6 +340,30 @@ TEST_CASE("verify catches corrupt records, wrong counters, change-log gaps and b
         raw_put(db, "changes_v1", key, entry);
         auto r = Registry::open(read_only_in(dir))->verify();
         CHECK(mentions(r, "gap before sequence 100"));
+    }
+    SUBCASE("a record changed behind the change log's back") {
+        const std::string spelling = "88.118.8/" + suffix(3);
+        raw_put(db, "ids_v1", spelling, encode_record(spelling, values_for(4)));
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(r.problems.size() == 1);
+        CHECK(mentions(r, "differs from its last change"));
+    }
+    SUBCASE("a record the change log never saw") {
+        const std::string spelling = "88.118.8/ZZ-UNLOGGED";
+        raw_put(db, "ids_v1", spelling, encode_record(spelling, values_for(1)));
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "is stored but has no change-log entry"));
+    }
+    SUBCASE("a record the change log says exists is gone") {
+        raw_del(db, "ids_v1", "88.118.8/" + suffix(5));
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "is the last change of a key that is not stored"));
+    }
+    SUBCASE("an admin row changed behind the change log's back") {
+        raw_del(db, "prefixes_v1", "88.118");
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(r.problems.size() == 1);
+        CHECK(mentions(r, "is the last change of a key that is not stored"));
     }
     SUBCASE("an admin row that does not decode") {
         raw_put(db, "accounts_v1", "mallory", "xx");

@@ -23,6 +23,7 @@ constexpr int kOk = 1, kNotLoggedIn = -1, kBusiness = -2, kNoPermission = -3, kI
 const char* const kSuccess = "成功";
 const char* const kExists = "标识已存在";
 const char* const kNotFound = "没有找到标识";
+const char* const kStorageFull = "存储空间已满（storage full），暂时无法写入，查询不受影响";
 
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -75,7 +76,7 @@ ApiOutcome outcome_of(Errc e, std::string en, std::string zh) {
     case Errc::not_homed:
         return {Kind::invalid, std::move(en), std::move(zh), nullptr};
     case Errc::storage_full:
-        return {Kind::storage_full, std::move(en), "存储空间已满", nullptr};
+        return {Kind::storage_full, std::move(en), kStorageFull, nullptr};
     case Errc::unavailable:
         return {Kind::unavailable, std::move(en), "服务繁忙，请稍后重试", nullptr};
     default:
@@ -139,8 +140,11 @@ Response snms_answer(const Request& req, ApiOutcome o) {
         return envelope(req, kNoPermission, o.zh);
     case Kind::internal:
     case Kind::unavailable:
-    case Kind::storage_full:
         return envelope(req, kInternal, o.zh);
+    case Kind::storage_full:
+        // Not an internal fault: the operator's limit is reached and the client must be told to
+        // stop writing (reads still work), so it is a business error with a readable message.
+        return envelope(req, kBusiness, o.zh);
     default:
         return envelope(req, kBusiness, o.zh);
     }
@@ -182,7 +186,7 @@ std::string record_message_zh(const OpResult& r, bool creating) {
     case Errc::too_large:
         return "数据不合法：" + r.error.message;
     case Errc::storage_full:
-        return "存储空间已满";
+        return kStorageFull;
     case Errc::unavailable:
         return "服务繁忙，请稍后重试";
     default:
@@ -712,9 +716,10 @@ private:
             if (record_ok(r, creating))
                 return responder.send(
                     envelope(*shared, kOk, kSuccess, json::object{{"handle", handle}}));
+            // storage_full is a business error (-2 with its message), see snms_answer.
             const bool server_fault =
-                !r.ok() && (r.error.code == Errc::storage_full || r.error.code == Errc::internal ||
-                            r.error.code == Errc::unavailable || r.error.code == Errc::corrupt);
+                !r.ok() && (r.error.code == Errc::internal || r.error.code == Errc::unavailable ||
+                            r.error.code == Errc::corrupt);
             responder.send(envelope(*shared, server_fault ? kInternal : kBusiness,
                                     record_message_zh(r, creating)));
         });

@@ -297,8 +297,12 @@ public:
 
     /// Walks everything in one read snapshot: decodes every identifier record and checks its key
     /// (case folding, long-key form), recounts identifiers per prefix against the counters,
-    /// checks the change log is contiguous and decodable, and decodes the administrative tables
-    /// and the schema version. Problems are collected (at most `max_problems`), never fixed.
+    /// checks the change log is contiguous and decodable and that it matches the data (the last
+    /// entry of every identifier and administrative key carries exactly the stored bytes, or is a
+    /// removal of a key that is absent; every stored key has an entry), and decodes the
+    /// administrative tables and the schema version. Problems are collected (at most
+    /// `max_problems`), never fixed. Memory: 40 bytes per change-log entry up to 1 GiB, then
+    /// more passes over the log (each over a slice of the keys) instead of more memory.
     VerifyReport verify(std::size_t max_problems = 1000) const;
 
 private:
