@@ -539,7 +539,7 @@ struct Online {
     json::value json_of(std::vector<std::string> args, int expected_exit = 0) const {
         args.insert(args.begin(), "--json");
         auto r = run(std::move(args));
-        REQUIRE_MESSAGE(r.exit_code == expected_exit, r.err + r.out);
+        REQUIRE_MESSAGE(r.exit_code == expected_exit, r.err << r.out);
         return json::parse(r.out);
     }
 };
@@ -664,11 +664,11 @@ TEST_CASE("idctl online: prefix, account, key, template, CSV load with rejects, 
     resume.insert(resume.end() - 1, "--resume");
     resume.insert(resume.begin(), "--json");
     auto resumed = steel.run(resume);
-    REQUIRE_MESSAGE(resumed.exit_code == 3, resumed.err + resumed.out);
+    REQUIRE_MESSAGE(resumed.exit_code == 3, resumed.err << resumed.out);
     const json::value summary = json::parse(resumed.out);
     CHECK(u64(summary, "resumed_after_line") == mark_line);
     CHECK(u64(summary, "rejected_total") == expected_rejects.size());
-    CHECK(rejects_of(rejects) == expected_rejects);
+    CHECK_MESSAGE(rejects_of(rejects) == expected_rejects, read_file(rejects));
     CHECK_FALSE(fs::exists(checkpoint)); // a completed load leaves nothing to resume
     const json::value stats = a.admin().json_of({"stats"});
     CHECK(u64(stats, "identifiers") == static_cast<std::uint64_t>(good));
@@ -915,7 +915,8 @@ TEST_CASE("idctl online error paths: usage exits 2; unreachable node, wrong key,
         {idctl(), "--url", "https://localhost:" + std::to_string(n.process.https_port()),
          "--ca-file", n.process.pki().other_ca_cert.string(), "--key", n.admin_key, "stats"});
     CHECK(wrong_ca.exit_code == 1);
-    CHECK(wrong_ca.err.find("tls") != std::string::npos);
+    CHECK_MESSAGE(wrong_ca.err.find("certificate verify failed") != std::string::npos,
+                  wrong_ca.err);
 
     // refusals by the node: exit 1 with its message
     auto bad_prefix = admin.run({"prefix", "allocate", "99.1.1", "--name", "n", "--credit-code",

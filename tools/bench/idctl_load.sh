@@ -108,7 +108,7 @@ start=$(date +%s.%N)
     cat "$scratch/load.stderr" >&2; fail "idctl load"; }
 end=$(date +%s.%N)
 wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
-rate=$(sed 's/.*"records_per_second":\([0-9.e+]*\).*/\1/' "$scratch/summary.json")
+rate=$(sed 's/.*"records_per_second":\([0-9.eE+-]*\).*/\1/' "$scratch/summary.json")
 created=$(sed 's/.*"created":\([0-9]*\).*/\1/' "$scratch/summary.json")
 [ "$created" = "$records" ] || fail "created $created of $records ($(cat "$scratch/summary.json"))"
 identifiers=$("${idctl[@]}" --key "$admin_key" --json stats | sed 's/.*"identifiers":\([0-9]*\).*/\1/')

@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <sys/stat.h>
@@ -156,7 +157,7 @@ std::string duration_text(double seconds) {
 /// reader adds records in input order; results arrive in any order from the stream threads.
 class Tracker {
 public:
-    Tracker(std::ofstream& rejects, std::uint64_t rejects_kept)
+    Tracker(std::FILE* rejects, std::uint64_t rejects_kept)
         : rejects_(rejects), rejected_(rejects_kept) {}
 
     void set_start(Checkpoint c) { checkpoint_ = c; }
@@ -203,10 +204,13 @@ public:
         std::lock_guard lock(mutex_);
         return rejects_failed_;
     }
+    /// Makes the rejects written so far durable. Called before every checkpoint: a checkpoint
+    /// must never cover a line whose reject could still be lost in a buffer (a crash would then
+    /// drop it, and --resume would not read that line again).
     void flush() {
         std::lock_guard lock(mutex_);
-        rejects_.flush();
-        rejects_failed_ = rejects_failed_ || !rejects_;
+        const bool ok = std::fflush(rejects_) == 0 && ::fdatasync(fileno(rejects_)) == 0;
+        rejects_failed_ = rejects_failed_ || !ok;
     }
 
 private:
@@ -215,13 +219,14 @@ private:
         bool done;
     };
     void write_reject(const std::string& text) {
-        rejects_ << text << '\n';
-        rejects_failed_ = rejects_failed_ || !rejects_;
+        const bool ok =
+            std::fputs(text.c_str(), rejects_) >= 0 && std::fputc('\n', rejects_) != EOF;
+        rejects_failed_ = rejects_failed_ || !ok;
         ++rejected_;
     }
 
     mutable std::mutex mutex_;
-    std::ofstream& rejects_;
+    std::FILE* rejects_;
     std::deque<Slot> pending_;
     std::uint64_t base_ = 0; // SDK index of pending_.front()
     Checkpoint checkpoint_;
@@ -353,7 +358,8 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
     } else {
         std::filesystem::remove(rejects_path, fs_ec);
     }
-    std::ofstream rejects(rejects_path, std::ios::out | std::ios::app | std::ios::binary);
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> rejects(std::fopen(rejects_path.c_str(), "ab"),
+                                                            &std::fclose);
     if (!rejects) {
         return fail(cmd, "cannot write " + rejects_path);
     }
@@ -423,7 +429,7 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
         csv.emplace(std::move(r).value());
     }
 
-    Tracker tracker(rejects, rejects_kept);
+    Tracker tracker(rejects.get(), rejects_kept);
     tracker.set_start(start);
     const std::uint64_t first_line = start.line;
     std::uint64_t first_row_offset = first_row ? input.offset() : 0;
@@ -481,6 +487,7 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
         if (a.file == "-" || c.line == last_written.line) {
             return;
         }
+        tracker.flush(); // the rejects up to c.line first
         if (write_atomically(checkpoint_path,
                              json::serialize(checkpoint_json(a, format, *identity, c)) + "\n")) {
             last_written = c;
@@ -581,10 +588,9 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
                              " is loaded, the checkpoint is " + checkpoint_path +
                              ": run the same command with --resume to continue");
     }
-    if (tracker.rejects_failed()) {
+    if (tracker.rejects_failed() || std::fclose(rejects.release()) != 0) {
         return fail(cmd, "writing " + rejects_path + " failed");
     }
-    rejects.close();
     const std::uint64_t rejected = tracker.rejected();
     if (rejected == 0) {
         std::filesystem::remove(rejects_path, fs_ec);
