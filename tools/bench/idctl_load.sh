@@ -7,7 +7,7 @@
 #   tools/bench/idctl_load.sh [--records N] [--streams S] [--bin DIR] [--keep]
 #
 #   --records N   records to load (default 1000000)
-#   --streams S   idctl's parallel bulk streams (default 4)
+#   --streams S   idctl's parallel bulk streams (default 2)
 #   --bin DIR     directory with idnode and idctl (default build/dev/bin)
 #   --keep        keep the scratch directory build/bench/idctl_load
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 records=1000000
-streams=4
+streams=2
 bin=$root/build/dev/bin
 keep=0
 while [ $# -gt 0 ]; do

@@ -203,7 +203,7 @@ Command add_load_command(CLI::App& root, const GlobalOptions& global) {
                     "memory for sorting unsorted input before spilling runs (default 256MiB)");
     cmd->add_option("--temp-dir", a->temp_dir, "where sort runs go (default: the data directory)");
     cmd->add_option("--max-db-size", a->max_db_size, "database size limit (default 64GiB)");
-    cmd->add_option("--streams", a->streams, "parallel HTTPS streams (online, default 4)")
+    cmd->add_option("--streams", a->streams, "parallel HTTPS streams (online, default 2)")
         ->check(CLI::Range(1, 64));
     cmd->add_flag("--resume", a->resume,
                   "continue an interrupted online load from its checkpoint file");

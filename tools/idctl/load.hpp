@@ -21,7 +21,7 @@ struct LoadArgs {
     std::string temp_dir;
     std::string max_db_size = "64GiB";
     // online
-    int streams = 4;
+    int streams = 2; // on this 2-core machine 2 beat 1, 4 and 8 (tools/bench/idctl_load.sh)
     bool resume = false;
     std::string checkpoint;       // "" = FILE.checkpoint
     int progress_interval_ms = 0; // 0 = 200 ms on a terminal, 5 s otherwise
