@@ -1006,6 +1006,17 @@ Result<std::string> Client::list_handles(std::string_view prefix, std::uint64_t 
     return body_of(impl_->execute_ok(call));
 }
 
+Result<std::string> Client::list_handles_cursor(std::string_view prefix, std::string_view cursor,
+                                                std::uint64_t page_size) const {
+    Call call;
+    call.target = "/api/handles?prefix=" + encode_path(prefix, false) +
+                  "&pageSize=" + std::to_string(page_size);
+    if (!cursor.empty())
+        call.target += "&cursor=" + encode_path(cursor, false);
+    call.idempotent = true;
+    return body_of(impl_->execute_ok(call));
+}
+
 namespace {
 Call get(std::string target) {
     Call c;

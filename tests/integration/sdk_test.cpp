@@ -372,6 +372,25 @@ TEST_CASE("records: create, resolve with filters, upsert, set/remove values, del
     REQUIRE_MESSAGE(list.ok(), list.error().to_string());
     const auto page = parse(*list);
     CHECK(page.at("handles").as_array().size() == 3);
+    // the same three by cursor, one per page: each page names the next until the last
+    std::vector<std::string> walked;
+    std::string cursor;
+    for (int pages = 0; pages < 10; ++pages) {
+        auto p = steel.list_handles_cursor("88.118.8", cursor, 1);
+        REQUIRE_MESSAGE(p.ok(), p.error().to_string());
+        const auto v = parse(*p);
+        for (const auto& h : v.at("handles").as_array())
+            walked.emplace_back(h.as_string());
+        const auto* next = v.as_object().if_contains("nextCursor");
+        if (next == nullptr)
+            break;
+        cursor = std::string(next->as_string());
+    }
+    std::vector<std::string> listed;
+    for (const auto& h : page.at("handles").as_array())
+        listed.emplace_back(h.as_string());
+    CHECK(walked == listed);
+    CHECK(anon.list_handles_cursor("88.118.8", "", 10).error().response_code == 402);
 
     // delete; then resolve and delete are not_found (HTTP 404, RC 100)
     REQUIRE(steel.remove("88.118.8/SN-1"));

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,15 @@ Command add_export_command(CLI::App& root, const GlobalOptions& global);
 Command add_backup_command(CLI::App& root, const GlobalOptions& global);
 Command add_verify_command(CLI::App& root, const GlobalOptions& global);
 Command add_qr_command(CLI::App& root, const GlobalOptions& global);
+// online (cmd_online.cpp, on the client SDK)
+Command add_resolve_command(CLI::App& root, const GlobalOptions& global);
+Command add_get_command(CLI::App& root, const GlobalOptions& global);
+Command add_put_command(CLI::App& root, const GlobalOptions& global);
+Command add_delete_command(CLI::App& root, const GlobalOptions& global);
+Command add_prefix_command(CLI::App& root, const GlobalOptions& global);
+Command add_account_command(CLI::App& root, const GlobalOptions& global);
+Command add_template_command(CLI::App& root, const GlobalOptions& global);
+Command add_stats_command(CLI::App& root, const GlobalOptions& global);
 
 /// Prints a left-aligned text table with a header row.
 void print_table(std::ostream& out, const std::vector<std::string>& headers,

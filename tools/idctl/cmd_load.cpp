@@ -2,6 +2,8 @@
 // through registry::OfflineLoader. Rejected lines go to FILE.rejects.ndjson with reasons; exit 3
 // when some were rejected, 1 when the load failed (nothing is reported as loaded then).
 #include "cli.hpp"
+#include "file_lines.hpp"
+#include "load.hpp"
 #include "record_io.hpp"
 
 #include "idnode/registry/offline_load.hpp"
@@ -21,79 +23,6 @@ using namespace idnode::registry;
 
 namespace {
 
-/// Reads a file (or stdin for "-") line by line in large chunks; lines are views valid until the
-/// next call.
-class LineReader {
-public:
-    explicit LineReader(const std::string& path) {
-        file_ = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-        owned_ = file_ != nullptr && file_ != stdin;
-        buffer_.resize(4 << 20);
-    }
-    ~LineReader() {
-        if (owned_) {
-            std::fclose(file_);
-        }
-    }
-    LineReader(const LineReader&) = delete;
-    LineReader& operator=(const LineReader&) = delete;
-    bool is_open() const noexcept { return file_ != nullptr; }
-    bool error() const noexcept { return file_ != nullptr && std::ferror(file_); }
-
-    bool next(std::string_view& line) {
-        for (;;) {
-            const char* start = buffer_.data() + begin_;
-            if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
-                const auto n = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
-                line = std::string_view(start, n);
-                begin_ += n + 1;
-                return true;
-            }
-            if (eof_) {
-                if (begin_ == end_) {
-                    return false;
-                }
-                line = std::string_view(start, end_ - begin_); // last line without newline
-                begin_ = end_;
-                return true;
-            }
-            // Move the partial line to the front (growing for very long lines) and read more.
-            std::memmove(buffer_.data(), start, end_ - begin_);
-            end_ -= begin_;
-            begin_ = 0;
-            if (end_ == buffer_.size()) {
-                buffer_.resize(buffer_.size() * 2);
-            }
-            const std::size_t got =
-                std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
-            end_ += got;
-            if (got == 0) {
-                eof_ = true;
-            }
-        }
-    }
-
-private:
-    std::FILE* file_ = nullptr;
-    bool owned_ = false;
-    std::vector<char> buffer_;
-    std::size_t begin_ = 0, end_ = 0;
-    bool eof_ = false;
-};
-
-struct LoadArgs {
-    bool offline = false;
-    std::string data_dir;
-    std::string file;
-    std::string format; // ndjson | csv | "" (by extension)
-    std::string mode = "create";
-    std::string template_version;
-    std::string rejects;
-    std::string sort_memory = "256MiB";
-    std::string temp_dir;
-    std::string max_db_size = "64GiB";
-};
-
 std::string rejection_line(const LoadRejection& r) {
     boost::json::object o{{"line", r.line},
                           {"handle", r.handle},
@@ -101,6 +30,19 @@ std::string rejection_line(const LoadRejection& r) {
                                                         {"message", r.error.message}}}};
     return boost::json::serialize(o);
 }
+
+} // namespace
+
+std::string load_format(const LoadArgs& a) {
+    std::string format = a.format;
+    if (format.empty()) {
+        format = a.file.size() >= 4 && a.file.compare(a.file.size() - 4, 4, ".csv") == 0 ? "csv"
+                                                                                         : "ndjson";
+    }
+    return format == "csv" || format == "ndjson" ? format : std::string();
+}
+
+namespace {
 
 int load_offline(const LoadArgs& a, const GlobalOptions& global) {
     PutMode mode;
@@ -121,19 +63,15 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
     if (!max_db_size) {
         return fail("load", "--max-db-size must be a size like 64GiB", kExitUsage);
     }
-    std::string format = a.format;
+    const std::string format = load_format(a);
     if (format.empty()) {
-        format = a.file.size() >= 4 && a.file.compare(a.file.size() - 4, 4, ".csv") == 0 ? "csv"
-                                                                                         : "ndjson";
-    }
-    if (format != "csv" && format != "ndjson") {
         return fail("load", "--format must be ndjson or csv", kExitUsage);
     }
     if (format == "ndjson" && !a.template_version.empty()) {
         return fail("load", "--template applies to CSV (NDJSON lines carry templateVersion)",
                     kExitUsage);
     }
-    LineReader reader(a.file);
+    FileLines reader(a.file);
     if (!reader.is_open()) {
         return fail("load", "cannot open " + a.file + ": " + std::strerror(errno));
     }
@@ -265,12 +203,28 @@ Command add_load_command(CLI::App& root, const GlobalOptions& global) {
                     "memory for sorting unsorted input before spilling runs (default 256MiB)");
     cmd->add_option("--temp-dir", a->temp_dir, "where sort runs go (default: the data directory)");
     cmd->add_option("--max-db-size", a->max_db_size, "database size limit (default 64GiB)");
+    cmd->add_option("--streams", a->streams, "parallel HTTPS streams (online, default 2)")
+        ->check(CLI::Range(1, 64));
+    cmd->add_flag("--resume", a->resume,
+                  "continue an interrupted online load from its checkpoint file");
+    cmd->add_option("--checkpoint", a->checkpoint,
+                    "checkpoint file of the online load (default FILE.checkpoint)");
+    cmd->add_option("--progress-interval", a->progress_interval_ms,
+                    "milliseconds between progress updates and checkpoints (default 200 on a "
+                    "terminal, 5000 otherwise)")
+        ->check(CLI::Range(10, 3600000));
     return {cmd, [a, &global] {
                 if (!a->offline) {
+                    if (!a->data_dir.empty()) {
+                        return fail("load", "--data-dir needs --offline", kExitUsage);
+                    }
+                    return load_online(*a, global);
+                }
+                if (a->resume || !a->checkpoint.empty()) {
                     return fail("load",
-                                "loading over HTTPS needs the client SDK, which this build does "
-                                "not have yet; use --offline --data-dir DIR with the node stopped",
-                                kExitFailed);
+                                "--resume is for online loads (an offline load is simply run "
+                                "again)",
+                                kExitUsage);
                 }
                 if (a->data_dir.empty()) {
                     return fail("load", "--offline needs --data-dir", kExitUsage);

@@ -1,9 +1,11 @@
 // Offline read-side commands on a node's data directory, safe while the node runs (the registry
 // is opened read_only):
 //   idctl export --offline --data-dir DIR --prefix P [--output FILE]   NDJSON that `load` accepts
+//   (`export` without --offline goes over HTTPS: export_online in cmd_export_online.cpp)
 //   idctl backup --data-dir DIR OUT        consistent, compacted hot copy (OUT/data.mdb)
 //   idctl verify --data-dir DIR            walks every record and index; exit 1 on problems
 #include "cli.hpp"
+#include "online.hpp"
 #include "record_io.hpp"
 
 #include "idnode/registry/registry.hpp"
@@ -154,10 +156,10 @@ Command add_export_command(CLI::App& root, const GlobalOptions& global) {
     cmd->add_option("--output,-o", a->output, "write to FILE instead of stdout");
     return {cmd, [a, &global] {
                 if (!a->offline) {
-                    return fail("export",
-                                "exporting over HTTPS needs the client SDK, which this build does "
-                                "not have yet; use --offline --data-dir DIR",
-                                kExitFailed);
+                    if (!a->data_dir.empty()) {
+                        return fail("export", "--data-dir needs --offline", kExitUsage);
+                    }
+                    return export_online(a->prefix, a->output, global);
                 }
                 if (a->data_dir.empty()) {
                     return fail("export", "--offline needs --data-dir", kExitUsage);

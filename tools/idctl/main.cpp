@@ -1,10 +1,11 @@
 // idctl — operator and client command line for idnode.
 //
 // Exit codes (DESIGN §5.5): 0 ok, 1 operation failed, 2 usage, 3 partial success.
-// Subcommands live in cmd_*.cpp and are listed in kCommands. Implemented: `init`, `config`, and
-// the offline commands `load --offline`, `export --offline`, `backup`, `verify`, and `qr`. The
-// networked commands (resolve, get, put, …) come with the client SDK (issue 7) and will read their
-// connection from resolve_connection() (connection.hpp), configured by the global flags below.
+// Subcommands live in cmd_*.cpp and are listed in kCommands: `init`, `config`, the offline
+// commands (`load --offline`, `export --offline`, `backup`, `verify`, `qr`) and the online ones on
+// the client SDK (`resolve`, `get`, `put`, `delete`, `prefix`, `account`, `template`, `stats`,
+// `load`, `export`), which read their connection from resolve_connection() (connection.hpp),
+// configured by the global flags below.
 #include "cli.hpp"
 
 #include "idnode/sdk/version.hpp"
@@ -16,8 +17,10 @@ using namespace idnode::idctl;
 namespace {
 
 constexpr CommandFactory kCommands[] = {
-    add_init_command,   add_config_command, add_load_command, add_export_command,
-    add_backup_command, add_verify_command, add_qr_command,
+    add_init_command,    add_config_command,   add_load_command,   add_export_command,
+    add_backup_command,  add_verify_command,   add_qr_command,     add_resolve_command,
+    add_get_command,     add_put_command,      add_delete_command, add_prefix_command,
+    add_account_command, add_template_command, add_stats_command,
 };
 
 } // namespace

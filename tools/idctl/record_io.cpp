@@ -110,8 +110,9 @@ bool split_csv(std::string_view line, std::vector<std::string>& cells) {
     }
 }
 
-registry::Result<CsvReader> CsvReader::from_header(std::string_view header,
-                                                   std::optional<std::string> template_version) {
+registry::Result<CsvReader>
+CsvReader::from_header(std::string_view header, std::optional<std::string> template_version,
+                       const std::map<std::string, std::int32_t>& template_indices) {
     std::vector<std::string> cells;
     if (!split_csv(header, cells) || cells.empty() || cells[0] != "handle") {
         return Error{Errc::invalid_value, "the CSV header must start with \"handle\""};
@@ -135,6 +136,8 @@ registry::Result<CsvReader> CsvReader::from_header(std::string_view header,
                                                       "\": INDEX:TYPE needs a positive index"};
             }
             col = Column{index, cell.substr(colon + 1)};
+        } else if (auto t = template_indices.find(cell); t != template_indices.end()) {
+            col.index = t->second;
         }
         if (col.type.empty()) {
             return Error{Errc::invalid_value,
@@ -187,6 +190,18 @@ bool CsvReader::parse(std::string_view line, InputRecord& out, LineError& error)
         return false;
     }
     return true;
+}
+
+std::string input_record_to_ndjson(const InputRecord& record) {
+    json::object line;
+    line["handle"] = record.handle;
+    json::array values;
+    values.reserve(record.values.size());
+    for (const HandleValue& v : record.values) {
+        values.push_back(resolver::api::value_to_json(v));
+    }
+    line["values"] = std::move(values);
+    return json::serialize(line);
 }
 
 std::string record_to_ndjson(const registry::RecordView& record) {

@@ -17,6 +17,7 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,9 +50,12 @@ private:
 
 class CsvReader {
 public:
-    /// Reads the header; invalid_value with a message if it is not `handle,…`.
-    static registry::Result<CsvReader> from_header(std::string_view header,
-                                                   std::optional<std::string> template_version);
+    /// Reads the header; invalid_value with a message if it is not `handle,…`. A plain `TYPE`
+    /// column found in `template_indices` (a template's idType → idIndex) takes that index;
+    /// others take the index after the previous column's.
+    static registry::Result<CsvReader>
+    from_header(std::string_view header, std::optional<std::string> template_version,
+                const std::map<std::string, std::int32_t>& template_indices = {});
     bool parse(std::string_view line, InputRecord& out, LineError& error) const;
 
 private:
@@ -68,6 +72,11 @@ bool split_csv(std::string_view line, std::vector<std::string>& cells);
 
 /// Sets value 1001 TEMPLATE to `version`, replacing any existing index 1001.
 void set_template_version(std::vector<registry::HandleValue>& values, const std::string& version);
+
+/// One NDJSON line (no newline) of the bulk shape for a parsed input record (what the online
+/// load sends for a CSV row; TEMPLATE travels as value 1001, which the server reads as the
+/// template version).
+std::string input_record_to_ndjson(const InputRecord& record);
 
 /// One NDJSON line (no newline) for a stored record, which NdjsonReader reads back to the same
 /// values (timestamps are output for information and ignored on input).

@@ -217,6 +217,12 @@ public:
     /// GET /api/handles?prefix=…&page=…&pageSize=… → the JSON text of the page.
     Result<std::string> list_handles(std::string_view prefix, std::uint64_t page = 0,
                                      std::uint64_t page_size = 100) const;
+    /// GET /api/handles?prefix=…&cursor=…&pageSize=… → the JSON text of the page: `handles` in
+    /// key order and, when more follow, `nextCursor` to pass as `cursor` next time ("" = from
+    /// the start). Unlike page numbers, walking a large prefix this way costs O(pageSize) per
+    /// page and skips nothing when records are added meanwhile.
+    Result<std::string> list_handles_cursor(std::string_view prefix, std::string_view cursor,
+                                            std::uint64_t page_size = 1000) const;
 
     // ---- native admin API (DESIGN §5.3); bodies and answers are JSON text
     // -------------------------

@@ -1,0 +1,86 @@
+// Reads a file (or stdin for "-") line by line in large chunks, for `load`. Lines are views valid
+// until the next call; `offset()` is the byte position just after the last line returned, which
+// the online load's checkpoint records so that `--resume` can seek back to it.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace idnode::idctl {
+
+class FileLines {
+public:
+    /// Opens `path` ("-" = stdin) and, when `start_offset` > 0, seeks there (files only).
+    explicit FileLines(const std::string& path, std::uint64_t start_offset = 0) {
+        file_ = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+        owned_ = file_ != nullptr && file_ != stdin;
+        if (file_ != nullptr && start_offset > 0) {
+            if (!owned_ || std::fseek(file_, static_cast<long>(start_offset), SEEK_SET) != 0) {
+                seek_failed_ = true;
+            }
+            base_ = start_offset;
+        }
+        buffer_.resize(4 << 20);
+    }
+    ~FileLines() {
+        if (owned_) {
+            std::fclose(file_);
+        }
+    }
+    FileLines(const FileLines&) = delete;
+    FileLines& operator=(const FileLines&) = delete;
+    bool is_open() const noexcept { return file_ != nullptr && !seek_failed_; }
+    bool error() const noexcept { return file_ != nullptr && std::ferror(file_); }
+    /// Bytes of the file consumed: the offset just after the last line returned.
+    std::uint64_t offset() const noexcept { return base_ + begin_; }
+
+    bool next(std::string_view& line) {
+        for (;;) {
+            const char* start = buffer_.data() + begin_;
+            if (const void* nl = std::memchr(start, '\n', end_ - begin_)) {
+                const auto n = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
+                line = std::string_view(start, n);
+                begin_ += n + 1;
+                return true;
+            }
+            if (eof_) {
+                if (begin_ == end_) {
+                    return false;
+                }
+                line = std::string_view(start, end_ - begin_); // last line without newline
+                begin_ = end_;
+                return true;
+            }
+            // Move the partial line to the front (growing for very long lines) and read more.
+            std::memmove(buffer_.data(), start, end_ - begin_);
+            end_ -= begin_;
+            base_ += begin_;
+            begin_ = 0;
+            if (end_ == buffer_.size()) {
+                buffer_.resize(buffer_.size() * 2);
+            }
+            const std::size_t got =
+                std::fread(buffer_.data() + end_, 1, buffer_.size() - end_, file_);
+            end_ += got;
+            if (got == 0) {
+                eof_ = true;
+            }
+        }
+    }
+
+private:
+    std::FILE* file_ = nullptr;
+    bool owned_ = false;
+    bool seek_failed_ = false;
+    std::vector<char> buffer_;
+    std::uint64_t base_ = 0; // file offset of buffer_[0]
+    std::size_t begin_ = 0, end_ = 0;
+    bool eof_ = false;
+};
+
+} // namespace idnode::idctl
