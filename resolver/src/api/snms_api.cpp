@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 
 #include <map>
-#include <ranges>
 
 namespace idnode::resolver::api {
 namespace json = boost::json;
@@ -792,9 +791,11 @@ private:
         batch.account = who.username;
         batch.ops.reserve(items.size());
         BatchMemo memo; // one template lookup and one write check per prefix, not per record
-        // The snapshot ends with this loop, before the asynchronous hop to the writer.
-        for (auto snapshot = registry_.snapshot();
-             auto i : std::views::iota(std::size_t{0}, items.size())) {
+        // The snapshot ends with this loop, before the asynchronous hop to the writer. (Not a
+        // range-for over std::views::iota: clang 14, which builds the fuzz preset, cannot compile
+        // libstdc++ 12's.)
+        std::optional<ReadSnapshot> snapshot(registry_.snapshot());
+        for (std::size_t i = 0; i < items.size(); ++i) {
             Slot& slot = (*slots)[i];
             if (deleting) {
                 const json::value& item = items[i];
@@ -808,7 +809,7 @@ private:
                 }
                 slot.handle = hv->get_string();
                 std::optional<Handle> h;
-                if (auto bad = snms_handle(slot.handle, h, &who, snapshot, slot.code, &memo)) {
+                if (auto bad = snms_handle(slot.handle, h, &who, *snapshot, slot.code, &memo)) {
                     slot.msg = *bad;
                     continue;
                 }
@@ -816,7 +817,7 @@ private:
                 batch.ops.push_back(DeleteRecord{std::move(*h)});
                 continue;
             }
-            auto p = prepare(snapshot, who, items[i], *mode, &memo);
+            auto p = prepare(*snapshot, who, items[i], *mode, &memo);
             slot.handle = p.handle;
             if (!p.op) {
                 slot.code = p.status;
@@ -826,6 +827,7 @@ private:
             slot.op = static_cast<std::ptrdiff_t>(batch.ops.size());
             batch.ops.push_back(std::move(*p.op));
         }
+        snapshot.reset();
         auto shared = std::make_shared<Request>(std::move(req));
         auto finish = [shared, responder, slots, deleting, creating](const BatchResult* results) {
             json::array data;
