@@ -49,6 +49,16 @@ std::optional<Error> check_prefix(std::string_view prefix) {
 
 } // namespace
 
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept {
+    if (text.size() <= max_bytes)
+        return text;
+    std::size_t cut = max_bytes;
+    // text[cut] is the first byte left out; while it continues a sequence, leave out its start.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+        --cut;
+    return text.substr(0, cut);
+}
+
 std::size_t find_invalid_utf8(std::string_view text) noexcept {
     const auto* s = reinterpret_cast<const unsigned char*>(text.data());
     const std::size_t n = text.size();

@@ -100,7 +100,7 @@ Result<Permissions> Permissions::parse(std::string_view text) {
         return Error{Errc::invalid_value,
                      "permissions must be 4 characters of 0/1 (adminRead adminWrite publicRead "
                      "publicWrite), got \"" +
-                         std::string(text.substr(0, 16)) + "\""};
+                         std::string(utf8_prefix(text, 16)) + "\""};
     }
     Permissions p;
     p.bits = static_cast<std::uint8_t>(

@@ -74,6 +74,26 @@ bool is_disconnect(const error_code& ec) {
            ec == asio::error::bad_descriptor;
 }
 
+/// Does the not yet parsed part of a request header fold a field line (obs-fold: a line starting
+/// with SP or HT continues the previous one)? Beast accepts folds and joins the lines with a space;
+/// RFC 9112 §5.2 lets a server reject them with 400 instead, which we do: a proxy in front that
+/// unfolds differently, or not at all, must never disagree with us about what the header says.
+/// `unparsed` starts at a line start (Beast consumes only whole field lines, and only once it
+/// has seen the byte after their CRLF); the scan stops at the empty line ending the header, so
+/// that body bytes are never taken for header lines.
+bool has_obs_fold(std::string_view unparsed) {
+    std::size_t line = 0;
+    while (line < unparsed.size() && !unparsed.substr(line).starts_with("\r\n")) {
+        const std::size_t newline = unparsed.find('\n', line);
+        if (newline == std::string_view::npos || newline + 1 >= unparsed.size())
+            return false; // the rest has not arrived yet: checked again when it has
+        line = newline + 1;
+        if (unparsed[line] == ' ' || unparsed[line] == '\t')
+            return true;
+    }
+    return false;
+}
+
 /// Request framing that Beast accepts but a front proxy could read differently (request
 /// smuggling), so the node refuses it: a repeated or list-valued Content-Length (Beast takes
 /// "5, 5" or two equal fields as 5), and any Transfer-Encoding other than exactly one "chunked"
@@ -425,24 +445,52 @@ private:
         // The body limit is decided once the route is known (streaming routes have none).
         parser_->body_limit(boost::none);
         header_bytes_ = 0;
+        header_needs_more_ = false;
         read_header_some();
     }
 
     // Beast's header_limit bounds only the bytes the parser holds at once: complete field lines
     // are consumed as they arrive, so a header sent in many small pieces (many short fields)
     // was never limited and grew the parsed fields without bound. Read in steps instead and
-    // count every byte the parser consumed.
+    // count every byte the parser consumed. Each step's bytes are checked for obs-fold
+    // (has_obs_fold) before the parser sees them, which is why this reads the stream itself
+    // and feeds the parser with put() rather than using http::async_read_some.
     void read_header_some() {
-        http::async_read_some(stream_, buffer_, *parser_,
-                              [self = shared_from_this()](error_code ec, std::size_t used) {
-                                  self->on_header_some(ec, used);
-                              });
+        if (buffer_.size() > 0 && !header_needs_more_) {
+            parse_header_bytes();
+            return;
+        }
+        stream_.async_read_some(buffer_.prepare(kFirstReadSize),
+                                [self = shared_from_this()](error_code ec, std::size_t n) {
+                                    self->on_header_bytes(ec, n);
+                                });
     }
 
-    void on_header_some(error_code ec, std::size_t used) {
+    void on_header_bytes(error_code ec, std::size_t n) {
+        buffer_.commit(n);
         if (closed_)
             return;
+        if (ec) {
+            on_header(ec); // a disconnect closes quietly; the rest is answered 400
+            return;
+        }
+        parse_header_bytes();
+    }
+
+    void parse_header_bytes() {
+        const auto bytes = buffer_.data();
+        if (has_obs_fold(std::string_view(static_cast<const char*>(bytes.data()), bytes.size()))) {
+            on_header(http::error::bad_field, "obsolete line folding (a header line starting "
+                                              "with a space or tab) is not accepted");
+            return;
+        }
+        error_code ec;
+        const std::size_t used = parser_->put(bytes, ec);
+        buffer_.consume(used);
         header_bytes_ += used;
+        header_needs_more_ = ec == http::error::need_more; // what is buffered is not enough
+        if (header_needs_more_)
+            ec = {};
         if (!ec && header_bytes_ > core_.config.limits.max_header_bytes)
             ec = http::error::header_limit;
         if (!ec && !parser_->is_header_done()) {
@@ -452,7 +500,8 @@ private:
         on_header(ec);
     }
 
-    void on_header(error_code ec) {
+    /// `why` (with an error) replaces the parser's wording in the 400.
+    void on_header(error_code ec, const char* why = nullptr) {
         if (closed_)
             return;
         served_any_ = true; // from now on the first-request deadline no longer applies
@@ -474,7 +523,8 @@ private:
                 close();
                 return;
             }
-            reject_and_close(Refusal::bad_request, "malformed HTTP request: " + ec.message());
+            reject_and_close(Refusal::bad_request,
+                             "malformed HTTP request: " + (why ? std::string(why) : ec.message()));
             return;
         }
         header_done_ = steady_clock::now();
@@ -1073,6 +1123,7 @@ private:
     std::array<char, 4096> discard_buffer_{};
     steady_clock::time_point header_done_{};
     std::uint64_t header_bytes_ = 0; // consumed by the parser for the current request header
+    bool header_needs_more_ = false; // the parser has seen all buffered bytes of the header
     Phase phase_ = Phase::handshake;
     bool served_any_ = false; // a request header has been read (the first-request deadline ended)
     bool writing_ = false;

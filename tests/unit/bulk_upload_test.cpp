@@ -7,7 +7,12 @@
 
 #include <condition_variable>
 #include <deque>
+#include <initializer_list>
 #include <mutex>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
 using namespace idnode;
 using resolver::api::BulkOptions;
@@ -167,4 +172,99 @@ TEST_CASE("an aborted upload writes nothing more; submitted batches still commit
     CHECK(snapshot_has("88.1/U-1"));
     CHECK_FALSE(snapshot_has("88.1/U-3"));
     channel->run_pending();
+}
+
+// ---- the pieces the upload is made of (also fuzzed: tests/fuzz/bulk_ndjson_fuzz.cpp) ----------
+
+namespace {
+
+/// The splitter's output for `pieces`: lines as text, over-long lines as "<too long>".
+std::vector<std::string> split_pieces(std::size_t max_line_bytes,
+                                      std::initializer_list<std::string_view> pieces) {
+    std::vector<std::string> out;
+    resolver::api::NdjsonSplitter splitter(max_line_bytes);
+    auto on_line = [&](std::string_view line) { out.emplace_back(line); };
+    for (auto piece : pieces)
+        splitter.feed(piece, on_line, [&] { out.emplace_back("<too long>"); });
+    splitter.finish(on_line);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("NdjsonSplitter: lines are the same whatever the pieces") {
+    using V = std::vector<std::string>;
+    const V expected{"ab", "", "c\r", "def"};
+    CHECK(split_pieces(10, {"ab\n\nc\r\ndef"}) == expected);
+    CHECK(split_pieces(10, {"a", "b\n", "\n", "c", "\r\n", "de", "f"}) == expected);
+    CHECK(split_pieces(10, {"ab\n\nc\r\ndef", ""}) == expected);
+    CHECK(split_pieces(10, {"ab\n", "\nc\r\ndef\n"}) == expected); // a final '\n' ends the last
+    CHECK(split_pieces(10, {}).empty());
+}
+
+TEST_CASE("NdjsonSplitter: an over-long line is reported once and skipped to its end") {
+    using V = std::vector<std::string>;
+    // Exactly max bytes fit; one more does not, whether it arrives whole or in pieces.
+    CHECK(split_pieces(3, {"abc\nabcd\nxy"}) == V{"abc", "<too long>", "xy"});
+    CHECK(split_pieces(3, {"ab", "cd", "efgh", "\nxy\n"}) == V{"<too long>", "xy"});
+    CHECK(split_pieces(3, {"ab", "cd"}) == V{"<too long>"}); // the last line, unterminated
+    CHECK(split_pieces(0, {"\n", "a\n"}) == V{"", "<too long>"});
+}
+
+TEST_CASE("NdjsonSplitter: discard forgets an unterminated line") {
+    std::vector<std::string> out;
+    resolver::api::NdjsonSplitter splitter(100);
+    auto on_line = [&](std::string_view line) { out.emplace_back(line); };
+    splitter.feed("a\nbc", on_line, [] { FAIL("nothing is too long"); });
+    splitter.discard();
+    splitter.finish(on_line);
+    CHECK(out == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("parse_bulk_line: records, blank lines and each kind of refusal") {
+    using resolver::api::BlankLine;
+    using resolver::api::BulkLineError;
+    using resolver::api::BulkRecord;
+    using resolver::api::parse_bulk_line;
+    const registry::HandleLimits limits{};
+
+    const auto ok = parse_bulk_line(
+        R"({"handle":"88.1/A","templateVersion":"1.0","values":[{"index":1,"type":"URL","data":"x"}]})"
+        "\r",
+        limits);
+    const auto* record = std::get_if<BulkRecord>(&ok);
+    REQUIRE(record != nullptr);
+    CHECK(record->handle.spelling() == "88.1/A");
+    REQUIRE(record->values.size() == 2); // the URL and the TEMPLATE value
+    CHECK(record->values[1].index == registry::kIndexTemplate);
+    CHECK(record->values[1].data == "1.0");
+
+    for (std::string_view blank : {"", "\r", " \t ", " \r"})
+        CHECK(std::holds_alternative<BlankLine>(parse_bulk_line(blank, limits)));
+
+    struct Case {
+        std::string_view line, handle, code, message;
+    };
+    const Case cases[] = {
+        {"{bad", "", "invalid_json", "line is not valid JSON: syntax error"},
+        {"[1]", "", "invalid_record", "line must be a JSON object"},
+        {R"({"values":[]})", "", "invalid_record", R"(line needs "handle" (a string))"},
+        {R"({"handle":7,"values":[]})", "", "invalid_record", R"(line needs "handle" (a string))"},
+        {R"({"handle":"nope","values":[]})", "nope", "invalid_handle", ""},
+        {R"({"handle":"88.1/B"})", "88.1/B", "invalid_record", R"(line needs "values")"},
+        {R"({"handle":"88.1/C","values":[{"index":0,"type":"URL","data":"x"}]})", "88.1/C",
+         "invalid_value", "values[0].index must be an integer from 1 to 2147483647"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.line);
+        const auto parsed = parse_bulk_line(c.line, limits);
+        const auto* bad = std::get_if<BulkLineError>(&parsed);
+        REQUIRE(bad != nullptr);
+        CHECK(bad->handle == c.handle);
+        CHECK(bad->error.code == c.code);
+        if (c.message.empty())
+            CHECK_FALSE(bad->error.message.empty()); // parse_handle's own wording
+        else
+            CHECK(bad->error.message == c.message);
+    }
 }

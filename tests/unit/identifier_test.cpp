@@ -360,3 +360,18 @@ TEST_CASE("parse_prefix validates and folds") {
         CHECK_FALSE(result.error().message.empty());
     }
 }
+
+TEST_CASE("utf8_prefix never ends inside a character") {
+    const std::string text = "ab炉号"; // 2 ASCII bytes, then two 3-byte characters
+    CHECK(utf8_prefix(text, 100) == text);
+    CHECK(utf8_prefix(text, text.size()) == text);
+    CHECK(utf8_prefix(text, 2) == "ab");
+    CHECK(utf8_prefix(text, 3) == "ab"); // 炉 would be cut
+    CHECK(utf8_prefix(text, 4) == "ab");
+    CHECK(utf8_prefix(text, 5) == "ab炉");
+    CHECK(utf8_prefix(text, 7) == "ab炉");
+    CHECK(utf8_prefix(text, 0).empty());
+    CHECK(utf8_prefix("\xF0\x9F\x98\x80x", 3).empty()); // a 4-byte character
+    for (std::size_t n = 0; n <= text.size(); ++n)
+        CHECK(find_invalid_utf8(utf8_prefix(text, n)) == std::string_view::npos);
+}

@@ -1,5 +1,6 @@
 // The value model, its validation and the binary record encoding
 // (registry/include/idnode/registry/value.hpp, DESIGN §3).
+#include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
 
 #include <doctest/doctest.h>
@@ -188,6 +189,14 @@ TEST_CASE("Permissions: malformed strings are invalid_value") {
         CHECK(p.code() == Errc::invalid_value);
         CHECK_FALSE(p.error().message.empty());
     }
+}
+
+TEST_CASE("Permissions: the message quotes the text without cutting a character") {
+    // Found by the handle_rest fuzz target: the quote was cut at byte 16, inside 炉.
+    auto p = Permissions::parse("111111111111111炉");
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.error().message.ends_with("got \"111111111111111\""));
+    CHECK(find_invalid_utf8(p.error().message) == std::string::npos);
 }
 
 // ---- validate_values ----------------------------------------------------------------------------

@@ -86,6 +86,51 @@ TEST_CASE("append_value_json matches json::serialize(value_to_json) for every da
                 value(101, "hs_admin", "not an admin record"), private_value, big});
 }
 
+TEST_CASE("HS_ADMIN bytes the admin format cannot carry exactly are shown as base64") {
+    // Found by the handle_rest fuzz target: GET showed them as "admin" with the high permission
+    // bits dropped or a negative index, so writing back what was read changed the value (or was
+    // refused: index must be >= 0).
+    auto admin = [](std::uint16_t perms, std::uint32_t index) {
+        std::string bytes = api::encode_admin("ABCD", 0, perms);
+        bytes.resize(bytes.size() - 4);
+        for (int s = 24; s >= 0; s -= 8)
+            bytes.push_back(static_cast<char>(index >> s));
+        return bytes;
+    };
+    struct Case {
+        std::string bytes;
+        const char* format;
+    };
+    const Case cases[] = {
+        {admin(0x0FF2, 200), "admin"},          {admin(0x0FFF, INT32_MAX), "admin"},
+        {admin(0xF002, 200), "base64"},         {admin(0x1000, 0), "base64"},
+        {admin(0x0FF2, 0x80000000u), "base64"}, {admin(0x0FF2, UINT32_MAX), "base64"}};
+    for (const auto& c : cases) {
+        CAPTURE(c.format);
+        const auto sent = value(100, "HS_ADMIN", c.bytes);
+        const auto out = api::value_to_json(sent);
+        CHECK(out.at("data").at("format").as_string() == c.format);
+        // Written back as read, the value is the same.
+        auto back = api::value_from_json(boost::json::parse(boost::json::serialize(out)), "v");
+        REQUIRE(back.ok());
+        CHECK(back->data == c.bytes);
+        check_same({sent});
+    }
+}
+
+TEST_CASE("an unknown data format is quoted without cutting a character") {
+    // Found by the handle_rest fuzz target: the quote was cut at byte 32, inside 炉.
+    const std::string format = std::string(31, 'a') + "炉号";
+    auto v = api::value_from_json(
+        boost::json::object{{"index", 1},
+                            {"type", "URL"},
+                            {"data", boost::json::object{{"format", format}, {"value", "x"}}}},
+        "values[0]");
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.error().message == "values[0].data.format \"" + std::string(31, 'a') +
+                                   "\" is not one of string, base64, hex, admin");
+}
+
 TEST_CASE("append_iso8601 agrees with gmtime/strftime") {
     std::mt19937_64 rng(7);
     std::vector<std::uint32_t> times = {0,           59,        86399,      86400,

@@ -132,44 +132,21 @@ BulkUpload::BulkUpload(BulkOptions options, std::string account,
                        std::string idempotency_key)
     : options_(std::move(options)), account_(std::move(account)), channel_(std::move(channel)),
       check_(std::move(check)), submit_(std::move(submit)), observer_(std::move(observer)),
-      store_(store), idempotency_key_(std::move(idempotency_key)) {
+      store_(store), idempotency_key_(std::move(idempotency_key)),
+      splitter_(options_.max_line_bytes) {
     Response head{http::status::ok, 11};
     head.set(http::field::content_type, "application/x-ndjson");
     channel_->start(std::move(head));
 }
 
 bool BulkUpload::on_body(std::string_view bytes) {
-    while (!bytes.empty()) {
-        const auto newline = bytes.find('\n');
-        const std::string_view piece = bytes.substr(0, newline);
-        const bool complete = newline != std::string_view::npos;
-        bytes = complete ? bytes.substr(newline + 1) : std::string_view{};
-        if (skipping_) {
-            if (complete)
-                skipping_ = false;
-            continue;
-        }
-        if (partial_.size() + piece.size() > options_.max_line_bytes) {
+    splitter_.feed(
+        bytes,
+        [this](std::string_view line) {
             ++line_no_;
-            partial_.clear();
-            skipping_ = !complete;
-            fail_line({}, "line_too_long",
-                      "line exceeds " + std::to_string(options_.max_line_bytes) + " bytes");
-            continue;
-        }
-        if (!complete) {
-            partial_.append(piece);
-            break;
-        }
-        ++line_no_;
-        if (partial_.empty()) {
-            process_line(piece);
-        } else {
-            partial_.append(piece);
-            process_line(partial_);
-            partial_.clear();
-        }
-    }
+            process_line(line);
+        },
+        [this] { line_too_long(); });
     // Flush early while the writer has nothing of ours: small uploads and slow streams get
     // their results promptly; fast ones fill whole batches while earlier ones commit.
     if (open_ && in_flight_.empty())
@@ -178,45 +155,63 @@ bool BulkUpload::on_body(std::string_view bytes) {
     return !paused_;
 }
 
-void BulkUpload::process_line(std::string_view line) {
+ParsedBulkLine parse_bulk_line(std::string_view line, const registry::HandleLimits& limits) {
     if (!line.empty() && line.back() == '\r')
         line.remove_suffix(1);
-    // A blank line (e.g. a trailing empty line) is not a record; it keeps its number so that
-    // "line N" is always the Nth physical line.
     if (line.find_first_not_of(" \t") == std::string_view::npos)
-        return;
-    line_memory_.release();
-    line_parser_.reset(json::storage_ptr(&line_memory_));
+        return BlankLine{};
+    auto failure = [](std::string_view handle, const char* code, std::string message) {
+        return BulkLineError{std::string(handle), LineError{code, std::move(message)}};
+    };
+    unsigned char scratch[8192];
+    json::monotonic_resource memory(scratch, sizeof scratch);
     boost::system::error_code ec;
-    line_parser_.write(line.data(), line.size(), ec); // the whole line, else an error
+    json::value doc = json::parse(line, ec, &memory);
     if (ec)
-        return fail_line({}, "invalid_json", "line is not valid JSON: " + ec.message());
-    const json::value doc = line_parser_.release();
+        return failure({}, "invalid_json", "line is not valid JSON: " + ec.message());
     const auto* obj = doc.if_object();
     if (obj == nullptr)
-        return fail_line({}, "invalid_record", "line must be a JSON object");
+        return failure({}, "invalid_record", "line must be a JSON object");
     const auto* handle_json = obj->if_contains("handle");
     if (handle_json == nullptr || !handle_json->is_string())
-        return fail_line({}, "invalid_record", "line needs \"handle\" (a string)");
+        return failure({}, "invalid_record", "line needs \"handle\" (a string)");
     const std::string_view spelling = handle_json->get_string();
-    auto handle = registry::parse_handle(spelling, options_.handle_limits);
+    auto handle = registry::parse_handle(spelling, limits);
     if (!handle)
-        return fail_line(spelling, "invalid_handle", handle.error().message);
+        return failure(spelling, "invalid_handle", handle.error().message);
     if (!obj->contains("values"))
-        return fail_line(spelling, "invalid_record", "line needs \"values\"");
+        return failure(spelling, "invalid_record", "line needs \"values\"");
     auto values = record_values_from_json(doc);
     if (!values)
-        return fail_line(spelling, "invalid_value", values.error().message);
-    if (auto refusal = check_(*handle, *values))
+        return failure(spelling, "invalid_value", values.error().message);
+    return BulkRecord{std::move(handle).value(), std::move(values).value()};
+}
+
+void BulkUpload::process_line(std::string_view line) {
+    // A blank line keeps its number, so that "line N" is always the Nth physical line.
+    ParsedBulkLine parsed = parse_bulk_line(line, options_.handle_limits);
+    if (auto* bad = std::get_if<BulkLineError>(&parsed))
+        return fail_line(bad->handle, std::move(bad->error.code), std::move(bad->error.message));
+    auto* record = std::get_if<BulkRecord>(&parsed);
+    if (record == nullptr)
+        return; // blank
+    const std::string& spelling = record->handle.spelling();
+    if (auto refusal = check_(record->handle, record->values))
         return fail_line(spelling, std::move(refusal->code), std::move(refusal->message));
 
     if (!open_)
         open_ = std::make_unique<Batch>();
-    open_->entries.push_back(Entry{line_no_, std::string(spelling), std::nullopt});
+    open_->entries.push_back(Entry{line_no_, spelling, std::nullopt});
     open_->write.ops.emplace_back(
-        registry::PutRecord{std::move(handle).value(), std::move(values).value(), options_.mode});
+        registry::PutRecord{std::move(record->handle), std::move(record->values), options_.mode});
     if (open_->write.ops.size() >= options_.batch_records)
         flush();
+}
+
+void BulkUpload::line_too_long() {
+    ++line_no_;
+    fail_line({}, "line_too_long",
+              "line exceeds " + std::to_string(options_.max_line_bytes) + " bytes");
 }
 
 void BulkUpload::fail_line(std::string_view handle, std::string code, std::string message) {
@@ -384,26 +379,24 @@ void BulkUpload::maybe_finish() {
 
 void BulkUpload::on_end() {
     ended_ = true;
-    if (!partial_.empty() && !skipping_) { // the last line had no newline
+    splitter_.finish([this](std::string_view last) { // the last line had no newline
         ++line_no_;
-        std::string last = std::move(partial_);
-        partial_.clear();
         process_line(last);
-    }
+    });
     flush();
     maybe_finish();
 }
 
 void BulkUpload::on_stop() {
     stopped_ = true;
-    partial_.clear(); // an unterminated line may be cut: not a record
+    splitter_.discard(); // an unterminated line may be cut: not a record
     flush();
     maybe_finish();
 }
 
 void BulkUpload::on_abort() {
     aborted_ = true;
-    partial_.clear();
+    splitter_.discard();
     open_.reset(); // never submitted: those lines were not acknowledged
     maybe_finish();
 }

@@ -2,10 +2,10 @@
 // the streamed body into registry write batches and writes NDJSON results to a StreamChannel.
 // Internal to the resolver.
 //
-// Flow: bytes -> lines (a line longer than max_line_bytes is skipped to its end and reported as
-// `line_too_long`; blank lines are skipped without a result) -> one JSON object per line ->
-// record_values_from_json (the same conversion as PUT /api/handles) -> node checks and template
-// validation (`check`) ->
+// Flow: bytes -> lines (NdjsonSplitter; a line longer than max_line_bytes is skipped to its end
+// and reported as `line_too_long`) -> parse_bulk_line (blank lines are skipped without a result;
+// one JSON object per line -> record_values_from_json, the same conversion as PUT /api/handles)
+// -> node checks and template validation (`check`) ->
 // PutRecord in the current batch. A batch is submitted when it holds batch_records records or
 // the body ends. Result lines of a batch (including its malformed lines, so output stays in
 // input order) are written only after the batch's group commit is durable, then the summary.
@@ -24,9 +24,6 @@
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/streaming.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parser.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -36,7 +33,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <variant>
+#include <vector>
 
 namespace idnode::resolver::api {
 
@@ -53,6 +53,100 @@ struct LineError {
     std::string code;
     std::string message;
 };
+
+/// Splits a streamed body into lines, whatever the boundaries of the pieces it is fed: the
+/// lines (and over-long lines) come out exactly as if the whole body had been split at once.
+/// A line is the bytes before a '\n' (a '\r' before it is kept; parse_bulk_line ignores it);
+/// the last line needs no '\n'. A line longer than `max_line_bytes` is reported once, as soon as
+/// it is known to be too long, and its remaining bytes are skipped, so the splitter holds at most
+/// max_line_bytes. Not thread-safe; the callbacks must not call back into the splitter.
+class NdjsonSplitter {
+public:
+    explicit NdjsonSplitter(std::size_t max_line_bytes) : max_line_bytes_(max_line_bytes) {}
+
+    /// Feeds the next piece of the body: `on_line(std::string_view)` for each complete line (the
+    /// view is valid only during the call), `on_too_long()` for each over-long line.
+    template <class OnLine, class OnTooLong>
+    void feed(std::string_view bytes, OnLine&& on_line, OnTooLong&& on_too_long);
+
+    /// The body ended: `on_line` for its last line when that had no newline.
+    template <class OnLine> void finish(OnLine&& on_line);
+
+    /// The body was cut (stop, disconnect): an unterminated line is not a line; forget it.
+    void discard() noexcept {
+        partial_.clear();
+        skipping_ = false;
+    }
+
+private:
+    std::size_t max_line_bytes_;
+    std::string partial_;   // bytes of a line not yet terminated
+    bool skipping_ = false; // inside an over-long line, until its newline
+};
+
+template <class OnLine, class OnTooLong>
+void NdjsonSplitter::feed(std::string_view bytes, OnLine&& on_line, OnTooLong&& on_too_long) {
+    while (!bytes.empty()) {
+        const auto newline = bytes.find('\n');
+        const std::string_view piece = bytes.substr(0, newline);
+        const bool complete = newline != std::string_view::npos;
+        bytes = complete ? bytes.substr(newline + 1) : std::string_view{};
+        if (skipping_) {
+            if (complete)
+                skipping_ = false;
+            continue;
+        }
+        if (partial_.size() + piece.size() > max_line_bytes_) {
+            partial_.clear();
+            skipping_ = !complete;
+            on_too_long();
+            continue;
+        }
+        if (!complete) {
+            partial_.append(piece);
+            break;
+        }
+        if (partial_.empty()) {
+            on_line(piece);
+        } else {
+            partial_.append(piece);
+            on_line(std::string_view(partial_));
+            partial_.clear();
+        }
+    }
+}
+
+template <class OnLine> void NdjsonSplitter::finish(OnLine&& on_line) {
+    if (!partial_.empty() && !skipping_) {
+        const std::string last = std::move(partial_);
+        partial_.clear();
+        on_line(std::string_view(last));
+    }
+    skipping_ = false;
+}
+
+/// A line that is a record: the handle and its values (record_values_from_json, the same
+/// conversion as PUT /api/handles), not yet authorised or checked against a template.
+struct BulkRecord {
+    registry::Handle handle;
+    std::vector<registry::HandleValue> values;
+};
+
+/// A line that failed on its own; `handle` is the line's "handle" as sent ("" when it has none).
+struct BulkLineError {
+    std::string handle;
+    LineError error;
+};
+
+/// Only spaces and tabs (e.g. a trailing empty line): not a record, and no result line.
+struct BlankLine {};
+
+using ParsedBulkLine = std::variant<BlankLine, BulkRecord, BulkLineError>;
+
+/// Parses one line of a bulk body (without its '\n'; a trailing '\r' is ignored). Error codes:
+/// invalid_json, invalid_record (not an object, no string "handle", no "values"),
+/// invalid_handle, invalid_value. Pure; thread-safe.
+ParsedBulkLine parse_bulk_line(std::string_view line, const registry::HandleLimits& limits);
 
 struct BulkOptions {
     registry::PutMode mode = registry::PutMode::create;
@@ -140,6 +234,7 @@ private:
     };
 
     void process_line(std::string_view line);
+    void line_too_long();
     void fail_line(std::string_view handle, std::string code, std::string message);
     void flush();
     void on_durable();
@@ -156,13 +251,7 @@ private:
     IdempotencyStore* store_;
     std::string idempotency_key_;
 
-    // One parser and one arena for every line: constructing a parser and its stacks per line
-    // cost as much as parsing a 400-byte record.
-    unsigned char line_scratch_[8192];
-    boost::json::monotonic_resource line_memory_{line_scratch_, sizeof line_scratch_};
-    boost::json::parser line_parser_;
-    std::string partial_;   // bytes of a line not yet terminated
-    bool skipping_ = false; // inside an over-long line, until its newline
+    NdjsonSplitter splitter_;
     std::uint64_t line_no_ = 0;
     std::unique_ptr<Batch> open_;
     std::deque<std::shared_ptr<Batch>> in_flight_;

@@ -9,7 +9,6 @@
 #include <boost/json.hpp>
 
 #include <map>
-#include <ranges>
 
 namespace idnode::resolver::api {
 namespace json = boost::json;
@@ -201,6 +200,23 @@ bool record_ok(const OpResult& r, bool creating) {
 } // namespace
 
 // ------------------------------------------------------------------------------------------------
+
+Result<SnmsRecord> snms_record_from_json(const json::value& doc, const HandleLimits& limits,
+                                         std::string& handle_spelling) {
+    if (const auto* o = doc.if_object()) {
+        if (const auto* h = o->if_contains("handle"); h && h->is_string())
+            handle_spelling = h->get_string();
+    }
+    auto in = record_from_json(doc, "value");
+    if (!in)
+        return Error{in.code(), "参数错误：" + in.error().message};
+    if (in->handle.empty())
+        return Error{Errc::invalid_value, "参数错误：缺少handle"};
+    auto h = parse_handle(in->handle, limits);
+    if (!h)
+        return Error{Errc::invalid_handle, "标识格式错误：" + h.error().message};
+    return SnmsRecord{std::move(h).value(), std::move(in->template_version), std::move(in->values)};
+}
 
 class SnmsApi::Impl {
 public:
@@ -573,36 +589,47 @@ private:
         auto h = parse_handle(text, options_.handle_limits);
         if (!h)
             return "标识格式错误：" + h.error().message;
-        if (!homed_(h->prefix_key()))
-            return "标识前缀" + std::string(h->prefix()) + "不在本节点管理范围内";
-        if (writer != nullptr) {
-            WriteCheck check;
-            const auto memo_it =
-                memo ? memo->writable.find(h->prefix_key()) : decltype(memo->writable)::iterator{};
-            if (memo && memo_it != memo->writable.end()) {
-                check = memo_it->second;
-            } else {
-                check = check_writable(snapshot, *writer, *h);
-                if (memo)
-                    memo->writable.emplace(std::string(h->prefix_key()), check);
-            }
-            switch (check.refusal) {
-            case WriteRefusal::none:
-                break;
-            case WriteRefusal::auth_needed:
-                status = kNotLoggedIn;
-                return "未登录或token无效";
-            case WriteRefusal::forbidden:
-                status = kNoPermission;
-                return "没有权限：" + check.message;
-            case WriteRefusal::not_allocated:
-                return "前缀" + std::string(h->prefix()) + "未在本节点分配";
-            case WriteRefusal::suspended:
-                status = kNoPermission;
-                return "前缀" + std::string(h->prefix()) + "已停用";
-            }
-        }
+        if (auto refusal = snms_check(*h, writer, snapshot, status, memo))
+            return refusal;
         out = std::move(h).value();
+        return std::nullopt;
+    }
+
+    /// Is the handle homed here and (with a `writer`) may the writer write it? On refusal the
+    /// Chinese message, and `status` says which SNMS status goes with it.
+    std::optional<std::string> snms_check(const Handle& h, const Principal* writer,
+                                          const ReadSnapshot& snapshot, int& status,
+                                          BatchMemo* memo = nullptr) {
+        status = kBusiness;
+        if (!homed_(h.prefix_key()))
+            return "标识前缀" + std::string(h.prefix()) + "不在本节点管理范围内";
+        if (writer == nullptr)
+            return std::nullopt;
+        WriteCheck check;
+        const auto memo_it =
+            memo ? memo->writable.find(h.prefix_key()) : decltype(memo->writable)::iterator{};
+        if (memo && memo_it != memo->writable.end()) {
+            check = memo_it->second;
+        } else {
+            check = check_writable(snapshot, *writer, h);
+            if (memo)
+                memo->writable.emplace(std::string(h.prefix_key()), check);
+        }
+        switch (check.refusal) {
+        case WriteRefusal::none:
+            return std::nullopt;
+        case WriteRefusal::auth_needed:
+            status = kNotLoggedIn;
+            return "未登录或token无效";
+        case WriteRefusal::forbidden:
+            status = kNoPermission;
+            return "没有权限：" + check.message;
+        case WriteRefusal::not_allocated:
+            return "前缀" + std::string(h.prefix()) + "未在本节点分配";
+        case WriteRefusal::suspended:
+            status = kNoPermission;
+            return "前缀" + std::string(h.prefix()) + "已停用";
+        }
         return std::nullopt;
     }
 
@@ -617,27 +644,18 @@ private:
     PreparedOp prepare(const ReadSnapshot& snapshot, const Principal& who, const json::value& doc,
                        PutMode mode, BatchMemo* memo = nullptr) {
         PreparedOp p;
-        auto in = record_from_json(doc, "value");
-        if (const auto* o = doc.if_object()) {
-            if (const auto* h = o->if_contains("handle"); h && h->is_string())
-                p.handle = h->get_string();
-        }
+        auto in = snms_record_from_json(doc, options_.handle_limits, p.handle);
         if (!in) {
-            p.message = "参数错误：" + in.error().message;
+            p.message = in.error().message;
             return p;
         }
-        if (in->handle.empty()) {
-            p.message = "参数错误：缺少handle";
-            return p;
-        }
-        std::optional<Handle> h;
-        if (auto bad = snms_handle(in->handle, h, &who, snapshot, p.status, memo)) {
+        if (auto bad = snms_check(in->handle, &who, snapshot, p.status, memo)) {
             p.message = *bad;
             return p;
         }
         auto prepared =
-            prepare_record(snapshot, *h, std::move(in->template_version), std::move(in->values),
-                           false, memo ? &memo->templates : nullptr);
+            prepare_record(snapshot, in->handle, std::move(in->template_version),
+                           std::move(in->values), false, memo ? &memo->templates : nullptr);
         if (!prepared.ok()) {
             p.message = prepared.violations.empty()
                             ? (prepared.error->code == Errc::not_found
@@ -646,7 +664,7 @@ private:
                             : prepared.message(true);
             return p;
         }
-        p.op = PutRecord{std::move(*h), std::move(prepared.values), mode};
+        p.op = PutRecord{std::move(in->handle), std::move(prepared.values), mode};
         return p;
     }
 
@@ -786,9 +804,11 @@ private:
         batch.account = who.username;
         batch.ops.reserve(items.size());
         BatchMemo memo; // one template lookup and one write check per prefix, not per record
-        // The snapshot ends with this loop, before the asynchronous hop to the writer.
-        for (auto snapshot = registry_.snapshot();
-             auto i : std::views::iota(std::size_t{0}, items.size())) {
+        // The snapshot ends with this loop, before the asynchronous hop to the writer. (Not a
+        // range-for over std::views::iota: clang 14, which builds the fuzz preset, cannot compile
+        // libstdc++ 12's.)
+        std::optional<ReadSnapshot> snapshot(registry_.snapshot());
+        for (std::size_t i = 0; i < items.size(); ++i) {
             Slot& slot = (*slots)[i];
             if (deleting) {
                 const json::value& item = items[i];
@@ -802,7 +822,7 @@ private:
                 }
                 slot.handle = hv->get_string();
                 std::optional<Handle> h;
-                if (auto bad = snms_handle(slot.handle, h, &who, snapshot, slot.code, &memo)) {
+                if (auto bad = snms_handle(slot.handle, h, &who, *snapshot, slot.code, &memo)) {
                     slot.msg = *bad;
                     continue;
                 }
@@ -810,7 +830,7 @@ private:
                 batch.ops.push_back(DeleteRecord{std::move(*h)});
                 continue;
             }
-            auto p = prepare(snapshot, who, items[i], *mode, &memo);
+            auto p = prepare(*snapshot, who, items[i], *mode, &memo);
             slot.handle = p.handle;
             if (!p.op) {
                 slot.code = p.status;
@@ -820,6 +840,7 @@ private:
             slot.op = static_cast<std::ptrdiff_t>(batch.ops.size());
             batch.ops.push_back(std::move(*p.op));
         }
+        snapshot.reset();
         auto shared = std::make_shared<Request>(std::move(req));
         auto finish = [shared, responder, slots, deleting, creating](const BatchResult* results) {
             json::array data;

@@ -27,8 +27,13 @@
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/router.hpp"
 
+#include <boost/json/value.hpp>
+
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace idnode::resolver::api {
 
@@ -38,6 +43,23 @@ struct SnmsOptions {
     registry::HandleLimits handle_limits{};
     std::size_t max_batch = 2000;
 };
+
+/// One record of an SNMS identifier write: the body of POST|PUT /identityv2/data, or one element
+/// of batchCreate/batchUpdate: {"handle", "templateVersion"?, "value":[…]} (values as in §5.1).
+struct SnmsRecord {
+    registry::Handle handle;
+    std::optional<std::string> template_version;
+    std::vector<registry::HandleValue> values;
+};
+
+/// Parses one record document; nothing is checked against the store yet (homing, permission and
+/// the template come after). `handle_spelling` receives the document's "handle" whenever it is a
+/// string, also on failure (every batch answer names its record). Errors carry the Chinese
+/// message for the client: invalid_value "参数错误：…" (not an object, no "value", a bad value,
+/// no handle), invalid_handle "参数错误：handle must be a string" or "标识格式错误：…". Pure.
+registry::Result<SnmsRecord> snms_record_from_json(const boost::json::value& doc,
+                                                   const registry::HandleLimits& limits,
+                                                   std::string& handle_spelling);
 
 class SnmsApi {
 public:

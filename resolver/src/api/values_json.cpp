@@ -31,7 +31,10 @@ std::uint32_t load32(const char* p) {
            u[3];
 }
 
-/// Decodes HS_ADMIN bytes; false when they are not an admin record.
+/// Decodes HS_ADMIN bytes; false when they are not an admin record that the "admin" data format
+/// can carry exactly (12 permission bits, index 0..INT32_MAX, a text handle). Such bytes are
+/// shown as base64 instead, so that a client that writes back what it read stores the same
+/// bytes (the "admin" form would drop high permission bits or give a negative index).
 bool decode_admin(std::string_view bytes, std::string& handle, std::int32_t& index,
                   std::uint16_t& perms) {
     if (bytes.size() < 10) {
@@ -43,8 +46,12 @@ bool decode_admin(std::string_view bytes, std::string& handle, std::int32_t& ind
     if (len > bytes.size() - 10 || 6 + len + 4 != bytes.size()) {
         return false;
     }
+    const std::uint32_t raw_index = load32(bytes.data() + 6 + len);
+    if (perms > 0x0FFF || raw_index > static_cast<std::uint32_t>(INT32_MAX)) {
+        return false;
+    }
     handle.assign(bytes.substr(6, len));
-    index = static_cast<std::int32_t>(load32(bytes.data() + 6 + len));
+    index = static_cast<std::int32_t>(raw_index);
     return is_text(handle);
 }
 
@@ -328,7 +335,8 @@ registry::Result<registry::HandleValue> value_from_json(const json::value& json,
             }
             v.data = encode_admin(h->get_string(), admin_index, perms);
         } else {
-            return invalid(where + ".data.format \"" + format.substr(0, 32) +
+            return invalid(where + ".data.format \"" +
+                           std::string(registry::utf8_prefix(format, 32)) +
                            "\" is not one of string, base64, hex, admin");
         }
     } else {

@@ -68,6 +68,11 @@ bool equals_folded(std::string_view a, std::string_view b) noexcept;
 /// Returns the byte offset of the first invalid UTF-8 sequence, or npos if `text` is valid.
 std::size_t find_invalid_utf8(std::string_view text) noexcept;
 
+/// The longest prefix of `text` of at most `max_bytes` bytes that does not end inside a UTF-8
+/// sequence: for quoting the start of a client's text in a message (a message cut in the middle
+/// of a character is not UTF-8, and the JSON answer carrying it would not be valid).
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept;
+
 /// True if `prefix_key` (folded) equals `prefix` or lies below it (`88.118.8` is under `88.118`).
 bool prefix_is_under(std::string_view prefix_key, std::string_view parent_key) noexcept;
 
