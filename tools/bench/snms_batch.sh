@@ -12,7 +12,7 @@
 #   --keep       keep the scratch directory (build/bench/snms) afterwards
 #
 # Steps: certificate (conf/dev-cert.sh), `idctl init`, start idnode on ephemeral 127.0.0.1 ports
-# with the default limits (the batch routes' own 8 MiB body bound admits the ~1.3 MB batch),
+# with the default limits (the batch routes' own 8 MiB body bound admits the ~1.8 MB batch),
 # allocate 88.118.8 with a password account, load the steel template through POST /api/v1/templates, log in with
 # POST /identity/token, then send N batches on one keep-alive connection per curl call. Time per
 # call = curl's time_total - time_pretransfer (request upload + validation + one durable group
