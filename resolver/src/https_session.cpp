@@ -18,6 +18,11 @@
 // - a request body: limits.idle_timeout;
 // - writing a response: limits.idle_timeout (a client that stops reading is dropped).
 //
+// Body limits: a body read whole may have limits.max_body_bytes, or the larger bound its route
+// declares (core.body_limit_lookup, asked after the header only when the body could exceed the
+// default: chunked or a larger Content-Length). A Content-Length over the bound is refused with
+// 413 before any of the body is read; a chunked body as soon as it passes the bound.
+//
 // Streamed requests (streaming.hpp): when the header names a streaming route, the session hands
 // the body to the route's BodyConsumer piece by piece (no body limit) instead of reading it whole,
 // and the route's output is sent with chunked transfer encoding from the request's slot. Reading
