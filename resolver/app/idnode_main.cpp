@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/logger.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -195,11 +196,14 @@ int serve(const std::optional<std::string>& path) {
                                           config.snms.token_v1,
                                           config.snms.token_ttl_s,
                                           &metrics,
-                                          config.limits.max_body_bytes});
+                                          config.limits.max_body_bytes,
+                                          std::max(config.limits.max_batch_body_bytes,
+                                                   config.limits.max_body_bytes)});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);
     server.set_stream_dispatch(router.as_stream_dispatch());
+    server.set_body_limit_lookup(router.as_body_limit_lookup());
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.

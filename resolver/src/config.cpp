@@ -399,6 +399,7 @@ private:
 
         setters_["limits.max_header_bytes"] = size(c.limits.max_header_bytes, 1 * KiB, 1 * MiB);
         setters_["limits.max_body_bytes"] = size(c.limits.max_body_bytes, 0, 1 * GiB);
+        setters_["limits.max_batch_body_bytes"] = size(c.limits.max_batch_body_bytes, 0, 1 * GiB);
         setters_["limits.header_timeout_s"] = seconds(c.limits.header_timeout, 1, 3600);
         setters_["limits.idle_timeout_s"] = seconds(c.limits.idle_timeout, 1, 86400);
         setters_["limits.max_connections"] = integer(c.limits.max_connections, 1, 1000000);

@@ -18,6 +18,11 @@
 // - a request body: limits.idle_timeout;
 // - writing a response: limits.idle_timeout (a client that stops reading is dropped).
 //
+// Body limits: a body read whole may have limits.max_body_bytes, or the larger bound its route
+// declares (core.body_limit_lookup, asked after the header only when the body could exceed the
+// default: chunked or a larger Content-Length). A Content-Length over the bound is refused with
+// 413 before any of the body is read; a chunked body as soon as it passes the bound.
+//
 // Streamed requests (streaming.hpp): when the header names a streaming route, the session hands
 // the body to the route's BodyConsumer piece by piece (no body limit) instead of reading it whole,
 // and the route's output is sent with chunked transfer encoding from the request's slot. Reading
@@ -507,9 +512,8 @@ private:
         served_any_ = true; // from now on the first-request deadline no longer applies
         proven_.store(true, std::memory_order_relaxed); // no longer shed at the connection cap
         if (ec == http::error::body_limit) { // Content-Length already says it is too large
-            reject_and_close(Refusal::body_too_large,
-                             "the request body exceeds " +
-                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            body_limit_ = {core_.config.limits.max_body_bytes, {}};
+            reject_body_too_large();
             return;
         }
         if (ec == http::error::header_limit) {
@@ -544,12 +548,20 @@ private:
                 return;
             }
         }
-        parser_->body_limit(core_.config.limits.max_body_bytes);
-        if (const auto length = parser_->content_length();
-            length && *length > core_.config.limits.max_body_bytes) {
-            reject_and_close(Refusal::body_too_large,
-                             "the request body exceeds " +
-                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+        // The route may declare a larger bound than limits.max_body_bytes (a batch of 2000
+        // records); it is asked only for bodies that could need it (chunked or a larger
+        // Content-Length), so ordinary requests do not pay a second route lookup.
+        body_limit_ = {core_.config.limits.max_body_bytes, {}};
+        const auto length = parser_->content_length();
+        if (!parser_->is_done() && (!length || *length > body_limit_.max_bytes) &&
+            core_.body_limit_lookup) {
+            if (const BodyLimit route = core_.body_limit_lookup(header);
+                route.max_bytes > body_limit_.max_bytes)
+                body_limit_ = route;
+        }
+        parser_->body_limit(body_limit_.max_bytes);
+        if (length && *length > body_limit_.max_bytes) {
+            reject_body_too_large();
             return;
         }
         if (parser_->is_done()) {
@@ -569,9 +581,7 @@ private:
         if (closed_)
             return;
         if (ec == http::error::body_limit) {
-            reject_and_close(Refusal::body_too_large,
-                             "the request body exceeds " +
-                                 std::to_string(core_.config.limits.max_body_bytes) + " bytes");
+            reject_body_too_large();
             return;
         }
         if (ec) {
@@ -583,6 +593,17 @@ private:
             return;
         }
         on_request();
+    }
+
+    /// 413 for a body over `body_limit_`, naming the bound and where it comes from.
+    void reject_body_too_large() {
+        const std::string bound = std::to_string(body_limit_.max_bytes) + " bytes";
+        reject_and_close(Refusal::body_too_large,
+                         body_limit_.route.empty()
+                             ? "the request body exceeds " + bound + " (limits.max_body_bytes)"
+                             : "the request body exceeds " + bound + ", the limit of " +
+                                   std::string(parser_->get().method_string()) + " " +
+                                   std::string(body_limit_.route));
     }
 
     RequestContext new_context() {
@@ -1124,6 +1145,7 @@ private:
     steady_clock::time_point header_done_{};
     std::uint64_t header_bytes_ = 0; // consumed by the parser for the current request header
     bool header_needs_more_ = false; // the parser has seen all buffered bytes of the header
+    BodyLimit body_limit_;           // the bound on the current request's body
     Phase phase_ = Phase::handshake;
     bool served_any_ = false; // a request header has been read (the first-request deadline ended)
     bool writing_ = false;

@@ -5,26 +5,29 @@
 
 namespace idnode::resolver {
 
-void Router::add(http::verb method, std::string pattern, Handler handler) {
-    add_route(method, std::move(pattern), std::move(handler));
+void Router::add(http::verb method, std::string pattern, Handler handler, RouteOptions options) {
+    add_route(method, std::move(pattern), std::move(handler), options);
 }
 
-void Router::add_async(http::verb method, std::string pattern, AsyncHandler handler) {
-    add_route(method, std::move(pattern), std::move(handler));
+void Router::add_async(http::verb method, std::string pattern, AsyncHandler handler,
+                       RouteOptions options) {
+    add_route(method, std::move(pattern), std::move(handler), options);
 }
 
 void Router::add_streaming(http::verb method, std::string pattern, StreamHandler handler) {
-    add_route(method, std::move(pattern), std::move(handler));
+    add_route(method, std::move(pattern), std::move(handler), RouteOptions{});
 }
 
 void Router::add_route(http::verb method, std::string pattern,
-                       std::variant<Handler, AsyncHandler, StreamHandler> handler) {
+                       std::variant<Handler, AsyncHandler, StreamHandler> handler,
+                       RouteOptions options) {
     for (const auto& r : routes_)
         if (r.method == method && r.pattern == pattern)
             throw std::invalid_argument(
                 "route registered twice: " + std::string(http::to_string(method)) + " " + pattern);
     auto segments = compile(pattern);
-    routes_.push_back(Route{method, std::move(pattern), std::move(segments), std::move(handler)});
+    routes_.push_back(
+        Route{method, std::move(pattern), std::move(segments), std::move(handler), options});
 }
 
 std::vector<Router::Segment> Router::compile(const std::string& pattern) {
@@ -163,14 +166,30 @@ void Router::dispatch(Request&& request, Responder responder) const {
     }
 }
 
-const StreamHandler* Router::find_streaming(const Request& header, RequestContext& context) const {
-    const std::string_view path = target_path(header.target());
+const Router::Route* Router::find(http::verb method, std::string_view path) const {
     const Route* best = nullptr;
     for (const auto& route : routes_) {
-        if (route.method == header.method() && match(route, path, nullptr) &&
+        if (route.method == method && match(route, path, nullptr) &&
             (best == nullptr || more_specific(route, *best)))
             best = &route;
     }
+    return best;
+}
+
+BodyLimit Router::body_limit(const Request& header) const {
+    const Route* route = find(header.method(), target_path(header.target()));
+    if (route == nullptr || route->options.max_body_bytes == 0)
+        return {};
+    return {route->options.max_body_bytes, route->pattern};
+}
+
+BodyLimitLookup Router::as_body_limit_lookup() const {
+    return [this](const Request& header) { return body_limit(header); };
+}
+
+const StreamHandler* Router::find_streaming(const Request& header, RequestContext& context) const {
+    const std::string_view path = target_path(header.target());
+    const Route* best = find(header.method(), path);
     const auto* handler = best ? std::get_if<StreamHandler>(&best->handler) : nullptr;
     if (handler == nullptr)
         return nullptr;

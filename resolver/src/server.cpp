@@ -104,6 +104,7 @@ public:
     asio::io_context& ioc() noexcept { return ioc_; }
     void add_stop_hook(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
     void set_stream_dispatch(StreamDispatch d) { core_.stream_dispatch = std::move(d); }
+    void set_body_limit_lookup(BodyLimitLookup l) { core_.body_limit_lookup = std::move(l); }
     HostPort ops_endpoint() const { return ops_endpoint_; }
 
     void run() {
@@ -318,6 +319,10 @@ asio::io_context& Server::io_context() noexcept {
 
 void Server::set_stream_dispatch(StreamDispatch dispatch) {
     impl_->set_stream_dispatch(std::move(dispatch));
+}
+
+void Server::set_body_limit_lookup(BodyLimitLookup lookup) {
+    impl_->set_body_limit_lookup(std::move(lookup));
 }
 
 void Server::on_stop(std::function<void()> hook) {

@@ -75,7 +75,8 @@ struct ServerCore {
 
     const NodeConfig config;
     const Dispatch dispatch;
-    StreamDispatch stream_dispatch; // optional; set before the server runs
+    StreamDispatch stream_dispatch;    // optional; set before the server runs
+    BodyLimitLookup body_limit_lookup; // optional; set before the server runs
     MetricsRegistry& registry;
     Logging& logging;
     ServerMetrics metrics;

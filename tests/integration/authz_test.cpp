@@ -763,7 +763,8 @@ const FamilyPaths kFamilies[] = {
      "/api/prefixes"},
     {Family::snms, V::post, "/identityv2/data", "/identityv2/no-such-route", V::patch,
      "/identityv2/data"},
-    {Family::native, V::post, "/api/v1/resolve", "/api/v1/no-such-route", V::put,
+    // (not /api/v1/resolve: that route declares a larger body bound of its own)
+    {Family::native, V::post, "/api/v1/prefixes", "/api/v1/no-such-route", V::put,
      "/api/v1/resolve"},
 };
 

@@ -62,16 +62,20 @@ struct SnmsNode {
     std::string admin;
     const std::string password = "steel-secret-1";
 
-    explicit SnmsNode(const char* token_ttl = nullptr) {
+    /// `settings`: extra configuration keys; everything else has its default (no body limits
+    /// raised: the batch routes must work as shipped).
+    explicit SnmsNode(const char* token_ttl = nullptr,
+                      std::vector<std::pair<std::string, std::string>> settings = {}) {
         auto init = run_command({IDNODE_IDCTL_BINARY, "init", "--data-dir",
                                  (node.dir() / "db").string(), "--node-prefix", "88.118"});
         REQUIRE_MESSAGE(init.exit_code == 0, init.err);
         admin = "Bearer " +
                 std::string(
                     body_of(Response{http::status::ok, 11, init.out}).at("admin_key").as_string());
-        node.set("limits.max_body_bytes", "4194304");
         if (token_ttl)
             node.set("snms.token_ttl_s", token_ttl);
+        for (const auto& [key, value] : settings)
+            node.set(key, value);
         node.start();
         auto c = client();
         for (const char* p : {"88.118.8", "88.118.9"}) {
@@ -468,4 +472,216 @@ TEST_CASE("both APIs see the same data; private items hidden from anonymous on b
       {"name":"x","idType":"x","idIndex":2000}]})",
                                   {{"Authorization", n.admin}});
     CHECK(unallocated.result() == http::status::not_found);
+}
+
+namespace {
+
+/// A JSON array of `n` valid records of kTemplate (about 450 bytes each).
+std::string batch_of(int n, const std::string& tag) {
+    std::string s = "[";
+    for (int i = 0; i < n; ++i)
+        s += (i ? "," : "") +
+             record("88.118.8/" + tag + std::to_string(i), "H" + std::to_string(2024000 + i));
+    return s + "]";
+}
+
+/// A request header announcing a body of `length` bytes, without sending the body.
+std::string header_only(const std::string& target, std::size_t length, const std::string& token) {
+    return "POST " + target + " HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + token +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(length) +
+           "\r\n\r\n";
+}
+
+/// The message of a server-level refusal: the SNMS envelope's on SNMS paths, the native error's
+/// on /api/v1 (README "Error bodies").
+std::string error_message(const Response& r) {
+    const auto body = body_of(r);
+    if (const auto* error = body.as_object().if_contains("error"))
+        return std::string(error->at("message").as_string());
+    return std::string(body.at("message").as_string());
+}
+
+} // namespace
+
+TEST_CASE("body limits per route: a 2000-record batch fits the defaults, larger bodies get 413") {
+    SnmsNode n; // no limits raised
+    auto c = n.client();
+    const std::string token = login(*c, "steel", n.password);
+    REQUIRE(status_of(snms(*c, V::post, "/snms/api/v5/template", kTemplate, token)) == 1);
+
+    // The documented maximum, 2000 records (~0.9 MB, far above limits.max_body_bytes = 64 KiB).
+    const std::string full = batch_of(2000, "F");
+    REQUIRE(full.size() > 12 * 65536);
+    auto created = snms(*c, V::post, "/identityv2/data/batchCreate", full, token);
+    REQUIRE_MESSAGE(status_of(created) == 1, message_of(created));
+    CHECK(message_of(created) == "成功2000条，失败0条");
+    CHECK(created.at("data").as_array().size() == 2000);
+    auto updated = snms(*c, V::put, "/identityv2/data/batchUpdate", full, token);
+    CHECK(message_of(updated) == "成功2000条，失败0条");
+
+    // 2001 records: the SNMS envelope, nothing written.
+    auto too_many = snms(*c, V::post, "/identityv2/data/batchCreate", batch_of(2001, "G"), token);
+    CHECK(status_of(too_many) == -2);
+    CHECK(message_of(too_many) == "每批最多2000条");
+    CHECK(status_of(snms(*c, V::get, "/identityv2/data/detail?handle=88.118.8/G0", {}, token)) ==
+          -2);
+
+    // Over the batch bound (limits.max_batch_body_bytes, 8 MiB): 413 from the announced length,
+    // before any of the body is read.
+    c->write_raw(header_only("/identityv2/data/batchCreate", 8 * 1024 * 1024 + 1, token));
+    const Response over = c->read_response();
+    CHECK(over.result() == http::status::payload_too_large);
+    CHECK(error_message(over) == "请求体过大：the request body exceeds 8388608 bytes, the limit of "
+                                 "POST /identityv2/data/batchCreate");
+    CHECK(c->wait_closed(3s));
+
+    // A single-record route keeps limits.max_body_bytes.
+    c->connect();
+    const Response single = c->request(V::post, "/identityv2/data", std::string(65537, ' '),
+                                       {{"Authorization", "Bearer " + token}});
+    CHECK(single.result() == http::status::payload_too_large);
+    CHECK(error_message(single) ==
+          "请求体过大：the request body exceeds 65536 bytes (limits.max_body_bytes)");
+
+    // POST /api/v1/resolve takes its documented 1000 handles even when they exceed 64 KiB ...
+    c->connect();
+    std::string handles = "[";
+    for (int i = 0; i < 1000; ++i)
+        handles += std::string(i ? "," : "") + "\"88.118.8/" + std::string(80, 'r') +
+                   std::to_string(i) + "\"";
+    handles += "]";
+    REQUIRE(handles.size() > 65536);
+    const Response resolved = c->request(V::post, "/api/v1/resolve", handles);
+    REQUIRE_MESSAGE(resolved.result() == http::status::ok, resolved.body().substr(0, 300));
+    CHECK(body_of(resolved).as_array().size() == 1000);
+    // ... and no more than 1000 of the longest (255 bytes) escaped handles.
+    c->write_raw(header_only("/api/v1/resolve", 1000 * (3 * 255 + 3) + 3, token));
+    const Response too_big = c->read_response();
+    CHECK(too_big.result() == http::status::payload_too_large);
+    CHECK(error_message(too_big).find("the limit of POST /api/v1/resolve") != std::string::npos);
+}
+
+TEST_CASE("limits.max_batch_body_bytes bounds the batch routes, chunked bodies too") {
+    SnmsNode n(nullptr, {{"limits.max_batch_body_bytes", "\"100KiB\""}});
+    auto c = n.client();
+    const std::string token = login(*c, "steel", n.password);
+    REQUIRE(status_of(snms(*c, V::post, "/snms/api/v5/template", kTemplate, token)) == 1);
+    // 200 records (~90 KB) fit 100 KiB.
+    auto fits = snms(*c, V::post, "/identityv2/data/batchCreate", batch_of(200, "K"), token);
+    CHECK(message_of(fits) == "成功200条，失败0条");
+    // A chunked body has no length up front: refused once 100 KiB have been read.
+    const std::string chunk(60 * 1024, ' ');
+    c->write_raw("DELETE /identityv2/data/batchDelete HTTP/1.1\r\nHost: localhost\r\n"
+                 "Authorization: Bearer " +
+                 token + "\r\nTransfer-Encoding: chunked\r\n\r\nf000\r\n" + chunk + "\r\nf000\r\n" +
+                 chunk + "\r\n0\r\n\r\n");
+    const Response chunked = c->read_response();
+    CHECK(chunked.result() == http::status::payload_too_large);
+    CHECK(error_message(chunked) == "请求体过大：the request body exceeds 102400 bytes, the limit "
+                                    "of DELETE /identityv2/data/batchDelete");
+}
+
+TEST_CASE("a password change invalidates the account's login tokens, and only that account's") {
+    SnmsNode n;
+    auto c = n.client();
+    const std::string token = login(*c, "steel", n.password);
+    const std::string other = login(*c, "other", "other-secret-1");
+    const std::string list = "/snms/api/v5/template?prefix=88.118.8";
+    REQUIRE(status_of(snms(*c, V::get, list, {}, token)) == 1);
+
+    auto changed = c->request(V::put, "/api/v1/accounts/steel/password",
+                              R"({"password":"steel-secret-2"})", {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(changed.result() == http::status::ok, changed.body());
+
+    // The old token is signed with a key derived from the old password hash: refused.
+    auto stale = snms(*c, V::get, list, {}, token);
+    CHECK(status_of(stale) == -1);
+    CHECK(message_of(stale) == "未登录或token无效");
+    CHECK(c->request(V::get, "/api/handles/88.118.8/x", {}, {{"Authorization", "Bearer " + token}})
+              .result() == http::status::unauthorized);
+    // The old password no longer logs in (plain and v1); the new one does, and its token works.
+    auto old_login = snms(*c, V::post, "/identity/token",
+                          R"({"username":"steel","password":")" + n.password + R"("})", {});
+    CHECK(message_of(old_login) == "用户名或密码错误");
+    const std::string old_v1 = idnode::registry::sha256_hex(
+        idnode::registry::sha256_hex(n.password) + local_date(std::time(nullptr)));
+    CHECK(status_of(snms(*c, V::post, "/identity/token/v1",
+                         R"({"username":"steel","password":")" + old_v1 + R"("})", {})) == -2);
+    const std::string fresh = login(*c, "steel", "steel-secret-2");
+    CHECK(status_of(snms(*c, V::get, list, {}, fresh)) == 1);
+    // Other accounts' tokens are untouched.
+    CHECK(status_of(snms(*c, V::get, "/snms/api/v5/template?prefix=88.118.9", {}, other)) == 1);
+}
+
+TEST_CASE("limits.rate_per_account applies to SNMS routes, one budget with the other APIs") {
+    SnmsNode n; // set up with defaults, then restarted with the limit
+    CHECK(n.node.stop() == 0);
+    n.node.set("limits.rate_per_account", "0.1"); // one request, then one per 10 s
+    n.node.start();
+    auto c = n.client();
+    const std::string token = login(*c, "steel", n.password); // logins are not counted
+    const std::string other = login(*c, "other", "other-secret-1");
+    const std::string list = "/snms/api/v5/template?prefix=88.118.8";
+    CHECK(status_of(snms(*c, V::get, list, {}, token)) == 1);
+
+    const Response limited = c->request(V::get, list, {}, {{"Authorization", "Bearer " + token}});
+    CHECK(limited.result() == http::status::ok); // SNMS answers stay HTTP 200
+    CHECK(body_of(limited).at("status").as_int64() == -2);
+    CHECK(body_of(limited).at("message").as_string() == "请求过于频繁，请稍后再试");
+    CHECK_FALSE(limited[http::field::retry_after].empty());
+    auto write = snms(*c, V::post, "/identityv2/data", record("88.118.8/R1", "H2024001"), token);
+    CHECK(message_of(write) == "请求过于频繁，请稍后再试");
+    // The same budget on the Handle REST and native routes.
+    const Response rest =
+        c->request(V::get, "/api/handles/88.118.8/R1", {}, {{"Authorization", "Bearer " + token}});
+    CHECK(rest.result() == http::status::too_many_requests);
+    const Response native = c->request(V::get, "/api/v1/templates?prefix=88.118.8", {},
+                                       {{"Authorization", "Bearer " + token}});
+    CHECK(native.result() == http::status::too_many_requests);
+    CHECK(body_of(native).at("error").at("code").as_string() == "rate_limited");
+    CHECK_FALSE(native[http::field::retry_after].empty());
+    // Another account has its own budget; anonymous SNMS reads are limited per IP, not here.
+    CHECK(status_of(snms(*c, V::get, "/snms/api/v5/template?prefix=88.118.9", {}, other)) == 1);
+    CHECK(message_of(snms(*c, V::get, "/identityv2/data/detail?handle=88.118.8/R1", {}, {})) ==
+          "没有找到标识");
+}
+
+TEST_CASE("SNMS single delete (handle in the query or the body) and malformed bodies") {
+    SnmsNode n;
+    auto c = n.client();
+    const std::string token = login(*c, "steel", n.password);
+    REQUIRE(status_of(snms(*c, V::post, "/snms/api/v5/template", kTemplate, token)) == 1);
+    for (const char* h : {"88.118.8/S1", "88.118.8/S2"})
+        REQUIRE(status_of(snms(*c, V::post, "/identityv2/data", record(h, "H2024001"), token)) ==
+                1);
+
+    auto by_query = snms(*c, V::delete_, "/identityv2/data?handle=88.118.8/S1", {}, token);
+    CHECK(status_of(by_query) == 1);
+    auto by_body = snms(*c, V::delete_, "/identityv2/data", R"({"handle":"88.118.8/S2"})", token);
+    CHECK(status_of(by_body) == 1);
+    CHECK(by_body.at("data").at("handle").as_string() == "88.118.8/S2");
+    auto again = snms(*c, V::delete_, "/identityv2/data", R"({"handle":"88.118.8/S2"})", token);
+    CHECK(message_of(again) == "没有找到标识");
+    for (const char* body : {"", "{", R"({"handle":7})", "[]"}) {
+        CAPTURE(body);
+        auto missing = snms(*c, V::delete_, "/identityv2/data", body, token);
+        CHECK(status_of(missing) == -2);
+        CHECK(message_of(missing) == "参数错误：缺少handle");
+    }
+    auto anonymous = snms(*c, V::delete_, "/identityv2/data?handle=88.118.8/S1", {}, {});
+    CHECK(status_of(anonymous) == -1);
+
+    // Bodies that are not JSON, per route shape.
+    CHECK(message_of(snms(*c, V::post, "/snms/api/v5/template", "{", token)) ==
+          "参数错误：请求体不是合法的JSON");
+    CHECK(message_of(snms(*c, V::put, "/identityv2/data", "[]", token)) ==
+          "参数错误：请求体必须是JSON对象");
+    CHECK(message_of(snms(*c, V::put, "/identityv2/data/batchUpdate", "[", token)) ==
+          "参数错误：请求体必须是JSON数组");
+    const Response native = c->request(V::put, "/api/v1/templates/88.118.8/1.0", "{",
+                                       {{"Authorization", "Bearer " + token}});
+    CHECK(native.result() == http::status::bad_request);
+    CHECK(body_of(native).at("error").at("code").as_string() == "invalid_json");
+    CHECK(std::string(body_of(native).at("error").at("message").as_string())
+              .rfind("request body is not valid JSON: ", 0) == 0);
 }

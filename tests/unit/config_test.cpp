@@ -48,6 +48,7 @@ TEST_CASE("an empty document gives every documented default") {
     CHECK(c.snms.token_ttl_s == 86400);
     CHECK(c.limits.max_header_bytes == 8192);
     CHECK(c.limits.max_body_bytes == 65536);
+    CHECK(c.limits.max_batch_body_bytes == 8 * MiB);
     CHECK(c.limits.header_timeout == std::chrono::seconds(10));
     CHECK(c.limits.idle_timeout == std::chrono::seconds(60));
     CHECK(c.limits.max_connections == 10000);
@@ -108,6 +109,7 @@ token_ttl_s = 3600
 [limits]
 max_header_bytes = "16KiB"
 max_body_bytes = 1048576
+max_batch_body_bytes = "16MiB"
 header_timeout_s = 5
 idle_timeout_s = 30
 max_connections = 3
@@ -134,6 +136,7 @@ format = "json"
     CHECK(c.snms.token_ttl_s == 3600);
     CHECK(c.limits.max_header_bytes == 16 * KiB);
     CHECK(c.limits.max_body_bytes == MiB);
+    CHECK(c.limits.max_batch_body_bytes == 16 * MiB);
     CHECK(c.limits.header_timeout == std::chrono::seconds(5));
     CHECK(c.limits.idle_timeout == std::chrono::seconds(30));
     CHECK(c.limits.max_connections == 3);
@@ -187,6 +190,8 @@ TEST_CASE("out-of-range and malformed values name the key and the reason") {
     CHECK(contains(error_of("[limits]\nmax_header_bytes = 100\n"),
                    "key 'limits.max_header_bytes': must be between 1024"));
     CHECK(contains(error_of("[limits]\nmax_body_bytes = -5\n"), "must not be negative"));
+    CHECK(contains(error_of("[limits]\nmax_batch_body_bytes = \"2GiB\"\n"),
+                   "key 'limits.max_batch_body_bytes'"));
     CHECK(contains(error_of("[limits]\nrate_per_ip = -1\n"), "key 'limits.rate_per_ip'"));
     CHECK(contains(error_of("[handle]\nsite_serial = 70000\n"), "key 'handle.site_serial'"));
     CHECK(contains(error_of("[log]\nlevel = \"loud\"\n"),

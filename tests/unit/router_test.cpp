@@ -71,6 +71,28 @@ TEST_CASE("routes match literals and parameters, most specific first") {
     CHECK(out.response.body() == "root");
 }
 
+TEST_CASE("a route's declared body bound is found for its method and path only") {
+    Router router;
+    router.add(http::verb::post, "/batch", echo("batch"), RouteOptions{8 << 20});
+    router.add(http::verb::put, "/batch", echo("put"));
+    router.add(http::verb::post, "/items/{id}", echo("item"), RouteOptions{1000});
+    router.add(http::verb::post, "/{rest...}", echo("any"));
+
+    const auto limit = [&](http::verb method, std::string target) {
+        return router.body_limit(Request{method, target, 11});
+    };
+    CHECK(limit(http::verb::post, "/batch?x=1").max_bytes == 8u << 20);
+    CHECK(limit(http::verb::post, "/batch").route == "/batch");
+    CHECK(limit(http::verb::put, "/batch").max_bytes == 0); // same path, other method
+    CHECK(limit(http::verb::post, "/items/7").max_bytes == 1000);
+    CHECK(limit(http::verb::post, "/items/7/x").max_bytes == 0); // only the catch-all matches
+    CHECK(limit(http::verb::delete_, "/nowhere").max_bytes == 0);
+    CHECK(router.as_body_limit_lookup()(Request{http::verb::post, "/batch", 11}).max_bytes ==
+          8u << 20);
+    // Declaring a bound changes nothing about dispatch.
+    CHECK(run(router, http::verb::post, "/batch").response.body() == "batch");
+}
+
 TEST_CASE("unknown route is 404 with the Handle-style body; wrong method is 405 with Allow") {
     Router router;
     router.add(http::verb::get, "/api/prefixes", echo("prefixes"));

@@ -93,6 +93,18 @@ std::string local_date(std::int64_t unix_seconds) {
 
 } // namespace
 
+std::optional<std::chrono::seconds> AccountRateLimit::refuse(const Principal& who) {
+    if (!limiter_.enabled() || who.anonymous())
+        return std::nullopt;
+    if ((calls_.fetch_add(1, std::memory_order_relaxed) & 4095) == 4095)
+        limiter_.prune();
+    const auto decision = limiter_.acquire(who.username);
+    if (decision.allowed)
+        return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::seconds>(decision.retry_after) +
+           std::chrono::seconds(1);
+}
+
 std::string issue_token(const registry::Account& account, std::int64_t expires_at) {
     const std::string payload = "idt_" + hex_of(account.username) + "_" +
                                 std::to_string(account.token_generation) + "_" +

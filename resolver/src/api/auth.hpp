@@ -21,7 +21,9 @@
 
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/registry.hpp"
+#include "idnode/resolver/rate_limiter.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -60,6 +62,24 @@ struct AuthOutcome {
     std::chrono::seconds retry_after{0};
 
     bool ok() const noexcept { return status == 0; }
+};
+
+/// limits.rate_per_account: one token bucket per authenticated account (burst = one second's
+/// worth), shared by every API (Handle REST, native, SNMS) so that an account has one budget
+/// whichever API it calls. Anonymous callers are not counted here (the server limits them per
+/// IP). Thread safety: `admit` may be called from many threads at once.
+class AccountRateLimit {
+public:
+    /// `rate_per_s` = 0: off (every call is admitted).
+    explicit AccountRateLimit(double rate_per_s) : limiter_(rate_per_s) {}
+
+    /// Takes one request from `who`'s budget: nullopt when admitted, otherwise how long to wait
+    /// (whole seconds, at least 1, for Retry-After).
+    std::optional<std::chrono::seconds> refuse(const Principal& who);
+
+private:
+    RateLimiter limiter_;
+    std::atomic<std::uint64_t> calls_{0}; // prunes idle buckets every 4096 calls
 };
 
 /// A login token for `account` (which must have a password) valid until `expires_at`.

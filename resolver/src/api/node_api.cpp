@@ -248,7 +248,7 @@ class NodeApi::Impl {
 public:
     Impl(Registry& registry, NodeApiOptions options)
         : registry_(registry), options_(std::move(options)), auth_(registry, api::AuthOptions{}),
-          account_limiter_(options_.rate_per_account) {
+          account_limit_(options_.rate_per_account) {
         if (options_.metrics != nullptr) {
             bulk_lines_ = &options_.metrics->counter_family(
                 "idnode_bulk_lines_total", "Bulk upload lines answered, by status", {"status"});
@@ -269,9 +269,10 @@ public:
                                     }
                                 });
         snms_ = std::make_unique<api::SnmsApi>(
-            registry_, auth_, [this](std::string_view prefix_key) { return homed(prefix_key); },
+            registry_, auth_, account_limit_,
+            [this](std::string_view prefix_key) { return homed(prefix_key); },
             api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
-                             options_.handle_limits});
+                             options_.handle_limits, 2000, options_.max_batch_body_bytes});
     }
 
     void register_routes(Router& router);
@@ -304,20 +305,11 @@ private:
         }
         who = std::move(outcome.principal);
         ctx.account = who.username;
-        if (account_limiter_.enabled() && !who.anonymous()) {
-            if ((++limited_calls_ & 4095) == 0) {
-                account_limiter_.prune();
-            }
-            const auto decision = account_limiter_.acquire(who.username);
-            if (!decision.allowed) {
-                const auto seconds =
-                    std::chrono::duration_cast<std::chrono::seconds>(decision.retry_after).count() +
-                    1;
-                Response r = refusal_response(req, Refusal::rate_limited,
-                                              "rate limit of this account exceeded");
-                r.set(http::field::retry_after, std::to_string(seconds));
-                return r;
-            }
+        if (const auto wait = account_limit_.refuse(who)) {
+            Response r =
+                refusal_response(req, Refusal::rate_limited, "rate limit of this account exceeded");
+            r.set(http::field::retry_after, std::to_string(wait->count()));
+            return r;
         }
         return std::nullopt;
     }
@@ -388,16 +380,6 @@ private:
         return std::nullopt;
     }
 
-    static std::optional<json::value> parse_body(const Request& req, std::string& error) {
-        boost::system::error_code ec;
-        json::value v = json::parse(req.body(), ec);
-        if (ec) {
-            error = "request body is not valid JSON: " + ec.message();
-            return std::nullopt;
-        }
-        return v;
-    }
-
     /// A request body that must be a JSON object; otherwise the 400 to send.
     struct ObjectBody {
         json::value value;
@@ -405,12 +387,12 @@ private:
         bool ok() const { return value.is_object(); }
     };
     static ObjectBody object_body(const Request& req) {
-        std::string error;
-        auto body = parse_body(req, error);
+        auto body = api::parse_json_body(req.body());
         if (body && body->is_object())
             return {std::move(*body), {}};
-        return {json::value{}, error_response(req, http::status::bad_request, "invalid_json",
-                                              body ? "body must be a JSON object" : error)};
+        return {json::value{},
+                error_response(req, http::status::bad_request, "invalid_json",
+                               body ? "body must be a JSON object" : body.error().message)};
     }
 
     void submit(WriteOp op, const std::string& account,
@@ -556,10 +538,10 @@ private:
         Principal who;
         if (auto r = authenticate(req, ctx, who, false))
             return *r;
-        std::string error;
-        auto body = parse_body(req, error);
+        auto body = api::parse_json_body(req.body());
         if (!body)
-            return error_response(req, http::status::bad_request, "invalid_json", error);
+            return error_response(req, http::status::bad_request, "invalid_json",
+                                  body.error().message);
         const auto* handles = body->if_array();
         if (handles == nullptr)
             return error_response(req, http::status::bad_request, "invalid_json",
@@ -744,10 +726,10 @@ private:
         if (auto r = check_write(req, who, *h))
             return responder.send(*r);
 
-        std::string error;
-        auto body = parse_body(req, error);
+        auto body = api::parse_json_body(req.body());
         if (!body)
-            return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), error));
+            return responder.send(
+                handle_error(req, kRcInvalidValue, h->spelling(), body.error().message));
         auto values = api::record_values_from_json(*body);
         if (!values)
             return responder.send(
@@ -1454,15 +1436,14 @@ private:
         Account a;
         if (auto r = own_or_admin(req, responder.context(), who, a))
             return responder.send(*r);
-        std::string error;
-        auto body = parse_body(req, error);
+        auto body = api::parse_json_body(req.body());
         const json::value* pw =
             body && body->is_object() ? body->get_object().if_contains("password") : nullptr;
         if (pw == nullptr || !pw->is_string() || pw->get_string().size() < 8 ||
             pw->get_string().size() > 256) {
-            return responder.send(
-                error_response(req, http::status::bad_request, "invalid_value",
-                               body ? "body must be {\"password\": 8 to 256 characters}" : error));
+            return responder.send(error_response(
+                req, http::status::bad_request, "invalid_value",
+                body ? "body must be {\"password\": 8 to 256 characters}" : body.error().message));
         }
         a.password_hash = hash_password(pw->get_string());
         a.v1_secret = sha256_hex(pw->get_string());
@@ -1530,9 +1511,8 @@ private:
     Registry& registry_;
     NodeApiOptions options_;
     api::Authenticator auth_;
-    RateLimiter account_limiter_;
-    std::atomic<std::uint64_t> limited_calls_{0};
-    std::vector<std::string> homed_; // folded; fixed after construction
+    api::AccountRateLimit account_limit_; // shared with the SNMS API
+    std::vector<std::string> homed_;      // folded; fixed after construction
     std::unique_ptr<api::SnmsApi> snms_;
     // Finished bulk outcomes by (account, Idempotency-Key): in memory, 10,000 keys, 24 h.
     api::IdempotencyStore idempotency_{10000, std::chrono::hours(24)};
@@ -1564,7 +1544,13 @@ void NodeApi::Impl::register_routes(Router& router) {
                          [this](const Request& req, const std::shared_ptr<StreamChannel>& channel) {
                              return bulk(req, channel);
                          });
-    router.add(V::post, "/api/v1/resolve", sync(&Impl::batch_resolve));
+    // Sized for its documented maximum: kMaxBatchResolve handles of the longest allowed length,
+    // each quoted and escaped (a \u escape of a non-ASCII character is at most 3 times its UTF-8
+    // bytes), with separators.
+    const std::size_t longest =
+        std::min(options_.handle_limits.max_length, registry::kHandleProtocolMaxLength);
+    router.add(V::post, "/api/v1/resolve", sync(&Impl::batch_resolve),
+               RouteOptions{kMaxBatchResolve * (3 * longest + 3) + 2});
     router.add(V::get, "/api/v1/stats", sync(&Impl::stats));
 
     router.add_async(V::post, "/api/v1/prefixes", async(&Impl::create_prefix));

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include <initializer_list>
 #include <map>
 
 namespace idnode::resolver::api {
@@ -41,7 +42,8 @@ enum class Kind {
     ok,
     created,
     unauthorized,
-    throttled,
+    throttled, // failed-login throttle or limits.rate_per_account; retry_after is set
+    invalid_json,
     forbidden,
     invalid,
     not_found,
@@ -57,6 +59,7 @@ struct ApiOutcome {
     std::string en; // native message
     std::string zh; // SNMS message
     json::value data = nullptr;
+    std::chrono::seconds retry_after{0}; // Kind::throttled
 };
 
 ApiOutcome outcome_of(Errc e, std::string en, std::string zh) {
@@ -97,8 +100,13 @@ Response native_answer(const Request& req, ApiOutcome o) {
     case Kind::unauthorized:
         row = {http::status::unauthorized, "unauthorized"};
         break;
-    case Kind::throttled:
-        row = {http::status::too_many_requests, refusal_row(Refusal::rate_limited).code};
+    case Kind::throttled: {
+        Response r = refusal_response(req, Refusal::rate_limited, o.en);
+        r.set(http::field::retry_after, std::to_string(o.retry_after.count()));
+        return r;
+    }
+    case Kind::invalid_json:
+        row = {http::status::bad_request, "invalid_json"};
         break;
     case Kind::forbidden:
         row = {http::status::forbidden, "forbidden"};
@@ -135,6 +143,11 @@ Response snms_answer(const Request& req, ApiOutcome o) {
         return envelope(req, kOk, o.zh.empty() ? kSuccess : o.zh, std::move(o.data));
     case Kind::unauthorized:
         return envelope(req, kNotLoggedIn, o.zh);
+    case Kind::throttled: { // a business error for SNMS clients; Retry-After for those who look
+        Response r = envelope(req, kBusiness, o.zh);
+        r.set(http::field::retry_after, std::to_string(o.retry_after.count()));
+        return r;
+    }
     case Kind::forbidden:
         return envelope(req, kNoPermission, o.zh);
     case Kind::internal:
@@ -220,29 +233,78 @@ Result<SnmsRecord> snms_record_from_json(const json::value& doc, const HandleLim
 
 class SnmsApi::Impl {
 public:
-    Impl(Registry& registry, Authenticator& auth, std::function<bool(std::string_view)> homed,
-         SnmsOptions options)
-        : registry_(registry), auth_(auth), homed_(std::move(homed)), options_(options) {}
+    Impl(Registry& registry, Authenticator& auth, AccountRateLimit& rate_limit,
+         std::function<bool(std::string_view)> homed, SnmsOptions options)
+        : registry_(registry), auth_(auth), rate_limit_(rate_limit), homed_(std::move(homed)),
+          options_(options) {}
 
     void register_routes(Router& router);
 
 private:
     // ---- callers ----------------------------------------------------------------------------
 
-    /// Authenticates; a refusal when the credentials are bad or (if `required`) absent.
-    std::optional<ApiOutcome> caller(const Request& req, RequestContext& ctx, Principal& who,
-                                     bool required) {
+    /// The JSON body a route takes.
+    enum class Body { none, object, array, any };
+
+    /// What a handler starts from: the caller and, when the route takes one, its body.
+    struct Call {
+        Principal who;
+        json::value body; // null for Body::none
+    };
+
+    /// The preamble of every handler but the login: authenticates (refusing bad credentials,
+    /// and absent ones when `login_required`), takes one request from the account's
+    /// limits.rate_per_account budget, and parses the body into the shape the route takes
+    /// (`storage`: an arena for large bodies). A refusal is an outcome for snms_answer or
+    /// native_answer.
+    std::optional<ApiOutcome> begin(const Request& req, RequestContext& ctx, Call& call,
+                                    bool login_required, Body body = Body::none,
+                                    json::storage_ptr storage = {}) {
         auto o = auth_.authenticate(req[http::field::authorization], ctx.client_ip);
         if (!o.ok()) {
-            return ApiOutcome{o.status == 429 ? Kind::throttled : Kind::unauthorized, o.message,
-                              auth_message_zh(o.message), nullptr};
+            if (o.status == 429)
+                return ApiOutcome{Kind::throttled, o.message, auth_message_zh(o.message), nullptr,
+                                  o.retry_after};
+            return ApiOutcome{Kind::unauthorized, o.message, auth_message_zh(o.message)};
         }
-        who = std::move(o.principal);
-        ctx.account = who.username;
-        if (required && who.anonymous())
-            return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效",
-                              nullptr};
+        call.who = std::move(o.principal);
+        ctx.account = call.who.username;
+        if (login_required && call.who.anonymous())
+            return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效"};
+        if (const auto wait = rate_limit_.refuse(call.who))
+            return ApiOutcome{Kind::throttled, "rate limit of this account exceeded",
+                              "请求过于频繁，请稍后再试", nullptr, *wait};
+        if (body == Body::none)
+            return std::nullopt;
+        auto parsed = parse_json_body(req.body(), std::move(storage));
+        const bool shape_ok =
+            parsed && (body == Body::any || (body == Body::object && parsed->is_object()) ||
+                       (body == Body::array && parsed->is_array()));
+        if (!shape_ok) {
+            const char* en = body == Body::object  ? "body must be a JSON object"
+                             : body == Body::array ? "body must be a JSON array"
+                                                   : "";
+            const char* zh = body == Body::object  ? "参数错误：请求体必须是JSON对象"
+                             : body == Body::array ? "参数错误：请求体必须是JSON数组"
+                                                   : "参数错误：请求体不是合法的JSON";
+            return ApiOutcome{Kind::invalid_json, parsed ? en : parsed.error().message, zh};
+        }
+        call.body = std::move(parsed).value();
         return std::nullopt;
+    }
+
+    /// The string members `names` of an optional JSON object body (a DELETE may carry its
+    /// parameters there instead of the query); absent or malformed bodies give nothing.
+    static void body_strings(const Request& req,
+                             std::initializer_list<std::pair<const char*, std::string*>> names) {
+        auto body = parse_json_body(req.body());
+        const json::object* o = body ? body->if_object() : nullptr;
+        if (o == nullptr)
+            return;
+        for (const auto& [name, out] : names) {
+            if (const auto* v = o->if_contains(name); v && v->is_string() && out->empty())
+                *out = v->get_string();
+        }
     }
 
     // ---- templates --------------------------------------------------------------------------
@@ -422,48 +484,32 @@ private:
         return {*p, *v, true};
     }
 
-    static std::optional<json::value> parse_json(const Request& req, std::string& error) {
-        boost::system::error_code ec;
-        json::value v = json::parse(req.body(), ec);
-        if (ec) {
-            error = "request body is not valid JSON: " + ec.message();
-            return std::nullopt;
-        }
-        return v;
-    }
-
     Response native_list(const Request& req, RequestContext& ctx) {
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, ctx, call, true))
             return native_answer(req, std::move(*r));
-        return native_answer(req, template_list(who, query_param(req, "prefix")));
+        return native_answer(req, template_list(call.who, query_param(req, "prefix")));
     }
 
     Response native_get(const Request& req, RequestContext& ctx) {
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, ctx, call, true))
             return native_answer(req, std::move(*r));
         auto k = path_key(ctx);
         if (!k.ok)
             return error_response(req, http::status::bad_request, "invalid_value",
                                   "malformed percent-encoding in the path");
-        return native_answer(req, template_get(who, k.prefix, k.version));
+        return native_answer(req, template_get(call.who, k.prefix, k.version));
     }
 
     void native_write(Request&& req, Responder responder, bool create) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true, Body::any))
             return responder.send(native_answer(req, std::move(*r)));
-        std::string error;
-        auto body = parse_json(req, error);
-        if (!body)
-            return responder.send(
-                error_response(req, http::status::bad_request, "invalid_json", error));
         // POST /api/v1/templates?prefix=P loads a prefix-less document (conf/templates/*.json)
         // under P.
         if (const std::string qp = query_param(req, "prefix"); create && !qp.empty()) {
-            auto* o = body->if_object();
+            auto* o = call.body.if_object();
             const auto* given = o ? o->if_contains("prefix") : nullptr;
             if (o && given && !(given->is_string() && equals_folded(given->get_string(), qp)))
                 return responder.send(error_response(req, http::status::bad_request,
@@ -474,29 +520,29 @@ private:
         }
         PathKey k;
         if (!create) {
-            k = path_key(ctx);
+            k = path_key(responder.context());
             if (!k.ok)
                 return responder.send(error_response(req, http::status::bad_request,
                                                      "invalid_value",
                                                      "malformed percent-encoding in the path"));
         }
         auto shared = std::make_shared<Request>(std::move(req));
-        template_write(who, *body, create, k.prefix, k.version, [shared, responder](ApiOutcome o) {
-            responder.send(native_answer(*shared, std::move(o)));
-        });
+        template_write(call.who, call.body, create, k.prefix, k.version,
+                       [shared, responder](ApiOutcome o) {
+                           responder.send(native_answer(*shared, std::move(o)));
+                       });
     }
 
     void native_delete(Request&& req, Responder responder) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true))
             return responder.send(native_answer(req, std::move(*r)));
-        auto k = path_key(ctx);
+        auto k = path_key(responder.context());
         if (!k.ok)
             return responder.send(error_response(req, http::status::bad_request, "invalid_value",
                                                  "malformed percent-encoding in the path"));
         auto shared = std::make_shared<Request>(std::move(req));
-        template_delete(who, k.prefix, k.version, [shared, responder](ApiOutcome o) {
+        template_delete(call.who, k.prefix, k.version, [shared, responder](ApiOutcome o) {
             if (o.kind == Kind::ok) {
                 Response res{http::status::no_content, shared->version()};
                 res.keep_alive(shared->keep_alive());
@@ -510,11 +556,11 @@ private:
     /// DELETE /api/v1/accounts/{user}/tokens: bumps the account's token generation, which
     /// invalidates every login token issued to it (admin or the account itself).
     void revoke_tokens(Request&& req, Responder responder) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true))
             return responder.send(native_answer(req, std::move(*r)));
-        const std::string name = percent_decode(ctx.param("user")).value_or("");
+        const Principal& who = call.who;
+        const std::string name = percent_decode(responder.context().param("user")).value_or("");
         if (!who.is_admin() && who.username != name)
             return responder.send(error_response(req, http::status::forbidden, "forbidden",
                                                  "only an admin or the account itself"));
@@ -546,8 +592,7 @@ private:
     // ---- SNMS: login ----------------------------------------------------------------------------
 
     Response token(const Request& req, RequestContext& ctx, bool v1) {
-        std::string error;
-        auto body = parse_json(req, error);
+        auto body = parse_json_body(req.body());
         const json::object* o = body ? body->if_object() : nullptr;
         const json::value* user = o ? o->if_contains("username") : nullptr;
         const json::value* pass = o ? o->if_contains("password") : nullptr;
@@ -669,8 +714,8 @@ private:
     }
 
     Response detail(const Request& req, RequestContext& ctx) {
-        Principal who;
-        if (auto r = caller(req, ctx, who, false))
+        Call call;
+        if (auto r = begin(req, ctx, call, false))
             return snms_answer(req, std::move(*r));
         const std::string text = query_param(req, "handle");
         if (text.empty())
@@ -680,7 +725,7 @@ private:
         int status = kBusiness;
         if (auto bad = snms_handle(text, h, nullptr, snapshot, status))
             return envelope(req, status, *bad);
-        const bool include_private = who.may_read_private(h->prefix_key());
+        const bool include_private = call.who.may_read_private(h->prefix_key());
         json::array values;
         std::string template_version;
         auto st = snapshot.visit(*h, [&](const RecordView& view) {
@@ -712,20 +757,15 @@ private:
     }
 
     void write_one(Request&& req, Responder responder, PutMode mode) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true, Body::object))
             return responder.send(snms_answer(req, std::move(*r)));
-        std::string error;
-        auto body = parse_json(req, error);
-        if (!body || !body->is_object())
-            return responder.send(envelope(req, kBusiness, "参数错误：请求体必须是JSON对象"));
-        auto p = prepare(registry_.snapshot(), who, *body, mode);
+        auto p = prepare(registry_.snapshot(), call.who, call.body, mode);
         if (!p.op)
             return responder.send(envelope(req, p.status, p.message));
         const bool creating = mode == PutMode::create;
         WriteBatch batch;
-        batch.account = who.username;
+        batch.account = call.who.username;
         batch.ops.push_back(std::move(*p.op));
         auto shared = std::make_shared<Request>(std::move(req));
         registry_.submit(std::move(batch), [shared, responder, creating,
@@ -744,27 +784,20 @@ private:
     }
 
     void delete_one(Request&& req, Responder responder) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true))
             return responder.send(snms_answer(req, std::move(*r)));
         std::string text = query_param(req, "handle");
-        if (text.empty()) {
-            std::string error;
-            auto body = parse_json(req, error);
-            const json::value* h =
-                body && body->is_object() ? body->get_object().if_contains("handle") : nullptr;
-            if (h && h->is_string())
-                text = h->get_string();
-        }
+        if (text.empty())
+            body_strings(req, {{"handle", &text}});
         if (text.empty())
             return responder.send(envelope(req, kBusiness, "参数错误：缺少handle"));
         std::optional<Handle> h;
         int status = kBusiness;
-        if (auto bad = snms_handle(text, h, &who, registry_.snapshot(), status))
+        if (auto bad = snms_handle(text, h, &call.who, registry_.snapshot(), status))
             return responder.send(envelope(req, status, *bad));
         WriteBatch batch;
-        batch.account = who.username;
+        batch.account = call.who.username;
         batch.ops.push_back(DeleteRecord{std::move(*h)});
         auto shared = std::make_shared<Request>(std::move(req));
         registry_.submit(std::move(batch), [shared, responder, text](BatchResult results) {
@@ -779,15 +812,13 @@ private:
     /// batchCreate / batchUpdate / batchDelete: every valid record of the call goes to the
     /// writer as one WriteBatch; each record gets its own result, in input order.
     void batch(Request&& req, Responder responder, std::optional<PutMode> mode) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        // The parsed batch lives in one arena, freed at once when the call ends.
+        if (auto r = begin(req, responder.context(), call, true, Body::array,
+                           json::make_shared_resource<json::monotonic_resource>()))
             return responder.send(snms_answer(req, std::move(*r)));
-        std::string error;
-        auto body = parse_json(req, error);
-        if (!body || !body->is_array())
-            return responder.send(envelope(req, kBusiness, "参数错误：请求体必须是JSON数组"));
-        const auto& items = body->get_array();
+        const Principal& who = call.who;
+        const auto& items = call.body.get_array();
         if (items.size() > options_.max_batch)
             return responder.send(
                 envelope(req, kBusiness, "每批最多" + std::to_string(options_.max_batch) + "条"));
@@ -870,9 +901,10 @@ private:
     // ---- SNMS: templates ------------------------------------------------------------------------
 
     Response snms_template_get(const Request& req, RequestContext& ctx) {
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, ctx, call, true))
             return snms_answer(req, std::move(*r));
+        const Principal& who = call.who;
         const std::string prefix = query_param(req, "prefix");
         const std::string version = query_param(req, "version");
         if (prefix.empty())
@@ -887,47 +919,33 @@ private:
     }
 
     void snms_template_write(Request&& req, Responder responder, bool create) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true, Body::any))
             return responder.send(snms_answer(req, std::move(*r)));
-        std::string error;
-        auto body = parse_json(req, error);
-        if (!body)
-            return responder.send(envelope(req, kBusiness, "参数错误：请求体不是合法的JSON"));
         auto shared = std::make_shared<Request>(std::move(req));
-        template_write(who, *body, create, {}, {}, [shared, responder](ApiOutcome o) {
+        template_write(call.who, call.body, create, {}, {}, [shared, responder](ApiOutcome o) {
             responder.send(snms_answer(*shared, std::move(o)));
         });
     }
 
     void snms_template_delete(Request&& req, Responder responder) {
-        RequestContext& ctx = responder.context();
-        Principal who;
-        if (auto r = caller(req, ctx, who, true))
+        Call call;
+        if (auto r = begin(req, responder.context(), call, true))
             return responder.send(snms_answer(req, std::move(*r)));
         std::string prefix = query_param(req, "prefix"), version = query_param(req, "version");
-        if (prefix.empty() || version.empty()) {
-            std::string error;
-            auto body = parse_json(req, error);
-            if (body && body->is_object()) {
-                const auto& o = body->get_object();
-                if (const auto* p = o.if_contains("prefix"); p && p->is_string())
-                    prefix = p->get_string();
-                if (const auto* v = o.if_contains("version"); v && v->is_string())
-                    version = v->get_string();
-            }
-        }
+        if (prefix.empty() || version.empty())
+            body_strings(req, {{"prefix", &prefix}, {"version", &version}});
         if (prefix.empty() || version.empty())
             return responder.send(envelope(req, kBusiness, "参数错误：需要prefix和version"));
         auto shared = std::make_shared<Request>(std::move(req));
-        template_delete(who, prefix, version, [shared, responder](ApiOutcome o) {
+        template_delete(call.who, prefix, version, [shared, responder](ApiOutcome o) {
             responder.send(snms_answer(*shared, std::move(o)));
         });
     }
 
     Registry& registry_;
     Authenticator& auth_;
+    AccountRateLimit& rate_limit_;
     std::function<bool(std::string_view)> homed_;
     SnmsOptions options_;
 };
@@ -957,15 +975,24 @@ void SnmsApi::Impl::register_routes(Router& router) {
     router.add_async(V::delete_, "/identityv2/data", [this](Request&& req, Responder r) {
         delete_one(std::move(req), std::move(r));
     });
-    router.add_async(V::post, "/identityv2/data/batchCreate", [this](Request&& req, Responder r) {
-        batch(std::move(req), std::move(r), PutMode::create);
-    });
-    router.add_async(V::put, "/identityv2/data/batchUpdate", [this](Request&& req, Responder r) {
-        batch(std::move(req), std::move(r), PutMode::replace);
-    });
+    // Batches of up to max_batch records need more than limits.max_body_bytes.
+    const RouteOptions batch_body{options_.max_batch_body_bytes};
+    router.add_async(
+        V::post, "/identityv2/data/batchCreate",
+        [this](Request&& req, Responder r) {
+            batch(std::move(req), std::move(r), PutMode::create);
+        },
+        batch_body);
+    router.add_async(
+        V::put, "/identityv2/data/batchUpdate",
+        [this](Request&& req, Responder r) {
+            batch(std::move(req), std::move(r), PutMode::replace);
+        },
+        batch_body);
     router.add_async(
         V::delete_, "/identityv2/data/batchDelete",
-        [this](Request&& req, Responder r) { batch(std::move(req), std::move(r), std::nullopt); });
+        [this](Request&& req, Responder r) { batch(std::move(req), std::move(r), std::nullopt); },
+        batch_body);
     for (const char* base : {"/snms/api/v5/template", "/snms/api/v3/template"}) {
         router.add(V::get, base, [this](const Request& req, RequestContext& ctx) {
             return snms_template_get(req, ctx);
@@ -999,9 +1026,9 @@ void SnmsApi::Impl::register_routes(Router& router) {
         [this](Request&& req, Responder r) { revoke_tokens(std::move(req), std::move(r)); });
 }
 
-SnmsApi::SnmsApi(Registry& registry, Authenticator& auth,
+SnmsApi::SnmsApi(Registry& registry, Authenticator& auth, AccountRateLimit& rate_limit,
                  std::function<bool(std::string_view)> homed, SnmsOptions options)
-    : impl_(std::make_unique<Impl>(registry, auth, std::move(homed), options)) {}
+    : impl_(std::make_unique<Impl>(registry, auth, rate_limit, std::move(homed), options)) {}
 SnmsApi::~SnmsApi() = default;
 void SnmsApi::register_routes(Router& router) {
     impl_->register_routes(router);

@@ -17,6 +17,12 @@
 //   are answered without touching the store. Overall status is 1; each record has its own msg.
 // - Update (PUT) replaces the whole record, which must exist. Create of an identical record ->
 //   "标识已存在" (the original's answer to a retry after a timeout).
+// - limits.rate_per_account applies to every SNMS and template call of an authenticated account
+//   (the same budget as the Handle REST routes): beyond it HTTP 200, status -2
+//   "请求过于频繁，请稍后再试" and Retry-After (native template routes: 429). The login routes are
+//   limited by their failure throttle and limits.rate_per_ip instead.
+// - Batch bodies may be up to max_batch_body_bytes (the other routes: limits.max_body_bytes);
+//   a larger body is refused by the server with 413 before it is read.
 // - Templates are read by the accounts that may read the prefix privately (admin, owner,
 //   granted reader) and written by admin or the owner of the prefix. The prefix must be
 //   allocated here.
@@ -42,6 +48,8 @@ struct SnmsOptions {
     std::uint32_t token_ttl_s = 86400;
     registry::HandleLimits handle_limits{};
     std::size_t max_batch = 2000;
+    /// Body bound of the batch routes (limits.max_batch_body_bytes), declared at registration.
+    std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
 };
 
 /// One record of an SNMS identifier write: the body of POST|PUT /identityv2/data, or one element
@@ -63,9 +71,9 @@ registry::Result<SnmsRecord> snms_record_from_json(const boost::json::value& doc
 
 class SnmsApi {
 public:
-    /// `homed(prefix_key)`: does this node home the (folded) prefix. Everything referenced must
-    /// outlive the SnmsApi.
-    SnmsApi(registry::Registry& registry, Authenticator& auth,
+    /// `homed(prefix_key)`: does this node home the (folded) prefix. `rate_limit` is the one
+    /// shared with the other APIs. Everything referenced must outlive the SnmsApi.
+    SnmsApi(registry::Registry& registry, Authenticator& auth, AccountRateLimit& rate_limit,
             std::function<bool(std::string_view)> homed, SnmsOptions options);
     ~SnmsApi();
     SnmsApi(const SnmsApi&) = delete;

@@ -12,6 +12,14 @@ namespace json = boost::json;
 using registry::Errc;
 using registry::Error;
 
+registry::Result<json::value> parse_json_body(std::string_view body, json::storage_ptr storage) {
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec, std::move(storage));
+    if (ec)
+        return Error{Errc::invalid_value, "request body is not valid JSON: " + ec.message()};
+    return v;
+}
+
 namespace {
 
 Error invalid(std::string message) {

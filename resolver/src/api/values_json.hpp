@@ -14,12 +14,20 @@
 
 #include "idnode/registry/value.hpp"
 
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace idnode::resolver::api {
+
+/// A request body as JSON, the one parser of every JSON API body (Handle REST, native, SNMS).
+/// Errors: invalid_value "request body is not valid JSON: <reason>". `storage` lets a caller
+/// parsing a large body (a 2000-record batch) use an arena; the default is the heap.
+registry::Result<boost::json::value> parse_json_body(std::string_view body,
+                                                     boost::json::storage_ptr storage = {});
 
 /// Parses one value object; on failure returns the reason ("values[2].index must be a positive
 /// integer"). `where` names the value in messages.

@@ -8,9 +8,10 @@
 // 'https.lisen'".
 // - A value of the wrong type names the key and the expected type:
 //   "key 'https.threads' must be an integer (got string)".
-// - Sizes (`node.max_db_size`, `limits.max_header_bytes`, `limits.max_body_bytes`) are integers
-//   (bytes) or strings "<integer><unit>" with unit B, KiB, MiB, GiB, TiB (powers of 1024) or
-//   KB, MB, GB, TB (powers of 1000); whitespace between number and unit is allowed.
+// - Sizes (`node.max_db_size`, `limits.max_header_bytes`, `limits.max_body_bytes`,
+//   `limits.max_batch_body_bytes`) are integers (bytes) or strings "<integer><unit>" with unit B,
+//   KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of 1000); whitespace between
+//   number and unit is allowed.
 // - Listen addresses are "host:port" with an IPv4 literal, a bracketed IPv6 literal ("[::1]:8443")
 //   or "localhost" (= 127.0.0.1); port 0 means "any free port" (tests use it).
 // - Relative paths are kept as written and resolved against the working directory of `idnode`.
@@ -100,6 +101,9 @@ struct NodeConfig {
     struct Limits {
         std::uint64_t max_header_bytes = 8 * KiB;
         std::uint64_t max_body_bytes = 64 * KiB;
+        // Body bound of the SNMS batch routes (batchCreate/Update/Delete, <= 2000 records a
+        // call): 2000 records of up to 4 KiB each. Never below max_body_bytes.
+        std::uint64_t max_batch_body_bytes = 8 * MiB;
         std::chrono::seconds header_timeout{10};
         std::chrono::seconds idle_timeout{60};
         std::uint32_t max_connections = 10000;

@@ -16,7 +16,12 @@
 //   identical (HANDLE.NET's behaviour; bulk create is the idempotent path).
 // - Storage full -> 507 RC 2; registry shutting down -> 503 RC 3.
 // - limits.rate_per_account: a token bucket per authenticated account (burst = one second's
-//   worth); beyond it 429 with Retry-After. Anonymous callers are limited per IP by the server.
+//   worth), one budget across the Handle REST, native and SNMS routes; beyond it 429 with
+//   Retry-After (SNMS: HTTP 200, status -2 "请求过于频繁，请稍后再试", Retry-After).
+//   Anonymous callers are limited per IP by the server.
+// - Body limits: limits.max_body_bytes, except routes declaring a larger documented payload
+//   (RouteOptions): POST /api/v1/resolve (1000 handles of the longest allowed length) and the
+//   SNMS batch routes (limits.max_batch_body_bytes); bulk is streamed.
 #pragma once
 
 #include "idnode/registry/registry.hpp"
@@ -41,6 +46,8 @@ struct NodeApiOptions {
     MetricsRegistry* metrics = nullptr;
     /// Longest accepted bulk NDJSON line (one record; like a single-record body).
     std::size_t max_bulk_line_bytes = 64 * 1024;
+    /// Body bound of the SNMS batch routes (limits.max_batch_body_bytes).
+    std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
 };
 
 class NodeApi {

@@ -26,10 +26,19 @@
 
 namespace idnode::resolver {
 
+/// What a route declares at registration besides its handler.
+struct RouteOptions {
+    /// The largest request body the route accepts when that is more than limits.max_body_bytes
+    /// (its documented maximum payload, e.g. 2000 records); 0 = the server-wide limit. A bound
+    /// below limits.max_body_bytes has no effect: routes only ever widen the limit.
+    std::uint64_t max_body_bytes = 0;
+};
+
 class Router {
 public:
-    void add(http::verb method, std::string pattern, Handler handler);
-    void add_async(http::verb method, std::string pattern, AsyncHandler handler);
+    void add(http::verb method, std::string pattern, Handler handler, RouteOptions options = {});
+    void add_async(http::verb method, std::string pattern, AsyncHandler handler,
+                   RouteOptions options = {});
     /// A route whose body is streamed (see streaming.hpp). Reached through `as_stream_dispatch`;
     /// `dispatch` answers such a route with 500 (a server without streaming support).
     void add_streaming(http::verb method, std::string pattern, StreamHandler handler);
@@ -48,6 +57,12 @@ public:
     /// A `StreamDispatch` bound to this router; the router must outlive every use of it.
     StreamDispatch as_stream_dispatch() const;
 
+    /// The body bound declared by the route a request header selects ({0, ""} when the route
+    /// declares none or no route matches: the server-wide limit applies).
+    BodyLimit body_limit(const Request& header) const;
+    /// A `BodyLimitLookup` bound to this router; the router must outlive every use of it.
+    BodyLimitLookup as_body_limit_lookup() const;
+
 private:
     enum class SegmentKind { literal = 0, param = 1, rest = 2 };
     struct Segment {
@@ -59,10 +74,14 @@ private:
         std::string pattern;
         std::vector<Segment> segments;
         std::variant<Handler, AsyncHandler, StreamHandler> handler;
+        RouteOptions options;
     };
 
     void add_route(http::verb method, std::string pattern,
-                   std::variant<Handler, AsyncHandler, StreamHandler> handler);
+                   std::variant<Handler, AsyncHandler, StreamHandler> handler,
+                   RouteOptions options);
+    /// The most specific route for exactly this method and path, or nullptr.
+    const Route* find(http::verb method, std::string_view path) const;
     static std::vector<Segment> compile(const std::string& pattern);
     static bool match(const Route& route, std::string_view path,
                       std::vector<std::pair<std::string, std::string>>* params);

@@ -6,7 +6,8 @@
 // Behaviour (details in docs at the top of resolver/src/https_session.cpp):
 // - TLS 1.2/1.3 only, AEAD ciphers only; certificate chain and key from https.cert/https.key.
 // - HTTP/1.1 keep-alive; pipelined requests are answered in order.
-// - limits.max_header_bytes -> 431, limits.max_body_bytes -> 413 (JSON error, then close);
+// - limits.max_header_bytes -> 431, limits.max_body_bytes (or the larger bound a route declares,
+//   set_body_limit_lookup) -> 413 (JSON error, then close);
 //   limits.header_timeout_s / idle_timeout_s close slow or idle connections;
 //   limits.rate_per_ip -> 429 with Retry-After (0 = off).
 // - limits.max_connections: connections beyond the cap are ACCEPTED AND CLOSED IMMEDIATELY
@@ -66,6 +67,11 @@ public:
     /// Enables streamed request bodies (streaming.hpp), usually `router.as_stream_dispatch()`.
     /// Call before run(); must outlive the Server.
     void set_stream_dispatch(StreamDispatch dispatch);
+
+    /// Lets routes widen limits.max_body_bytes for their own bodies (Router::body_limit, usually
+    /// `router.as_body_limit_lookup()`), asked before a body is read. Call before run(); must
+    /// outlive the Server. Without it every body has limits.max_body_bytes.
+    void set_body_limit_lookup(BodyLimitLookup lookup);
 
     /// The addresses actually bound.
     HostPort https_endpoint() const;

@@ -19,6 +19,7 @@
 #include "idnode/resolver/http.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -78,5 +79,17 @@ using StreamHandler = std::function<std::unique_ptr<BodyConsumer>(
 /// context.route and context.params), or nullptr when the request is read whole as usual.
 using StreamDispatch =
     std::function<const StreamHandler*(const Request& header, RequestContext& context)>;
+
+/// A route's own bound on the request body, for routes whose documented payload is larger than
+/// limits.max_body_bytes (a batch of 2000 records). `route` is the pattern, for messages.
+struct BodyLimit {
+    std::uint64_t max_bytes = 0; // 0 = the route declares none: limits.max_body_bytes applies
+    std::string_view route;      // valid as long as the router
+};
+
+/// What the server asks, after reading the header of a request that is not streamed and whose
+/// body may exceed limits.max_body_bytes, before reading that body. The server applies
+/// max(limits.max_body_bytes, max_bytes).
+using BodyLimitLookup = std::function<BodyLimit(const Request& header)>;
 
 } // namespace idnode::resolver
