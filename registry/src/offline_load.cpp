@@ -121,9 +121,16 @@ struct OfflineLoader::Impl {
     std::string last_key; // of the last record fed in order
     bool spilling = false;
 
-    // Direct path: the batch being filled.
+    // Direct path: the batch being filled, with each record's input line and spelling (kept
+    // for the rejections file; concatenated to avoid an allocation per record).
     WriteBatch batch;
     std::vector<std::uint64_t> batch_lines;
+    std::string batch_spellings;
+    std::vector<std::uint32_t> batch_spelling_ends;
+
+    // The last prefix checked against the homed ones (sorted input repeats it).
+    std::string last_homed_prefix;
+    bool last_homed = false;
 
     // Sort path.
     std::vector<SortItem> buffer;
@@ -149,10 +156,15 @@ struct OfflineLoader::Impl {
         }
     }
 
-    bool homes(std::string_view prefix_key) const {
-        return std::any_of(homed.begin(), homed.end(), [&](const std::string& node) {
+    bool homes(std::string_view prefix_key) {
+        if (!last_homed_prefix.empty() && prefix_key == last_homed_prefix) {
+            return last_homed;
+        }
+        last_homed = std::any_of(homed.begin(), homed.end(), [&](const std::string& node) {
             return prefix_is_under(prefix_key, node);
         });
+        last_homed_prefix.assign(prefix_key);
+        return last_homed;
     }
 
     void submit_batch() {
@@ -170,13 +182,17 @@ struct OfflineLoader::Impl {
         auto lines = std::make_shared<std::vector<std::uint64_t>>();
         lines->swap(batch_lines);
         batch_lines.reserve(options.batch_records);
-        // Spellings for the rejections file, taken only when something failed.
-        auto spellings = std::make_shared<std::vector<std::string>>();
-        spellings->reserve(out.ops.size());
-        for (const auto& op : out.ops) {
-            spellings->push_back(std::get<PutRecord>(op).handle.spelling());
-        }
-        registry->submit(std::move(out), [this, lines, spellings](BatchResult results) {
+        // Spellings for the rejections file, looked at only when something failed.
+        auto spellings = std::make_shared<std::pair<std::string, std::vector<std::uint32_t>>>();
+        spellings->first.swap(batch_spellings);
+        spellings->second.swap(batch_spelling_ends);
+        batch_spelling_ends.reserve(options.batch_records);
+        auto spelling = [spellings](std::size_t i) {
+            const auto& [text, ends] = *spellings;
+            const std::size_t begin = i == 0 ? 0 : ends[i - 1];
+            return text.substr(begin, ends[i] - begin);
+        };
+        registry->submit(std::move(out), [this, lines, spelling](BatchResult results) {
             std::lock_guard lock(mutex);
             for (std::size_t i = 0; i < results.size(); ++i) {
                 const OpResult& r = results[i];
@@ -200,7 +216,7 @@ struct OfflineLoader::Impl {
                     } else {
                         ++summary.rejected;
                         if (sink) {
-                            sink(LoadRejection{(*lines)[i], (*spellings)[i], r.error});
+                            sink(LoadRejection{(*lines)[i], spelling(i), r.error});
                         }
                     }
                 }
@@ -210,8 +226,10 @@ struct OfflineLoader::Impl {
         });
     }
 
-    void feed(std::uint64_t line, Handle handle, std::vector<HandleValue> values) {
-        batch.ops.push_back(PutRecord{std::move(handle), std::move(values), options.mode});
+    void feed(std::uint64_t line, Handle handle, std::string record) {
+        batch_spellings.append(handle.spelling());
+        batch_spelling_ends.push_back(static_cast<std::uint32_t>(batch_spellings.size()));
+        batch.ops.push_back(PutEncodedRecord{std::move(handle), std::move(record), options.mode});
         batch_lines.push_back(line);
         if (batch.ops.size() >= options.batch_records) {
             submit_batch();
@@ -231,22 +249,22 @@ struct OfflineLoader::Impl {
         buffer_bytes = 0;
     }
 
-    void feed_encoded(const SortItem& item) {
-        auto record = decode_record(item.record);
-        auto handle = record ? parse_handle(record->spelling, options.handle_limits)
-                             : Result<Handle>(record.error());
+    void feed_encoded(SortItem& item) {
+        auto view = RecordView::parse(item.record);
+        auto handle = view ? parse_handle(view->spelling(), options.handle_limits)
+                           : Result<Handle>(view.error());
         if (!handle) {
-            report(item.line, record ? record->spelling : std::string(), handle.error());
+            report(item.line, view ? std::string(view->spelling()) : std::string(), handle.error());
             return;
         }
-        feed(item.line, std::move(handle).value(), std::move(record->values));
+        feed(item.line, std::move(handle).value(), std::move(item.record));
     }
 
     /// K-way merge of the spilled runs and the in-memory buffer, fed in key order.
     void merge_and_feed() {
         std::sort(buffer.begin(), buffer.end(), item_less);
         if (runs.empty()) {
-            for (const auto& item : buffer) {
+            for (auto& item : buffer) {
                 feed_encoded(item);
             }
             buffer.clear();
@@ -344,6 +362,15 @@ std::unique_ptr<OfflineLoader> OfflineLoader::open(OfflineLoadOptions options,
 
 void OfflineLoader::add(std::uint64_t line, std::string_view text,
                         std::vector<HandleValue> values) {
+    std::string record;
+    RecordEncoder encoder(record, text);
+    for (const auto& v : values) {
+        encoder.add(v);
+    }
+    add_encoded(line, text, std::move(record));
+}
+
+void OfflineLoader::add_encoded(std::uint64_t line, std::string_view text, std::string record) {
     Impl& m = *impl_;
     ++m.summary.records;
     if (m.failed) {
@@ -362,7 +389,7 @@ void OfflineLoader::add(std::uint64_t line, std::string_view text,
     }
     if (!m.spilling && handle->key() >= m.last_key) {
         m.last_key = handle->key();
-        m.feed(line, std::move(handle).value(), std::move(values));
+        m.feed(line, std::move(handle).value(), std::move(record));
         return;
     }
     if (!m.spilling) {
@@ -370,7 +397,7 @@ void OfflineLoader::add(std::uint64_t line, std::string_view text,
         m.summary.sorted = false;
         m.submit_batch(); // what arrived in order is written as it is
     }
-    SortItem item{handle->key(), line, encode_record(handle->spelling(), values)};
+    SortItem item{handle->key(), line, std::move(record)};
     m.buffer_bytes += item.key.size() + item.record.size() + sizeof(SortItem);
     m.buffer.push_back(std::move(item));
     if (m.buffer_bytes >= m.options.sort_memory_bytes) {

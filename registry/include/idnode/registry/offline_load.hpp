@@ -1,8 +1,10 @@
 // Offline bulk load straight into a node's environment (`idctl load --offline`), for initial
 // migrations of millions of identifiers while the node is stopped.
 //
-// Every record goes through the registry's own writer (the same put path, validation, timestamps,
-// counters, change-log entries, long-handle keys and encoding as an online write), in large
+// Every record goes through the registry's own writer (the same validation, timestamps, counters,
+// change-log entries, long-handle keys and encoding as an online write; records arrive
+// pre-encoded as PutEncodedRecord, so a new record in key order is appended without being
+// decoded or copied into value objects), in large
 // group-committed transactions without fsync (MDB_NOSYNC); finish() syncs the environment once
 // and only then reports success. A crashed or interrupted load is simply run again: with the
 // default `create` mode, records already stored identically report `unchanged`.
@@ -89,6 +91,12 @@ public:
     /// home (not_homed) are rejected at once through the sink; what the writer finds (invalid
     /// values, already_exists, too_large, ...) is reported when the record's batch commits.
     void add(std::uint64_t line, std::string_view handle, std::vector<HandleValue> values);
+
+    /// The fast form of add(): the record already in the stored encoding (RecordEncoder, spelling
+    /// = `handle`; timestamps are set by the writer). Same checks, outcomes and stored bytes as
+    /// add() with the decoded values; in key order with ascending value indices it is appended
+    /// without ever being decoded.
+    void add_encoded(std::uint64_t line, std::string_view handle, std::string record);
 
     /// Counts a record the caller could not parse as rejected and passes it to the sink.
     void reject(std::uint64_t line, std::string_view handle, Error error);

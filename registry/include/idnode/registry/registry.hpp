@@ -113,8 +113,21 @@ struct DeleteEntry {
     std::string key;
 };
 
-using WriteOp =
-    std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
+/// Bulk loads: a record already in the stored encoding (value.hpp: RecordEncoder or
+/// encode_record), whose spelling must be handle.spelling(). Same semantics, validation, error
+/// messages, counters, change-log entry and stored bytes as PutRecord with the decoded values.
+/// The writer's fast path (new key beyond the last one, values in ascending index order, valid)
+/// stamps the timestamps in place and appends without decoding; anything else (an existing
+/// record, out-of-order indices, an invalid value) is decoded and applied as a PutRecord. Only
+/// for an OpenMode::exclusive registry (offline loads); elsewhere it fails with invalid_value.
+struct PutEncodedRecord {
+    Handle handle;
+    std::string record;
+    PutMode mode = PutMode::create;
+};
+
+using WriteOp = std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry,
+                             DeleteEntry, PutEncodedRecord>;
 
 enum class Outcome : std::uint8_t { created, replaced, updated, unchanged, deleted, failed };
 const char* outcome_name(Outcome o) noexcept;
