@@ -2,6 +2,8 @@
 
 namespace idnode::sdk {
 
-const char* version() noexcept { return IDNODE_VERSION; }
+const char* version() noexcept {
+    return IDNODE_VERSION;
+}
 
 } // namespace idnode::sdk

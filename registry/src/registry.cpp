@@ -4,7 +4,9 @@
 // layout can live beside the old one during an upgrade):
 //   meta          "schema_version" -> u32 BE
 //   ids_v1        identifier key -> encoded record (value.hpp)
-//   counters_v1   "n/" + folded prefix -> u64 BE identifiers under it; "total" -> u64 BE
+//   counters_v1   "n/" + folded prefix -> u64 BE identifiers under it; "total" -> u64 BE;
+//                 "d/" + YYYY-MM-DD (UTC) [+ "/" + folded prefix] -> u64 BE identifiers created
+//                 that day (all prefixes / under that prefix); deletions do not lower them
 //   changes_v1    u64 BE sequence -> change entry (GroupContext::log, decode_change)
 //   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
 //
@@ -30,6 +32,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -115,6 +118,16 @@ std::string template_usage_key(std::string_view prefix_key,
         }
     }
     return {};
+}
+
+/// "d/YYYY-MM-DD" of a unix time (UTC): the key of that day's registrations counter.
+std::string day_counter_key(std::int64_t unix_seconds) {
+    const std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[16];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
+    return std::string("d/") + buffer;
 }
 
 std::string be64(std::uint64_t v) {
@@ -499,12 +512,46 @@ std::uint64_t ReadSnapshot::count_all() const {
     return state_->txn.get(state_->impl->counters_, kTotalKey, v) ? read_be64(v) : 0;
 }
 
+std::uint64_t ReadSnapshot::registrations(std::int64_t unix_seconds,
+                                          std::string_view prefix) const {
+    std::string key = day_counter_key(unix_seconds);
+    if (!prefix.empty()) {
+        key += '/';
+        key += fold_case(prefix);
+    }
+    std::string_view v;
+    return state_->txn.get(state_->impl->counters_, key, v) ? read_be64(v) : 0;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> ReadSnapshot::prefix_counts() const {
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    lmdb::Cursor c(state_->txn, state_->impl->counters_);
+    std::string_view key = "n/", value;
+    bool more = c.move(MDB_SET_RANGE, key, value);
+    while (more && key.substr(0, 2) == "n/") {
+        out.emplace_back(std::string(key.substr(2)), read_be64(value));
+        more = c.move(MDB_NEXT, key, value);
+    }
+    return out;
+}
+
 std::optional<std::string> ReadSnapshot::get_entry(Table table, std::string_view key) const {
     std::string_view v;
     if (key.empty() || !state_->txn.get(state_->impl->table(table), key, v)) {
         return std::nullopt;
     }
     return std::string(v);
+}
+
+void ReadSnapshot::for_each_entry(
+    Table table, const std::function<void(const std::string&, const std::string&)>& fn) const {
+    std::string cursor;
+    do {
+        auto page = list_entries(table, cursor, 1000);
+        for (const auto& [key, value] : page.entries)
+            fn(key, value);
+        cursor = std::move(page.next_cursor);
+    } while (!cursor.empty());
 }
 
 EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
@@ -980,11 +1027,15 @@ void RegistryImpl::writer_loop() {
 }
 
 struct RegistryImpl::GroupContext {
+    GroupContext(lmdb::Txn& t, std::uint32_t now_seconds, std::uint64_t first_sequence)
+        : txn(t), now(now_seconds), next_sequence(first_sequence) {}
+
     lmdb::Txn& txn;
     std::uint32_t now;
     std::uint64_t next_sequence;
     std::map<std::string, std::int64_t> count_deltas; // counter key -> delta
     std::int64_t total_delta = 0;
+    std::string day_key; // "d/YYYY-MM-DD" of `now`, computed on the first creation
     // Largest identifier key when the group began (or one appended since; may be stale after a
     // delete, which only makes it larger than the real last key, so appending stays correct).
     std::string ids_last_key;
@@ -1016,8 +1067,21 @@ struct RegistryImpl::GroupContext {
         }
     }
 
-    /// Appends the change-log entry (the bytes encode_change produces, built in a reused buffer:
-    /// a bulk load logs one entry per record).
+    /// Counts a new identifier: under its prefix, in total, and in today's registrations.
+    void count_created(std::string_view prefix_key) {
+        count_deltas[counter_key(prefix_key)] += 1;
+        total_delta += 1;
+        if (day_key.empty())
+            day_key = day_counter_key(now);
+        count_deltas[day_key] += 1;
+        std::string per_prefix = day_key;
+        per_prefix += '/';
+        per_prefix.append(prefix_key);
+        count_deltas[per_prefix] += 1;
+    }
+
+    /// Appends the change-log entry (kind, op, time, account, key, value; decode_change reads
+    /// it), built in a reused buffer: a bulk load logs one entry per record.
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
         change_buffer.clear();
@@ -1035,14 +1099,23 @@ struct RegistryImpl::GroupContext {
         txn.put(changes, std::string_view(seq, 8), change_buffer, MDB_APPEND);
     }
 
-    /// count_deltas[key] += 1, remembering the last key: a sorted load hits the same prefix (and
-    /// template) counter for long stretches.
+    /// count_created plus the template usage count, remembering the last keys: a sorted load
+    /// hits the same prefix (and template) counters for long stretches.
     void count_one(std::string_view prefix_key, std::string_view template_version) {
         if (prefix_key != last_prefix_key || last_prefix_delta == nullptr) {
             last_prefix_key.assign(prefix_key);
             last_prefix_delta = &count_deltas[counter_key(prefix_key)];
+            if (day_key.empty())
+                day_key = day_counter_key(now);
+            last_day_delta = &count_deltas[day_key];
+            std::string per_prefix = day_key;
+            per_prefix += '/';
+            per_prefix.append(prefix_key);
+            last_day_prefix_delta = &count_deltas[per_prefix];
         }
         *last_prefix_delta += 1;
+        *last_day_delta += 1;
+        *last_day_prefix_delta += 1;
         total_delta += 1;
         if (template_version.empty()) {
             return;
@@ -1061,7 +1134,10 @@ struct RegistryImpl::GroupContext {
     std::string change_buffer;
     std::string record_buffer;
     std::string last_prefix_key, last_template_key;
-    std::int64_t* last_prefix_delta = nullptr; // into count_deltas (std::map: stable)
+    // Into count_deltas (a std::map: element addresses stay valid).
+    std::int64_t* last_prefix_delta = nullptr;
+    std::int64_t* last_day_delta = nullptr;
+    std::int64_t* last_day_prefix_delta = nullptr;
     std::int64_t* last_template_delta = nullptr;
 };
 
@@ -1081,18 +1157,7 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                     last_seq = read_be64(k);
                 }
             }
-            GroupContext ctx{txn,
-                             static_cast<std::uint32_t>(options_.clock()),
-                             last_seq + 1,
-                             {},
-                             0,
-                             {},
-                             {},
-                             {},
-                             {},
-                             {},
-                             nullptr,
-                             nullptr};
+            GroupContext ctx(txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1);
             {
                 lmdb::Cursor c(txn, ids_);
                 std::string_view k, v;
@@ -1291,8 +1356,7 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
         ctx.txn.put(ids_, key, bytes);
     }
     if (outcome == Outcome::created) {
-        ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
-        ctx.total_delta += 1;
+        ctx.count_created(op.handle.prefix_key());
     }
     OpResult result{outcome, {}, 0};
     ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
@@ -1418,8 +1482,7 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
     }
     const Outcome outcome = existing.found ? Outcome::updated : Outcome::created;
     if (!existing.found) {
-        ctx.count_deltas[counter_key(op.handle.prefix_key())] += 1;
-        ctx.total_delta += 1;
+        ctx.count_created(op.handle.prefix_key());
     }
     OpResult result{outcome, {}, 0};
     ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);

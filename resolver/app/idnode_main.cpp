@@ -193,10 +193,13 @@ int serve(const std::optional<std::string>& path) {
                                           config.node.public_base_url,
                                           config.limits.rate_per_account,
                                           config.snms.token_v1,
-                                          config.snms.token_ttl_s});
+                                          config.snms.token_ttl_s,
+                                          &metrics,
+                                          config.limits.max_body_bytes});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);
+    server.set_stream_dispatch(router.as_stream_dispatch());
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.

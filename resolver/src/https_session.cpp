@@ -17,6 +17,14 @@
 // - a request header, once its first byte has arrived: limits.header_timeout;
 // - a request body: limits.idle_timeout;
 // - writing a response: limits.idle_timeout (a client that stops reading is dropped).
+//
+// Streamed requests (streaming.hpp): when the header names a streaming route, the session hands
+// the body to the route's BodyConsumer piece by piece (no body limit) instead of reading it whole,
+// and the route's output is sent with chunked transfer encoding from the request's slot. Reading
+// the body pauses while the consumer asks for it (writer backpressure) or while more than
+// kMaxStreamBacklog response bytes wait for the client; a paused body has no read deadline (the
+// write deadline still watches the client). A graceful stop ends the body early (on_stop); a
+// lost connection aborts it (on_abort).
 #include "server_core.hpp"
 
 #include "idnode/resolver/version.hpp"
@@ -37,10 +45,14 @@
 #include <spdlog/logger.h>
 
 #include <array>
+#include <boost/beast/http/buffer_body.hpp>
+
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <deque>
 #include <optional>
+#include <sstream>
 
 namespace idnode::resolver::detail {
 
@@ -62,11 +74,53 @@ bool is_disconnect(const error_code& ec) {
            ec == asio::error::bad_descriptor;
 }
 
+/// Request framing that Beast accepts but a front proxy could read differently (request
+/// smuggling), so the node refuses it: a repeated or list-valued Content-Length (Beast takes
+/// "5, 5" or two equal fields as 5), and any Transfer-Encoding other than exactly one "chunked"
+/// (Beast treats "gzip" or "chunked, identity" as no body at all, leaving the body bytes to be
+/// read as the next request; RFC 9112 §6.3 requires a 400). Beast itself already rejects
+/// Content-Length together with Transfer-Encoding and conflicting lengths. Returns the reason,
+/// or nullptr when the framing is unambiguous.
+const char* ambiguous_framing(const http::request_header<>& header) {
+    const auto lengths = header.count(http::field::content_length);
+    if (lengths > 1)
+        return "repeated Content-Length";
+    if (lengths == 1 && header[http::field::content_length].find(',') != beast::string_view::npos)
+        return "Content-Length must be one number";
+    const auto codings = header.count(http::field::transfer_encoding);
+    if (codings > 1)
+        return "repeated Transfer-Encoding";
+    if (codings == 1 && !beast::iequals(header[http::field::transfer_encoding], "chunked"))
+        return "unsupported Transfer-Encoding (only \"chunked\" is accepted)";
+    return nullptr;
+}
+
 std::string hex(std::uint64_t v) {
     char buffer[17];
     const int n = std::snprintf(buffer, sizeof buffer, "%llx", static_cast<unsigned long long>(v));
     return std::string(buffer, static_cast<std::size_t>(n));
 }
+
+/// The body of a streamed request its route refused (401, 403, 409 ...) is read and thrown away,
+/// up to this many bytes, before the connection may close: closing a socket with unread input
+/// makes the kernel send a reset, which destroys the refusal in the client's receive buffer, so
+/// an uploading client would see "connection reset" instead of the reason. Beyond the cap the
+/// read stops and the idle timeout ends the connection.
+constexpr std::uint64_t kMaxRefusedBodyDrain = 16 * 1024 * 1024;
+
+class DiscardBody final : public BodyConsumer {
+public:
+    bool on_body(std::string_view bytes) override {
+        drained_ += bytes.size();
+        return drained_ <= kMaxRefusedBodyDrain;
+    }
+    void on_end() override {}
+    void on_stop() override {}
+    void on_abort() override {}
+
+private:
+    std::uint64_t drained_ = 0;
+};
 
 } // namespace
 
@@ -99,12 +153,27 @@ public:
         asio::post(stream_.get_executor(), [self = shared_from_this()] { self->drain(); });
     }
 
+    /// Thread-safe: whether no complete request header has arrived yet.
+    bool unproven() const noexcept { return !proven_.load(std::memory_order_relaxed); }
+
+    /// Thread-safe: closes the connection (on its strand) if it is still unproven then.
+    void post_shed() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (self->closed_ || !self->unproven())
+                return;
+            self->core_.metrics.rejected.with({"shed_idle"}).inc();
+            self->close();
+        });
+    }
+
 private:
     void drain() {
         if (closed_ || draining_)
             return;
         draining_ = true;
         read_stopped_ = true;
+        if (consumer_)
+            stop_stream();
         // Nothing in flight and only waiting for a next request (or a handshake): close now.
         // A request whose bytes are being read, or responses still queued, finish first.
         // A lingering close has delivered everything already.
@@ -128,18 +197,78 @@ private:
         std::string raw;
         Response response;
         RequestContext context;
+        // A streamed response (streaming.hpp): bytes wait in `pending` until the slot is at the
+        // front; `ready` then stays false unless the route answered with a whole response.
+        bool streaming = false;
+        bool stream_done = false; // the last chunk is in `pending` (or written)
+        unsigned stream_status = 0;
+        std::uint64_t stream_bytes = 0; // body bytes, for the access log
+        std::string pending;
+        std::string in_flight;
+    };
+
+    /// The StreamChannel of one streamed request: posts every call onto the session's strand.
+    /// It keeps the session alive (a paused body has no operation outstanding that would); the
+    /// cycle session -> consumer -> channel ends when the session lets go of the consumer
+    /// (body ended, stopped, or connection closed).
+    class Channel : public StreamChannel, public std::enable_shared_from_this<Channel> {
+    public:
+        Channel(std::shared_ptr<HttpsSession> session, asio::any_io_executor executor,
+                std::uint64_t seq, RequestContext context)
+            : session_(std::move(session)), executor_(std::move(executor)), seq_(seq),
+              context_(std::move(context)) {}
+
+        void start(Response head) override {
+            on_session([head = std::move(head)](HttpsSession& s, Channel& c) mutable {
+                s.stream_start(c.seq_, std::move(head));
+            });
+        }
+        void write(std::string bytes) override {
+            on_session([bytes = std::move(bytes)](HttpsSession& s, Channel& c) mutable {
+                s.stream_write(c.seq_, std::move(bytes));
+            });
+        }
+        void finish() override {
+            on_session([](HttpsSession& s, Channel& c) { s.stream_finish(c.seq_, c.context_); });
+        }
+        void send(Response response) override {
+            on_session([response = std::move(response)](HttpsSession& s, Channel& c) mutable {
+                s.stream_send(c.seq_, std::move(response), c.context_);
+            });
+        }
+        void resume() override {
+            on_session([](HttpsSession& s, Channel& c) { s.stream_resume(c.seq_); });
+        }
+        void post(std::function<void()> fn) override { asio::post(executor_, std::move(fn)); }
+        RequestContext& context() override { return context_; }
+
+    private:
+        template <class Fn> void on_session(Fn&& fn) {
+            asio::post(executor_, [self = shared_from_this(), fn = std::forward<Fn>(fn)]() mutable {
+                fn(*self->session_, *self);
+            });
+        }
+
+        std::shared_ptr<HttpsSession> session_;
+        asio::any_io_executor executor_;
+        std::uint64_t seq_;
+        RequestContext context_;
     };
 
     // ---- timers ---------------------------------------------------------------------------
 
     void arm_read_timer(std::chrono::steady_clock::duration d) {
+        stream_timer_armed_ = false;
         read_timer_.expires_after(d);
         read_timer_.async_wait([self = shared_from_this()](error_code ec) {
             if (!ec)
                 self->on_read_timer();
         });
     }
-    void disarm_read_timer() { read_timer_.cancel(); }
+    void disarm_read_timer() {
+        read_timer_.cancel();
+        stream_timer_armed_ = false;
+    }
 
     void on_read_timer() {
         if (closed_ || read_timer_.expiry() > steady_clock::now())
@@ -293,16 +422,41 @@ private:
             arm_read_timer(core_.config.limits.header_timeout);
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(core_.config.limits.max_header_bytes));
-        parser_->body_limit(core_.config.limits.max_body_bytes);
-        http::async_read_header(
-            stream_, buffer_, *parser_,
-            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+        // The body limit is decided once the route is known (streaming routes have none).
+        parser_->body_limit(boost::none);
+        header_bytes_ = 0;
+        read_header_some();
+    }
+
+    // Beast's header_limit bounds only the bytes the parser holds at once: complete field lines
+    // are consumed as they arrive, so a header sent in many small pieces (many short fields)
+    // was never limited and grew the parsed fields without bound. Read in steps instead and
+    // count every byte the parser consumed.
+    void read_header_some() {
+        http::async_read_some(stream_, buffer_, *parser_,
+                              [self = shared_from_this()](error_code ec, std::size_t used) {
+                                  self->on_header_some(ec, used);
+                              });
+    }
+
+    void on_header_some(error_code ec, std::size_t used) {
+        if (closed_)
+            return;
+        header_bytes_ += used;
+        if (!ec && header_bytes_ > core_.config.limits.max_header_bytes)
+            ec = http::error::header_limit;
+        if (!ec && !parser_->is_header_done()) {
+            read_header_some();
+            return;
+        }
+        on_header(ec);
     }
 
     void on_header(error_code ec) {
         if (closed_)
             return;
         served_any_ = true; // from now on the first-request deadline no longer applies
+        proven_.store(true, std::memory_order_relaxed); // no longer shed at the connection cap
         if (ec == http::error::body_limit) { // Content-Length already says it is too large
             reject_and_close(http::status::payload_too_large, "body_too_large",
                              "the request body exceeds " +
@@ -326,6 +480,22 @@ private:
         }
         header_done_ = steady_clock::now();
         const auto& header = parser_->get();
+        if (const char* why = ambiguous_framing(header)) {
+            reject_and_close(http::status::bad_request, "bad_request",
+                             std::string("malformed HTTP request: ") + why);
+            return;
+        }
+        if (core_.stream_dispatch) {
+            RequestContext route; // only the route and params; ids are numbered below
+            if (const StreamHandler* handler = core_.stream_dispatch(header, route)) {
+                RequestContext context = new_context();
+                context.route = std::move(route.route);
+                context.params = std::move(route.params);
+                start_stream(*handler, std::move(context));
+                return;
+            }
+        }
+        parser_->body_limit(core_.config.limits.max_body_bytes);
         if (const auto length = parser_->content_length();
             length && *length > core_.config.limits.max_body_bytes) {
             reject_and_close(http::status::payload_too_large, "body_too_large",
@@ -436,6 +606,252 @@ private:
         read_next();
     }
 
+    // ---- streamed requests ------------------------------------------------------------------
+
+    Slot* find_slot(std::uint64_t seq) {
+        if (closed_ || seq < front_seq_ || seq - front_seq_ >= pipeline_.size())
+            return nullptr;
+        return &pipeline_[seq - front_seq_];
+    }
+
+    void start_stream(const StreamHandler& handler, RequestContext context) {
+        phase_ = Phase::idle;
+        disarm_read_timer();
+        const Request& header = parser_->get();
+        Slot& slot = push_slot(header);
+        slot.streaming = true;
+        slot.context = context;
+        const std::uint64_t seq = slot.seq;
+        if (core_.ip_limiter.enabled() && !core_.ip_limiter.acquire(client_ip_).allowed) {
+            core_.metrics.rate_limited.inc();
+            Response response =
+                error_response(header, http::status::too_many_requests, "rate_limited",
+                               "too many requests from " + client_ip_ + "; retry after 1 s");
+            response.set(http::field::retry_after, "1");
+            response.keep_alive(false);
+            slot.streaming = false;
+            read_stopped_ = true;
+            parser_.reset();
+            complete(seq, std::move(response), std::move(context));
+            return;
+        }
+        if (beast::iequals(header[http::field::expect], "100-continue"))
+            slot.pending = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto channel =
+            std::make_shared<Channel>(shared_from_this(), stream_.get_executor(), seq, context);
+        std::unique_ptr<BodyConsumer> consumer;
+        try {
+            consumer = handler(header, channel);
+        } catch (const std::exception& e) {
+            core_.logging.app().error("streaming handler threw: {}", e.what());
+            channel->send(error_response(header, http::status::internal_server_error, "internal",
+                                         "internal error"));
+        }
+        if (!consumer) { // answered with send()
+            if (parser_->is_done()) {
+                parser_.reset();
+                read_next();
+                return;
+            }
+            // Read the unwanted body (bounded) so that the refusal reaches the client.
+            consumer = std::make_unique<DiscardBody>();
+            discarding_refused_ = true;
+        }
+        consumer_ = std::move(consumer);
+        stream_seq_ = seq;
+        stream_parser_.emplace(std::move(*parser_));
+        parser_.reset();
+        stream_parser_->body_limit(boost::none);
+        if (stream_buffer_.empty())
+            stream_buffer_.resize(64 * 1024);
+        read_stream_body();
+    }
+
+    void read_stream_body() {
+        if (closed_ || !consumer_)
+            return;
+        if (stream_parser_->is_done()) {
+            end_stream();
+            return;
+        }
+        const Slot* slot = find_slot(stream_seq_);
+        if (slot != nullptr && slot->pending.size() > kMaxStreamBacklog) {
+            stream_paused_by_backlog_ = true;
+            phase_ = Phase::idle;
+            disarm_read_timer();
+            return;
+        }
+        phase_ = Phase::body;
+        // Re-arming a timer per 16 KiB TLS record costs more than the record's parsing; the
+        // deadline only needs to move once half of it has passed.
+        const auto idle = core_.config.limits.idle_timeout;
+        if (!stream_timer_armed_ || read_timer_.expiry() - steady_clock::now() < idle / 2) {
+            arm_read_timer(idle);
+            stream_timer_armed_ = true;
+        }
+        auto& body = stream_parser_->get().body();
+        body.data = stream_buffer_.data();
+        body.size = stream_buffer_.size();
+        body.more = true;
+        http::async_read_some(
+            stream_, buffer_, *stream_parser_,
+            [self = shared_from_this()](error_code ec, std::size_t) { self->on_stream_body(ec); });
+    }
+
+    void on_stream_body(error_code ec) {
+        if (closed_)
+            return;
+        if (!consumer_) { // the stream was stopped or refused while this read was outstanding
+            phase_ = Phase::idle;
+            if (pipeline_.empty() && !writing_)
+                finish();
+            return;
+        }
+        if (ec == http::error::need_buffer)
+            ec = {};
+        if (ec) {
+            if (!is_disconnect(ec) && ec != http::error::partial_message)
+                core_.logging.app().debug("streamed body from {} failed: {}", client_ip_,
+                                          ec.message());
+            close(); // aborts the consumer
+            return;
+        }
+        const std::size_t n = stream_buffer_.size() - stream_parser_->get().body().size;
+        bool more = true;
+        if (n > 0)
+            more = consumer_->on_body(std::string_view(stream_buffer_.data(), n));
+        if (closed_ || !consumer_)
+            return;
+        if (stream_parser_->is_done()) {
+            end_stream();
+            return;
+        }
+        if (!more) {
+            stream_paused_by_consumer_ = true;
+            phase_ = Phase::idle;
+            disarm_read_timer();
+            return;
+        }
+        read_stream_body();
+    }
+
+    void maybe_resume_stream() {
+        if (consumer_ && phase_ != Phase::body && !stream_paused_by_consumer_ &&
+            !stream_paused_by_backlog_)
+            read_stream_body();
+    }
+
+    void end_stream() {
+        discarding_refused_ = false;
+        auto consumer = std::move(consumer_);
+        stream_parser_.reset();
+        stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
+        phase_ = Phase::idle;
+        disarm_read_timer();
+        consumer->on_end();
+        read_next();
+    }
+
+    /// Graceful stop while a body streams in: no more body; the route finishes its response.
+    void stop_stream() {
+        discarding_refused_ = false;
+        auto consumer = std::move(consumer_);
+        stream_parser_.reset();
+        stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
+        // A read still outstanding (phase body) completes later and is ignored; until then
+        // phase_ stays `body` so that closing does not start a TLS shutdown beside it.
+        disarm_read_timer();
+        if (Slot* slot = find_slot(stream_seq_))
+            slot->keep_alive = false;
+        consumer->on_stop();
+    }
+
+    void stream_start(std::uint64_t seq, Response head) {
+        Slot* slot = find_slot(seq);
+        if (slot == nullptr || !slot->streaming || slot->ready || slot->stream_status != 0)
+            return;
+        head.version(slot->version);
+        if (draining_ || !head.keep_alive())
+            slot->keep_alive = false;
+        head.keep_alive(slot->keep_alive);
+        head.set(http::field::server, std::string("idnode/") + version());
+        head.set("X-Request-Id", hex(slot->context.request_id));
+        head.body().clear();
+        head.chunked(true);
+        slot->stream_status = head.result_int();
+        std::ostringstream out;
+        out << head.base();
+        slot->pending += out.str();
+        try_write();
+    }
+
+    void stream_write(std::uint64_t seq, std::string bytes) {
+        Slot* slot = find_slot(seq);
+        if (slot == nullptr || slot->stream_status == 0 || slot->stream_done || bytes.empty())
+            return;
+        slot->pending += hex(bytes.size());
+        slot->pending += "\r\n";
+        slot->pending += bytes;
+        slot->pending += "\r\n";
+        slot->stream_bytes += bytes.size();
+        try_write();
+    }
+
+    void stream_finish(std::uint64_t seq, const RequestContext& context) {
+        Slot* slot = find_slot(seq);
+        if (slot == nullptr || slot->stream_status == 0 || slot->stream_done)
+            return;
+        slot->context = context;
+        slot->pending += "0\r\n\r\n";
+        slot->stream_done = true;
+        try_write();
+    }
+
+    void stream_send(std::uint64_t seq, Response response, const RequestContext& context) {
+        Slot* slot = find_slot(seq);
+        if (slot == nullptr || !slot->streaming || slot->stream_status != 0)
+            return;
+        if (consumer_ && stream_seq_ == seq && !discarding_refused_) {
+            // refused mid-body: stop reading it, then close
+            consumer_.reset();
+            stream_parser_.reset();
+            disarm_read_timer();
+            read_stopped_ = true;
+        }
+        if (read_stopped_)
+            response.keep_alive(false);
+        slot->streaming = false;
+        RequestContext copy = context;
+        complete(seq, std::move(response), std::move(copy));
+    }
+
+    void stream_resume(std::uint64_t seq) {
+        if (closed_ || !consumer_ || stream_seq_ != seq)
+            return;
+        stream_paused_by_consumer_ = false;
+        maybe_resume_stream();
+    }
+
+    void on_stream_write(error_code ec, bool last) {
+        writing_ = false;
+        write_timer_.cancel();
+        if (closed_)
+            return;
+        if (ec) {
+            close();
+            return;
+        }
+        if (last) {
+            retire_front();
+            return;
+        }
+        if (stream_paused_by_backlog_) {
+            stream_paused_by_backlog_ = false;
+            maybe_resume_stream();
+        }
+        try_write();
+    }
+
     // ---- responses ------------------------------------------------------------------------
 
     void push_interim(std::string bytes) {
@@ -495,9 +911,25 @@ private:
     }
 
     void try_write() {
-        if (writing_ || closed_ || pipeline_.empty() || !pipeline_.front().ready)
+        if (writing_ || closed_ || pipeline_.empty())
             return;
         Slot& slot = pipeline_.front();
+        if (slot.streaming && !slot.ready) {
+            if (slot.pending.empty())
+                return;
+            writing_ = true;
+            arm_write_timer();
+            slot.in_flight = std::move(slot.pending);
+            slot.pending.clear();
+            const bool last = slot.stream_done;
+            asio::async_write(stream_, asio::buffer(slot.in_flight),
+                              [self = shared_from_this(), last](error_code ec, std::size_t) {
+                                  self->on_stream_write(ec, last);
+                              });
+            return;
+        }
+        if (!slot.ready)
+            return;
         writing_ = true;
         arm_write_timer();
         auto self = shared_from_this();
@@ -525,12 +957,21 @@ private:
             close();
             return;
         }
+        retire_front();
+    }
+
+    /// The front slot's response is written completely: log it and move on.
+    void retire_front() {
         Slot done = std::move(pipeline_.front());
         pipeline_.pop_front();
         ++front_seq_;
         if (!done.interim) {
-            core_.record(done.context, done.method, done.path, done.response.result_int(),
-                         done.head ? 0 : done.response.body().size());
+            if (done.streaming)
+                core_.record(done.context, done.method, done.path, done.stream_status,
+                             done.stream_bytes);
+            else
+                core_.record(done.context, done.method, done.path, done.response.result_int(),
+                             done.head ? 0 : done.response.body().size());
             if (!done.keep_alive) {
                 read_stopped_ = true;
                 finish();
@@ -591,6 +1032,11 @@ private:
         if (closed_)
             return;
         closed_ = true;
+        if (consumer_) {
+            auto consumer = std::move(consumer_);
+            stream_parser_.reset();
+            consumer->on_abort();
+        }
         read_timer_.cancel();
         write_timer_.cancel();
         error_code ignored;
@@ -606,6 +1052,15 @@ private:
     asio::steady_timer write_timer_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
+    // The streamed request whose body is being read (at most one at a time).
+    std::optional<http::request_parser<http::buffer_body>> stream_parser_;
+    std::unique_ptr<BodyConsumer> consumer_;
+    bool discarding_refused_ = false; // consumer_ is a DiscardBody after a refusal
+    std::uint64_t stream_seq_ = 0;
+    bool stream_paused_by_consumer_ = false;
+    bool stream_paused_by_backlog_ = false;
+    bool stream_timer_armed_ = false; // the read timer guards the streamed body
+    std::vector<char> stream_buffer_;
     std::deque<Slot> pipeline_;
     std::uint64_t next_seq_ = 0;
     std::uint64_t front_seq_ = 0;
@@ -613,6 +1068,7 @@ private:
     std::string plain_reply_;
     std::array<char, 4096> discard_buffer_{};
     steady_clock::time_point header_done_{};
+    std::uint64_t header_bytes_ = 0; // consumed by the parser for the current request header
     Phase phase_ = Phase::handshake;
     bool served_any_ = false; // a request header has been read (the first-request deadline ended)
     bool writing_ = false;
@@ -620,6 +1076,9 @@ private:
     bool read_stopped_ = false;
     bool draining_ = false;
     bool closed_ = false;
+    // Set once a request header has been read (even a malformed one); read from the accept
+    // strand when the connection cap is reached (ServerCore::shed_oldest_unproven).
+    std::atomic<bool> proven_{false};
 };
 
 void start_https_session(ServerCore& core, tcp::socket socket) {
@@ -628,6 +1087,14 @@ void start_https_session(ServerCore& core, tcp::socket socket) {
 
 void drain_https_session(const std::shared_ptr<HttpsSession>& session) {
     session->post_drain();
+}
+
+bool https_session_unproven(const HttpsSession& session) {
+    return session.unproven();
+}
+
+void shed_https_session(const std::shared_ptr<HttpsSession>& session) {
+    session->post_shed();
 }
 
 } // namespace idnode::resolver::detail

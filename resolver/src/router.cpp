@@ -21,8 +21,12 @@ void Router::add_async(http::verb method, std::string pattern, AsyncHandler hand
     add_route(method, std::move(pattern), std::move(handler));
 }
 
+void Router::add_streaming(http::verb method, std::string pattern, StreamHandler handler) {
+    add_route(method, std::move(pattern), std::move(handler));
+}
+
 void Router::add_route(http::verb method, std::string pattern,
-                       std::variant<Handler, AsyncHandler> handler) {
+                       std::variant<Handler, AsyncHandler, StreamHandler> handler) {
     for (const auto& r : routes_)
         if (r.method == method && r.pattern == pattern)
             throw std::invalid_argument(
@@ -160,9 +164,36 @@ void Router::dispatch(Request&& request, Responder responder) const {
     if (const auto* sync = std::get_if<Handler>(&best->handler)) {
         Response response = (*sync)(request, context);
         responder.send(std::move(response));
+    } else if (const auto* async = std::get_if<AsyncHandler>(&best->handler)) {
+        (*async)(std::move(request), std::move(responder));
     } else {
-        std::get<AsyncHandler>(best->handler)(std::move(request), std::move(responder));
+        responder.send(error_response(request, http::status::internal_server_error,
+                                      "streaming_unsupported",
+                                      "this listener cannot stream request bodies"));
     }
+}
+
+const StreamHandler* Router::find_streaming(const Request& header, RequestContext& context) const {
+    const std::string_view path = target_path(header.target());
+    const Route* best = nullptr;
+    for (const auto& route : routes_) {
+        if (route.method == header.method() && match(route, path, nullptr) &&
+            (best == nullptr || more_specific(route, *best)))
+            best = &route;
+    }
+    const auto* handler = best ? std::get_if<StreamHandler>(&best->handler) : nullptr;
+    if (handler == nullptr)
+        return nullptr;
+    context.route = best->pattern;
+    context.params.clear();
+    match(*best, path, &context.params);
+    return handler;
+}
+
+StreamDispatch Router::as_stream_dispatch() const {
+    return [this](const Request& header, RequestContext& context) {
+        return find_streaming(header, context);
+    };
 }
 
 Dispatch Router::as_dispatch() const {

@@ -103,6 +103,7 @@ public:
     HostPort https_endpoint() const { return https_endpoint_; }
     asio::io_context& ioc() noexcept { return ioc_; }
     void add_stop_hook(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
+    void set_stream_dispatch(StreamDispatch d) { core_.stream_dispatch = std::move(d); }
     HostPort ops_endpoint() const { return ops_endpoint_; }
 
     void run() {
@@ -195,7 +196,8 @@ private:
                 error_code ignored;
                 socket.close(ignored);
             } else if (core_.open_connections.load(std::memory_order_relaxed) >=
-                       core_.config.limits.max_connections) {
+                           core_.config.limits.max_connections &&
+                       !core_.shed_oldest_unproven()) {
                 core_.metrics.rejected.with({"max_connections"}).inc();
                 error_code ignored;
                 socket.close(ignored);
@@ -276,11 +278,13 @@ private:
     }
 
     detail::ServerCore core_;
-    asio::io_context ioc_;
-    std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
+    // The workers are declared before ioc_ so that they outlive it: an accept still pending on
+    // ioc_ holds a socket of a worker's context, and is destroyed with ioc_.
     std::vector<std::unique_ptr<asio::io_context>> workers_;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
-    std::size_t next_worker_ = 0; // used on the https acceptor's strand only
+    asio::io_context ioc_;
+    std::vector<std::function<void()>> stop_hooks_; // set before run(); run once, on an I/O thread
+    std::size_t next_worker_ = 0;                   // used on the https acceptor's strand only
     tcp::acceptor https_acceptor_;
     tcp::acceptor ops_acceptor_;
     asio::signal_set signals_;
@@ -310,6 +314,10 @@ void Server::run() {
 }
 asio::io_context& Server::io_context() noexcept {
     return impl_->ioc();
+}
+
+void Server::set_stream_dispatch(StreamDispatch dispatch) {
+    impl_->set_stream_dispatch(std::move(dispatch));
 }
 
 void Server::on_stop(std::function<void()> hook) {

@@ -41,9 +41,42 @@ ServerCore::ServerCore(const NodeConfig& c, Dispatch d, MetricsRegistry& r, Logg
     : config(c), dispatch(std::move(d)), registry(r), logging(l), metrics(r),
       ip_limiter(c.limits.rate_per_ip), tls(std::move(initial_tls)) {}
 
+// A shared_ptr taken from a weak_ptr under sessions_mutex_ may be the last one: releasing it there
+// would run ~HttpsSession, whose untrack() locks the mutex again (self-deadlock). So every such
+// pointer is parked in `keep`, declared before the lock and therefore destroyed after unlocking.
 void ServerCore::track(HttpsSession* session, std::weak_ptr<HttpsSession> weak) {
+    std::vector<std::shared_ptr<HttpsSession>> keep;
     std::lock_guard lock(sessions_mutex_);
+    shed_queue_.push_back(weak);
     sessions_.emplace(session, std::move(weak));
+    // Without pressure nothing pops the queue: prune it when it holds twice the live sessions.
+    if (shed_queue_.size() > 2 * sessions_.size() + 64) {
+        std::erase_if(shed_queue_, [&keep](const std::weak_ptr<HttpsSession>& w) {
+            auto strong = w.lock();
+            const bool drop = !strong || !https_session_unproven(*strong);
+            if (strong)
+                keep.push_back(std::move(strong));
+            return drop;
+        });
+    }
+}
+
+bool ServerCore::shed_oldest_unproven() {
+    std::vector<std::shared_ptr<HttpsSession>> keep;
+    std::lock_guard lock(sessions_mutex_);
+    while (!shed_queue_.empty()) {
+        auto strong = shed_queue_.front().lock();
+        shed_queue_.pop_front();
+        if (!strong)
+            continue;
+        const bool victim = https_session_unproven(*strong);
+        if (victim)
+            shed_https_session(strong);
+        keep.push_back(std::move(strong));
+        if (victim)
+            return true;
+    }
+    return false;
 }
 
 void ServerCore::untrack(HttpsSession* session) {

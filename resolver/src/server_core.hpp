@@ -7,6 +7,7 @@
 #include "idnode/resolver/logging.hpp"
 #include "idnode/resolver/metrics.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
+#include "idnode/resolver/streaming.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -73,6 +75,7 @@ struct ServerCore {
 
     const NodeConfig config;
     const Dispatch dispatch;
+    StreamDispatch stream_dispatch; // optional; set before the server runs
     MetricsRegistry& registry;
     Logging& logging;
     ServerMetrics metrics;
@@ -88,6 +91,12 @@ struct ServerCore {
     void untrack(HttpsSession* session);
     std::vector<std::shared_ptr<HttpsSession>> live_sessions();
 
+    /// At the connection cap: asks the oldest session that has not yet sent a complete request
+    /// header (an idle or slow client, typically an attacker holding slots) to close, so that a
+    /// new client can be admitted. Returns false if every session has sent a request (then the
+    /// new connection is refused). Thread-safe.
+    bool shed_oldest_unproven();
+
     /// Completes a request's bookkeeping: metrics and access log. Thread-safe.
     void record(const RequestContext& context, std::string_view method, std::string_view path,
                 unsigned status, std::uint64_t body_bytes);
@@ -95,6 +104,9 @@ struct ServerCore {
 private:
     std::mutex sessions_mutex_;
     std::unordered_map<HttpsSession*, std::weak_ptr<HttpsSession>> sessions_;
+    // Sessions in accept order, candidates for shedding; entries of closed sessions and of
+    // sessions that have sent a request are skipped when popped and pruned when it grows.
+    std::deque<std::weak_ptr<HttpsSession>> shed_queue_;
 };
 
 /// How many requests one connection may have read but not yet answered before reading pauses.
@@ -105,6 +117,13 @@ void start_https_session(ServerCore& core, asio::ip::tcp::socket socket);
 
 /// Asks a session to finish its in-flight requests and close (posted onto its strand).
 void drain_https_session(const std::shared_ptr<HttpsSession>& session);
+
+/// True while a session has not yet received a complete request header. Thread-safe.
+bool https_session_unproven(const HttpsSession& session);
+
+/// Asks a session that is still unproven to close (posted onto its strand); counted as
+/// idnode_connections_rejected_total{reason="shed_idle"}.
+void shed_https_session(const std::shared_ptr<HttpsSession>& session);
 
 /// Starts one plain-HTTP ops session (ops_session.cpp).
 void start_ops_session(ServerCore& core, asio::ip::tcp::socket socket);

@@ -313,6 +313,23 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
     auto right = c->request(V::get, "/api/handles/88.118.8/x", {},
                             {{"Authorization", basic("pharma", n.pharma_password)}});
     CHECK(right.result() == http::status::too_many_requests);
+
+    // Legitimate traffic during the attack: anonymous resolution from the attacking address is
+    // served (no credentials are evaluated), and another client (127.0.0.2) with a valid key is
+    // served, while the attacked account stays throttled from there too.
+    CHECK(c->request(V::get, "/api/handles/88.118.8/x").result() == http::status::not_found);
+    TlsOptions elsewhere = trust(n.node.pki().ca_cert);
+    elsewhere.source_address = "127.0.0.2";
+    HttpsClient other(n.node.https_port(), elsewhere);
+    other.connect();
+    CHECK(
+        other
+            .request(V::put, "/api/handles/88.118.8/brute-1", kRecord, {{"Authorization", n.steel}})
+            .result() == http::status::created);
+    CHECK(other
+              .request(V::get, "/api/handles/88.118.9/x", {},
+                       {{"Authorization", basic("pharma", n.pharma_password)}})
+              .result() == http::status::too_many_requests);
 }
 
 TEST_CASE("enterprise prefixes: allocate, list, suspend blocks writes, resume") {

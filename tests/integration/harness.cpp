@@ -3,10 +3,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -464,6 +466,11 @@ void HttpsClient::connect() {
             stream_->set_verify_callback(ssl::host_name_verification(tls_.server_name));
     }
     const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port_);
+    if (!tls_.source_address.empty()) {
+        auto& socket = stream_->next_layer();
+        socket.open(tcp::v4());
+        socket.bind(tcp::endpoint(asio::ip::make_address(tls_.source_address), 0));
+    }
     run_with_deadline("connect", [&](auto handler) {
         stream_->next_layer().async_connect(endpoint, std::move(handler));
     });
@@ -511,6 +518,35 @@ Response HttpsClient::request(http::verb method, std::string target, std::string
     request.body() = std::move(body);
     send(std::move(request));
     return read_response(method == http::verb::head);
+}
+
+std::string HttpsClient::read_some(Millis wait) {
+    if (!stream_)
+        throw HarnessError("read before connect");
+    if (buffer_.size() > 0) {
+        std::string out = beast::buffers_to_string(buffer_.data());
+        buffer_.consume(buffer_.size());
+        return out;
+    }
+    // Bytes may already be inside the TLS layer, where poll() cannot see them: decrypted but
+    // unread (SSL_pending), or whole records asio has handed to OpenSSL's read BIO but OpenSSL has
+    // not decrypted yet (two records arriving in one TCP read). Only poll when both are empty.
+    SSL* ssl = stream_->native_handle();
+    if (SSL_pending(ssl) == 0 && BIO_ctrl_pending(SSL_get_rbio(ssl)) == 0) {
+        pollfd pfd{stream_->next_layer().native_handle(), POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(wait.count())) <= 0)
+            return {};
+    }
+    std::array<char, 65536> scratch{};
+    std::size_t n = 0;
+    run_with_deadline("read", [&](auto handler) {
+        stream_->async_read_some(asio::buffer(scratch),
+                                 [&n, handler](error_code ec, std::size_t got) mutable {
+                                     n = got;
+                                     handler(ec);
+                                 });
+    });
+    return std::string(scratch.data(), n);
 }
 
 bool HttpsClient::wait_closed(Millis timeout) {

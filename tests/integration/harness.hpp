@@ -166,6 +166,9 @@ struct TlsOptions {
     int max_version = 0;
     std::string tls12_ciphers; // OpenSSL cipher list for TLS <= 1.2; empty = default
     bool legacy = false;       // security level 0, so the client can offer TLS 1.0/1.1
+    // Local address to connect from; another loopback address (127.0.0.2) makes the node see
+    // a different client IP. Empty = the kernel's choice (127.0.0.1).
+    std::string source_address;
 };
 
 /// Options that verify the server against `ca_file` with everything else at its default.
@@ -193,6 +196,9 @@ public:
     void write_raw(std::string_view bytes);
     /// Reads one response; `head` = the request was HEAD (no body follows).
     Response read_response(bool head = false);
+    /// Raw bytes (after TLS) that arrive within `wait`, for streamed responses read piece by
+    /// piece; "" when nothing arrived. Throws HarnessError when the connection failed.
+    std::string read_some(Millis wait);
 
     /// Waits up to `timeout` for the server to close the connection (TLS close_notify, EOF or
     /// reset). Returns false if the connection is still open then. Data received is discarded.

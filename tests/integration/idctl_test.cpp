@@ -1,6 +1,7 @@
 // idctl end to end through the real binaries: offline load (rejects file, exit 3), export and
 // re-load round trip, the refusal to load under a running node, backup under write load restored
-// into a fresh node, verify, and exit codes for usage errors.
+// into a fresh node, verify, exit codes for usage errors, and `idctl qr` (single and bulk, PNGs
+// decoded with zbarimg).
 #include "harness.hpp"
 
 #include <boost/json.hpp>
@@ -10,6 +11,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <set>
 #include <spawn.h>
 #include <sstream>
 #include <sys/file.h>
@@ -374,4 +376,138 @@ TEST_CASE("an offline load killed mid-way leaves a consistent database; re-runni
     CHECK(final_verify.exit_code == 0);
     CHECK(json::parse(final_verify.out).at("identifiers").to_number<std::uint64_t>() ==
           static_cast<std::uint64_t>(records));
+}
+
+namespace {
+
+constexpr const char* kQrBase = "https://id.example.cn";
+
+/// What zbarimg reads from a PNG ("" when it reads nothing), without the trailing newline.
+std::string scan_png(const fs::path& png) {
+    auto scan = run_command({"zbarimg", "--quiet", "--raw", png.string()});
+    REQUIRE_MESSAGE(scan.exit_code == 0, ("zbarimg (Debian zbar-tools): " + scan.err));
+    if (!scan.out.empty() && scan.out.back() == '\n') {
+        scan.out.pop_back();
+    }
+    return scan.out;
+}
+
+} // namespace
+
+TEST_CASE("idctl qr writes one handle as SVG and PNG; the PNG scans to its resolution URL") {
+    TempDir dir("idctl-qr");
+    const fs::path png = dir.path() / "label.png";
+    auto r = run_command({idctl(), "--json", "qr", "88.118.8/COIL 7", "-o", png.string(), "--size",
+                          "300", "--base-url", std::string(kQrBase) + "/"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::string url = std::string(kQrBase) + "/88.118.8/COIL%207";
+    CHECK(json::parse(r.out).at("url").as_string() == url);
+    CHECK(scan_png(png) == url);
+
+    const fs::path svg = dir.path() / "label.SVG";
+    r = run_command({idctl(), "qr", "88.118.8/COIL 7", "-o", svg.string(), "--base-url", kQrBase});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    const std::string text = read_file(svg);
+    CHECK(text.find("<svg") != std::string::npos);
+    CHECK(text.find("width=\"256\"") != std::string::npos);
+
+    // Without --base-url the connection URL (here IDNODE_URL) is the base.
+    const fs::path from_env = dir.path() / "env.png";
+    r = run_command({"env", "IDNODE_URL=https://node.example:8443", idctl(), "--config",
+                     (dir.path() / "none.toml").string(), "qr", "88.118.8/x", "-o",
+                     from_env.string()});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(scan_png(from_env) == "https://node.example:8443/88.118.8/x");
+}
+
+TEST_CASE("idctl qr --prefix writes one file per identifier, named by its encoded suffix") {
+    TempDir dir("idctl-qr-bulk");
+    const fs::path db = dir.path() / "db";
+    init(db);
+    const fs::path input = dir.path() / "in.ndjson";
+    std::string ndjson;
+    for (const char* h :
+         {"88.118.8/coil-1", "88.118.8/a/b", "88.118.8/x y%", "88.118.8/..", "88.118.9/other"}) {
+        ndjson += std::string(R"({"handle":")") + h +
+                  R"(","values":[{"index":1,"type":"URL","data":"u"}]})" + "\n";
+    }
+    write_file(input, ndjson);
+    auto load =
+        run_command({idctl(), "load", "--offline", "--data-dir", db.string(), input.string()});
+    REQUIRE_MESSAGE(load.exit_code == 0, load.err);
+
+    const fs::path out = dir.path() / "labels";
+    auto r = run_command({idctl(), "--json", "qr", "--prefix", "88.118.8", "--out", out.string(),
+                          "--format", "png", "--data-dir", db.string(), "--base-url", kQrBase});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(json::parse(r.out).at("written").to_number<int>() == 4);
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(out)) {
+        names.insert(entry.path().filename().string());
+    }
+    CHECK(names == std::set<std::string>{"%2E%2E.png", "a%2Fb.png", "coil-1.png", "x%20y%25.png"});
+    CHECK(scan_png(out / "a%2Fb.png") == std::string(kQrBase) + "/88.118.8/a/b");
+    CHECK(scan_png(out / "x%20y%25.png") == std::string(kQrBase) + "/88.118.8/x%20y%25");
+
+    // SVG is the default format; an empty prefix writes nothing and succeeds.
+    const fs::path svgs = dir.path() / "svgs";
+    r = run_command({idctl(), "qr", "--prefix", "88.118.9", "--out", svgs.string(), "--data-dir",
+                     db.string(), "--base-url", kQrBase});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(fs::exists(svgs / "other.svg"));
+    r = run_command({idctl(), "qr", "--prefix", "88.118.7", "--out", svgs.string(), "--data-dir",
+                     db.string(), "--base-url", kQrBase});
+    CHECK(r.exit_code == 0);
+    CHECK(std::distance(fs::directory_iterator(svgs), fs::directory_iterator()) == 1);
+}
+
+TEST_CASE("idctl qr rejects bad handles, formats, sizes and bases; failures exit 1") {
+    TempDir dir("idctl-qr-errors");
+    const std::string png = (dir.path() / "x.png").string();
+    const std::string none = (dir.path() / "none.toml").string();
+    auto qr = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{"env", "-u", "IDNODE_URL", idctl(), "--config", none, "qr"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_command(argv);
+    };
+    auto bad_handle = qr({"no-slash", "-o", png, "--base-url", kQrBase});
+    CHECK(bad_handle.exit_code == 2);
+    CHECK(bad_handle.err.find("handle no-slash") != std::string::npos);
+    auto bad_ext = qr({"88.118.8/x", "-o", (dir.path() / "x.gif").string(), "--base-url", kQrBase});
+    CHECK(bad_ext.exit_code == 2);
+    CHECK(bad_ext.err.find(".svg or .png") != std::string::npos);
+    auto bad_size = qr({"88.118.8/x", "-o", png, "--size", "10", "--base-url", kQrBase});
+    CHECK(bad_size.exit_code == 2);
+    CHECK(bad_size.err.find("--size must be 64 to 4096") != std::string::npos);
+    CHECK(qr({"88.118.8/x", "-o", png, "--size", "big", "--base-url", kQrBase}).exit_code == 2);
+    CHECK(qr({"--prefix", "88.118.8", "--out", dir.path().string(), "--format", "gif", "--data-dir",
+              dir.path().string(), "--base-url", kQrBase})
+              .exit_code == 2);
+    auto no_base = qr({"88.118.8/x", "-o", png});
+    CHECK(no_base.exit_code == 2);
+    CHECK(no_base.err.find("no base URL") != std::string::npos);
+    CHECK(qr({"88.118.8/x", "-o", png, "--base-url", "ftp://x"}).exit_code == 2);
+    CHECK(qr({"88.118.8/x", "--prefix", "88.118.8", "-o", png, "--base-url", kQrBase}).exit_code ==
+          2);
+    CHECK(qr({"88.118.8/x", "--base-url", kQrBase}).exit_code == 2); // no -o
+    CHECK(qr({"--prefix", "not a prefix", "--out", dir.path().string(), "--data-dir",
+              dir.path().string(), "--base-url", kQrBase})
+              .exit_code == 2);
+    CHECK(qr({"--prefix", "88.118.8", "--out", dir.path().string(), "--base-url", kQrBase})
+              .exit_code == 2); // no --data-dir
+    CHECK_FALSE(fs::exists(png));
+
+    // A 1000-byte suffix needs more modules than 64 pixels hold: the PNG fails, exit 1.
+    auto too_small = qr(
+        {"88.118.8/" + std::string(1000, 'a'), "-o", png, "--size", "64", "--base-url", kQrBase});
+    CHECK(too_small.exit_code == 1);
+    CHECK_FALSE(too_small.err.empty());
+    auto no_db = qr({"--prefix", "88.118.8", "--out", (dir.path() / "out").string(), "--data-dir",
+                     (dir.path() / "nope").string(), "--base-url", kQrBase});
+    CHECK(no_db.exit_code == 1);
+    CHECK(no_db.err.find("no database") != std::string::npos);
+    auto unwritable =
+        qr({"88.118.8/x", "-o", (dir.path() / "no-dir" / "x.svg").string(), "--base-url", kQrBase});
+    CHECK(unwritable.exit_code == 1);
+    CHECK(unwritable.err.find("cannot write") != std::string::npos);
 }

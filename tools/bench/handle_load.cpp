@@ -542,6 +542,10 @@ void print_bench_lines(const std::vector<Result>& results) {
         std::printf("bench: handle_%s_p99 %.0f us\n", r.transport.c_str(), r.p99_us);
         std::printf("bench: handle_%s_errors %llu count\n", r.transport.c_str(),
                     static_cast<unsigned long long>(r.errors + r.timeouts));
+        // Replies with the truncated flag (the record does not fit a UDP reply; a client retries
+        // over TCP): counted in the errors above too.
+        std::printf("bench: handle_%s_truncated %llu count\n", r.transport.c_str(),
+                    static_cast<unsigned long long>(r.truncated));
     }
 }
 

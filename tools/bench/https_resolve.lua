@@ -3,7 +3,10 @@
 -- serving the same bodies as static files (tools/bench/https_vs_nginx.sh), so both see the same
 -- request stream shape.
 --
---   wrk -t2 -c64 -d20s --latency -s tools/bench/https_resolve.lua https://127.0.0.1:PORT -- HANDLES
+--   wrk -t2 -c64 -d20s --latency -s tools/bench/https_resolve.lua https://127.0.0.1:PORT -- HANDLES [close]
+--
+-- With a second argument `close`, every request carries `Connection: close`: the server closes
+-- after its answer and wrk opens (and TLS-handshakes) a new connection for the next request.
 --
 -- Each wrk thread loads the list in init() (before the timed run starts) and seeds its own
 -- generator, so threads do not replay the same sequence. Requests are built by concatenation
@@ -39,7 +42,11 @@ function init(args)
    if wrk.headers["Host"] == nil and wrk.port ~= nil then
       host = wrk.host .. ":" .. wrk.port
    end
-   tail = " HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n"
+   local connection = ""
+   if args[2] == "close" then
+      connection = "Connection: close\r\n"
+   end
+   tail = " HTTP/1.1\r\nHost: " .. host .. "\r\n" .. connection .. "\r\n"
    math.randomseed(os.time() * 1009 + (thread_id or 0) * 7919)
 end
 

@@ -53,43 +53,19 @@ done
 [[ "$records" =~ ^[1-9][0-9]*$ ]] || { echo "--records must be a positive integer" >&2; exit 2; }
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "--seconds must be a positive integer" >&2; exit 2; }
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-fail() { log "FAILED: $*"; exit 1; }
-
 scratch=$root/build/bench/https
-bin=$root/build/release/bin
+bench_name=bench
+# shellcheck source=tools/bench/lib.sh
+source "$root/tools/bench/lib.sh"
 www=""
 idnode_pid=""
 nginx_pid=""
-
-stop_pid() { # pid, signal, seconds to wait before SIGKILL
-    local pid=$1 sig=$2 patience=$3 i
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < patience * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     stop_pid "$idnode_pid" TERM 15
-    # nginx: TERM to the master is a fast shutdown; it takes its workers with it.
-    stop_pid "$nginx_pid" TERM 10
-    if [ -f "$scratch/nginx/nginx.pid" ]; then # a master that outlived its shell child
-        local p
-        p=$(cat "$scratch/nginx/nginx.pid" 2>/dev/null || true)
-        # only if that pid is still our nginx (never a recycled pid of someone else's process)
-        if [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null |
-            grep -qF "$scratch/nginx/nginx.conf"; then
-            kill -KILL "$p" 2>/dev/null || true
-        fi
-    fi
+    stop_nginx "$nginx_pid" "$scratch/nginx"
     if [ "$keep" -eq 0 ]; then
         remove_scratch
     else
@@ -97,15 +73,6 @@ cleanup() {
     fi
     [ "$rc" -ne 0 ] && log "exit $rc"
     exit "$rc"
-}
-# Many small files in one directory: unlinking them in inode order touches the inode table
-# sequentially instead of in the directory's hash order.
-remove_tree() {
-    local dir=$1
-    [ -d "$dir" ] || return 0
-    find "$dir" -type f -printf '%i %p\n' 2>/dev/null | sort -n | cut -d' ' -f2- |
-        xargs -d '\n' -r rm -f 2>/dev/null || true
-    rm -rf "$dir"
 }
 remove_scratch() { # also a bodies directory left by an earlier (killed) run
     local previous=""
@@ -121,41 +88,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- 1. packages -----------------------------------------------------------------------------
-missing=()
-for p in nginx wrk curl openssl; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    [ "$(id -u)" -eq 0 ] || fail "missing Debian packages (run as root): ${missing[*]}"
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 600 apt-get update -qq || fail "apt-get update"
-    # policy-rc.d (containers) or the absence of an init system keeps nginx's own service from
-    # starting; this script runs its own nginx on a private config.
-    timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-        fail "apt-get install ${missing[*]}"
-fi
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$nginx_bin" ] || fail "nginx binary not found"
+ensure_packages nginx wrk curl openssl
 
 # ---- 2. build --------------------------------------------------------------------------------
-log "building release binaries (idnode, idctl, load_registry)"
-timeout 600 cmake --preset release >/dev/null || fail "cmake configure"
-timeout 3000 cmake --build --preset release --target idnode idctl load_registry >/dev/null ||
-    fail "build"
+build_release idnode idctl load_registry
 
 # ---- 3. scratch data: certificate, data directory, identifiers, static bodies -----------------
 remove_scratch
 mkdir -p "$scratch"/{nginx,verify/idnode,verify/nginx}
-need_kb=$((records * 6))
-if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
-    [ "$(df -Pk /dev/shm | awk 'NR == 2 {print $4}')" -gt $((need_kb * 3 / 2)) ] &&
-    [ "$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)" -gt $((need_kb + 4194304)) ]; then
-    www=$(mktemp -d /dev/shm/idnode-bench-www.XXXXXX)
-else
-    www=$scratch/www
-    mkdir -p "$www"
-fi
+www=$(make_www_dir "$records" "$scratch")
 echo "$www" >"$scratch/www-dir"
 cert=$scratch/cert.pem key=$scratch/key.pem
 timeout 60 conf/dev-cert.sh "$cert" "$key" || fail "certificate"
@@ -172,161 +113,24 @@ cat "$scratch/load.txt" >&2
 # Drop nothing from the page cache on purpose: both servers read warm data (LMDB pages, files).
 
 # ---- 4. servers ------------------------------------------------------------------------------
-cat >"$scratch/idnode.toml" <<EOF
-[node]
-data_dir = "$scratch/db"
-
-[https]
-listen = "127.0.0.1:0"
-cert = "$cert"
-key = "$key"
-threads = 2
-
-[handle]
-listen = "127.0.0.1:0"
-
-[ops]
-listen = "127.0.0.1:0"
-
-[limits]
-max_connections = 10000
-rate_per_ip = 0
-rate_per_account = 0
-
-[log]
-level = "warn"
-access = "off"
-EOF
-"$bin/idnode" --config "$scratch/idnode.toml" >"$scratch/idnode.stdout" 2>"$scratch/idnode.stderr" &
-idnode_pid=$!
-idnode_port=""
-for _ in $(seq 1 100); do
-    line=$(grep -m1 'idnode listening' "$scratch/idnode.stdout" 2>/dev/null || true)
-    if [ -n "$line" ]; then
-        idnode_port=$(sed 's/.*https=127\.0\.0\.1:\([0-9]*\).*/\1/' <<<"$line")
-        break
-    fi
-    kill -0 "$idnode_pid" 2>/dev/null || { cat "$scratch/idnode.stderr" >&2; fail "idnode exited"; }
-    sleep 0.1
-done
-[[ "$idnode_port" =~ ^[0-9]+$ ]] || fail "idnode did not report its port in 10 s"
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-nginx_port=""
-for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then nginx_port=$p; break; fi
-done
-[ -n "$nginx_port" ] || fail "no free port for nginx"
-
-ng=$scratch/nginx
-cat >"$ng/nginx.conf" <<EOF
-# Static JSON over HTTPS: the reference point. TLS settings mirror resolver/src/tls.cpp.
-daemon off;
-master_process on;
-user root;
-worker_processes 2;
-pid $ng/nginx.pid;
-error_log $ng/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server_tokens off;
-    types { }
-    default_type application/json;
-    # No open_file_cache: with random keys over 1 M files it would hold few of them (and its
-    # descriptors are bounded by the open-file limit); like Debian's default nginx.conf.
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 60s;
-    keepalive_requests 100000000;   # idnode has no per-connection request cap either
-    client_body_temp_path $ng/client_body;
-    proxy_temp_path $ng/proxy;
-    fastcgi_temp_path $ng/fastcgi;
-    uwsgi_temp_path $ng/uwsgi;
-    scgi_temp_path $ng/scgi;
-    server {
-        listen 127.0.0.1:$nginx_port ssl;
-        ssl_certificate $cert;
-        ssl_certificate_key $key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
-        ssl_prefer_server_ciphers on;
-        ssl_ecdh_curve X25519:prime256v1:secp384r1;
-        root $www;
-        location / { }
-    }
-}
-EOF
-timeout 30 "$nginx_bin" -t -q -p "$ng" -c "$ng/nginx.conf" 2>"$ng/check.log" ||
-    { cat "$ng/check.log" >&2; fail "nginx configuration"; }
-"$nginx_bin" -p "$ng" -c "$ng/nginx.conf" 2>>"$ng/error.log" &
-nginx_pid=$!
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
-    kill -0 "$nginx_pid" 2>/dev/null || { cat "$ng/error.log" >&2; fail "nginx exited"; }
-    sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null || fail "nginx is not listening"
+start_idnode "$scratch/db" "$cert" "$key" "$scratch"
+start_nginx "$www" "$cert" "$key" "$scratch/nginx"
 log "idnode on 127.0.0.1:$idnode_port (pid $idnode_pid), nginx on 127.0.0.1:$nginx_port (pid $nginx_pid)"
 
 # ---- 5. the same bytes from both ---------------------------------------------------------------
-tls_of() { # negotiated protocol and cipher, as wrk (OpenSSL defaults) gets them
-    timeout 10 openssl s_client -connect "127.0.0.1:$1" -servername localhost </dev/null 2>/dev/null |
-        awk '/^New, /{print $2, $NF}' | tr -d ',' | head -1
-}
 tls_idnode=$(tls_of "$idnode_port")
 tls_nginx=$(tls_of "$nginx_port")
 log "TLS: idnode ${tls_idnode:-?}; nginx ${tls_nginx:-?}"
 [ -n "$tls_idnode" ] && [ "$tls_idnode" = "$tls_nginx" ] ||
     fail "the servers negotiate different TLS parameters ('$tls_idnode' vs '$tls_nginx')"
 
-{ head -1 "$scratch/handles.txt"; tail -1 "$scratch/handles.txt"; shuf -n 200 "$scratch/handles.txt"; } |
-    sort -u >"$scratch/verify/sample.txt"
-for server in idnode nginx; do
-    port=$idnode_port
-    [ "$server" = nginx ] && port=$nginx_port
-    : >"$scratch/verify/$server.curl"
-    i=0
-    while read -r h; do
-        i=$((i + 1))
-        printf 'url = "https://127.0.0.1:%s/api/handles/%s"\noutput = "%s"\n' \
-            "$port" "$h" "$scratch/verify/$server/$i" >>"$scratch/verify/$server.curl"
-    done <"$scratch/verify/sample.txt"
-    timeout 120 curl -sS --fail --cacert "$cert" -K "$scratch/verify/$server.curl" ||
-        fail "fetching the sample from $server"
-    i=0
-    while read -r h; do
-        i=$((i + 1))
-        cmp -s "$scratch/verify/$server/$i" "$www/api/handles/$h" ||
-            fail "$server's body for $h differs from the static file (see $scratch/verify with --keep)"
-    done <"$scratch/verify/sample.txt"
-done
-log "$(wc -l <"$scratch/verify/sample.txt") sampled bodies are byte-identical from idnode, nginx and the static files"
+verify_bodies "$scratch/handles.txt" "$www" "$cert" "$scratch/verify"
 
 # ---- 6. load ---------------------------------------------------------------------------------
 lua=$root/tools/bench/https_resolve.lua
-run_wrk() { # server port duration outfile
-    timeout $(($3 + 60)) wrk -t2 -c64 -d"$3"s --latency -s "$lua" "https://127.0.0.1:$2" \
-        -- "$scratch/handles.txt" >"$4" 2>&1 || { cat "$4" >&2; fail "wrk against $1"; }
-    if grep -q 'Non-2xx' "$4"; then cat "$4" >&2; fail "$1 answered non-2xx responses"; fi
-    if grep -Eq 'Socket errors: connect [1-9]|read [1-9]|write [1-9]' "$4"; then
-        cat "$4" >&2
-        fail "socket errors against $1"
-    fi
-    grep -q '^Requests/sec:' "$4" || { cat "$4" >&2; fail "no result from wrk against $1"; }
+wrk_run() { # server port duration outfile
+    run_wrk "$1" "$4" -t2 -c64 -d"$3"s --latency -s "$lua" "https://127.0.0.1:$2" -- "$scratch/handles.txt"
 }
-to_ms() { # wrk duration (12.34us / 1.23ms / 1.02s) -> milliseconds
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
-rps_of() { awk '/^Requests\/sec:/{print $2}' "$1"; }
-pct_of() { to_ms "$(awk -v p="$2%" '$1 == p {print $2; exit}' "$1")"; }
-
 cpu_busy() { # percent of all cores busy over 2 s, from /proc/stat
     local a b
     a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
@@ -341,8 +145,8 @@ cpu_busy() { # percent of all cores busy over 2 s, from /proc/stat
 
 warm=$((seconds < 5 ? seconds : 5))
 log "warm-up: ${warm} s each"
-run_wrk idnode "$idnode_port" "$warm" "$scratch/warm-idnode.txt"
-run_wrk nginx "$nginx_port" "$warm" "$scratch/warm-nginx.txt"
+wrk_run idnode "$idnode_port" "$warm" "$scratch/warm-idnode.txt"
+wrk_run nginx "$nginx_port" "$warm" "$scratch/warm-nginx.txt"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_before=$(cpu_busy)
@@ -351,14 +155,6 @@ log "machine before the runs: load average $load_before, ${busy_before}% of $(np
 # CPU time the server itself used per request (user + system, from /proc): a figure that the
 # machine's other load disturbs much less than requests/s, since it does not count waiting.
 clk=$(getconf CLK_TCK)
-cpu_ticks() { # pids -> utime + stime in clock ticks (fields 14, 15; comm may hold spaces)
-    local s=0 p t
-    for p in "$@"; do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
-        s=$((s + ${t:-0}))
-    done
-    echo "$s"
-}
 declare -A cpu_us
 order=(idnode nginx idnode nginx)
 for i in "${!order[@]}"; do
@@ -371,7 +167,7 @@ for i in "${!order[@]}"; do
     fi
     log "run $n/4: $server, ${seconds} s"
     t0=$(cpu_ticks $pids)
-    run_wrk "$server" "$port" "$seconds" "$scratch/run$n-$server.txt"
+    wrk_run "$server" "$port" "$seconds" "$scratch/run$n-$server.txt"
     t1=$(cpu_ticks $pids)
     requests=$(awk '/ requests in /{print $1; exit}' "$scratch/run$n-$server.txt")
     cpu_us[$n]=$(awk -v t=$((t1 - t0)) -v c="$clk" -v r="${requests:-0}" \
@@ -389,7 +185,6 @@ for i in 1 2 3 4; do
     p50[$i]=$(pct_of "$f" 50)
     p99[$i]=$(pct_of "$f" 99)
 done
-mean() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a + b) / 2 }'; }
 idnode_rps=$(mean "${rps[1]}" "${rps[3]}") nginx_rps=$(mean "${rps[2]}" "${rps[4]}")
 idnode_p50=$(mean "${p50[1]}" "${p50[3]}") nginx_p50=$(mean "${p50[2]}" "${p50[4]}")
 idnode_p99=$(mean "${p99[1]}" "${p99[3]}") nginx_p99=$(mean "${p99[2]}" "${p99[4]}")

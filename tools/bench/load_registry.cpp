@@ -3,6 +3,7 @@
 // files for nginx.
 //
 //   load_registry --data-dir DIR --records N [--static-root WWW] [--handles FILE]
+//                 [--mix steel|industries] [--ndjson FILE]
 //                 [--prefix 88.118.8] [--batch 1000] [--seed S]
 //
 // DIR must have been initialised with `idctl init --data-dir DIR --node-prefix 88.118` (the node
@@ -34,10 +35,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -163,6 +166,135 @@ void json_string(std::string& out, std::string_view s) {
     out.push_back('"');
 }
 
+std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* format, ...) {
+    char buf[256];
+    va_list args;
+    va_start(args, format);
+    const int n = std::vsnprintf(buf, sizeof buf, format, args);
+    va_end(args);
+    return std::string(buf, static_cast<std::size_t>(std::max(0, std::min(n, 255))));
+}
+
+template <std::size_t N> const char* pick(Rng& rng, const char* const (&choices)[N]) {
+    return choices[rng.below(N)];
+}
+
+/// An auto part's record (conf/templates/auto-parts.json).
+std::vector<HandleValue> auto_parts_record(std::uint64_t i, std::uint64_t seed) {
+    static const char* const countries[] = {"CN", "DE", "JP", "US", "KR", "MX"};
+    static const char* const suppliers[] = {"SUP-310115-BOSCH-HUAYU", "SUP-440300-BYD-PARTS",
+                                            "SUP-320500-CONTI-AUTO", "SUP-330200-NINGBO-TUOPU"};
+    Rng rng{seed ^ (i * 0x9E3779B97F4A7C15ull)};
+    const unsigned month = 1 + static_cast<unsigned>(rng.below(12));
+    return {
+        value(1, "URL",
+              fmt("https://trace.autoparts.example.cn/part/SN-2024-%010llu",
+                  static_cast<unsigned long long>(i))),
+        value(2000, "manufacturer_part_number",
+              fmt("MPN-%04u-%05u-%c", static_cast<unsigned>(rng.below(10000)),
+                  static_cast<unsigned>(rng.below(100000)),
+                  static_cast<char>('A' + rng.below(26)))),
+        value(2001, "customer_part_number",
+              fmt("CPN-%u-%06u", 1000 + static_cast<unsigned>(rng.below(9000)),
+                  static_cast<unsigned>(rng.below(1000000)))),
+        value(2002, "serial_number", fmt("AP24%010llu", static_cast<unsigned long long>(i))),
+        value(2003, "batch_no",
+              fmt("L2024%02u%04u", month, static_cast<unsigned>(rng.below(10000)))),
+        value(2004, "manufacture_date",
+              fmt("2024-%02u-%02u", month, 1 + static_cast<unsigned>(rng.below(28)))),
+        value(2005, "country_of_origin", pick(rng, countries)),
+        value(2006, "vehicle_vin_link",
+              fmt("LSV%c%c%06u%07u", static_cast<char>('A' + rng.below(26)),
+                  static_cast<char>('A' + rng.below(26)), static_cast<unsigned>(rng.below(1000000)),
+                  static_cast<unsigned>(rng.below(10000000)))),
+        value(2007, "supplier_code", pick(rng, suppliers)),
+        value(2008, "purchase_price_cny",
+              fmt("%u.%02u", 10 + static_cast<unsigned>(rng.below(5000)),
+                  static_cast<unsigned>(rng.below(100))))};
+}
+
+/// A drug package's record (conf/templates/pharma.json; the optional manufacturer and distributor
+/// left out, as most packages carry only the authorisation holder).
+std::vector<HandleValue> pharma_record(std::uint64_t i, std::uint64_t seed) {
+    static const char* const products[] = {
+        "Amoxicillin Capsules", "Metformin Hydrochloride Tablets", "Atorvastatin Calcium Tablets",
+        "Omeprazole Enteric Capsules"};
+    static const char* const forms[] = {"capsule", "tablet", "film-coated tablet", "injection"};
+    static const char* const holders[] = {"Shanghai Example Pharmaceutical Co., Ltd.",
+                                          "Zhejiang Sample Pharma Group Co., Ltd.",
+                                          "Shandong Demo Biopharm Co., Ltd."};
+    Rng rng{seed ^ (i * 0xD1B54A32D192ED03ull)};
+    const unsigned month = 1 + static_cast<unsigned>(rng.below(12));
+    const unsigned day = 1 + static_cast<unsigned>(rng.below(28));
+    const char* holder = pick(rng, holders);
+    return {
+        value(
+            2000, "drug_trace_code",
+            fmt("8%019llu", static_cast<unsigned long long>(rng.next() % 10000000000000000000ull))),
+        value(2001, "approval_no",
+              fmt("国药准字H%08u", static_cast<unsigned>(rng.below(100000000)))),
+        value(2002, "product_name", pick(rng, products)),
+        value(2003, "dosage_form", pick(rng, forms)),
+        value(2004, "strength", fmt("%u mg", 10 * (1 + static_cast<unsigned>(rng.below(50))))),
+        value(2005, "pack_spec",
+              fmt("%u x %u per box", 6 * (1 + static_cast<unsigned>(rng.below(4))),
+                  1 + static_cast<unsigned>(rng.below(3)))),
+        value(2006, "batch_no", fmt("24%02u%05u", month, static_cast<unsigned>(rng.below(100000)))),
+        value(2007, "production_date", fmt("2024-%02u-%02u", month, day)),
+        value(2008, "expiry_date", fmt("2026-%02u-%02u", month, day)),
+        value(2009, "marketing_authorisation_holder", holder),
+        value(2011, "leaflet_url",
+              fmt("https://pharma.example.cn/leaflet/%05u.pdf",
+                  static_cast<unsigned>(rng.below(100000))))};
+}
+
+/// An optical transceiver's record (conf/templates/optoelectronics.json).
+std::vector<HandleValue> optoelectronics_record(std::uint64_t i, std::uint64_t seed) {
+    static const char* const vendors[] = {"Example Photonics", "Sample Optolink", "Demo Optics"};
+    static const char* const ouis[] = {"00-1B-21", "00-90-65", "AC-DE-48"};
+    static const char* const wavelengths[] = {"850", "1310", "1550", "1270"};
+    Rng rng{seed ^ (i * 0xA0761D6478BD642Full)};
+    return {value(1, "URL",
+                  fmt("https://opto.example.cn/module/SN-2024-%010llu",
+                      static_cast<unsigned long long>(i))),
+            value(2000, "vendor", pick(rng, vendors)),
+            value(2001, "oui", pick(rng, ouis)),
+            value(2002, "part_number",
+                  fmt("SFP28-25G-%s-%02u", pick(rng, wavelengths),
+                      static_cast<unsigned>(rng.below(100)))),
+            value(2003, "revision",
+                  fmt("%c%u", static_cast<char>('A' + rng.below(6)),
+                      static_cast<unsigned>(rng.below(10)))),
+            value(2004, "wavelength_nm", pick(rng, wavelengths)),
+            value(2005, "serial_number", fmt("OP24%010llu", static_cast<unsigned long long>(i))),
+            value(2006, "date_code",
+                  fmt("24%02u%02u", 1 + static_cast<unsigned>(rng.below(12)),
+                      1 + static_cast<unsigned>(rng.below(28)))),
+            value(2007, "lot_no", fmt("LOT-%06u", static_cast<unsigned>(rng.below(1000000)))),
+            value(2008, "test_report_url",
+                  fmt("https://opto.example.cn/report/%010llu.pdf",
+                      static_cast<unsigned long long>(i)))};
+}
+
+/// One NDJSON line of `idctl load` / POST /api/v1/bulk for a record of text values.
+std::string ndjson_line(std::string_view handle, const std::vector<HandleValue>& values) {
+    std::string out = "{\"handle\":";
+    json_string(out, handle);
+    out += ",\"values\":[";
+    for (std::size_t k = 0; k < values.size(); ++k) {
+        if (k)
+            out.push_back(',');
+        out += "{\"index\":" + std::to_string(values[k].index) + ",\"type\":";
+        json_string(out, values[k].type);
+        out += ",\"data\":{\"format\":\"string\",\"value\":";
+        json_string(out, values[k].data);
+        out += "}}";
+    }
+    out += "]}\n";
+    return out;
+}
+
 std::string iso8601(std::uint32_t unix_seconds) {
     const std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};
@@ -231,6 +363,14 @@ int main(int argc, char** argv) {
         ->capture_default_str()
         ->check(CLI::Range(1, 20000));
     app.add_option("--seed", seed, "value generator seed")->capture_default_str();
+    std::string mix = "steel", ndjson_path;
+    app.add_option("--mix", mix,
+                   "record shapes: steel, or industries (steel, auto parts, pharma and "
+                   "optoelectronics in turn, conf/templates/*.json)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"steel", "industries"}));
+    app.add_option("--ndjson", ndjson_path,
+                   "also write the records as `idctl load` NDJSON here (key order)");
     CLI11_PARSE(app, argc, argv);
 
     if (!fs::exists(fs::path(data_dir) / "data.mdb"))
@@ -289,6 +429,27 @@ int main(int argc, char** argv) {
             die("cannot create " + handles_path);
     }
 
+    std::ofstream ndjson_out;
+    if (!ndjson_path.empty()) {
+        ndjson_out.open(ndjson_path, std::ios::trunc | std::ios::binary);
+        if (!ndjson_out)
+            die("cannot create " + ndjson_path);
+    }
+    const auto make_record = [&](std::uint64_t i) {
+        if (mix == "steel")
+            return steel_record(i, seed);
+        switch (i % 4) {
+        case 0:
+            return steel_record(i, seed);
+        case 1:
+            return auto_parts_record(i, seed);
+        case 2:
+            return pharma_record(i, seed);
+        default:
+            return optoelectronics_record(i, seed);
+        }
+    };
+
     const std::string timestamp = iso8601(now);
     std::mutex mu;
     std::condition_variable cv;
@@ -307,7 +468,7 @@ int main(int argc, char** argv) {
         names.reserve(end - i);
         for (std::uint64_t n = i; n < end; ++n) {
             names.push_back(handle_text(prefix, n + 1));
-            values.push_back(steel_record(n + 1, seed));
+            values.push_back(make_record(n + 1));
             auto h = parse_handle(names.back());
             if (!h)
                 die("generated handle " + names.back() + " is invalid: " + h.error().message);
@@ -342,6 +503,8 @@ int main(int argc, char** argv) {
             }
             if (handles_out)
                 handles_out << names[k] << '\n';
+            if (ndjson_out)
+                ndjson_out << ndjson_line(names[k], values[k]);
         }
         std::lock_guard lock(mu);
         if (!first_error.empty())
@@ -355,6 +518,11 @@ int main(int argc, char** argv) {
     }
     if (auto st = registry->sync(); !st)
         die("sync failed: " + st.error().message);
+    if (ndjson_out) {
+        ndjson_out.close();
+        if (!ndjson_out)
+            die("cannot write " + ndjson_path);
+    }
     if (handles_out) {
         handles_out.close();
         if (!handles_out)

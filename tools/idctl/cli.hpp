@@ -39,6 +39,7 @@ Command add_load_command(CLI::App& root, const GlobalOptions& global);
 Command add_export_command(CLI::App& root, const GlobalOptions& global);
 Command add_backup_command(CLI::App& root, const GlobalOptions& global);
 Command add_verify_command(CLI::App& root, const GlobalOptions& global);
+Command add_qr_command(CLI::App& root, const GlobalOptions& global);
 
 /// Prints a left-aligned text table with a header row.
 void print_table(std::ostream& out, const std::vector<std::string>& headers,

@@ -2,8 +2,8 @@
 //
 // Exit codes (DESIGN §5.5): 0 ok, 1 operation failed, 2 usage, 3 partial success.
 // Subcommands live in cmd_*.cpp and are listed in kCommands. Implemented: `init`, `config`, and
-// the offline commands `load --offline`, `export --offline`, `backup`, `verify`. The networked
-// commands (resolve, get, put, …) come with the client SDK (issue 7) and will read their
+// the offline commands `load --offline`, `export --offline`, `backup`, `verify`, and `qr`. The
+// networked commands (resolve, get, put, …) come with the client SDK (issue 7) and will read their
 // connection from resolve_connection() (connection.hpp), configured by the global flags below.
 #include "cli.hpp"
 
@@ -16,8 +16,8 @@ using namespace idnode::idctl;
 namespace {
 
 constexpr CommandFactory kCommands[] = {
-    add_init_command,   add_config_command, add_load_command,
-    add_export_command, add_backup_command, add_verify_command,
+    add_init_command,   add_config_command, add_load_command, add_export_command,
+    add_backup_command, add_verify_command, add_qr_command,
 };
 
 } // namespace

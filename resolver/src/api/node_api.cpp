@@ -1,7 +1,11 @@
 #include "idnode/resolver/node_api.hpp"
 
 #include "auth.hpp"
+#include "bulk.hpp"
+#include "html_pages.hpp"
 #include "idnode/registry/admin.hpp"
+#include "idnode/resolver/metrics.hpp"
+#include "idnode/resolver/qr.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
 #include "record_write.hpp"
 #include "snms_api.hpp"
@@ -12,7 +16,9 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <ctime>
 #include <mutex>
+#include <unordered_map>
 
 namespace idnode::resolver {
 namespace json = boost::json;
@@ -24,6 +30,8 @@ namespace {
 // ---- the one table from outcomes to HTTP ------------------------------------------------------
 
 // Handle response codes (DESIGN §5.1).
+constexpr std::size_t kMaxBatchResolve = 1000; // handles per POST /api/v1/resolve
+
 constexpr int kRcSuccess = 1, kRcError = 2, kRcServerBusy = 3, kRcNotFound = 100, kRcExists = 101,
               kRcInvalidHandle = 102, kRcInsufficientPermissions = 400, kRcInvalidAdmin = 401,
               kRcAuthNeeded = 402, kRcNotHomed = 301, kRcInvalidValue = 202;
@@ -188,6 +196,17 @@ Response native_error(const Request& req, Errc e, std::string_view message) {
     return error_response(req, m.status, errc_name(e), message);
 }
 
+/// The Handle proxy's answer for a record with a public URL value.
+Response redirect_to(const Request& req, std::string_view location) {
+    Response r{http::status::found, req.version()};
+    r.set(http::field::location, location);
+    r.set(http::field::content_type, "text/plain; charset=utf-8");
+    r.keep_alive(req.keep_alive());
+    r.body() = "see " + std::string(location) + "\n";
+    r.prepare_payload();
+    return r;
+}
+
 std::string uuid4() {
     std::string hex = random_hex(16);
     hex[12] = '4';
@@ -230,6 +249,10 @@ public:
     Impl(Registry& registry, NodeApiOptions options)
         : registry_(registry), options_(std::move(options)), auth_(registry, api::AuthOptions{}),
           account_limiter_(options_.rate_per_account) {
+        if (options_.metrics != nullptr) {
+            bulk_lines_ = &options_.metrics->counter_family(
+                "idnode_bulk_lines_total", "Bulk upload lines answered, by status", {"status"});
+        }
         for (const auto& p : options_.homed_prefixes) {
             auto folded = parse_prefix(p);
             if (!folded) {
@@ -238,17 +261,13 @@ public:
             homed_.push_back(*folded);
         }
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                auto rec = decode_prefix(bytes);
-                if (rec && rec->kind == PrefixKind::node) {
-                    homed_.push_back(key);
-                }
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::prefixes,
+                                [&](const std::string& key, const std::string& bytes) {
+                                    auto rec = decode_prefix(bytes);
+                                    if (rec && rec->kind == PrefixKind::node) {
+                                        homed_.push_back(key);
+                                    }
+                                });
         snms_ = std::make_unique<api::SnmsApi>(
             registry_, auth_, [this](std::string_view prefix_key) { return homed(prefix_key); },
             api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
@@ -335,36 +354,46 @@ private:
         return std::nullopt;
     }
 
-    /// Checks that `who` may write under the handle's prefix and that the prefix is usable.
-    std::optional<Response> check_write(const Request& req, const Principal& who, const Handle& h) {
-        if (who.anonymous()) {
-            return handle_error(req, kRcAuthNeeded, h.spelling(),
-                                "authentication is needed to write");
-        }
+    /// Why `who` may not write under the handle's prefix (the Handle RC and a native error
+    /// code for bulk lines), or nullopt when the write may go ahead. Shared by PUT and bulk.
+    struct WriteRefusal {
+        int rc;
+        const char* code;
+        std::string message;
+    };
+    std::optional<WriteRefusal> write_refusal(const Principal& who, const Handle& h) const {
+        if (who.anonymous())
+            return WriteRefusal{kRcAuthNeeded, "unauthorized", "authentication is needed to write"};
         if (!who.may_write(h.prefix_key())) {
-            return handle_error(req, kRcInvalidAdmin, h.spelling(),
+            return WriteRefusal{kRcInvalidAdmin, "forbidden",
                                 "account " + who.username + " may not write under prefix " +
-                                    std::string(h.prefix()));
+                                    std::string(h.prefix())};
         }
         auto snapshot = registry_.snapshot();
         auto bytes = snapshot.get_entry(Table::prefixes, h.prefix_key());
         if (!bytes) {
-            return handle_error(req, kRcNotFound, h.spelling(),
+            return WriteRefusal{kRcNotFound, "prefix_not_allocated",
                                 "prefix " + std::string(h.prefix()) +
-                                    " is not allocated on this node");
+                                    " is not allocated on this node"};
         }
         auto rec = decode_prefix(*bytes);
-        if (!rec) {
-            return handle_error(req, kRcError, h.spelling(), rec.error().message);
-        }
+        if (!rec)
+            return WriteRefusal{kRcError, "corrupt", rec.error().message};
         if (rec->status == PrefixStatus::suspended) {
-            return handle_error(req, kRcInsufficientPermissions, h.spelling(),
-                                "prefix " + rec->prefix + " is suspended");
+            return WriteRefusal{kRcInsufficientPermissions, "prefix_suspended",
+                                "prefix " + rec->prefix + " is suspended"};
         }
         if (rec->kind == PrefixKind::node && !who.is_admin()) {
-            return handle_error(req, kRcInvalidAdmin, h.spelling(),
-                                "only an admin writes under a node prefix");
+            return WriteRefusal{kRcInvalidAdmin, "forbidden",
+                                "only an admin writes under a node prefix"};
         }
+        return std::nullopt;
+    }
+
+    /// Checks that `who` may write under the handle's prefix and that the prefix is usable.
+    std::optional<Response> check_write(const Request& req, const Principal& who, const Handle& h) {
+        if (auto refusal = write_refusal(who, h))
+            return handle_error(req, refusal->rc, h.spelling(), refusal->message);
         return std::nullopt;
     }
 
@@ -404,9 +433,247 @@ private:
                          });
     }
 
+    // ---- bulk, batch resolve, stats (DESIGN §5.3) ---------------------------------------------
+
+    std::unique_ptr<BodyConsumer> bulk(const Request& req,
+                                       const std::shared_ptr<StreamChannel>& channel) {
+        RequestContext& ctx = channel->context();
+        auto refuse = [&](http::status status, std::string_view code, std::string_view message) {
+            channel->send(error_response(req, status, code, message));
+            return std::unique_ptr<BodyConsumer>{};
+        };
+        auto query = parse_query(req.target());
+        if (!query)
+            return refuse(http::status::bad_request, "invalid_query", "malformed query string");
+        const Query q{std::move(*query)};
+        api::BulkOptions options;
+        options.handle_limits = options_.handle_limits;
+        options.max_line_bytes = options_.max_bulk_line_bytes;
+        const std::string mode = q.get("mode", "create");
+        if (mode == "create") {
+            options.mode = PutMode::create;
+        } else if (mode == "upsert" || mode == "replace") {
+            options.mode = PutMode::upsert; // DESIGN: replace on a missing record creates it
+        } else {
+            return refuse(http::status::bad_request, "invalid_query",
+                          "mode must be create, upsert or replace");
+        }
+        const std::string results = q.get("results", "all");
+        if (results != "all" && results != "errors")
+            return refuse(http::status::bad_request, "invalid_query",
+                          "results must be all or errors");
+        options.errors_only = results == "errors";
+
+        Principal who;
+        if (auto r = authenticate(req, ctx, who, false)) {
+            channel->send(std::move(*r));
+            return nullptr;
+        }
+        if (who.anonymous())
+            return refuse(http::status::unauthorized, "unauthorized",
+                          "authentication is needed to write");
+        if (!who.is_admin() && who.role != Role::enterprise)
+            return refuse(http::status::forbidden, "forbidden",
+                          "account " + who.username + " may not register identifiers");
+
+        std::string key;
+        if (const auto header = req["Idempotency-Key"]; !header.empty()) {
+            if (header.size() > 255)
+                return refuse(http::status::bad_request, "invalid_idempotency_key",
+                              "Idempotency-Key must be at most 255 bytes");
+            key = who.username;
+            key += '\0';
+            key.append(header.data(), header.size());
+            std::string replay;
+            switch (idempotency_.claim(key, replay)) {
+            case api::IdempotencyStore::Claim::fresh:
+                break;
+            case api::IdempotencyStore::Claim::in_progress:
+                return refuse(http::status::conflict, "idempotency_key_in_use",
+                              "an upload with this Idempotency-Key is still running");
+            case api::IdempotencyStore::Claim::done: {
+                Response r{http::status::ok, req.version()};
+                r.set(http::field::content_type, "application/x-ndjson");
+                r.set("Idempotent-Replayed", "true");
+                r.body() = std::move(replay);
+                channel->send(std::move(r));
+                return nullptr;
+            }
+            }
+        }
+
+        // Prefix decisions are cached for the upload (a prefix suspended meanwhile stays
+        // writable until the upload ends); the cache is bounded by the prefixes seen.
+        auto decisions =
+            std::make_shared<std::unordered_map<std::string, std::optional<api::LineError>>>();
+        // Templates are cached for the upload too (items are only ever added or disabled).
+        auto templates = std::make_shared<api::TemplateCache>();
+        auto authorise = [this, who, decisions](const Handle& h) -> std::optional<api::LineError> {
+            const std::string prefix(h.prefix_key());
+            if (auto it = decisions->find(prefix); it != decisions->end())
+                return it->second;
+            std::optional<api::LineError> decision;
+            if (!homed(prefix)) {
+                decision = api::LineError{"not_homed", "prefix " + std::string(h.prefix()) +
+                                                           " is not homed on this node"};
+            } else if (auto refusal = write_refusal(who, h)) {
+                decision = api::LineError{refusal->code, std::move(refusal->message)};
+            }
+            if (decisions->size() > 4096)
+                decisions->clear();
+            decisions->emplace(prefix, decision);
+            return decision;
+        };
+        auto check = [this, authorise, templates](
+                         const Handle& h,
+                         std::vector<HandleValue>& values) -> std::optional<api::LineError> {
+            if (auto refusal = authorise(h))
+                return refusal;
+            // The shared write step (record_write.hpp), only for records that name a template:
+            // free-form records have nothing to prepare, and stay on the fast path.
+            if (std::none_of(values.begin(), values.end(), [](const HandleValue& v) {
+                    return v.index == registry::kIndexTemplate;
+                }))
+                return std::nullopt;
+            if (templates->size() > 256)
+                templates->clear();
+            auto prepared = api::prepare_record(registry_.snapshot(), h, std::nullopt,
+                                                std::move(values), false, templates.get());
+            if (!prepared.ok()) {
+                return api::LineError{prepared.error->code == Errc::not_found ? "template_not_found"
+                                                                              : "invalid_value",
+                                      prepared.message(false)};
+            }
+            values = std::move(prepared.values);
+            return std::nullopt;
+        };
+        auto submit = [this](WriteBatch batch, Completion done) {
+            registry_.submit(std::move(batch), std::move(done));
+        };
+        api::BulkLineObserver observer;
+        if (bulk_lines_ != nullptr) {
+            observer = [family = bulk_lines_](const char* status, std::uint64_t n) {
+                family->with({status}).inc(n);
+            };
+        }
+        return api::BulkUpload::start(std::move(options), who.username, channel, std::move(check),
+                                      std::move(submit), std::move(observer), &idempotency_,
+                                      std::move(key));
+    }
+
+    Response batch_resolve(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = authenticate(req, ctx, who, false))
+            return *r;
+        std::string error;
+        auto body = parse_body(req, error);
+        if (!body)
+            return error_response(req, http::status::bad_request, "invalid_json", error);
+        const auto* handles = body->if_array();
+        if (handles == nullptr)
+            return error_response(req, http::status::bad_request, "invalid_json",
+                                  "body must be a JSON array of handles");
+        if (handles->size() > kMaxBatchResolve)
+            return error_response(req, http::status::bad_request, "too_many_handles",
+                                  "at most " + std::to_string(kMaxBatchResolve) +
+                                      " handles per request");
+        for (std::size_t i = 0; i < handles->size(); ++i)
+            if (!(*handles)[i].is_string())
+                return error_response(req, http::status::bad_request, "invalid_json",
+                                      "element " + std::to_string(i) + " is not a string");
+
+        json::array out;
+        out.reserve(handles->size());
+        auto snapshot = registry_.snapshot(); // one consistent view for the whole batch
+        for (const auto& element : *handles) {
+            const std::string_view spelling = element.get_string();
+            json::object entry{{"handle", echo_safe(spelling)}};
+            auto h = parse_handle(spelling, options_.handle_limits);
+            if (!h) {
+                entry["responseCode"] = kRcInvalidHandle;
+                entry["message"] = echo_safe(h.error().message);
+            } else if (!homed(h->prefix_key())) {
+                entry["responseCode"] = kRcNotHomed;
+                entry["message"] =
+                    "prefix " + echo_safe(h->prefix()) + " is not homed on this node";
+            } else {
+                const bool include_private = who.may_read_private(h->prefix_key());
+                json::array values;
+                auto st = snapshot.visit(*h, [&](const RecordView& view) {
+                    for (const ValueView& v : view) {
+                        if (include_private || v.permissions.public_read()) {
+                            json::object o;
+                            api::value_to_json(o, v);
+                            values.push_back(std::move(o));
+                        }
+                    }
+                });
+                if (st) {
+                    entry["responseCode"] = kRcSuccess;
+                    entry["values"] = std::move(values);
+                } else {
+                    entry["responseCode"] = map_errc(st.code()).rc;
+                    if (st.code() != Errc::not_found)
+                        entry["message"] = st.error().message;
+                }
+            }
+            out.push_back(std::move(entry));
+        }
+        count_resolutions(handles->size());
+        return json_response(req, http::status::ok, json::serialize(out));
+    }
+
+    Response stats(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = authenticate(req, ctx, who, false))
+            return *r;
+        if (who.anonymous())
+            return error_response(req, http::status::unauthorized, "unauthorized",
+                                  "authentication is needed for statistics");
+        auto snapshot = registry_.snapshot();
+        const std::int64_t now = unix_now();
+        json::array prefixes;
+        std::uint64_t identifiers = 0, today = 0;
+        for (const auto& [prefix, count] : snapshot.prefix_counts()) {
+            if (!who.is_admin() &&
+                std::find(who.prefixes.begin(), who.prefixes.end(), prefix) == who.prefixes.end())
+                continue;
+            prefixes.push_back(json::object{{"prefix", prefix}, {"identifiers", count}});
+            identifiers += count;
+            if (!who.is_admin())
+                today += snapshot.registrations(now, prefix);
+        }
+        if (who.is_admin()) {
+            identifiers = snapshot.count_all();
+            today = snapshot.registrations(now);
+        }
+        json::object body{{"identifiers", identifiers},
+                          {"prefixes", std::move(prefixes)},
+                          {"registrations_today", today},
+                          {"resolutions_today", resolutions_today(now)}};
+        return json_response(req, http::status::ok, json::serialize(body));
+    }
+
+    /// HTTPS resolutions served today (UTC), counted in memory since start.
+    void count_resolutions(std::uint64_t n) {
+        const std::int64_t day = unix_now() / 86400;
+        if (resolution_day_.load(std::memory_order_relaxed) != day) {
+            resolution_day_.store(day, std::memory_order_relaxed);
+            resolutions_.store(0, std::memory_order_relaxed);
+        }
+        resolutions_.fetch_add(n, std::memory_order_relaxed);
+    }
+    std::uint64_t resolutions_today(std::int64_t now) const {
+        return resolution_day_.load(std::memory_order_relaxed) == now / 86400
+                   ? resolutions_.load(std::memory_order_relaxed)
+                   : 0;
+    }
+
     // ---- Handle REST --------------------------------------------------------------------------
 
     Response get_handle(const Request& req, RequestContext& ctx) {
+        if (html::wants_html(req[http::field::accept]))
+            return html_resolution(req, ctx, false);
         std::optional<Handle> h;
         if (auto r = path_handle(req, ctx, h))
             return *r;
@@ -464,6 +731,7 @@ private:
         }
         if (!want_pretty)
             return json_response(req, http::status::ok, std::move(compact));
+        count_resolutions(1);
         json::object body{
             {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
         return json_response(req, http::status::ok, pretty(body));
@@ -489,31 +757,14 @@ private:
         auto body = parse_body(req, error);
         if (!body)
             return responder.send(handle_error(req, kRcInvalidValue, h->spelling(), error));
-        const json::value* values_json = &*body;
-        std::optional<std::string> template_version;
-        if (const auto* obj = body->if_object()) {
-            values_json = obj->if_contains("values");
-            if (values_json == nullptr) {
-                return responder.send(
-                    handle_error(req, kRcInvalidValue, h->spelling(), "body needs \"values\""));
-            }
-            if (const auto* t = obj->if_contains("templateVersion")) {
-                if (!t->is_string() || t->get_string().empty()) {
-                    return responder.send(
-                        handle_error(req, kRcInvalidValue, h->spelling(),
-                                     "templateVersion must be a non-empty string"));
-                }
-                template_version = std::string(t->get_string());
-            }
-        }
-        auto values = api::values_from_json(*values_json);
+        auto values = api::record_values_from_json(*body);
         if (!values)
             return responder.send(
                 handle_error(req, kRcInvalidValue, h->spelling(), values.error().message));
         const auto indices = q.all("index");
         // The one shared step (record_write.hpp): template lookup, validation, TEMPLATE value,
         // non-public template items.
-        auto prepared = api::prepare_record(registry_.snapshot(), *h, std::move(template_version),
+        auto prepared = api::prepare_record(registry_.snapshot(), *h, std::nullopt,
                                             std::move(*values), !indices.empty());
         if (!prepared.ok()) {
             const auto m = map_errc(prepared.error->code);
@@ -676,16 +927,11 @@ private:
     Response list_homed(const Request& req, RequestContext&) {
         json::array prefixes;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto rec = decode_prefix(bytes); rec && rec->status == PrefixStatus::active) {
-                    prefixes.emplace_back(rec->prefix);
-                }
+        snapshot.for_each_entry(Table::prefixes, [&](const std::string&, const std::string& bytes) {
+            if (auto rec = decode_prefix(bytes); rec && rec->status == PrefixStatus::active) {
+                prefixes.emplace_back(rec->prefix);
             }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        });
         for (const auto& p : options_.homed_prefixes) {
             if (std::none_of(prefixes.begin(), prefixes.end(), [&](const json::value& v) {
                     return equals_folded(v.get_string(), p);
@@ -702,6 +948,8 @@ private:
     /// GET /{handle}: a path that is not a handle homed here is simply an unknown route (the
     /// catch-all must not turn every typo into a Handle error).
     Response proxy(const Request& req, RequestContext& ctx) {
+        if (html::wants_html(req[http::field::accept]))
+            return html_resolution(req, ctx, true);
         std::optional<Handle> h;
         if (path_handle(req, ctx, h)) {
             ctx.route = "unmatched";
@@ -715,7 +963,8 @@ private:
             for (const ValueView& v : view) {
                 if (!v.permissions.public_read())
                     continue;
-                if (location.empty() && equals_folded(v.type, "URL"))
+                if (location.empty() && equals_folded(v.type, "URL") &&
+                    html::redirect_target_ok(v.data))
                     location.assign(v.data);
                 json::object o;
                 api::value_to_json(o, v);
@@ -728,18 +977,156 @@ private:
         }
         auto query = parse_query(req.target());
         const bool noredirect = query && Query{*query}.has("noredirect");
-        if (!location.empty() && !noredirect) {
-            Response r{http::status::found, req.version()};
-            r.set(http::field::location, location);
-            r.set(http::field::content_type, "text/plain; charset=utf-8");
-            r.keep_alive(req.keep_alive());
-            r.body() = "see " + location + "\n";
-            r.prepare_payload();
-            return r;
-        }
+        if (!location.empty() && !noredirect)
+            return redirect_to(req, location);
         json::object body{
             {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
         return json_response(req, http::status::ok, json::serialize(body));
+    }
+
+    // ---- pages for people and QR codes (html_pages.hpp, qr.hpp) --------------------------------
+
+    /// GET /{handle} (proxy) and GET /api/handles/{handle} for browsers. The proxy route stays
+    /// anonymous and keeps its 302 to the URL value; the API route honours credentials (private
+    /// values are then shown, marked). Filters (type=, index=) are a JSON feature.
+    enum class PageRoute { proxy, api, search };
+
+    Response html_resolution(const Request& req, RequestContext& ctx, bool proxy_route) {
+        const std::string_view raw = ctx.param("handle");
+        auto decoded = percent_decode(raw);
+        if (!decoded) {
+            return html::page_response(req, http::status::bad_request,
+                                       html::render_problem_page(html::Problem::invalid, raw,
+                                                                 "malformed percent-encoding"));
+        }
+        return html_page(req, ctx, *decoded, proxy_route ? PageRoute::proxy : PageRoute::api);
+    }
+
+    Response html_page(const Request& req, RequestContext& ctx, const std::string& text,
+                       PageRoute route) {
+        using html::Problem;
+        const bool proxy_route = route != PageRoute::api;
+        auto problem = [&](Problem p, std::string_view handle, std::string_view detail) {
+            if (route == PageRoute::proxy && p == Problem::no_page)
+                ctx.route = "unmatched";
+            return html::page_response(req, html::problem_status(p),
+                                       html::render_problem_page(p, handle, detail));
+        };
+        auto h = parse_handle(text, options_.handle_limits);
+        if (!h) { // on the catch-all route a path without '/' is no identifier at all
+            return problem(route == PageRoute::proxy && text.find('/') == std::string::npos
+                               ? Problem::no_page
+                               : Problem::invalid,
+                           text, h.error().message);
+        }
+        if (!homed(h->prefix_key())) {
+            return problem(Problem::not_homed, h->spelling(),
+                           "prefix " + std::string(h->prefix()) + " is not homed on this node");
+        }
+        Principal who;
+        if (!proxy_route) {
+            if (auto r = authenticate(req, ctx, who, true))
+                return *r;
+        }
+        const bool include_private = !proxy_route && who.may_read_private(h->prefix_key());
+        auto page = html::build_handle_page(registry_.snapshot(), *h, include_private);
+        if (!page) {
+            if (page.code() == Errc::not_found)
+                return problem(Problem::not_found, h->spelling(), {});
+            return native_error(req, page.code(), page.error().message);
+        }
+        auto query = parse_query(req.target());
+        if (route == PageRoute::proxy && !page->redirect_url.empty() &&
+            !(query && Query{*query}.has("noredirect"))) {
+            return redirect_to(req, page->redirect_url);
+        }
+        return html::page_response(req, http::status::ok, html::render_handle_page(*page),
+                                   include_private);
+    }
+
+    /// GET / — the search page; GET /?handle=X shows X's page directly (no redirect to its URL
+    /// value: someone who searched wants to see the record).
+    Response search_page(const Request& req, RequestContext& ctx) {
+        auto query = parse_query(req.target());
+        if (!query) {
+            return html::page_response(
+                req, http::status::bad_request,
+                html::render_search_page({}, "查询参数无效 Malformed query"));
+        }
+        const Query q{std::move(*query)};
+        std::string wanted = q.get("handle");
+        const auto first = wanted.find_first_not_of(" \t\r\n");
+        wanted.erase(0, first == std::string::npos ? wanted.size() : first);
+        wanted.erase(wanted.find_last_not_of(" \t\r\n") + 1);
+        if (wanted.empty()) {
+            return html::page_response(
+                req, q.has("handle") ? http::status::bad_request : http::status::ok,
+                html::render_search_page({},
+                                         q.has("handle") ? "请输入标识 Enter an identifier" : ""));
+        }
+        return html_page(req, ctx, wanted, PageRoute::search);
+    }
+
+    /// GET /api/v1/qr/{handle}?format=svg|png&size=N — the handle's resolution URL on this node
+    /// (node.public_base_url, or https://{Host} when unset) as a QR code. The identifier must be
+    /// registered: labels are printed for identifiers that resolve.
+    Response qr_code(const Request& req, RequestContext& ctx) {
+        auto query = parse_query(req.target());
+        if (!query)
+            return native_error(req, Errc::invalid_value, "malformed query string");
+        const Query q{std::move(*query)};
+        const std::string format = q.get("format", "svg");
+        if (format != "svg" && format != "png")
+            return native_error(req, Errc::invalid_value, "format must be svg or png");
+        std::uint64_t size = qr::kDefaultImagePixels;
+        if (q.has("size") && (!parse_uint(q.get("size"), size) || size < qr::kMinImagePixels ||
+                              size > qr::kMaxImagePixels)) {
+            return native_error(req, Errc::invalid_value,
+                                "size must be an integer from " +
+                                    std::to_string(qr::kMinImagePixels) + " to " +
+                                    std::to_string(qr::kMaxImagePixels) + " (pixels)");
+        }
+        auto decoded = percent_decode(ctx.param("handle"));
+        if (!decoded)
+            return native_error(req, Errc::invalid_handle, "malformed percent-encoding");
+        auto h = parse_handle(*decoded, options_.handle_limits);
+        if (!h)
+            return native_error(req, Errc::invalid_handle, h.error().message);
+        if (!homed(h->prefix_key()))
+            return native_error(req, Errc::not_homed,
+                                "prefix " + std::string(h->prefix()) +
+                                    " is not homed on this node");
+        if (!registry_.snapshot().contains(*h))
+            return native_error(req, Errc::not_found,
+                                "identifier " + h->spelling() + " is not registered");
+        std::string base = options_.public_base_url;
+        if (base.empty()) {
+            const std::string_view host = req[http::field::host];
+            const bool host_ok =
+                !host.empty() && host.size() <= 255 &&
+                host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.-:[]") == std::string_view::npos;
+            if (!host_ok)
+                return native_error(req, Errc::invalid_value,
+                                    "no usable Host header; set node.public_base_url");
+            base = "https://" + std::string(host);
+        }
+        auto matrix = qr::encode(qr::resolution_url(base, h->spelling()));
+        if (!matrix)
+            return native_error(req, matrix.code(), matrix.error().message);
+        const int px = static_cast<int>(size);
+        auto image = format == "png" ? qr::to_png(*matrix, px) : qr::to_svg(*matrix, px);
+        if (!image)
+            return native_error(req, image.code(), image.error().message);
+        Response r{http::status::ok, req.version()};
+        r.set(http::field::content_type, format == "png" ? "image/png" : "image/svg+xml");
+        r.set("Content-Security-Policy", html::kContentSecurityPolicy);
+        r.set("X-Content-Type-Options", "nosniff");
+        r.set(http::field::cache_control, "public, max-age=3600");
+        r.keep_alive(req.keep_alive());
+        r.body() = std::move(*image);
+        r.prepare_payload();
+        return r;
     }
 
     // ---- native admin API ---------------------------------------------------------------------
@@ -818,19 +1205,15 @@ private:
         if (!parent.empty()) {
             std::uint64_t highest = 0;
             auto snapshot = registry_.snapshot();
-            std::string cursor = "";
             const std::string start = parent + ".";
-            do {
-                auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-                for (const auto& [key, bytes] : page.entries) {
+            snapshot.for_each_entry(
+                Table::prefixes, [&](const std::string& key, const std::string&) {
                     std::uint64_t n;
                     if (key.size() > start.size() && key.compare(0, start.size(), start) == 0 &&
                         parse_uint(std::string_view(key).substr(start.size()), n)) {
                         highest = std::max(highest, n);
                     }
-                }
-                cursor = page.next_cursor;
-            } while (!cursor.empty());
+                });
             rec.prefix =
                 parent + "." + std::to_string(highest + 1 + static_cast<unsigned>(attempt));
         }
@@ -887,18 +1270,14 @@ private:
             return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto rec = decode_prefix(bytes)) {
-                    auto o = prefix_json(*rec);
-                    o["identifiers"] = snapshot.count(key);
-                    out.push_back(std::move(o));
-                }
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::prefixes,
+                                [&](const std::string& key, const std::string& bytes) {
+                                    if (auto rec = decode_prefix(bytes)) {
+                                        auto o = prefix_json(*rec);
+                                        o["identifiers"] = snapshot.count(key);
+                                        out.push_back(std::move(o));
+                                    }
+                                });
         return json_response(req, http::status::ok,
                              json::serialize(json::object{{"prefixes", std::move(out)}}));
     }
@@ -1043,15 +1422,10 @@ private:
             return *r;
         json::array out;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::accounts, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                if (auto a = decode_account(bytes))
-                    out.push_back(account_json(*a));
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        snapshot.for_each_entry(Table::accounts, [&](const std::string&, const std::string& bytes) {
+            if (auto a = decode_account(bytes))
+                out.push_back(account_json(*a));
+        });
         return json_response(req, http::status::ok,
                              json::serialize(json::object{{"accounts", std::move(out)}}));
     }
@@ -1165,6 +1539,11 @@ private:
     std::atomic<std::uint64_t> limited_calls_{0};
     std::vector<std::string> homed_; // folded; fixed after construction
     std::unique_ptr<api::SnmsApi> snms_;
+    // Finished bulk outcomes by (account, Idempotency-Key): in memory, 10,000 keys, 24 h.
+    api::IdempotencyStore idempotency_{10000, std::chrono::hours(24)};
+    Family<Counter>* bulk_lines_ = nullptr; // idnode_bulk_lines_total{status}
+    std::atomic<std::int64_t> resolution_day_{0};
+    std::atomic<std::uint64_t> resolutions_{0};
 };
 
 void NodeApi::Impl::register_routes(Router& router) {
@@ -1183,6 +1562,15 @@ void NodeApi::Impl::register_routes(Router& router) {
     router.add(V::get, "/api/handles", sync(&Impl::list_handles));
     router.add(V::get, "/api/prefixes", sync(&Impl::list_homed));
     router.add(V::get, "/{handle...}", sync(&Impl::proxy));
+    router.add(V::get, "/", sync(&Impl::search_page));
+    router.add(V::get, "/api/v1/qr/{handle...}", sync(&Impl::qr_code));
+
+    router.add_streaming(V::post, "/api/v1/bulk",
+                         [this](const Request& req, const std::shared_ptr<StreamChannel>& channel) {
+                             return bulk(req, channel);
+                         });
+    router.add(V::post, "/api/v1/resolve", sync(&Impl::batch_resolve));
+    router.add(V::get, "/api/v1/stats", sync(&Impl::stats));
 
     router.add_async(V::post, "/api/v1/prefixes", async(&Impl::create_prefix));
     router.add(V::get, "/api/v1/prefixes", sync(&Impl::list_prefixes));

@@ -281,22 +281,18 @@ private:
         }
         json::array out;
         auto snapshot = registry_.snapshot();
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::templates, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
+        snapshot.for_each_entry(
+            Table::templates, [&](const std::string& key, const std::string& bytes) {
                 if (!filter.empty() && key.compare(0, filter.size(), filter) != 0)
-                    continue;
+                    return;
                 if (!who.may_read_private(key.substr(0, key.find('/'))))
-                    continue;
+                    return;
                 if (auto t = decode_template(bytes)) {
                     auto o = template_to_json(*t);
                     o["usage"] = snapshot.template_usage(key);
                     out.push_back(std::move(o));
                 }
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+            });
         return ApiOutcome{Kind::ok, {}, {}, json::object{{"templates", std::move(out)}}};
     }
 

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <ctime>
+#include <optional>
 
 namespace idnode::resolver::api {
 namespace json = boost::json;
@@ -368,7 +369,41 @@ registry::Result<std::vector<registry::HandleValue>> values_from_json(const json
     return out;
 }
 
+registry::Result<std::vector<registry::HandleValue>>
+record_values_from_json(const json::value& body) {
+    const json::value* values_json = &body;
+    std::optional<std::string> template_version;
+    if (const auto* obj = body.if_object()) {
+        values_json = obj->if_contains("values");
+        if (values_json == nullptr) {
+            return invalid("body needs \"values\"");
+        }
+        if (const auto* t = obj->if_contains("templateVersion")) {
+            if (!t->is_string() || t->get_string().empty()) {
+                return invalid("templateVersion must be a non-empty string");
+            }
+            template_version = std::string(t->get_string());
+        }
+    }
+    auto values = values_from_json(*values_json);
+    if (!values) {
+        return values;
+    }
+    if (template_version) {
+        std::erase_if(*values, [](const registry::HandleValue& v) {
+            return v.index == registry::kIndexTemplate;
+        });
+        registry::HandleValue t;
+        t.index = registry::kIndexTemplate;
+        t.type = "TEMPLATE";
+        t.data = *template_version;
+        values->push_back(std::move(t));
+    }
+    return values;
+}
+
 namespace {
+
 template <class V>
 void fill(json::object& out, const V& v, std::string_view type, std::string_view data) {
     out["index"] = v.index;

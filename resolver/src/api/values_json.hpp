@@ -30,6 +30,13 @@ registry::Result<registry::HandleValue> value_from_json(const boost::json::value
 registry::Result<std::vector<registry::HandleValue>>
 values_from_json(const boost::json::value& json);
 
+/// The values of a whole-record write, shared by the Handle REST PUT and bulk lines: `body` is
+/// an object with "values" and an optional "templateVersion" (non-empty string, stored as value
+/// index 1001 TEMPLATE, replacing a client-sent one), or a bare values array. Errors are
+/// invalid_value with a message for the client.
+registry::Result<std::vector<registry::HandleValue>>
+record_values_from_json(const boost::json::value& body);
+
 void value_to_json(boost::json::object& out, const registry::ValueView& value);
 boost::json::object value_to_json(const registry::HandleValue& value);
 

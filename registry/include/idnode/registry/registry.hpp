@@ -221,6 +221,12 @@ public:
     /// Number of identifiers under exactly `prefix` (maintained counter, O(1)).
     std::uint64_t count(std::string_view prefix) const;
     std::uint64_t count_all() const;
+    /// Identifiers created on the UTC day containing `unix_seconds`: all of them, or only those
+    /// under exactly `prefix`. Kept by the writer in the same transaction; deletions do not
+    /// lower it.
+    std::uint64_t registrations(std::int64_t unix_seconds, std::string_view prefix = {}) const;
+    /// Every prefix holding identifiers, with its count (folded prefix, count), in key order.
+    std::vector<std::pair<std::string, std::uint64_t>> prefix_counts() const;
 
     /// Identifiers whose TEMPLATE value (index 1001) names the template with entry key
     /// `template_key` (template.hpp: folded prefix + "/" + version). Maintained by the writer,
@@ -229,6 +235,10 @@ public:
 
     std::optional<std::string> get_entry(Table table, std::string_view key) const;
     EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
+    /// Every entry of `table` in key order (list_entries page by page): `fn(key, value)`.
+    void for_each_entry(
+        Table table,
+        const std::function<void(const std::string& key, const std::string& value)>& fn) const;
 
     /// Change-log entries with sequence >= from, at most `limit`.
     std::vector<ChangeEntry> changes(std::uint64_t from, std::size_t limit) const;

@@ -28,6 +28,8 @@
 
 namespace idnode::resolver {
 
+class MetricsRegistry;
+
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
@@ -35,6 +37,10 @@ struct NodeApiOptions {
     double rate_per_account = 0;            // requests/s per authenticated account; 0 = off
     bool snms_token_v1 = true;              // POST /identity/token/v1 enabled (snms.token_v1)
     std::uint32_t snms_token_ttl_s = 86400; // login token lifetime (snms.token_ttl_s)
+    /// Where the API registers its own metrics (bulk lines); nullptr = none. Must outlive it.
+    MetricsRegistry* metrics = nullptr;
+    /// Longest accepted bulk NDJSON line (one record; like a single-record body).
+    std::size_t max_bulk_line_bytes = 64 * 1024;
 };
 
 class NodeApi {

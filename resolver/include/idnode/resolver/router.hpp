@@ -17,6 +17,7 @@
 #pragma once
 
 #include "idnode/resolver/http.hpp"
+#include "idnode/resolver/streaming.hpp"
 
 #include <string>
 #include <variant>
@@ -28,6 +29,9 @@ class Router {
 public:
     void add(http::verb method, std::string pattern, Handler handler);
     void add_async(http::verb method, std::string pattern, AsyncHandler handler);
+    /// A route whose body is streamed (see streaming.hpp). Reached through `as_stream_dispatch`;
+    /// `dispatch` answers such a route with 500 (a server without streaming support).
+    void add_streaming(http::verb method, std::string pattern, StreamHandler handler);
 
     /// Routes one request. Sets `context().route` and `context().params` before calling the
     /// handler; always results in exactly one `responder.send`.
@@ -35,6 +39,13 @@ public:
 
     /// A `Dispatch` bound to this router; the router must outlive every use of it.
     Dispatch as_dispatch() const;
+
+    /// The streaming handler for a request header (setting context.route and params), or
+    /// nullptr when the request is not for a streaming route (it is then read whole and
+    /// dispatched as usual, which also produces the 404/405 answers).
+    const StreamHandler* find_streaming(const Request& header, RequestContext& context) const;
+    /// A `StreamDispatch` bound to this router; the router must outlive every use of it.
+    StreamDispatch as_stream_dispatch() const;
 
 private:
     enum class SegmentKind { literal = 0, param = 1, rest = 2 };
@@ -46,11 +57,11 @@ private:
         http::verb method;
         std::string pattern;
         std::vector<Segment> segments;
-        std::variant<Handler, AsyncHandler> handler;
+        std::variant<Handler, AsyncHandler, StreamHandler> handler;
     };
 
     void add_route(http::verb method, std::string pattern,
-                   std::variant<Handler, AsyncHandler> handler);
+                   std::variant<Handler, AsyncHandler, StreamHandler> handler);
     static std::vector<Segment> compile(const std::string& pattern);
     static bool match(const Route& route, std::string_view path,
                       std::vector<std::pair<std::string, std::string>>* params);

@@ -28,6 +28,7 @@
 
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/http.hpp"
+#include "idnode/resolver/streaming.hpp"
 
 #include <functional>
 #include <memory>
@@ -61,6 +62,10 @@ public:
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
+
+    /// Enables streamed request bodies (streaming.hpp), usually `router.as_stream_dispatch()`.
+    /// Call before run(); must outlive the Server.
+    void set_stream_dispatch(StreamDispatch dispatch);
 
     /// The addresses actually bound.
     HostPort https_endpoint() const;

@@ -1,0 +1,171 @@
+// The NDJSON bulk upload (DESIGN §5.3 Bulk), independent of sockets: a BodyConsumer that turns
+// the streamed body into registry write batches and writes NDJSON results to a StreamChannel.
+// Internal to the resolver.
+//
+// Flow: bytes -> lines (a line longer than max_line_bytes is skipped to its end and reported as
+// `line_too_long`; blank lines are skipped without a result) -> one JSON object per line ->
+// record_values_from_json (the same conversion as PUT /api/handles) -> node checks and template
+// validation (`check`) ->
+// PutRecord in the current batch. A batch is submitted when it holds batch_records records or
+// the body ends. Result lines of a batch (including its malformed lines, so output stays in
+// input order) are written only after the batch's group commit is durable, then the summary.
+//
+// Backpressure and fairness: at most max_in_flight batches of one upload are submitted and not
+// yet durable; beyond that on_body asks the server to stop reading. Every upload therefore has a
+// bounded share of the writer's FIFO queue, whatever its size or speed.
+//
+// Memory: one line buffer (<= max_line_bytes), the open batch and the in-flight batches, and
+// (for an Idempotency-Key) the error lines kept for replay, capped at kMaxReplayErrors.
+//
+// Threading: on_body/on_end/on_stop/on_abort run on the connection's executor; registry
+// completions (writer thread) hop back there through channel->post before touching state.
+#pragma once
+
+#include "idnode/registry/registry.hpp"
+#include "idnode/resolver/streaming.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace idnode::resolver::api {
+
+struct BulkSummary {
+    std::uint64_t lines = 0; // non-blank lines
+    std::uint64_t created = 0;
+    std::uint64_t replaced = 0;
+    std::uint64_t unchanged = 0;
+    std::uint64_t errors = 0;
+};
+
+/// A per-line refusal: snake_case code and a message.
+struct LineError {
+    std::string code;
+    std::string message;
+};
+
+struct BulkOptions {
+    registry::PutMode mode = registry::PutMode::create;
+    bool errors_only = false;
+    registry::HandleLimits handle_limits{};
+    std::size_t max_line_bytes = 64 * 1024;
+    std::size_t batch_records = 2000;
+    std::size_t max_in_flight = 4;
+};
+
+/// Error lines kept per Idempotency-Key for replay; beyond, the replay says how many were cut.
+inline constexpr std::size_t kMaxReplayErrors = 10000;
+
+/// Outcomes of finished uploads by (account, Idempotency-Key), in memory, bounded by count and
+/// age. Thread-safe.
+class IdempotencyStore {
+public:
+    IdempotencyStore(std::size_t max_entries, std::chrono::seconds ttl)
+        : max_entries_(max_entries), ttl_(ttl) {}
+
+    enum class Claim { fresh, in_progress, done };
+    /// Claims the key for a new upload (fresh), or reports that one runs (in_progress) or has
+    /// finished; then `replay` receives its stored output (error lines + summary).
+    Claim claim(const std::string& key, std::string& replay);
+    /// The upload finished: keep its output for replay.
+    void complete(const std::string& key, std::string replay);
+    /// The upload did not finish (disconnect, stop): forget the key so that a retry runs.
+    void release(const std::string& key);
+
+private:
+    struct Entry {
+        bool done = false;
+        std::string replay;
+        std::chrono::steady_clock::time_point created;
+    };
+    void expire(std::chrono::steady_clock::time_point now);
+
+    std::size_t max_entries_;
+    std::chrono::seconds ttl_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, Entry> entries_;
+    std::deque<std::string> order_; // insertion order, for expiry and the size bound
+};
+
+/// Counts of processed lines for metrics (called on the connection's executor).
+using BulkLineObserver = std::function<void(const char* status, std::uint64_t count)>;
+
+class BulkUpload : public std::enable_shared_from_this<BulkUpload> {
+public:
+    /// Authorises one record and prepares its values for storage (template validation, the
+    /// TEMPLATE value, non-public template items: record_write.hpp); a refusal fails the line.
+    using Check = std::function<std::optional<LineError>(const registry::Handle&,
+                                                         std::vector<registry::HandleValue>&)>;
+    using Submit = std::function<void(registry::WriteBatch, registry::Completion)>;
+
+    /// Starts the NDJSON response on `channel`. `check` authorises and prepares one record (called
+    /// on the connection's executor); `submit` queues a batch (usually Registry::submit).
+    /// `idempotency_key` (may be empty) is completed or released in `store` at the end.
+    static std::unique_ptr<BodyConsumer> start(BulkOptions options, std::string account,
+                                               std::shared_ptr<StreamChannel> channel, Check check,
+                                               Submit submit, BulkLineObserver observer = {},
+                                               IdempotencyStore* store = nullptr,
+                                               std::string idempotency_key = {});
+
+    BulkUpload(BulkOptions options, std::string account, std::shared_ptr<StreamChannel> channel,
+               Check check, Submit submit, BulkLineObserver observer, IdempotencyStore* store,
+               std::string idempotency_key);
+
+    bool on_body(std::string_view bytes);
+    void on_end();
+    void on_stop();
+    void on_abort();
+
+private:
+    struct Entry {
+        std::uint64_t line = 0;
+        std::string handle;
+        std::optional<LineError> error; // failed before reaching the registry
+    };
+    struct Batch {
+        std::vector<Entry> entries;
+        registry::WriteBatch write;
+        registry::BatchResult results;
+        bool durable = false;
+    };
+
+    void process_line(std::string_view line);
+    void fail_line(std::string_view handle, std::string code, std::string message);
+    void flush();
+    void on_durable();
+    void emit(Batch& batch);
+    void maybe_finish();
+    std::string summary_line() const;
+
+    BulkOptions options_;
+    std::string account_;
+    std::shared_ptr<StreamChannel> channel_;
+    Check check_;
+    Submit submit_;
+    BulkLineObserver observer_;
+    IdempotencyStore* store_;
+    std::string idempotency_key_;
+
+    std::string partial_;   // bytes of a line not yet terminated
+    bool skipping_ = false; // inside an over-long line, until its newline
+    std::uint64_t line_no_ = 0;
+    std::unique_ptr<Batch> open_;
+    std::deque<std::shared_ptr<Batch>> in_flight_;
+    BulkSummary summary_;
+    std::string replay_errors_;
+    std::size_t replay_error_count_ = 0;
+    bool ended_ = false;
+    bool stopped_ = false;
+    bool aborted_ = false;
+    bool finished_ = false;
+    bool paused_ = false;
+};
+
+} // namespace idnode::resolver::api
