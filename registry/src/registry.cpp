@@ -1133,6 +1133,7 @@ struct RegistryImpl::GroupContext {
 
     std::string change_buffer;
     std::string record_buffer;
+    std::string key_buffer;
     std::string last_prefix_key, last_template_key;
     // Into count_deltas (a std::map: element addresses stay valid).
     std::int64_t* last_prefix_delta = nullptr;
@@ -1394,13 +1395,22 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
     }
     auto view = RecordView::parse(op.record);
     if (!view) {
-        return failed(Errc::invalid_value, op.handle.spelling() +
-                                               ": the encoded record is malformed (" +
-                                               view.error().message + ")");
+        return failed(Errc::invalid_value,
+                      "the encoded record is malformed (" + view.error().message + ")");
     }
-    const IdentifierKey key(op.handle.key());
-    bool fast = op.mode != PutMode::replace && view->spelling() == op.handle.spelling() &&
-                view->size() > 0 && view->size() <= options_.value_limits.max_values &&
+    const std::string_view spelling = view->spelling();
+    // The folded key, built in a reused buffer (Handle::key() without the allocations).
+    std::string& folded = ctx.key_buffer;
+    folded.assign(spelling);
+    for (char& c : folded) {
+        if (c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');
+        }
+    }
+    const std::size_t slash = folded.find('/');
+    const IdentifierKey key(folded);
+    bool fast = slash != std::string::npos && op.mode != PutMode::replace && view->size() > 0 &&
+                view->size() <= options_.value_limits.max_values &&
                 std::string_view(key) > std::string_view(ctx.ids_last_key);
     std::string_view template_version;
     if (fast) {
@@ -1420,8 +1430,16 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
         fast = fast && bytes <= options_.value_limits.max_record_bytes;
     }
     if (!fast) {
+        // The submitter validated the spelling under its own length limit: re-parse it under the
+        // protocol's maximum only to rebuild the Handle.
+        auto handle = parse_handle(spelling, HandleLimits{kHandleProtocolMaxLength});
+        if (!handle) {
+            return failed(handle.error().code,
+                          std::string(spelling) + ": " + handle.error().message);
+        }
         auto record = view->to_record();
-        return apply_put(ctx, PutRecord{op.handle, std::move(record.values), op.mode}, account);
+        return apply_put(
+            ctx, PutRecord{std::move(handle).value(), std::move(record.values), op.mode}, account);
     }
     // Stamp every value `now` (a new record has no earlier timestamps to keep).
     std::string& bytes = ctx.record_buffer;
@@ -1433,10 +1451,9 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
         std::memcpy(bytes.data() + offset, stamp_bytes, 4);
     }
     ctx.insert_identifier(ids_, key, bytes);
-    ctx.count_one(op.handle.prefix_key(), template_version);
+    ctx.count_one(std::string_view(folded).substr(0, slash), template_version);
     OpResult result{Outcome::created, {}, 0};
-    ctx.log(ChangeKind::identifier, Outcome::created, account, op.handle.spelling(), bytes, result,
-            changes_);
+    ctx.log(ChangeKind::identifier, Outcome::created, account, spelling, bytes, result, changes_);
     return result;
 }
 

@@ -486,7 +486,8 @@ TEST_CASE("pre-encoded records are refused outside an exclusive registry and whe
     enc.add(1, "URL", "u");
     {
         auto reg = Registry::open(options_in(dir));
-        auto r = reg->write(PutEncodedRecord{handle("88.118.8/X"), record, PutMode::create});
+        auto bytes = std::make_shared<const std::string>(record);
+        auto r = reg->write(PutEncodedRecord{*bytes, bytes, PutMode::create});
         CHECK(r.outcome == Outcome::failed);
         CHECK(r.error.code == Errc::invalid_value);
         CHECK_FALSE(exists(*reg, "88.118.8/X"));

@@ -203,7 +203,7 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
         }
         // NDJSON: straight into the stored encoding (no JSON document, no value objects).
         if (ndjson.parse_encoded(line, record.handle, encoded, error)) {
-            loader->add_encoded(line_no, record.handle, std::move(encoded));
+            loader->add_encoded(line_no, record.handle, encoded); // copied: `encoded` is reused
         } else {
             loader->reject(line_no, error.handle, error.error);
         }

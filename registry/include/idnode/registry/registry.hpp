@@ -114,15 +114,20 @@ struct DeleteEntry {
 };
 
 /// Bulk loads: a record already in the stored encoding (value.hpp: RecordEncoder or
-/// encode_record), whose spelling must be handle.spelling(). Same semantics, validation, error
-/// messages, counters, change-log entry and stored bytes as PutRecord with the decoded values.
-/// The writer's fast path (new key beyond the last one, values in ascending index order, valid)
-/// stamps the timestamps in place and appends without decoding; anything else (an existing
-/// record, out-of-order indices, an invalid value) is decoded and applied as a PutRecord. Only
-/// for an OpenMode::exclusive registry (offline loads); elsewhere it fails with invalid_value.
+/// encode_record); the identifier is the record's own spelling, which must be a handle that
+/// parse_handle accepts (the submitter validates it: OfflineLoader does; the writer re-parses it
+/// only on its slow path). Same semantics, validation, error messages, counters, change-log entry
+/// and stored bytes as PutRecord with the decoded values. The writer's fast path (new key beyond
+/// the last one, values in ascending index order, valid) stamps the timestamps while copying and
+/// appends without decoding; anything else (an existing record, out-of-order indices, an invalid
+/// value) is decoded and applied as a PutRecord. Only for an OpenMode::exclusive registry
+/// (offline loads); elsewhere it fails with invalid_value.
+///
+/// Lifetime: `record` views bytes that `owner` keeps alive (typically one buffer shared by every
+/// op of a batch, so that a load allocates per batch, not per record).
 struct PutEncodedRecord {
-    Handle handle;
-    std::string record;
+    std::string_view record;
+    std::shared_ptr<const void> owner;
     PutMode mode = PutMode::create;
 };
 
