@@ -10,104 +10,261 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <mutex>
-#include <queue>
+#include <optional>
+
 #include <unistd.h>
 
 namespace idnode::registry {
 
 namespace {
 
-/// One record waiting to be sorted: its sort key (folded handle), input line, and the record in
-/// the registry's own encoding (spelling + values), which is also its on-disk form in a run.
-struct SortItem {
-    std::string key;
+/// Records waiting to be sorted, in one arena (no allocation per record): each entry is the sort
+/// key (folded handle) followed by the record in the registry's own encoding.
+struct SortEntry {
+    std::size_t at = 0;
+    std::uint32_t key_size = 0;
+    std::uint32_t record_size = 0;
     std::uint64_t line = 0;
-    std::string record;
+    // The 8 key bytes after the prefix every key of the buffer shares, big-endian, zero-padded:
+    // comparing it orders most pairs without touching the arena (a cache miss per key).
+    std::uint64_t probe = 0;
 };
 
-bool item_less(const SortItem& a, const SortItem& b) {
+/// One record as the merge sees it; the views stay valid until its source advances.
+struct SortHead {
+    std::string_view key;
+    std::uint64_t line = 0;
+    std::string_view record;
+};
+
+bool head_less(const SortHead& a, const SortHead& b) {
     if (a.key != b.key) {
         return a.key < b.key;
     }
-    return a.line < b.line;
+    return a.line < b.line; // equal handles keep their input order
 }
 
-void put_u32(std::FILE* f, std::uint32_t v) {
-    std::fwrite(&v, sizeof v, 1, f);
-}
+/// Records waiting to be sorted: keys and records back to back in one arena, plus their places.
+struct SortBuffer {
+    std::string bytes;
+    std::vector<SortEntry> entries;
+
+    void add(std::string_view key, std::uint64_t line, std::string_view record) {
+        entries.push_back(SortEntry{bytes.size(), static_cast<std::uint32_t>(key.size()),
+                                    static_cast<std::uint32_t>(record.size()), line});
+        bytes.append(key);
+        bytes.append(record);
+    }
+    std::size_t size_bytes() const { return bytes.size() + entries.size() * sizeof(SortEntry); }
+    std::string_view key(const SortEntry& e) const {
+        return std::string_view(bytes).substr(e.at, e.key_size);
+    }
+    SortHead head(const SortEntry& e) const {
+        const std::string_view all(bytes);
+        return SortHead{all.substr(e.at, e.key_size), e.line,
+                        all.substr(e.at + e.key_size, e.record_size)};
+    }
+    void sort() {
+        if (entries.empty()) {
+            return;
+        }
+        // Length of the prefix all keys share (keys arrive in arena order: a sequential pass).
+        const std::string_view first = key(entries.front());
+        std::size_t common = first.size();
+        for (const auto& e : entries) {
+            const std::string_view k = key(e);
+            const std::size_t n = std::min(common, k.size());
+            std::size_t i = 0;
+            while (i < n && k[i] == first[i]) {
+                ++i;
+            }
+            common = i;
+        }
+        for (auto& e : entries) {
+            const std::string_view k = key(e);
+            std::uint64_t probe = 0;
+            for (std::size_t i = 0; i < 8; ++i) {
+                const std::size_t at = common + i;
+                probe = (probe << 8) |
+                        (at < k.size() ? static_cast<unsigned char>(k[at]) : std::uint64_t{0});
+            }
+            e.probe = probe;
+        }
+        // Byte-wise order of keys with a shared prefix = order of the bytes after it; the probe
+        // (zero-padded) agrees with it wherever it differs. Ties fall back to the whole key.
+        std::sort(entries.begin(), entries.end(), [this](const SortEntry& a, const SortEntry& b) {
+            if (a.probe != b.probe) {
+                return a.probe < b.probe;
+            }
+            const std::string_view ka = key(a), kb = key(b);
+            if (ka != kb) {
+                return ka < kb;
+            }
+            return a.line < b.line; // equal handles keep their input order
+        });
+    }
+    void clear() {
+        bytes.clear(); // keeps the capacity for the next fill
+        entries.clear();
+    }
+};
 
 /// A sorted run in an unlinked temp file: [u32 key][key][u64 line][u32 record][record]...
-/// (host byte order: a run never leaves this process).
+/// (host byte order: a run never leaves this process). Buffered by hand: one write/read call
+/// per MiB, none per record.
 class RunFile {
 public:
     explicit RunFile(const std::filesystem::path& dir) {
         std::string pattern = (dir / "idctl-load-run-XXXXXX").string();
-        const int fd = ::mkstemp(pattern.data());
-        if (fd < 0) {
+        fd_ = ::mkstemp(pattern.data());
+        if (fd_ < 0) {
             throw std::runtime_error("cannot create a sort run in " + dir.string() + ": " +
                                      std::strerror(errno));
         }
         ::unlink(pattern.c_str()); // nothing to clean up after a crash
-        file_ = ::fdopen(fd, "w+b");
-        if (file_ == nullptr) {
-            ::close(fd);
-            throw std::runtime_error("fdopen failed for a sort run");
-        }
-        buffer_.resize(1 << 20);
-        std::setvbuf(file_, buffer_.data(), _IOFBF, buffer_.size());
+        buffer_.reserve(kBufferBytes * 2);
     }
-    ~RunFile() {
-        if (file_ != nullptr) {
-            std::fclose(file_);
-        }
-    }
+    ~RunFile() { ::close(fd_); }
     RunFile(const RunFile&) = delete;
     RunFile& operator=(const RunFile&) = delete;
 
-    void write(const SortItem& item) {
-        put_u32(file_, static_cast<std::uint32_t>(item.key.size()));
-        std::fwrite(item.key.data(), 1, item.key.size(), file_);
-        std::fwrite(&item.line, sizeof item.line, 1, file_);
-        put_u32(file_, static_cast<std::uint32_t>(item.record.size()));
-        std::fwrite(item.record.data(), 1, item.record.size(), file_);
+    void write(std::string_view key, std::uint64_t line, std::string_view record) {
+        append_u32(static_cast<std::uint32_t>(key.size()));
+        buffer_.append(key);
+        buffer_.append(reinterpret_cast<const char*>(&line), sizeof line);
+        append_u32(static_cast<std::uint32_t>(record.size()));
+        buffer_.append(record);
+        if (buffer_.size() >= kBufferBytes) {
+            flush();
+        }
     }
     /// Switches from writing to reading from the start. Throws on a write error (disk full).
     void rewind() {
-        if (std::fflush(file_) != 0 || std::ferror(file_)) {
-            throw std::runtime_error(std::string("writing a sort run failed: ") +
+        flush();
+        if (::lseek(fd_, 0, SEEK_SET) != 0) {
+            throw std::runtime_error(std::string("rewinding a sort run failed: ") +
                                      std::strerror(errno));
         }
-        std::rewind(file_);
+        buffer_.clear();
+        begin_ = 0;
     }
-    /// Next item; false at the end.
-    bool read(SortItem& item) {
-        std::uint32_t n = 0;
-        if (std::fread(&n, sizeof n, 1, file_) != 1) {
+    /// Next item (views valid until the next call); false at the end.
+    bool read(SortHead& item) {
+        std::uint32_t key_size = 0, record_size = 0;
+        if (!fill(sizeof key_size)) {
+            if (buffer_.size() != begin_) {
+                throw std::runtime_error("a sort run is truncated");
+            }
             return false;
         }
-        item.key.resize(n);
-        std::uint32_t r = 0;
-        if (std::fread(item.key.data(), 1, n, file_) != n ||
-            std::fread(&item.line, sizeof item.line, 1, file_) != 1 ||
-            std::fread(&r, sizeof r, 1, file_) != 1) {
+        std::memcpy(&key_size, buffer_.data() + begin_, sizeof key_size);
+        if (!fill(sizeof key_size + key_size + sizeof item.line + sizeof record_size)) {
             throw std::runtime_error("a sort run is truncated");
         }
-        item.record.resize(r);
-        if (std::fread(item.record.data(), 1, r, file_) != r) {
+        const std::size_t record_size_at = begin_ + 4 + key_size + sizeof item.line;
+        std::memcpy(&record_size, buffer_.data() + record_size_at, sizeof record_size);
+        const std::size_t total = 4 + key_size + sizeof item.line + 4 + record_size;
+        if (!fill(total)) {
             throw std::runtime_error("a sort run is truncated");
         }
+        const char* p = buffer_.data() + begin_;
+        item.key = std::string_view(p + 4, key_size);
+        std::memcpy(&item.line, p + 4 + key_size, sizeof item.line);
+        item.record = std::string_view(p + total - record_size, record_size);
+        begin_ += total;
         return true;
     }
 
 private:
-    std::FILE* file_ = nullptr;
-    std::vector<char> buffer_;
+    static constexpr std::size_t kBufferBytes = 1 << 20;
+
+    void append_u32(std::uint32_t v) {
+        buffer_.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    void flush() {
+        std::size_t done = 0;
+        while (done < buffer_.size()) {
+            const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                throw std::runtime_error(std::string("writing a sort run failed: ") +
+                                         std::strerror(errno));
+            }
+            done += static_cast<std::size_t>(n);
+        }
+        buffer_.clear();
+    }
+    /// Makes `n` bytes available from begin_; false if the file ends first.
+    bool fill(std::size_t n) {
+        while (buffer_.size() - begin_ < n) {
+            if (begin_ > 0) {
+                buffer_.erase(0, begin_);
+                begin_ = 0;
+            }
+            const std::size_t have = buffer_.size();
+            buffer_.resize(std::max(have + kBufferBytes, n));
+            ssize_t got;
+            do {
+                got = ::read(fd_, buffer_.data() + have, buffer_.size() - have);
+            } while (got < 0 && errno == EINTR);
+            if (got < 0) {
+                throw std::runtime_error(std::string("reading a sort run failed: ") +
+                                         std::strerror(errno));
+            }
+            buffer_.resize(have + static_cast<std::size_t>(got));
+            if (got == 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    int fd_ = -1;
+    std::string buffer_;
+    std::size_t begin_ = 0;
 };
 
 bool fatal_code(Errc code) {
     return code == Errc::storage_full || code == Errc::internal || code == Errc::unavailable;
 }
+
+/// Batch buffers handed back by the writer once its ops are gone, so that a long load reuses a
+/// few warm buffers instead of faulting in fresh memory for every batch.
+class BufferPool {
+public:
+    static std::shared_ptr<std::string> take(const std::shared_ptr<BufferPool>& self,
+                                             std::size_t reserve) {
+        std::string* buffer = nullptr;
+        {
+            std::lock_guard lock(self->mutex_);
+            if (!self->free_.empty()) {
+                buffer = self->free_.back().release();
+                self->free_.pop_back();
+            }
+        }
+        if (buffer == nullptr) {
+            buffer = new std::string();
+            buffer->reserve(reserve);
+        }
+        buffer->clear();
+        return std::shared_ptr<std::string>(buffer, [self](std::string* b) { self->give(b); });
+    }
+
+private:
+    void give(std::string* b) {
+        std::unique_ptr<std::string> owned(b);
+        std::lock_guard lock(mutex_);
+        if (free_.size() < 8) {
+            free_.push_back(std::move(owned));
+        }
+    }
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<std::string>> free_;
+};
 
 } // namespace
 
@@ -121,14 +278,26 @@ struct OfflineLoader::Impl {
     std::string last_key; // of the last record fed in order
     bool spilling = false;
 
-    // Direct path: the batch being filled.
-    WriteBatch batch;
+    // The batch being filled: its records back to back in one pooled buffer, each one's place
+    // and input line (the spelling for the rejections file is read back from the record).
+    std::shared_ptr<BufferPool> pool = std::make_shared<BufferPool>();
+    std::shared_ptr<std::string> batch_bytes;
+    std::vector<std::pair<std::size_t, std::size_t>> batch_slices;
     std::vector<std::uint64_t> batch_lines;
+    std::size_t batch_reserve = 4 << 20;
 
-    // Sort path.
-    std::vector<SortItem> buffer;
-    std::size_t buffer_bytes = 0;
+    // The last prefix checked against the homed ones (sorted input repeats it).
+    std::string last_homed_prefix;
+    bool last_homed = false;
+    std::string reencoded; // add_encoded with a record spelled differently from its handle
+    std::string encoded;   // add()
+
+    // Sort path: `filling` takes records; a full one becomes `spilled`, which a background
+    // thread sorts and writes as a run. Declared before pending_spill, whose destructor waits
+    // for that thread.
+    SortBuffer filling, spilled;
     std::vector<std::unique_ptr<RunFile>> runs;
+    std::future<std::unique_ptr<RunFile>> pending_spill;
 
     // Shared with completions on the writer thread.
     std::mutex mutex;
@@ -149,34 +318,52 @@ struct OfflineLoader::Impl {
         }
     }
 
-    bool homes(std::string_view prefix_key) const {
-        return std::any_of(homed.begin(), homed.end(), [&](const std::string& node) {
+    bool homes(std::string_view prefix_key) {
+        if (!last_homed_prefix.empty() && prefix_key == last_homed_prefix) {
+            return last_homed;
+        }
+        last_homed = std::any_of(homed.begin(), homed.end(), [&](const std::string& node) {
             return prefix_is_under(prefix_key, node);
         });
+        last_homed_prefix.assign(prefix_key);
+        return last_homed;
     }
 
+    struct SubmittedBatch {
+        std::shared_ptr<const std::string> bytes;
+        std::vector<std::pair<std::size_t, std::size_t>> slices;
+        std::vector<std::uint64_t> lines;
+
+        std::string spelling(std::size_t i) const {
+            auto view = RecordView::parse(
+                std::string_view(*bytes).substr(slices[i].first, slices[i].second));
+            return view ? std::string(view->spelling()) : std::string();
+        }
+    };
+
     void submit_batch() {
-        if (batch.ops.empty()) {
+        if (batch_slices.empty()) {
             return;
         }
         {
             std::lock_guard lock(mutex);
             ++in_flight;
         }
+        auto submitted = std::make_shared<SubmittedBatch>();
+        submitted->bytes = std::move(batch_bytes);
+        submitted->slices.swap(batch_slices);
+        submitted->lines.swap(batch_lines);
+        batch_slices.reserve(options.batch_records);
+        batch_lines.reserve(options.batch_records);
+        const std::string_view bytes(*submitted->bytes);
         WriteBatch out;
         out.account = options.account;
-        out.ops.swap(batch.ops);
-        batch.ops.reserve(options.batch_records);
-        auto lines = std::make_shared<std::vector<std::uint64_t>>();
-        lines->swap(batch_lines);
-        batch_lines.reserve(options.batch_records);
-        // Spellings for the rejections file, taken only when something failed.
-        auto spellings = std::make_shared<std::vector<std::string>>();
-        spellings->reserve(out.ops.size());
-        for (const auto& op : out.ops) {
-            spellings->push_back(std::get<PutRecord>(op).handle.spelling());
+        out.ops.reserve(submitted->slices.size());
+        for (const auto& [at, size] : submitted->slices) {
+            out.ops.emplace_back(
+                PutEncodedRecord{bytes.substr(at, size), submitted->bytes, options.mode});
         }
-        registry->submit(std::move(out), [this, lines, spellings](BatchResult results) {
+        registry->submit(std::move(out), [this, submitted](BatchResult results) {
             std::lock_guard lock(mutex);
             for (std::size_t i = 0; i < results.size(); ++i) {
                 const OpResult& r = results[i];
@@ -200,7 +387,8 @@ struct OfflineLoader::Impl {
                     } else {
                         ++summary.rejected;
                         if (sink) {
-                            sink(LoadRejection{(*lines)[i], (*spellings)[i], r.error});
+                            sink(LoadRejection{submitted->lines[i], submitted->spelling(i),
+                                               r.error});
                         }
                     }
                 }
@@ -210,83 +398,108 @@ struct OfflineLoader::Impl {
         });
     }
 
-    void feed(std::uint64_t line, Handle handle, std::vector<HandleValue> values) {
-        batch.ops.push_back(PutRecord{std::move(handle), std::move(values), options.mode});
+    /// Appends a record (spelled as its handle) to the batch being filled.
+    void feed(std::uint64_t line, std::string_view record) {
+        if (!batch_bytes) {
+            batch_bytes = BufferPool::take(pool, batch_reserve);
+        }
+        batch_slices.emplace_back(batch_bytes->size(), record.size());
+        batch_bytes->append(record);
         batch_lines.push_back(line);
-        if (batch.ops.size() >= options.batch_records) {
+        if (batch_slices.size() >= options.batch_records) {
+            batch_reserve = std::max(batch_reserve, batch_bytes->size());
             submit_batch();
         }
     }
 
-    void spill() {
-        std::sort(buffer.begin(), buffer.end(), item_less);
-        auto run = std::make_unique<RunFile>(options.temp_dir);
-        for (const auto& item : buffer) {
-            run->write(item);
-        }
-        run->rewind();
-        runs.push_back(std::move(run));
-        ++summary.runs;
-        buffer.clear();
-        buffer_bytes = 0;
+    /// Half of --sort-memory: one buffer fills while the other is sorted and spilled.
+    std::size_t sort_buffer_limit() const {
+        return std::max<std::size_t>(options.sort_memory_bytes / 2, 1);
     }
 
-    void feed_encoded(const SortItem& item) {
-        auto record = decode_record(item.record);
-        auto handle = record ? parse_handle(record->spelling, options.handle_limits)
-                             : Result<Handle>(record.error());
-        if (!handle) {
-            report(item.line, record ? record->spelling : std::string(), handle.error());
-            return;
+    void buffer_for_sort(std::string_view key, std::uint64_t line, std::string_view record) {
+        if (filling.bytes.capacity() == 0) {
+            filling.bytes.reserve(sort_buffer_limit()); // touched only as it fills
         }
-        feed(item.line, std::move(handle).value(), std::move(record->values));
+        filling.add(key, line, record);
+        if (filling.size_bytes() >= sort_buffer_limit()) {
+            spill();
+        }
+    }
+
+    /// Collects the run the background spill wrote (rethrowing its failure).
+    void wait_for_spill() {
+        if (pending_spill.valid()) {
+            runs.push_back(pending_spill.get());
+            ++summary.runs;
+        }
+    }
+
+    /// Hands the full buffer to a background thread that sorts it and writes it as a run, and
+    /// goes on filling the other one: parsing and sorting overlap.
+    void spill() {
+        wait_for_spill();
+        std::swap(filling, spilled);
+        pending_spill = std::async(std::launch::async, [this] {
+            spilled.sort();
+            auto run = std::make_unique<RunFile>(options.temp_dir);
+            for (const auto& e : spilled.entries) {
+                const SortHead h = spilled.head(e);
+                run->write(h.key, h.line, h.record);
+            }
+            run->rewind();
+            spilled.clear();
+            return run;
+        });
     }
 
     /// K-way merge of the spilled runs and the in-memory buffer, fed in key order.
     void merge_and_feed() {
-        std::sort(buffer.begin(), buffer.end(), item_less);
-        if (runs.empty()) {
-            for (const auto& item : buffer) {
-                feed_encoded(item);
-            }
-            buffer.clear();
-            return;
-        }
+        wait_for_spill();
+        filling.sort();
         struct Head {
-            SortItem item;
+            SortHead item;
             std::size_t source; // runs.size() = the in-memory buffer
         };
-        auto greater = [](const Head& a, const Head& b) { return item_less(b.item, a.item); };
-        std::priority_queue<Head, std::vector<Head>, decltype(greater)> heads(greater);
         std::size_t buffer_pos = 0;
-        auto next = [&](std::size_t source, SortItem& item) {
+        auto next = [&](std::size_t source, SortHead& item) {
             if (source < runs.size()) {
                 return runs[source]->read(item);
             }
-            if (buffer_pos == buffer.size()) {
+            if (buffer_pos == filling.entries.size()) {
                 return false;
             }
-            item = std::move(buffer[buffer_pos++]);
+            item = filling.head(filling.entries[buffer_pos++]);
             return true;
         };
-        for (std::size_t s = 0; s <= runs.size(); ++s) {
-            Head h{{}, s};
-            if (next(s, h.item)) {
-                heads.push(std::move(h));
+        if (runs.empty()) {
+            SortHead item;
+            while (!failed && next(0, item)) {
+                feed(item.line, item.record);
+            }
+        } else {
+            auto greater = [](const Head& a, const Head& b) { return head_less(b.item, a.item); };
+            std::vector<Head> heads;
+            for (std::size_t s = 0; s <= runs.size(); ++s) {
+                Head h{{}, s};
+                if (next(s, h.item)) {
+                    heads.push_back(h);
+                }
+            }
+            std::make_heap(heads.begin(), heads.end(), greater);
+            while (!heads.empty() && !failed) {
+                std::pop_heap(heads.begin(), heads.end(), greater);
+                Head& h = heads.back();
+                feed(h.item.line, h.item.record); // copies: the views die when the source moves
+                if (next(h.source, h.item)) {
+                    std::push_heap(heads.begin(), heads.end(), greater);
+                } else {
+                    heads.pop_back();
+                }
             }
         }
-        while (!heads.empty()) {
-            Head h = std::move(const_cast<Head&>(heads.top()));
-            heads.pop();
-            feed_encoded(h.item);
-            if (next(h.source, h.item)) {
-                heads.push(std::move(h));
-            }
-            if (failed) {
-                break;
-            }
-        }
-        buffer.clear();
+        filling = SortBuffer();
+        spilled = SortBuffer();
         runs.clear();
     }
 };
@@ -338,12 +551,23 @@ std::unique_ptr<OfflineLoader> OfflineLoader::open(OfflineLoadOptions options,
     }
     impl->options = std::move(options);
     impl->sink = std::move(rejected);
-    impl->batch.ops.reserve(impl->options.batch_records);
+    impl->batch_slices.reserve(impl->options.batch_records);
+    impl->batch_lines.reserve(impl->options.batch_records);
     return std::unique_ptr<OfflineLoader>(new OfflineLoader(std::move(impl)));
 }
 
 void OfflineLoader::add(std::uint64_t line, std::string_view text,
                         std::vector<HandleValue> values) {
+    std::string& record = impl_->encoded;
+    RecordEncoder encoder(record, text);
+    for (const auto& v : values) {
+        encoder.add(v);
+    }
+    add_encoded(line, text, record);
+}
+
+void OfflineLoader::add_encoded(std::uint64_t line, std::string_view text,
+                                std::string_view record) {
     Impl& m = *impl_;
     ++m.summary.records;
     if (m.failed) {
@@ -360,9 +584,25 @@ void OfflineLoader::add(std::uint64_t line, std::string_view text,
                        "prefix " + std::string(handle->prefix()) + " is not homed by this node"});
         return;
     }
+    auto view = RecordView::parse(record);
+    if (!view) {
+        m.report(line, text,
+                 Error{Errc::invalid_value, handle->spelling() +
+                                                ": the encoded record is malformed (" +
+                                                view.error().message + ")"});
+        return;
+    }
+    if (view->spelling() != text) {
+        // The writer takes the identifier from the record: spell it as the handle given.
+        RecordEncoder encoder(m.reencoded, text);
+        for (const ValueView& v : *view) {
+            encoder.add(v.to_value());
+        }
+        record = m.reencoded;
+    }
     if (!m.spilling && handle->key() >= m.last_key) {
         m.last_key = handle->key();
-        m.feed(line, std::move(handle).value(), std::move(values));
+        m.feed(line, record);
         return;
     }
     if (!m.spilling) {
@@ -370,12 +610,7 @@ void OfflineLoader::add(std::uint64_t line, std::string_view text,
         m.summary.sorted = false;
         m.submit_batch(); // what arrived in order is written as it is
     }
-    SortItem item{handle->key(), line, encode_record(handle->spelling(), values)};
-    m.buffer_bytes += item.key.size() + item.record.size() + sizeof(SortItem);
-    m.buffer.push_back(std::move(item));
-    if (m.buffer_bytes >= m.options.sort_memory_bytes) {
-        m.spill();
-    }
+    m.buffer_for_sort(handle->key(), line, record);
 }
 
 void OfflineLoader::reject(std::uint64_t line, std::string_view handle, Error error) {

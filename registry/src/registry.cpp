@@ -7,7 +7,7 @@
 //   counters_v1   "n/" + folded prefix -> u64 BE identifiers under it; "total" -> u64 BE;
 //                 "d/" + YYYY-MM-DD (UTC) [+ "/" + folded prefix] -> u64 BE identifiers created
 //                 that day (all prefixes / under that prefix); deletions do not lower them
-//   changes_v1    u64 BE sequence -> change entry (see encode_change)
+//   changes_v1    u64 BE sequence -> change entry (GroupContext::log, decode_change)
 //   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
 //
 // Identifier keys are the case-folded handle. LMDB keys are limited (511 bytes by default) while
@@ -143,18 +143,6 @@ std::uint64_t read_be64(std::string_view v) {
 
 using wire::from_hex;
 using wire::to_hex;
-
-std::string encode_change(const ChangeEntry& e) {
-    std::string out;
-    out.reserve(32 + e.account.size() + e.key.size() + e.value.size());
-    wire::put_u8(out, static_cast<std::uint8_t>(e.kind));
-    wire::put_u8(out, static_cast<std::uint8_t>(e.op));
-    wire::put_u64(out, static_cast<std::uint64_t>(e.time));
-    wire::put_bytes(out, e.account);
-    wire::put_bytes(out, e.key);
-    wire::put_bytes(out, e.value);
-    return out;
-}
 
 bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
     wire::Reader r(bytes);
@@ -368,6 +356,8 @@ private:
     OpResult apply_put_entry(GroupContext& ctx, const PutEntry& op, const std::string& account);
     OpResult apply_delete_entry(GroupContext& ctx, const DeleteEntry& op,
                                 const std::string& account);
+    OpResult apply_put_encoded(GroupContext& ctx, const PutEncodedRecord& op,
+                               const std::string& account);
 
     RegistryOptions options_;
     std::string claimed_dir_; // canonical data_dir, claimed in OpenEnvironments
@@ -1040,6 +1030,9 @@ void RegistryImpl::writer_loop() {
 }
 
 struct RegistryImpl::GroupContext {
+    GroupContext(lmdb::Txn& t, std::uint32_t now_seconds, std::uint64_t first_sequence)
+        : txn(t), now(now_seconds), next_sequence(first_sequence) {}
+
     lmdb::Txn& txn;
     std::uint32_t now;
     std::uint64_t next_sequence;
@@ -1090,18 +1083,66 @@ struct RegistryImpl::GroupContext {
         count_deltas[per_prefix] += 1;
     }
 
+    /// Appends the change-log entry (kind, op, time, account, key, value; decode_change reads
+    /// it), built in a reused buffer: a bulk load logs one entry per record.
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
-        ChangeEntry e;
-        e.kind = kind;
-        e.op = change_op(outcome);
-        e.time = now;
-        e.account = account;
-        e.key.assign(key);
-        e.value.assign(value);
+        change_buffer.clear();
+        wire::put_u8(change_buffer, static_cast<std::uint8_t>(kind));
+        wire::put_u8(change_buffer, static_cast<std::uint8_t>(change_op(outcome)));
+        wire::put_u64(change_buffer, static_cast<std::uint64_t>(std::int64_t{now}));
+        wire::put_bytes(change_buffer, account);
+        wire::put_bytes(change_buffer, key);
+        wire::put_bytes(change_buffer, value);
         result.sequence = next_sequence++;
-        txn.put(changes, be64(result.sequence), encode_change(e), MDB_APPEND);
+        char seq[8];
+        for (int i = 0; i < 8; ++i) {
+            seq[i] = static_cast<char>(result.sequence >> (56 - 8 * i));
+        }
+        txn.put(changes, std::string_view(seq, 8), change_buffer, MDB_APPEND);
     }
+
+    /// count_created plus the template usage count, remembering the last keys: a sorted load
+    /// hits the same prefix (and template) counters for long stretches.
+    void count_one(std::string_view prefix_key, std::string_view template_version) {
+        if (prefix_key != last_prefix_key || last_prefix_delta == nullptr) {
+            last_prefix_key.assign(prefix_key);
+            last_prefix_delta = &count_deltas[counter_key(prefix_key)];
+            if (day_key.empty())
+                day_key = day_counter_key(now);
+            last_day_delta = &count_deltas[day_key];
+            std::string per_prefix = day_key;
+            per_prefix += '/';
+            per_prefix.append(prefix_key);
+            last_day_prefix_delta = &count_deltas[per_prefix];
+        }
+        *last_prefix_delta += 1;
+        *last_day_delta += 1;
+        *last_day_prefix_delta += 1;
+        total_delta += 1;
+        if (template_version.empty()) {
+            return;
+        }
+        const std::string tkey = template_usage_key(prefix_key, template_version);
+        if (tkey.empty()) {
+            return;
+        }
+        if (tkey != last_template_key || last_template_delta == nullptr) {
+            last_template_key = tkey;
+            last_template_delta = &count_deltas[tkey];
+        }
+        *last_template_delta += 1;
+    }
+
+    std::string change_buffer;
+    std::string record_buffer;
+    std::string key_buffer;
+    std::string last_prefix_key, last_template_key;
+    // Into count_deltas (a std::map: element addresses stay valid).
+    std::int64_t* last_prefix_delta = nullptr;
+    std::int64_t* last_day_delta = nullptr;
+    std::int64_t* last_day_prefix_delta = nullptr;
+    std::int64_t* last_template_delta = nullptr;
 };
 
 std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group, std::size_t first,
@@ -1120,8 +1161,7 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                     last_seq = read_be64(k);
                 }
             }
-            GroupContext ctx{
-                txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1, {}, 0, {}, {}};
+            GroupContext ctx(txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1);
             {
                 lmdb::Cursor c(txn, ids_);
                 std::string_view k, v;
@@ -1242,6 +1282,8 @@ OpResult RegistryImpl::apply(GroupContext& ctx, const WriteOp& op, const std::st
                 return apply_delete(ctx, o, account);
             } else if constexpr (std::is_same_v<T, PutEntry>) {
                 return apply_put_entry(ctx, o, account);
+            } else if constexpr (std::is_same_v<T, PutEncodedRecord>) {
+                return apply_put_encoded(ctx, o, account);
             } else {
                 return apply_delete_entry(ctx, o, account);
             }
@@ -1322,6 +1364,99 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
     }
     OpResult result{outcome, {}, 0};
     ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
+    return result;
+}
+
+namespace {
+
+bool valid_type_text(std::string_view type) noexcept {
+    if (type.empty() || type.size() > kMaxTypeBytes) {
+        return false;
+    }
+    bool ascii = true;
+    for (char ch : type) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7F) {
+            return false;
+        }
+        ascii = ascii && c < 0x80;
+    }
+    return ascii || find_invalid_utf8(type) == std::string_view::npos;
+}
+
+} // namespace
+
+// The bulk-load fast path: a new record appended in key order, its values already encoded in
+// ascending index order. It performs exactly the checks of validate_values (as a yes/no) and
+// writes exactly what apply_put would write; every other case takes apply_put itself, so the
+// outcomes and error messages are the same by construction.
+OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedRecord& op,
+                                         const std::string& account) {
+    if (options_.mode != OpenMode::exclusive) {
+        return failed(Errc::invalid_value,
+                      "pre-encoded records are accepted only by an exclusive (offline) registry");
+    }
+    auto view = RecordView::parse(op.record);
+    if (!view) {
+        return failed(Errc::invalid_value,
+                      "the encoded record is malformed (" + view.error().message + ")");
+    }
+    const std::string_view spelling = view->spelling();
+    // The folded key, built in a reused buffer (Handle::key() without the allocations).
+    std::string& folded = ctx.key_buffer;
+    folded.assign(spelling);
+    for (char& c : folded) {
+        if (c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');
+        }
+    }
+    const std::size_t slash = folded.find('/');
+    const IdentifierKey key(folded);
+    bool fast = slash != std::string::npos && op.mode != PutMode::replace && view->size() > 0 &&
+                view->size() <= options_.value_limits.max_values &&
+                std::string_view(key) > std::string_view(ctx.ids_last_key);
+    std::string_view template_version;
+    if (fast) {
+        std::int64_t previous_index = 0;
+        std::size_t bytes = 16;
+        for (const ValueView& v : *view) {
+            if (v.index <= previous_index || v.reference_count != 0 || !valid_type_text(v.type)) {
+                fast = false;
+                break;
+            }
+            previous_index = v.index;
+            bytes += 26 + v.type.size() + v.data.size();
+            if (v.index == kIndexTemplate) {
+                template_version = v.data;
+            }
+        }
+        fast = fast && bytes <= options_.value_limits.max_record_bytes;
+    }
+    if (!fast) {
+        // The submitter validated the spelling under its own length limit: re-parse it under the
+        // protocol's maximum only to rebuild the Handle.
+        auto handle = parse_handle(spelling, HandleLimits{kHandleProtocolMaxLength});
+        if (!handle) {
+            return failed(handle.error().code,
+                          std::string(spelling) + ": " + handle.error().message);
+        }
+        auto record = view->to_record();
+        return apply_put(
+            ctx, PutRecord{std::move(handle).value(), std::move(record.values), op.mode}, account);
+    }
+    // Stamp every value `now` (a new record has no earlier timestamps to keep).
+    std::string& bytes = ctx.record_buffer;
+    bytes.assign(op.record);
+    char stamp_bytes[4] = {static_cast<char>(ctx.now >> 24), static_cast<char>(ctx.now >> 16),
+                           static_cast<char>(ctx.now >> 8), static_cast<char>(ctx.now)};
+    for (const ValueView& v : *view) {
+        const auto offset = static_cast<std::size_t>(v.wire.data() - op.record.data()) + 4;
+        std::memcpy(bytes.data() + offset, stamp_bytes, 4);
+    }
+    ctx.insert_identifier(ids_, key, bytes);
+    ctx.count_one(std::string_view(folded).substr(0, slash), template_version);
+    OpResult result{Outcome::created, {}, 0};
+    ctx.log(ChangeKind::identifier, Outcome::created, account, spelling, bytes, result, changes_);
     return result;
 }
 

@@ -202,6 +202,41 @@ std::string encode_record(std::string_view spelling, std::span<const HandleValue
     return out;
 }
 
+RecordEncoder::RecordEncoder(std::string& out, std::string_view spelling) : out_(out) {
+    out_.clear();
+    wire::put_u8(out_, kRecordFormat);
+    wire::put_u8(out_, 0);
+    wire::put_bytes(out_, spelling);
+    count_at_ = out_.size();
+    wire::put_u32(out_, 0);
+}
+
+void RecordEncoder::add(std::int32_t index, std::string_view type, std::string_view data,
+                        std::int32_t ttl, Permissions permissions, TtlType ttl_type) {
+    wire::put_u32(out_, static_cast<std::uint32_t>(index));
+    wire::put_u32(out_, 0);
+    wire::put_u8(out_, static_cast<std::uint8_t>(ttl_type));
+    wire::put_u32(out_, static_cast<std::uint32_t>(ttl));
+    wire::put_u8(out_, permissions.bits);
+    wire::put_bytes(out_, type);
+    wire::put_bytes(out_, data);
+    wire::put_u32(out_, 0); // no references
+    bump_count();
+}
+
+void RecordEncoder::add(const HandleValue& value) {
+    encode_value(out_, value);
+    bump_count();
+}
+
+void RecordEncoder::bump_count() noexcept {
+    const std::uint32_t c = ++count_;
+    out_[count_at_] = static_cast<char>(c >> 24);
+    out_[count_at_ + 1] = static_cast<char>(c >> 16);
+    out_[count_at_ + 2] = static_cast<char>(c >> 8);
+    out_[count_at_ + 3] = static_cast<char>(c);
+}
+
 HandleValue ValueView::to_value() const {
     HandleValue v;
     v.index = index;

@@ -7,10 +7,13 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <random>
 #include <set>
 #include <spawn.h>
 #include <sstream>
@@ -132,6 +135,121 @@ TEST_CASE("offline load of a CSV with bad rows, export, re-load into a fresh nod
     auto verify = run_command({idctl(), "--json", "verify", "--data-dir", b.string()});
     CHECK_MESSAGE(verify.exit_code == 0, verify.out);
     CHECK(json::parse(verify.out).at("identifiers").to_number<std::uint64_t>() == 200);
+}
+
+TEST_CASE("offline loads, sorted and through spilled runs, equal the node's bulk path (export)") {
+    TempDir dir("idctl-offline-vs-bulk");
+    const fs::path sorted_db = dir.path() / "sorted", runs_db = dir.path() / "runs";
+    init(sorted_db);
+    init(runs_db);
+    // ~2,600 records of ~500 bytes: more than --sort-memory 1MiB, so the shuffled load spills
+    // runs and merges them. Mixed case (the key is folded), two enterprise prefixes, values with
+    // ttl, permissions and base64 data, out-of-order value indices on some records (the writer's
+    // slow path), and a duplicate handle in other case (already_exists in both paths).
+    std::vector<std::string> lines;
+    for (int i = 0; i < 2600; ++i) {
+        const std::string n = std::to_string(100000 + i);
+        const std::string handle = std::string(i % 3 == 0 ? "88.118.9/lot-" : "88.118.8/COIL-") + n;
+        std::string line = R"({"handle":")" + handle + R"(","values":[)";
+        if (i % 7 == 0) {
+            line += R"({"index":2001,"type":"grade","data":"Q235B"},)";
+        }
+        line +=
+            R"({"index":1,"type":"URL","data":{"format":"string","value":"https://steel.example.cn/coil/)" +
+            n + R"("}},)";
+        line += R"({"index":2000,"type":"heat_no","data":"H-)" + n + R"(","ttl":3600},)";
+        line +=
+            R"({"index":2002,"type":"blob","data":{"format":"base64","value":"AAEC"},"permissions":"1100"},)";
+        line +=
+            R"({"index":2003,"type":"mill_cert","data":"MC-2024-)" + n +
+            R"(-HRC-QA-LINE2-and-some-padding-to-make-the-record-larger-than-usual-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]})";
+        lines.push_back(line);
+    }
+    lines.push_back(
+        R"({"handle":"88.118.8/coil-100001","values":[{"index":1,"type":"URL","data":"https://other"}]})");
+    std::string sorted_text, shuffled_text;
+    {
+        // Sorted by the folded handle, as `LC_ALL=C sort -f` would; the duplicate right after
+        // the record it repeats (equal keys keep input order), so the whole file is in order.
+        auto folded_handle = [](const std::string& line) {
+            std::string h = line.substr(11, line.find('"', 11) - 11);
+            for (char& ch : h) {
+                ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            }
+            return h;
+        };
+        auto in_order = lines;
+        std::stable_sort(in_order.begin(), in_order.end(),
+                         [&](const std::string& a, const std::string& b) {
+                             return folded_handle(a) < folded_handle(b);
+                         });
+        for (const auto& l : in_order) {
+            sorted_text += l + "\n";
+        }
+        // Shuffled, the duplicate still after its original (so every path keeps the original).
+        auto shuffled = std::vector<std::string>(lines.begin(), lines.end() - 1);
+        std::mt19937 rng(7);
+        std::shuffle(shuffled.begin(), shuffled.end(), rng);
+        shuffled.push_back(lines.back());
+        for (const auto& l : shuffled) {
+            shuffled_text += l + "\n";
+        }
+    }
+    const fs::path sorted_file = dir.path() / "sorted.ndjson",
+                   shuffled_file = dir.path() / "shuffled.ndjson";
+    write_file(sorted_file, sorted_text);
+    write_file(shuffled_file, shuffled_text);
+
+    auto sorted_load = run_command({idctl(), "--json", "load", "--offline", "--data-dir",
+                                    sorted_db.string(), sorted_file.string()});
+    CHECK_MESSAGE(sorted_load.exit_code == 3, sorted_load.err);
+    const json::value s1 = json::parse(sorted_load.out);
+    CHECK(s1.at("created").to_number<std::uint64_t>() == 2600);
+    CHECK(s1.at("rejected").to_number<std::uint64_t>() == 1);
+    CHECK(s1.at("sorted").as_bool());
+    auto runs_load = run_command({idctl(), "--json", "load", "--offline", "--sort-memory", "1MiB",
+                                  "--data-dir", runs_db.string(), shuffled_file.string()});
+    CHECK_MESSAGE(runs_load.exit_code == 3, runs_load.err);
+    const json::value s2 = json::parse(runs_load.out);
+    CHECK(s2.at("created").to_number<std::uint64_t>() == 2600);
+    CHECK(s2.at("rejected").to_number<std::uint64_t>() == 1);
+    CHECK_FALSE(s2.at("sorted").as_bool());
+    CHECK(s2.at("runs").to_number<std::uint64_t>() >= 1);
+
+    // The same shuffled file through the running node's bulk endpoint, as the node's admin.
+    NodeProcess node("offline-vs-bulk");
+    const fs::path node_db = node.dir() / "db";
+    const std::string admin = "Bearer " + init(node_db);
+    node.start();
+    HttpsClient c(node.https_port(), trust(node.pki().ca_cert), 30s);
+    c.connect();
+    for (const char* prefix : {"88.118.8", "88.118.9"}) {
+        auto r = c.request(
+            V::post, "/api/v1/prefixes",
+            std::string(R"({"prefix":")") + prefix +
+                R"(","enterprise":{"name":"E","credit_code":"91310000631696382C","industry":"C3120","contact":"ops@example.cn"}})",
+            {{"Authorization", admin}});
+        REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+    }
+    auto bulk =
+        c.request(V::post, "/api/v1/bulk?mode=create", shuffled_text, {{"Authorization", admin}});
+    REQUIRE_MESSAGE(bulk.result() == http::status::ok, bulk.body());
+    const auto results = lines_of(bulk.body());
+    REQUIRE(!results.empty());
+    const json::value bulk_summary = json::parse(results.back()).at("summary");
+    CHECK(bulk_summary.at("created").to_number<std::uint64_t>() == 2600);
+
+    for (const char* prefix : {"88.118.8", "88.118.9"}) {
+        CAPTURE(prefix);
+        const auto via_node = without_timestamps(export_prefix(node_db, prefix));
+        CHECK(via_node.size() == (std::string(prefix) == "88.118.8" ? 1733u : 867u));
+        CHECK(without_timestamps(export_prefix(sorted_db, prefix)) == via_node);
+        CHECK(without_timestamps(export_prefix(runs_db, prefix)) == via_node);
+    }
+    for (const fs::path& db : {sorted_db, runs_db}) {
+        auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
+        CHECK_MESSAGE(verify.exit_code == 0, verify.out);
+    }
 }
 
 TEST_CASE("usage errors exit 2; unusable directories exit 1") {

@@ -118,3 +118,77 @@ TEST_CASE("an exported line reads back to the same values") {
         CHECK(rec.values[i].same_content(values[i]));
     }
 }
+
+namespace {
+
+/// What the general parser + encoding produce for a line (the reference parse_encoded must meet).
+std::string encoded_by_general_path(std::string_view line) {
+    NdjsonReader r;
+    InputRecord rec;
+    LineError err;
+    REQUIRE(r.parse(line, rec, err));
+    std::string out;
+    idnode::registry::RecordEncoder enc(out, rec.handle);
+    for (const auto& v : rec.values) {
+        enc.add(v);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("parse_encoded: common lines take the scanner and encode exactly like the parser") {
+    const std::vector<std::string> fast_lines = {
+        R"({"handle":"88.118.8/A","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://x"}}]})",
+        R"( { "values" : [ {"type":"T","index":7,"data":"d","ttl":0,"permissions":"1100"} ], "handle":"88.118.8/b" } )",
+        R"({"handle":"88.118.8/A","templateVersion":"v2","values":[{"index":1001,"type":"TEMPLATE","data":"old"},{"index":1,"type":"URL","data":"u"}]})",
+        R"({"handle":"88.118.8/ü","values":[{"index":2,"type":"名","data":"值","timestamp":"2024-01-01T00:00:00Z"}]})",
+    };
+    for (const auto& line : fast_lines) {
+        NdjsonReader r;
+        std::string handle, record;
+        LineError err;
+        REQUIRE(r.parse_encoded(line, handle, record, err));
+        CHECK(r.fast_lines() == 1);
+        CHECK(record == encoded_by_general_path(line));
+    }
+    // Escapes, other data formats, unknown keys: the general parser, same encoding.
+    const std::vector<std::string> general_lines = {
+        R"({"handle":"88.118.8/A","values":[{"index":1,"type":"URL","data":"a\"b\u00e9"}]})",
+        R"({"handle":"88.118.8/A","values":[{"index":1,"type":"B","data":{"format":"base64","value":"AAE="}}]})",
+        R"({"handle":"88.118.8/A","extra":1,"values":[{"index":1,"type":"U","data":"x"}]})",
+    };
+    for (const auto& line : general_lines) {
+        NdjsonReader r;
+        std::string handle, record;
+        LineError err;
+        REQUIRE(r.parse_encoded(line, handle, record, err));
+        CHECK(r.general_lines() == 1);
+        CHECK(record == encoded_by_general_path(line));
+    }
+}
+
+TEST_CASE("parse_encoded: bad lines get the general parser's errors") {
+    const std::vector<std::string> bad = {
+        "{not json",
+        R"({"handle":"88.1/x"})",
+        R"({"handle":"88.1/x","values":[{"index":-1,"type":"URL","data":"u"}]})",
+        R"({"handle":"88.1/x","values":[{"index":0,"type":"URL","data":"u"}]})",
+        R"({"handle":"88.1/x","values":[{"index":1,"type":"URL"}]})",
+        R"({"handle":"88.1/x","values":[{"index":1,"type":"URL","data":"u","permissions":"12"}]})",
+        R"({"handle":"88.1/x","templateVersion":"","values":[{"index":1,"type":"U","data":"u"}]})",
+        "{\"handle\":\"88.1/\xff\",\"values\":[{\"index\":1,\"type\":\"U\",\"data\":\"u\"}]}",
+        R"({"handle":"88.1/x","values":[{"index":1,"type":"U","data":"u"}]} trailing)",
+    };
+    for (const auto& line : bad) {
+        NdjsonReader fast, general;
+        std::string handle, record;
+        InputRecord rec;
+        LineError fast_err, general_err;
+        CHECK_FALSE(fast.parse_encoded(line, handle, record, fast_err));
+        CHECK_FALSE(general.parse(line, rec, general_err));
+        CHECK(fast_err.error.code == general_err.error.code);
+        CHECK(fast_err.error.message == general_err.error.message);
+        CHECK(fast_err.handle == general_err.handle);
+    }
+}

@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 
+#include <numeric>
 #include <random>
 
 using namespace idnode::test;
@@ -398,4 +399,148 @@ TEST_CASE("an abandoned load (no finish) leaves what it wrote; running it again 
     CHECK(s->unchanged == after_abandon);
     CHECK(s->created == 1000 - after_abandon);
     CHECK(s->rejected == 0);
+}
+
+namespace {
+
+struct Input {
+    std::string handle;
+    std::vector<HandleValue> values;
+};
+
+/// Every change-log entry as (key, kind, op, time, account, value), sorted: the two paths apply
+/// records in different orders (the loader in key order), so sequences differ, content must not.
+std::vector<std::string> change_contents(const Registry& reg) {
+    std::vector<std::string> out;
+    for (const auto& c : reg.snapshot().changes(1, 100000)) {
+        out.push_back(c.key + '|' + std::to_string(static_cast<int>(c.kind)) + '|' +
+                      std::to_string(static_cast<int>(c.op)) + '|' + std::to_string(c.time) + '|' +
+                      c.account + '|' + c.value);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("offline load: pre-encoded records are stored byte for byte as online puts store them") {
+    // A mix: plain and templated records in order (the append fast path), a long handle (hashed
+    // key), values out of index order, a duplicate (identical and different), invalid values,
+    // then records out of order (the sort path).
+    std::vector<Input> inputs;
+    for (int i = 0; i < 300; ++i) {
+        auto values = values_for(i);
+        if (i % 3 == 0) {
+            values.push_back(val(kIndexTemplate, "TEMPLATE", i % 2 ? "v1" : "v2"));
+        }
+        inputs.push_back({"88.118.8/" + suffix(i), values});
+    }
+    inputs.push_back({"88.118.8/" + std::string(600, 'L'), values_for(1)});
+    inputs.push_back({"88.118.8/ZZ-unordered",
+                      {val(2000, "b", "x"), val(1, "URL", "u"), val(kIndexTemplate, "T", "v1")}});
+    inputs.push_back({"88.118.8/" + suffix(5), values_for(5)}); // identical: unchanged
+    inputs.push_back({"88.118.8/" + suffix(6), values_for(7)}); // different: already_exists
+    inputs.push_back({"88.118.8/ZZ-bad", {val(1, "URL", "a"), val(1, "URL", "b")}});
+    inputs.push_back({"88.118.8/ZZ-empty-type", {val(3, "", "a")}});
+    inputs.push_back({"88.118.8/A-late", values_for(9)});
+    inputs.push_back({"88.118.8/ZZ-private", {val(1, "URL", "p", "1100")}});
+    for (int i = 300; i < 400; ++i) {
+        inputs.push_back({"88.118.8/" + suffix(1000 - i), values_for(i)});
+    }
+
+    TempDir online_dir, offline_dir;
+    init_node(online_dir);
+    init_node(offline_dir);
+
+    // The normal path, in the order the loader applies (key order, input order among equals).
+    std::vector<std::size_t> order(inputs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return handle(inputs[a].handle).key() < handle(inputs[b].handle).key();
+    });
+    std::map<Outcome, int> online_outcomes;
+    std::map<std::string, Errc> online_errors;
+    {
+        auto reg = Registry::open(options_in(online_dir));
+        for (std::size_t i : order) {
+            auto r =
+                reg->write(put(inputs[i].handle, inputs[i].values, PutMode::create), "idctl-load");
+            ++online_outcomes[r.outcome];
+            if (!r.ok()) {
+                online_errors[inputs[i].handle] = r.error.code;
+            }
+        }
+    }
+
+    std::map<std::string, Errc> offline_errors;
+    LoadSummary summary;
+    {
+        auto options = load_options(offline_dir);
+        options.handle_limits = HandleLimits{kHandleProtocolMaxLength};
+        auto loader = OfflineLoader::open(
+            options, [&](const LoadRejection& r) { offline_errors[r.handle] = r.error.code; });
+        std::uint64_t line = 0;
+        for (const auto& in : inputs) {
+            std::string record;
+            RecordEncoder enc(record, in.handle);
+            for (const auto& v : in.values) {
+                enc.add(v.index, v.type, v.data, v.ttl, v.permissions, v.ttl_type);
+            }
+            loader->add_encoded(++line, in.handle, std::move(record));
+        }
+        auto s = loader->finish();
+        REQUIRE_MESSAGE(s.ok(), s.error().message);
+        summary = *s;
+    }
+    CHECK_FALSE(summary.sorted);
+    CHECK(summary.created == static_cast<std::uint64_t>(online_outcomes[Outcome::created]));
+    CHECK(summary.unchanged == 1);
+    CHECK(summary.rejected == static_cast<std::uint64_t>(online_outcomes[Outcome::failed]));
+    CHECK(offline_errors == online_errors);
+    CHECK(offline_errors.size() == 3);
+
+    auto online = Registry::open(read_only_in(online_dir));
+    auto offline = Registry::open(read_only_in(offline_dir));
+    CHECK(dump(*offline) == dump(*online));
+    CHECK(change_contents(*offline) == change_contents(*online));
+    auto a = online->snapshot();
+    auto b = offline->snapshot();
+    CHECK(b.count("88.118.8") == a.count("88.118.8"));
+    CHECK(b.count_all() == a.count_all());
+    CHECK(b.last_sequence() == a.last_sequence());
+    for (const char* t : {"88.118.8/v1", "88.118.8/v2"}) {
+        CHECK(b.template_usage(t) == a.template_usage(t));
+        CHECK(b.template_usage(t) > 0);
+    }
+    CHECK(offline->verify().ok());
+    CHECK(online->verify().ok());
+    // The long handle resolves through its hashed key.
+    CHECK(b.contains(handle("88.118.8/" + std::string(600, 'l'))));
+}
+
+TEST_CASE("pre-encoded records are refused outside an exclusive registry and when malformed") {
+    TempDir dir;
+    init_node(dir);
+    std::string record;
+    RecordEncoder enc(record, "88.118.8/X");
+    enc.add(1, "URL", "u");
+    {
+        auto reg = Registry::open(options_in(dir));
+        auto bytes = std::make_shared<const std::string>(record);
+        auto r = reg->write(PutEncodedRecord{*bytes, bytes, PutMode::create});
+        CHECK(r.outcome == Outcome::failed);
+        CHECK(r.error.code == Errc::invalid_value);
+        CHECK_FALSE(exists(*reg, "88.118.8/X"));
+    }
+    std::vector<LoadRejection> rejections;
+    auto loader = OfflineLoader::open(load_options(dir),
+                                      [&](const LoadRejection& r) { rejections.push_back(r); });
+    loader->add_encoded(1, "88.118.8/Y", record.substr(0, record.size() - 3)); // truncated
+    loader->add_encoded(2, "88.118.8/Z", record);
+    auto s = loader->finish();
+    REQUIRE(s.ok());
+    CHECK(s->created == 1);
+    REQUIRE(rejections.size() == 1);
+    CHECK(rejections[0].line == 1);
+    CHECK(rejections[0].error.code == Errc::invalid_value);
 }

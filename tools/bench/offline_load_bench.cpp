@@ -9,6 +9,8 @@
 // final sync. Prints a table, then `bench: <name> <value> <unit>` lines (DESIGN §5.6).
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -85,12 +87,22 @@ void generate(const fs::path& file, std::uint64_t count, bool shuffled) {
     }
 }
 
+/// CPU seconds (user + system) of the waited-for children so far: on a shared machine the
+/// wall-clock rate depends on what else runs, the CPU per record much less.
+double children_cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_CHILDREN, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 struct Phase {
     std::string name;
     std::uint64_t records = 0;
     double file_mb = 0;
     double seconds = 0;
     double db_mb = 0;
+    double cpu_seconds = 0; // idctl's user + system time (both of its threads)
     std::string summary;
 };
 
@@ -108,10 +120,12 @@ Phase measure(const std::string& idctl, const fs::path& dir, const std::string& 
     p.file_mb = static_cast<double>(fs::file_size(file)) / 1e6;
     run("'" + idctl + "' init --data-dir '" + db.string() + "' --node-prefix 88.118");
     std::fprintf(stderr, "loading...\n");
+    const double cpu_start = children_cpu_seconds();
     const auto start = Clock::now();
     p.summary = run("'" + idctl + "' --json load --offline --sort-memory " + sort_memory +
                     " --data-dir '" + db.string() + "' '" + file.string() + "'");
     p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    p.cpu_seconds = children_cpu_seconds() - cpu_start;
     p.db_mb = static_cast<double>(fs::file_size(db / "data.mdb")) / 1e6;
     if (p.summary.find("\"created\":" + std::to_string(count)) == std::string::npos) {
         throw std::runtime_error("unexpected load summary: " + p.summary);
@@ -152,16 +166,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "offline_load_bench: %s\n", e.what());
         return 1;
     }
-    std::printf("%-10s %12s %10s %10s %12s %10s\n", "input", "records", "file MB", "seconds",
-                "records/s", "db MB");
+    std::printf("%-10s %12s %10s %10s %12s %10s %14s\n", "input", "records", "file MB", "seconds",
+                "records/s", "db MB", "CPU us/record");
     for (const auto& p : phases) {
-        std::printf("%-10s %12llu %10.0f %10.2f %12.0f %10.0f\n", p.name.c_str(),
+        std::printf("%-10s %12llu %10.0f %10.2f %12.0f %10.0f %14.2f\n", p.name.c_str(),
                     static_cast<unsigned long long>(p.records), p.file_mb, p.seconds,
-                    static_cast<double>(p.records) / p.seconds, p.db_mb);
+                    static_cast<double>(p.records) / p.seconds, p.db_mb,
+                    p.cpu_seconds * 1e6 / static_cast<double>(p.records));
     }
     for (const auto& p : phases) {
         std::printf("bench: offline_load_%s %.0f records/s\n", p.name.c_str(),
                     static_cast<double>(p.records) / p.seconds);
+        std::printf("bench: offline_load_%s_cpu %.2f us/record\n", p.name.c_str(),
+                    p.cpu_seconds * 1e6 / static_cast<double>(p.records));
     }
     return 0;
 }

@@ -125,14 +125,23 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
         }
         csv.emplace(std::move(r).value());
     }
+    std::string encoded;
     while (reader.next(line)) {
         ++line_no;
         if (line.empty() || (line.size() == 1 && line[0] == '\r')) {
             continue;
         }
-        const bool ok = csv ? csv->parse(line, record, error) : ndjson.parse(line, record, error);
-        if (ok) {
-            loader->add(line_no, record.handle, std::move(record.values));
+        if (csv) {
+            if (csv->parse(line, record, error)) {
+                loader->add(line_no, record.handle, std::move(record.values));
+            } else {
+                loader->reject(line_no, error.handle, error.error);
+            }
+            continue;
+        }
+        // NDJSON: straight into the stored encoding (no JSON document, no value objects).
+        if (ndjson.parse_encoded(line, record.handle, encoded, error)) {
+            loader->add_encoded(line_no, record.handle, encoded); // copied: `encoded` is reused
         } else {
             loader->reject(line_no, error.handle, error.error);
         }

@@ -43,9 +43,35 @@ public:
     /// (replacing a client-sent one), as the server does.
     bool parse(std::string_view line, InputRecord& out, LineError& error);
 
+    /// Parses one line straight into the registry's stored encoding (registry::RecordEncoder,
+    /// spelling = `handle`, values in input order, templateVersion handled as parse() does), for
+    /// `load --offline`. The common shape (handle/values/templateVersion; values with index, type,
+    /// data as a string or {"format":"string","value":…}, ttl, permissions, timestamp; strings
+    /// without escapes) is scanned without building a JSON document or value objects; any other
+    /// line goes through parse(), so results and error messages are parse()'s.
+    bool parse_encoded(std::string_view line, std::string& handle, std::string& record,
+                       LineError& error);
+
+    /// Lines that took the fast scanner / the general parser (for tests and diagnostics).
+    std::uint64_t fast_lines() const noexcept { return fast_lines_; }
+    std::uint64_t general_lines() const noexcept { return general_lines_; }
+
 private:
+    struct FastValue {
+        std::int32_t index;
+        std::string_view type;
+        std::string_view data;
+        std::int32_t ttl;
+        registry::Permissions permissions;
+    };
+    bool scan(std::string_view line, std::string_view& handle, std::string_view& template_version);
+
     unsigned char buffer_[16384];
     boost::json::parser parser_;
+    std::vector<FastValue> fast_values_;
+    InputRecord general_;
+    std::uint64_t fast_lines_ = 0;
+    std::uint64_t general_lines_ = 0;
 };
 
 class CsvReader {

@@ -1,8 +1,10 @@
 // Offline bulk load straight into a node's environment (`idctl load --offline`), for initial
 // migrations of millions of identifiers while the node is stopped.
 //
-// Every record goes through the registry's own writer (the same put path, validation, timestamps,
-// counters, change-log entries, long-handle keys and encoding as an online write), in large
+// Every record goes through the registry's own writer (the same validation, timestamps, counters,
+// change-log entries, long-handle keys and encoding as an online write; records arrive
+// pre-encoded as PutEncodedRecord, so a new record in key order is appended without being
+// decoded or copied into value objects), in large
 // group-committed transactions without fsync (MDB_NOSYNC); finish() syncs the environment once
 // and only then reports success. A crashed or interrupted load is simply run again: with the
 // default `create` mode, records already stored identically report `unchanged`.
@@ -10,7 +12,8 @@
 // Order and speed: the registry appends keys beyond the current last key with MDB_APPEND. Input
 // already in key order (ascending by the upper-cased handle, byte order: `LC_ALL=C sort -f`) is
 // written as it arrives. From the first record out of order on, the rest is sorted in bounded
-// memory first: sorted runs of at most `sort_memory_bytes` are spilled to unlinked temp files and
+// memory first: records fill one half of `sort_memory_bytes` while a background thread sorts the
+// other half and spills it as a run to an unlinked temp file; the runs and the last buffer are
 // merged, so that the writer again sees ascending keys. Equal handles keep their input order.
 //
 // Thread safety: one thread drives a loader (add, reject, finish). The rejection sink is called
@@ -38,7 +41,8 @@ struct OfflineLoadOptions {
     /// create: identical existing records are `unchanged`, different ones rejected
     /// (already_exists); upsert: replace existing records; replace: only existing ones.
     PutMode mode = PutMode::create;
-    /// Bytes of records held in memory before a sorted run is spilled (unsorted input only).
+    /// Memory for sorting (unsorted input only): two buffers of half this size, one filling while
+    /// the other is sorted and spilled as a run.
     std::size_t sort_memory_bytes = 256ull << 20;
     /// Where sorted runs go (unlinked files); empty = the data directory itself (same disk).
     std::filesystem::path temp_dir;
@@ -89,6 +93,13 @@ public:
     /// home (not_homed) are rejected at once through the sink; what the writer finds (invalid
     /// values, already_exists, too_large, ...) is reported when the record's batch commits.
     void add(std::uint64_t line, std::string_view handle, std::vector<HandleValue> values);
+
+    /// The fast form of add(): the record already in the stored encoding (RecordEncoder, spelled
+    /// as `handle`; timestamps are set by the writer), copied into the batch being filled, so the
+    /// caller may reuse its buffer at once. Same checks, outcomes and stored bytes as add() with
+    /// the decoded values; in key order with ascending value indices it is appended without ever
+    /// being decoded. A record that does not parse is rejected (invalid_value) at once.
+    void add_encoded(std::uint64_t line, std::string_view handle, std::string_view record);
 
     /// Counts a record the caller could not parse as rejected and passes it to the sink.
     void reject(std::uint64_t line, std::string_view handle, Error error);

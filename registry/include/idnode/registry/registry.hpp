@@ -113,8 +113,26 @@ struct DeleteEntry {
     std::string key;
 };
 
-using WriteOp =
-    std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry, DeleteEntry>;
+/// Bulk loads: a record already in the stored encoding (value.hpp: RecordEncoder or
+/// encode_record); the identifier is the record's own spelling, which must be a handle that
+/// parse_handle accepts (the submitter validates it: OfflineLoader does; the writer re-parses it
+/// only on its slow path). Same semantics, validation, error messages, counters, change-log entry
+/// and stored bytes as PutRecord with the decoded values. The writer's fast path (new key beyond
+/// the last one, values in ascending index order, valid) stamps the timestamps while copying and
+/// appends without decoding; anything else (an existing record, out-of-order indices, an invalid
+/// value) is decoded and applied as a PutRecord. Only for an OpenMode::exclusive registry
+/// (offline loads); elsewhere it fails with invalid_value.
+///
+/// Lifetime: `record` views bytes that `owner` keeps alive (typically one buffer shared by every
+/// op of a batch, so that a load allocates per batch, not per record).
+struct PutEncodedRecord {
+    std::string_view record;
+    std::shared_ptr<const void> owner;
+    PutMode mode = PutMode::create;
+};
+
+using WriteOp = std::variant<PutRecord, SetValues, RemoveValues, DeleteRecord, PutEntry,
+                             DeleteEntry, PutEncodedRecord>;
 
 enum class Outcome : std::uint8_t { created, replaced, updated, unchanged, deleted, failed };
 const char* outcome_name(Outcome o) noexcept;

@@ -92,6 +92,28 @@ void encode_value(std::string& out, const HandleValue& value);
 /// Encodes a whole record (format described above).
 std::string encode_record(std::string_view spelling, std::span<const HandleValue> values);
 
+/// Builds an encoded record (the format above) straight from field views, without HandleValue
+/// objects: the bulk loader's per-record path. Values are appended in the order given (the writer
+/// expects ascending indices; a record out of index order is still accepted and sorted by the
+/// slow path). Timestamps are written as 0; the registry's writer stamps them. No validation
+/// here: the writer validates the bytes it is given exactly as it validates HandleValues.
+class RecordEncoder {
+public:
+    /// Clears `out` and writes the header; `out` must outlive the encoder's use.
+    RecordEncoder(std::string& out, std::string_view spelling);
+    void add(std::int32_t index, std::string_view type, std::string_view data,
+             std::int32_t ttl = kDefaultTtl, Permissions permissions = {},
+             TtlType ttl_type = TtlType::relative);
+    void add(const HandleValue& value);
+    std::uint32_t count() const noexcept { return count_; }
+
+private:
+    void bump_count() noexcept;
+    std::string& out_;
+    std::size_t count_at_;
+    std::uint32_t count_ = 0;
+};
+
 /// A zero-copy view of one encoded value. Its string_views point into the record bytes.
 struct ValueView {
     std::int32_t index = 0;
