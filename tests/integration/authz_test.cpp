@@ -25,25 +25,6 @@ using S = http::status;
 
 namespace {
 
-std::string basic(const std::string& user, const std::string& password) {
-    static constexpr char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const std::string in = user + ":" + password;
-    std::string out;
-    for (std::size_t i = 0; i < in.size(); i += 3) {
-        std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size())
-            n |= static_cast<unsigned char>(in[i + 1]) << 8;
-        if (i + 2 < in.size())
-            n |= static_cast<unsigned char>(in[i + 2]);
-        out += b64[(n >> 18) & 63];
-        out += b64[(n >> 12) & 63];
-        out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
-        out += i + 2 < in.size() ? b64[n & 63] : '=';
-    }
-    return "Basic " + out;
-}
-
 json::value parse(std::string_view text) {
     boost::system::error_code ec;
     auto v = json::parse(text, ec);
@@ -243,7 +224,7 @@ struct MatrixNode {
         case Role::bad_password: { // an existing account, a wrong password
             const int victim = bad_passwords++ / 8;
             REQUIRE(victim < kVictims);
-            return basic("victim" + std::to_string(victim), "wrong-password");
+            return basic_authorization("victim" + std::to_string(victim), "wrong-password");
         }
         case Role::reader:
             return reader;
@@ -700,7 +681,7 @@ TEST_CASE("authorisation matrix: every role on every route family") {
               .result() == S::ok);
     // The account that changed its own password uses the new one; pharma's old key is gone.
     CHECK(c->request(V::get, "/api/prefixes", {},
-                     {{"Authorization", basic("frozen", "frozen-new-1")}})
+                     {{"Authorization", basic_authorization("frozen", "frozen-new-1")}})
               .result() == S::ok);
 
     // The ops listener: /metrics for whoever can reach it (loopback by default), no credentials.

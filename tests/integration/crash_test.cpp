@@ -36,11 +36,6 @@ fs::path idctl_binary() {
     return IDNODE_IDCTL_BINARY;
 }
 
-bool reduced() {
-    const char* v = std::getenv("IDNODE_TEST_REDUCED");
-    return v != nullptr && std::string(v) == "1";
-}
-
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
     const char* v = std::getenv(name);
     return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
@@ -328,7 +323,7 @@ std::vector<std::string> export_without_timestamps(const fs::path& data_dir,
 } // namespace
 
 TEST_CASE("crash: SIGKILL at random moments of an online bulk load loses no acknowledged record") {
-    const std::uint64_t iterations = env_number("IDNODE_CRASH_ITERATIONS", reduced() ? 6 : 20);
+    const std::uint64_t iterations = env_number("IDNODE_CRASH_ITERATIONS", reduced_mode() ? 6 : 20);
     const std::uint64_t seed = env_number("IDNODE_CRASH_SEED", std::random_device{}());
     MESSAGE("crash test: " << iterations << " iterations, IDNODE_CRASH_SEED=" << seed);
     std::mt19937_64 rng(seed);
@@ -481,9 +476,9 @@ TEST_CASE("crash: idctl load --offline killed mid-way; the re-run matches an uni
     const std::uint64_t seed = env_number("IDNODE_CRASH_SEED", std::random_device{}());
     MESSAGE("offline crash test: IDNODE_CRASH_SEED=" << seed);
     std::mt19937_64 rng(seed);
-    const int records = reduced() ? 3000 : 10000;
-    const std::uint64_t kills =
-        std::max<std::uint64_t>(3, env_number("IDNODE_CRASH_ITERATIONS", reduced() ? 6 : 20) / 3);
+    const int records = reduced_mode() ? 3000 : 10000;
+    const std::uint64_t kills = std::max<std::uint64_t>(
+        3, env_number("IDNODE_CRASH_ITERATIONS", reduced_mode() ? 6 : 20) / 3);
 
     TempDir dir("crash-offline");
     const fs::path file = dir.path() / "records.ndjson";

@@ -29,25 +29,6 @@ fs::path idctl_binary() {
     return IDNODE_IDCTL_BINARY;
 }
 
-std::string basic(const std::string& user, const std::string& password) {
-    static constexpr char b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const std::string in = user + ":" + password;
-    std::string out;
-    for (std::size_t i = 0; i < in.size(); i += 3) {
-        std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size())
-            n |= static_cast<unsigned char>(in[i + 1]) << 8;
-        if (i + 2 < in.size())
-            n |= static_cast<unsigned char>(in[i + 2]);
-        out += b64[(n >> 18) & 63];
-        out += b64[(n >> 12) & 63];
-        out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
-        out += i + 2 < in.size() ? b64[n & 63] : '=';
-    }
-    return "Basic " + out;
-}
-
 json::value body_of(const Response& r) {
     boost::system::error_code ec;
     auto v = json::parse(r.body(), ec);
@@ -157,7 +138,7 @@ TEST_CASE("register, resolve with visibility per role, update, delete") {
         CHECK(body_of(r).at("values").as_array()[2].at("permissions").as_string() == "1100");
     }
     auto other = c->request(V::get, "/api/handles/88.118.8/SN-2024-0001", {},
-                            {{"Authorization", basic("pharma", n.pharma_password)}});
+                            {{"Authorization", basic_authorization("pharma", n.pharma_password)}});
     CHECK(indices_of(other) == std::vector<int>{1, 2000});
 
     // filters: ANY type or ANY index
@@ -260,18 +241,22 @@ TEST_CASE("authorisation matrix: who may write where") {
     } rows[] = {
         {"", "/api/handles/88.118.8/m1", http::status::unauthorized},
         {n.reader, "/api/handles/88.118.8/m1", http::status::forbidden},
-        {basic("pharma", n.pharma_password), "/api/handles/88.118.8/m1", http::status::forbidden},
+        {basic_authorization("pharma", n.pharma_password), "/api/handles/88.118.8/m1",
+         http::status::forbidden},
         {n.steel, "/api/handles/88.118.9/m1", http::status::forbidden},
         {n.steel, "/api/handles/88.118.8/m1", http::status::created},
-        {basic("pharma", n.pharma_password), "/api/handles/88.118.9/m1", http::status::created},
+        {basic_authorization("pharma", n.pharma_password), "/api/handles/88.118.9/m1",
+         http::status::created},
         {n.admin, "/api/handles/88.118.9/m2", http::status::created},
         {n.admin, "/api/handles/88.118/node-level", http::status::created},
         {n.steel, "/api/handles/88.118/node-level-2", http::status::forbidden},
         {"Bearer idn_0000000000000000_" + std::string(64, 'a'), "/api/handles/88.118.8/m3",
          http::status::unauthorized},
         {"Bearer not-a-key", "/api/handles/88.118.8/m3", http::status::unauthorized},
-        {basic("pharma", "wrong-password"), "/api/handles/88.118.9/m3", http::status::unauthorized},
-        {basic("nobody", "whatever-pass"), "/api/handles/88.118.9/m3", http::status::unauthorized},
+        {basic_authorization("pharma", "wrong-password"), "/api/handles/88.118.9/m3",
+         http::status::unauthorized},
+        {basic_authorization("nobody", "whatever-pass"), "/api/handles/88.118.9/m3",
+         http::status::unauthorized},
         {"Digest abc", "/api/handles/88.118.9/m3", http::status::unauthorized},
     };
     for (const auto& row : rows) {
@@ -284,7 +269,7 @@ TEST_CASE("authorisation matrix: who may write where") {
         CHECK(r.result() == row.status);
     }
     // Admin routes refuse everyone but admins.
-    for (const auto& who : {n.steel, n.reader, basic("pharma", n.pharma_password)}) {
+    for (const auto& who : {n.steel, n.reader, basic_authorization("pharma", n.pharma_password)}) {
         CHECK(c->request(V::get, "/api/v1/accounts", {}, {{"Authorization", who}}).result() ==
               http::status::forbidden);
         CHECK(c->request(V::post, "/api/v1/prefixes", R"({"parent":"88.118"})",
@@ -299,8 +284,9 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
     auto c = n.client();
     int throttled = 0;
     for (int i = 0; i < 14; ++i) {
-        auto r = c->request(V::get, "/api/handles/88.118.8/x", {},
-                            {{"Authorization", basic("pharma", "bad-" + std::to_string(i))}});
+        auto r = c->request(
+            V::get, "/api/handles/88.118.8/x", {},
+            {{"Authorization", basic_authorization("pharma", "bad-" + std::to_string(i))}});
         if (r.result() == http::status::too_many_requests) {
             ++throttled;
             CHECK_FALSE(r[http::field::retry_after].empty());
@@ -311,7 +297,7 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
     CHECK(throttled >= 3);
     // Even the right password is refused while throttled: the attempt is not evaluated at all.
     auto right = c->request(V::get, "/api/handles/88.118.8/x", {},
-                            {{"Authorization", basic("pharma", n.pharma_password)}});
+                            {{"Authorization", basic_authorization("pharma", n.pharma_password)}});
     CHECK(right.result() == http::status::too_many_requests);
 
     // Legitimate traffic during the attack: anonymous resolution from the attacking address is
@@ -328,7 +314,7 @@ TEST_CASE("failed logins are throttled per client, then legitimate keys still wo
             .result() == http::status::created);
     CHECK(other
               .request(V::get, "/api/handles/88.118.9/x", {},
-                       {{"Authorization", basic("pharma", n.pharma_password)}})
+                       {{"Authorization", basic_authorization("pharma", n.pharma_password)}})
               .result() == http::status::too_many_requests);
 }
 
@@ -405,13 +391,13 @@ TEST_CASE("accounts and keys: duplicates, password change, key revocation") {
     // The account changes its own password; the old one stops working.
     auto pw =
         c->request(V::put, "/api/v1/accounts/pharma/password", R"({"password":"new-secret-22"})",
-                   {{"Authorization", basic("pharma", n.pharma_password)}});
+                   {{"Authorization", basic_authorization("pharma", n.pharma_password)}});
     CHECK(pw.result() == http::status::ok);
     CHECK(c->request(V::get, "/api/handles/88.118.9/x", {},
-                     {{"Authorization", basic("pharma", n.pharma_password)}})
+                     {{"Authorization", basic_authorization("pharma", n.pharma_password)}})
               .result() == http::status::unauthorized);
     CHECK(c->request(V::get, "/api/handles/88.118.9/x", {},
-                     {{"Authorization", basic("pharma", "new-secret-22")}})
+                     {{"Authorization", basic_authorization("pharma", "new-secret-22")}})
               .result() == http::status::not_found);
     CHECK(c->request(V::put, "/api/v1/accounts/steel/password", R"({"password":"short"})",
                      {{"Authorization", n.admin}})
@@ -452,7 +438,7 @@ TEST_CASE("listing, proxy redirects, minted suffixes, and a restart keeps everyt
         CHECK(c->request(V::get, "/api/handles?prefix=88.118.8").result() ==
               http::status::unauthorized);
         CHECK(c->request(V::get, "/api/handles?prefix=88.118.8", {},
-                         {{"Authorization", basic("pharma", n.pharma_password)}})
+                         {{"Authorization", basic_authorization("pharma", n.pharma_password)}})
                   .result() == http::status::forbidden);
         std::vector<std::string> all;
         for (int page = 0; page < 4; ++page) {

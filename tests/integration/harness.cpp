@@ -727,4 +727,23 @@ std::optional<double> metric_value(const std::string& text, std::string_view sam
     return std::nullopt;
 }
 
+std::string basic_authorization(const std::string& user, const std::string& password) {
+    static constexpr char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const std::string in = user + ":" + password;
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); i += 3) {
+        std::uint32_t n = static_cast<unsigned char>(in[i]) << 16;
+        if (i + 1 < in.size())
+            n |= static_cast<unsigned char>(in[i + 1]) << 8;
+        if (i + 2 < in.size())
+            n |= static_cast<unsigned char>(in[i + 2]);
+        out += b64[(n >> 18) & 63];
+        out += b64[(n >> 12) & 63];
+        out += i + 1 < in.size() ? b64[(n >> 6) & 63] : '=';
+        out += i + 2 < in.size() ? b64[n & 63] : '=';
+    }
+    return "Basic " + out;
+}
+
 } // namespace idnode::test

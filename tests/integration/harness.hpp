@@ -56,6 +56,9 @@ public:
 /// True when the suite should do less work (set for the sanitizer build by tools/dev).
 bool reduced_mode();
 
+/// The Authorization header value for HTTP Basic (RFC 7617): "Basic base64(user:password)".
+std::string basic_authorization(const std::string& user, const std::string& password);
+
 /// A fresh directory under the system temp dir; removed recursively on destruction.
 class TempDir {
 public:

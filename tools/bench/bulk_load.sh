@@ -45,13 +45,7 @@ trap 'exit 143' TERM
 
 rm -rf "$scratch"
 mkdir -p "$scratch"
-cert=$scratch/cert.pem key=$scratch/key.pem
-timeout 60 conf/dev-cert.sh "$cert" "$key" >/dev/null 2>&1 || fail "certificate"
-timeout 60 "$bin/idctl" init --data-dir "$scratch/db" --node-prefix 88.118 >"$scratch/admin.json" ||
-    fail "idctl init"
-admin_key=$(sed 's/.*"admin_key":"\([^"]*\)".*/\1/' "$scratch/admin.json")
-start_idnode "$scratch/db" "$cert" "$key" "$scratch"
-port=$idnode_port
+start_fresh_node "$scratch"
 api() { # method path body
     curl -sS --fail-with-body --cacert "$cert" -H "Authorization: Bearer $admin_key" \
         -X "$1" "https://localhost:$port$2" --resolve "localhost:$port:127.0.0.1" \

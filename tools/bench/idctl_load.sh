@@ -17,31 +17,28 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 records=1000000
 streams=2
-bin=$root/build/dev/bin
+bin_dir=$root/build/dev/bin
 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --records) records=${2:?}; shift 2 ;;
         --streams) streams=${2:?}; shift 2 ;;
-        --bin) bin=${2:?}; shift 2 ;;
+        --bin) bin_dir=${2:?}; shift 2 ;;
         --keep) keep=1; shift ;;
         -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "idctl_load.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-fail() { log "FAILED: $*"; exit 1; }
 scratch=$root/build/bench/idctl_load
+bench_name=bench
+# shellcheck source=tools/bench/lib.sh
+source "$root/tools/bench/lib.sh"
+bin=$bin_dir
 idnode_pid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    if [ -n "$idnode_pid" ] && kill -0 "$idnode_pid" 2>/dev/null; then
-        kill -TERM "$idnode_pid" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$idnode_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$idnode_pid" 2>/dev/null || true
-        wait "$idnode_pid" 2>/dev/null || true
-    fi
+    stop_pid "$idnode_pid" TERM 15
     [ "$keep" -eq 0 ] && rm -rf "$scratch"
     exit "$rc"
 }
@@ -51,40 +48,7 @@ trap 'exit 143' TERM
 
 rm -rf "$scratch"
 mkdir -p "$scratch"
-cert=$scratch/cert.pem key=$scratch/key.pem
-timeout 60 conf/dev-cert.sh "$cert" "$key" >/dev/null 2>&1 || fail "certificate"
-timeout 60 "$bin/idctl" init --data-dir "$scratch/db" --node-prefix 88.118 >"$scratch/admin.json" ||
-    fail "idctl init"
-admin_key=$(sed 's/.*"admin_key":"\([^"]*\)".*/\1/' "$scratch/admin.json")
-cat >"$scratch/idnode.toml" <<EOF
-[node]
-data_dir = "$scratch/db"
-[https]
-listen = "127.0.0.1:0"
-cert = "$cert"
-key = "$key"
-threads = 2
-[handle]
-listen = "127.0.0.1:0"
-[ops]
-listen = "127.0.0.1:0"
-[limits]
-rate_per_ip = 0
-rate_per_account = 0
-[log]
-level = "warn"
-access = "off"
-EOF
-"$bin/idnode" --config "$scratch/idnode.toml" >"$scratch/idnode.stdout" 2>"$scratch/idnode.stderr" &
-idnode_pid=$!
-port=""
-for _ in $(seq 1 100); do
-    line=$(grep -m1 'idnode listening' "$scratch/idnode.stdout" 2>/dev/null || true)
-    if [ -n "$line" ]; then port=$(sed 's/.*https=127\.0\.0\.1:\([0-9]*\).*/\1/' <<<"$line"); break; fi
-    kill -0 "$idnode_pid" 2>/dev/null || { cat "$scratch/idnode.stderr" >&2; fail "idnode exited"; }
-    sleep 0.1
-done
-[[ "$port" =~ ^[0-9]+$ ]] || fail "idnode did not report its port"
+start_fresh_node "$scratch"
 idctl=("$bin/idctl" --url "https://localhost:$port" --ca-file "$cert")
 "${idctl[@]}" --key "$admin_key" prefix allocate 88.118.8 --name "Bench Steel" \
     --credit-code 91310000631696382C --industry C3130 >/dev/null || fail "prefix allocate"

@@ -140,6 +140,19 @@ EOF
     [[ "$idnode_handle_port" =~ ^[0-9]+$ ]] || fail "idnode did not report its Handle port"
 }
 
+# A fresh node for the online load benchmarks: a dev certificate and an `idctl init`ed data
+# directory under DIR, then start_idnode. Sets cert, key, admin_key and port (= idnode_port).
+start_fresh_node() { # dir
+    local dir=$1
+    cert=$dir/cert.pem key=$dir/key.pem
+    timeout 60 "$root/conf/dev-cert.sh" "$cert" "$key" >/dev/null 2>&1 || fail "certificate"
+    timeout 60 "$bin/idctl" init --data-dir "$dir/db" --node-prefix 88.118 >"$dir/admin.json" ||
+        fail "idctl init"
+    admin_key=$(sed 's/.*"admin_key":"\([^"]*\)".*/\1/' "$dir/admin.json")
+    start_idnode "$dir/db" "$cert" "$key" "$dir"
+    port=$idnode_port
+}
+
 # Starts nginx serving WWW as static JSON over HTTPS with idnode's TLS settings, 2 workers. Sets
 # nginx_pid and nginx_port. Files go to DIR (nginx.conf, nginx.pid, logs).
 start_nginx() { # www, cert, key, dir
