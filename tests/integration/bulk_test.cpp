@@ -2,6 +2,7 @@
 // per-line outcomes, idempotent re-sends, Idempotency-Key, disconnects mid-stream, concurrent
 // uploads, flat server memory on a large body, batch resolve and stats.
 #include "harness.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -20,33 +21,6 @@ namespace {
 
 fs::path idctl_binary() {
     return IDNODE_IDCTL_BINARY;
-}
-
-bool reduced() {
-    const char* v = std::getenv("IDNODE_TEST_REDUCED");
-    return v != nullptr && std::string(v) == "1";
-}
-
-json::value parse(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec)
-        throw HarnessError("not JSON: " + std::string(text));
-    return v;
-}
-
-std::vector<json::value> ndjson(const std::string& body) {
-    std::vector<json::value> out;
-    std::size_t start = 0;
-    while (start < body.size()) {
-        auto end = body.find('\n', start);
-        if (end == std::string::npos)
-            end = body.size();
-        if (end > start)
-            out.push_back(parse(std::string_view(body).substr(start, end - start)));
-        start = end + 1;
-    }
-    return out;
 }
 
 std::string record(const std::string& handle, const std::string& url) {
@@ -79,7 +53,7 @@ struct BulkNode {
         const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
                                        (node.dir() / "db").string(), "--node-prefix", "88.118"});
         REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-        admin = "Bearer " + std::string(parse(init.out).at("admin_key").as_string());
+        admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
         node.start();
         auto c = client();
         for (const char* prefix : {"88.118.8", "88.118.9"}) {
@@ -106,7 +80,7 @@ struct BulkNode {
         auto r = c.request(V::post, "/api/v1/accounts/" + user + "/keys", {},
                            {{"Authorization", admin}});
         REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
-        return std::string(parse(r.body()).at("key").as_string());
+        return std::string(parse_json(r.body()).at("key").as_string());
     }
 
     std::unique_ptr<HttpsClient> client(Millis timeout = 10s) {
@@ -132,7 +106,7 @@ struct BulkNode {
         auto r = c.request(V::post, "/api/v1/resolve", json::serialize(a));
         REQUIRE_MESSAGE(r.result() == http::status::ok, r.body());
         std::vector<int> out;
-        const json::value results = parse(r.body());
+        const json::value results = parse_json(r.body());
         for (const auto& e : results.as_array())
             out.push_back(static_cast<int>(e.at("responseCode").as_int64()));
         return out;
@@ -162,7 +136,7 @@ TEST_CASE("bulk: mixed valid, invalid and malformed lines fail alone; re-send is
     REQUIRE_MESSAGE(r.result() == http::status::ok, r.body());
     CHECK(r[http::field::content_type] == "application/x-ndjson");
     CHECK(r.chunked());
-    auto lines = ndjson(r.body());
+    auto lines = ndjson_values(r.body());
     REQUIRE(lines.size() == 9); // 8 records + summary
     std::vector<std::pair<std::int64_t, std::string>> got;
     for (std::size_t i = 0; i + 1 < lines.size(); ++i)
@@ -189,22 +163,22 @@ TEST_CASE("bulk: mixed valid, invalid and malformed lines fail alone; re-send is
                        "88.118.9/P-1"}) == std::vector<int>{1, 1, 100, 1, 100});
 
     // The same file again: identical records are `unchanged`, nothing is created twice.
-    auto again = ndjson(n.bulk(*c, "?mode=create&results=errors", body, n.steel).body());
+    auto again = ndjson_values(n.bulk(*c, "?mode=create&results=errors", body, n.steel).body());
     CHECK(summary(again, "unchanged") == 3);
     CHECK(summary(again, "created") == 0);
     CHECK(summary(again, "errors") == 5);
     CHECK(again.size() == 6); // only the error lines, then the summary
 
     // create with different content -> exists; upsert/replace replace it.
-    auto changed = ndjson(
+    auto changed = ndjson_values(
         n.bulk(*c, "?mode=create", record("88.118.8/B-1", "https://e.cn/new"), n.steel).body());
     CHECK(changed[0].at("status") == "error");
     CHECK(changed[0].at("error").at("code") == "exists");
-    auto replaced = ndjson(n.bulk(*c, "?mode=replace",
-                                  record("88.118.8/B-1", "https://e.cn/new") +
-                                      record("88.118.8/B-5", "https://e.cn/5"),
-                                  n.steel)
-                               .body());
+    auto replaced = ndjson_values(n.bulk(*c, "?mode=replace",
+                                         record("88.118.8/B-1", "https://e.cn/new") +
+                                             record("88.118.8/B-5", "https://e.cn/5"),
+                                         n.steel)
+                                      .body());
     CHECK(replaced[0].at("status") == "replaced");
     CHECK(replaced[1].at("status") == "created");
     auto get = c->request(V::get, "/api/handles/88.118.8/B-1");
@@ -218,7 +192,7 @@ TEST_CASE("bulk: refusals before the body, oversize lines, wrong auth") {
 
     auto anonymous = n.bulk(*c, "", one, "");
     CHECK(anonymous.result() == http::status::unauthorized);
-    CHECK(parse(anonymous.body()).at("error").at("code") == "unauthorized");
+    CHECK(parse_json(anonymous.body()).at("error").at("code") == "unauthorized");
     c = n.client(); // the refusal closed the connection (its body was not read)
 
     auto bad_key = n.bulk(*c, "", one, "Bearer idn_nope");
@@ -231,7 +205,7 @@ TEST_CASE("bulk: refusals before the body, oversize lines, wrong auth") {
 
     auto bad_mode = n.bulk(*c, "?mode=merge", one, n.steel);
     CHECK(bad_mode.result() == http::status::bad_request);
-    CHECK(parse(bad_mode.body()).at("error").at("code") == "invalid_query");
+    CHECK(parse_json(bad_mode.body()).at("error").at("code") == "invalid_query");
     c = n.client();
     auto bad_results = n.bulk(*c, "?results=some", one, n.steel);
     CHECK(bad_results.result() == http::status::bad_request);
@@ -242,7 +216,7 @@ TEST_CASE("bulk: refusals before the body, oversize lines, wrong auth") {
                       std::string(70 * 1024, 'x') + "\"}]}\n";
     auto r = n.bulk(*c, "", one + big + record("88.118.8/A-2", "https://e.cn/b"), n.steel);
     REQUIRE(r.result() == http::status::ok);
-    auto lines = ndjson(r.body());
+    auto lines = ndjson_values(r.body());
     REQUIRE(lines.size() == 4);
     CHECK(lines[0].at("status") == "created");
     CHECK(lines[1].at("line") == 2);
@@ -260,7 +234,7 @@ TEST_CASE("bulk: Idempotency-Key returns the first outcome") {
     auto c = n.client();
     const std::string body = record("88.118.8/K-1", "https://e.cn/1") + "[1]\n";
     auto first = n.bulk(*c, "", body, n.steel, {{"Idempotency-Key", "run-42"}});
-    auto first_lines = ndjson(first.body());
+    auto first_lines = ndjson_values(first.body());
     CHECK(summary(first_lines, "created") == 1);
     CHECK(summary(first_lines, "errors") == 1);
     c = n.client();
@@ -269,7 +243,7 @@ TEST_CASE("bulk: Idempotency-Key returns the first outcome") {
                          {{"Idempotency-Key", "run-42"}});
     CHECK(second.result() == http::status::ok);
     CHECK(second["Idempotent-Replayed"] == "true");
-    auto second_lines = ndjson(second.body());
+    auto second_lines = ndjson_values(second.body());
     REQUIRE(second_lines.size() == 2);
     CHECK(second_lines[0].at("line") == 2);
     CHECK(summary(second_lines, "created") == 1);
@@ -278,7 +252,7 @@ TEST_CASE("bulk: Idempotency-Key returns the first outcome") {
     // Keys are per account: another account's identical key is a fresh upload.
     auto other = n.bulk(*c, "", record("88.118.9/K-3", "https://e.cn/3"), n.pharma,
                         {{"Idempotency-Key", "run-42"}});
-    CHECK(summary(ndjson(other.body()), "created") == 1);
+    CHECK(summary(ndjson_values(other.body()), "created") == 1);
     auto too_long = n.bulk(*c, "", body, n.steel, {{"Idempotency-Key", std::string(300, 'k')}});
     CHECK(too_long.result() == http::status::bad_request);
 }
@@ -328,7 +302,7 @@ TEST_CASE("bulk: a client that disconnects mid-stream loses only unacknowledged 
 
 TEST_CASE("bulk: two concurrent uploads to different prefixes both complete") {
     BulkNode n;
-    const int count = reduced() ? 2000 : 20000;
+    const int count = reduced_mode() ? 2000 : 20000;
     std::uint64_t created[2] = {0, 0};
     auto upload = [&](int which) {
         auto c = n.client(30s);
@@ -337,7 +311,7 @@ TEST_CASE("bulk: two concurrent uploads to different prefixes both complete") {
         for (int i = 0; i < count; ++i)
             body += record(prefix + std::to_string(100000 + i), "https://e.cn/c");
         auto r = n.bulk(*c, "?results=errors", body, which == 0 ? n.steel : n.pharma);
-        created[which] = summary(ndjson(r.body()), "created");
+        created[which] = summary(ndjson_values(r.body()), "created");
     };
     std::thread a(upload, 0), b(upload, 1);
     a.join();
@@ -347,11 +321,12 @@ TEST_CASE("bulk: two concurrent uploads to different prefixes both complete") {
     auto c = n.client();
     auto stats = c->request(V::get, "/api/v1/stats", {}, {{"Authorization", n.admin}});
     REQUIRE_MESSAGE(stats.result() == http::status::ok, stats.body());
-    auto s = parse(stats.body());
+    auto s = parse_json(stats.body());
     CHECK(s.at("identifiers") == 2 * count);
     CHECK(s.at("registrations_today") == 2 * count);
     CHECK(s.at("prefixes").as_array().size() == 2);
-    auto mine = parse(c->request(V::get, "/api/v1/stats", {}, {{"Authorization", n.steel}}).body());
+    auto mine =
+        parse_json(c->request(V::get, "/api/v1/stats", {}, {{"Authorization", n.steel}}).body());
     CHECK(mine.at("identifiers") == count);
     REQUIRE(mine.at("prefixes").as_array().size() == 1);
     CHECK(mine.at("prefixes").as_array()[0].at("prefix") == "88.118.8");
@@ -360,7 +335,7 @@ TEST_CASE("bulk: two concurrent uploads to different prefixes both complete") {
 
 TEST_CASE("bulk: a large streamed body keeps server memory flat") {
     BulkNode n;
-    const long total = reduced() ? 200000 : 1000000;
+    const long total = reduced_mode() ? 200000 : 1000000;
     auto c = n.client(60s);
     c->write_raw("POST /api/v1/bulk?mode=create&results=errors HTTP/1.1\r\nHost: localhost\r\n"
                  "Authorization: " +
@@ -396,7 +371,7 @@ TEST_CASE("bulk: a large streamed body keeps server memory flat") {
     c->write_raw("0\r\n\r\n");
     auto r = c->read_response();
     REQUIRE(r.result() == http::status::ok);
-    auto lines = ndjson(r.body());
+    auto lines = ndjson_values(r.body());
     CHECK(lines.size() == 1);
     CHECK(summary(lines, "created") == static_cast<std::uint64_t>(total));
     MESSAGE("server RssAnon after 20%: " << rss_early << " KiB, peak after: " << rss_peak
@@ -406,7 +381,7 @@ TEST_CASE("bulk: a large streamed body keeps server memory flat") {
     // The body is ~80 MB; buffering any sizeable part of it would show. The reduced run is the
     // sanitizer run, where ASan's quarantine keeps freed memory resident by design: there the
     // bound proves nothing and is not asserted (the normal run asserts it).
-    if (reduced())
+    if (reduced_mode())
         MESSAGE("RssAnon bound not asserted under the sanitizer run");
     else
         CHECK(rss_peak - rss_early < 16 * 1024);
@@ -419,12 +394,12 @@ TEST_CASE("batch resolve: found, missing, invalid, not homed and private entries
         R"({"handle":"88.118.8/R-1","values":[{"index":1,"type":"URL","data":"https://e.cn/r"},)"
         R"({"index":2001,"type":"price","data":"10","permissions":"1100"}]})"
         "\n";
-    REQUIRE(summary(ndjson(n.bulk(*c, "", rec, n.steel).body()), "created") == 1);
+    REQUIRE(summary(ndjson_values(n.bulk(*c, "", rec, n.steel).body()), "created") == 1);
     const std::string body =
         R"(["88.118.8/R-1","88.118.8/none","no-slash","77.7/x","88.118.8/r-1"])";
     auto anon = c->request(V::post, "/api/v1/resolve", body);
     REQUIRE_MESSAGE(anon.result() == http::status::ok, anon.body());
-    auto a = parse(anon.body()).as_array();
+    auto a = parse_json(anon.body()).as_array();
     REQUIRE(a.size() == 5);
     CHECK(a[0].at("handle") == "88.118.8/R-1");
     CHECK(a[0].at("responseCode") == 1);
@@ -438,11 +413,11 @@ TEST_CASE("batch resolve: found, missing, invalid, not homed and private entries
     for (const auto& who : {n.steel, n.reader}) {
         auto r =
             c->request(V::post, "/api/v1/resolve", R"(["88.118.8/R-1"])", {{"Authorization", who}});
-        CHECK(parse(r.body()).as_array()[0].at("values").as_array().size() == 2);
+        CHECK(parse_json(r.body()).as_array()[0].at("values").as_array().size() == 2);
     }
     auto pharma = c->request(V::post, "/api/v1/resolve", R"(["88.118.8/R-1"])",
                              {{"Authorization", n.pharma}});
-    CHECK(parse(pharma.body()).as_array()[0].at("values").as_array().size() == 1);
+    CHECK(parse_json(pharma.body()).as_array()[0].at("values").as_array().size() == 1);
 
     // Bad requests.
     CHECK(c->request(V::post, "/api/v1/resolve", "{}").result() == http::status::bad_request);
@@ -453,7 +428,7 @@ TEST_CASE("batch resolve: found, missing, invalid, not homed and private entries
         many.emplace_back("88.118.8/x");
     auto too_many = c->request(V::post, "/api/v1/resolve", json::serialize(many));
     CHECK(too_many.result() == http::status::bad_request);
-    CHECK(parse(too_many.body()).at("error").at("code") == "too_many_handles");
+    CHECK(parse_json(too_many.body()).at("error").at("code") == "too_many_handles");
     CHECK(c->request(V::post, "/api/v1/resolve", "[]", {{"Authorization", "Bearer idn_bad"}})
               .result() == http::status::unauthorized);
 }

@@ -11,6 +11,7 @@
 // consistent at every instant and that nothing is acknowledged before its commit; it does not
 // simulate power loss (lost page cache), which depends on fsync and the disk.
 #include "harness.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -41,21 +42,13 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
     return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-json::value parse(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec)
-        throw HarnessError("not JSON: " + std::string(text.substr(0, 500)));
-    return v;
-}
-
 /// `idctl verify --json`; fails the test with the problems if any.
 json::object verify(const fs::path& data_dir) {
     auto r = run_command(
         {idctl_binary().string(), "--json", "verify", "--data-dir", data_dir.string()}, 60s);
     INFO("idctl verify stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
-    auto report = parse(r.out).as_object();
+    auto report = parse_json(r.out).as_object();
     REQUIRE(report.at("ok").as_bool());
     return report;
 }
@@ -184,7 +177,7 @@ struct CrashNode {
         const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
                                        data_dir().string(), "--node-prefix", "88.118"});
         REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-        admin = "Bearer " + std::string(parse(init.out).at("admin_key").as_string());
+        admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
         node.start();
         auto c = client();
         auto p = c->request(
@@ -198,7 +191,7 @@ struct CrashNode {
         REQUIRE_MESSAGE(a.result() == http::status::created, a.body());
         auto k = c->request(V::post, "/api/v1/accounts/steel/keys", {}, {{"Authorization", admin}});
         REQUIRE_MESSAGE(k.result() == http::status::created, k.body());
-        steel = "Bearer " + std::string(parse(k.body()).at("key").as_string());
+        steel = "Bearer " + std::string(parse_json(k.body()).at("key").as_string());
     }
 
     fs::path data_dir() const { return node.dir() / "db"; }
@@ -221,7 +214,7 @@ struct CrashNode {
             auto r = c->request(V::post, "/api/v1/resolve", json::serialize(a),
                                 {{"Authorization", steel}});
             REQUIRE_MESSAGE(r.result() == http::status::ok, r.body());
-            const json::value answer = parse(r.body());
+            const json::value answer = parse_json(r.body());
             for (const auto& e : answer.as_array()) {
                 const auto& o = e.as_object();
                 const std::string handle(o.at("handle").as_string());
@@ -310,7 +303,7 @@ std::vector<std::string> export_without_timestamps(const fs::path& data_dir,
         if (end == std::string::npos)
             end = r.out.size();
         if (end > start) {
-            auto line = parse(std::string_view(r.out).substr(start, end - start)).as_object();
+            auto line = parse_json(std::string_view(r.out).substr(start, end - start)).as_object();
             for (auto& v : line.at("values").as_array())
                 v.as_object().erase("timestamp");
             out.push_back(json::serialize(line));
@@ -373,7 +366,7 @@ TEST_CASE("crash: SIGKILL at random moments of an online bulk load loses no ackn
                     const std::string& h = handles[rng() % handles.size()];
                     const std::string line =
                         make_line(rng, h, std::to_string(it) + "-" + std::to_string(sent.size()));
-                    sent.push_back({h, canonical_record(parse(line).at("values").as_array())});
+                    sent.push_back({h, canonical_record(parse_json(line).at("values").as_array())});
                     chunk += line;
                     chunk += '\n';
                 }
@@ -403,7 +396,7 @@ TEST_CASE("crash: SIGKILL at random moments of an online bulk load loses no ackn
         std::map<std::string, std::size_t> last_acked; // handle -> line index
         std::size_t acked_here = 0;
         for (const auto& text : result_lines) {
-            const auto o = parse(text).as_object();
+            const auto o = parse_json(text).as_object();
             if (o.contains("summary"))
                 continue;
             const std::string status(o.at("status").as_string());

@@ -6,6 +6,7 @@
 // The Handle protocol server (TCP/UDP 2641) answers RESOLUTION and GET_SITE_INFO only; it has no
 // write operations, so its RC 2 for storage full cannot arise (see README).
 #include "harness.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -22,34 +23,12 @@ fs::path idctl_binary() {
     return IDNODE_IDCTL_BINARY;
 }
 
-json::value parse(std::string_view text) {
-    boost::system::error_code ec;
-    auto v = json::parse(text, ec);
-    if (ec)
-        throw HarnessError("not JSON: " + std::string(text.substr(0, 500)));
-    return v;
-}
-
-std::vector<json::value> ndjson(const std::string& body) {
-    std::vector<json::value> out;
-    std::size_t start = 0;
-    while (start < body.size()) {
-        auto end = body.find('\n', start);
-        if (end == std::string::npos)
-            end = body.size();
-        if (end > start)
-            out.push_back(parse(std::string_view(body).substr(start, end - start)));
-        start = end + 1;
-    }
-    return out;
-}
-
 json::object verify(const fs::path& data_dir) {
     auto r = run_command(
         {idctl_binary().string(), "--json", "verify", "--data-dir", data_dir.string()}, 60s);
     INFO("idctl verify stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
-    auto report = parse(r.out).as_object();
+    auto report = parse_json(r.out).as_object();
     CHECK(report.at("ok").as_bool());
     return report;
 }
@@ -85,7 +64,7 @@ struct FullNode {
                            {{"Authorization", steel}});
         REQUIRE_MESSAGE(r.result() == http::status::ok, r.body());
         int full = 0, other = 0;
-        auto lines = ndjson(r.body());
+        auto lines = ndjson_values(r.body());
         for (std::size_t i = 0; i + 1 < lines.size(); ++i) {
             const auto& e = lines[i].at("error");
             if (e.at("code") == "storage_full") {
@@ -110,7 +89,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
     const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
                                    n.data_dir().string(), "--node-prefix", "88.118"});
     REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-    n.admin = "Bearer " + std::string(parse(init.out).at("admin_key").as_string());
+    n.admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
     n.node.set("node.max_db_size", "\"2MiB\"");
     n.node.start();
     auto c = n.client();
@@ -128,7 +107,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
         auto k =
             c->request(V::post, "/api/v1/accounts/steel/keys", {}, {{"Authorization", n.admin}});
         REQUIRE_MESSAGE(k.result() == http::status::created, k.body());
-        n.steel = "Bearer " + std::string(parse(k.body()).at("key").as_string());
+        n.steel = "Bearer " + std::string(parse_json(k.body()).at("key").as_string());
     }
     // An SNMS login token, taken while there is room (logging in writes nothing, but be sure).
     auto login = c->request(V::post, "/identity/token",
@@ -136,7 +115,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
                             {{"Content-Type", "application/json"}});
     REQUIRE_MESSAGE(login.result() == http::status::ok, login.body());
     const std::string token =
-        "Bearer " + std::string(parse(login.body()).at("data").at("token").as_string());
+        "Bearer " + std::string(parse_json(login.body()).at("data").at("token").as_string());
 
     // Fill: bulk uploads of `batch` small records; when a batch no longer fits, halve it, down to
     // single records. Everything created stays readable.
@@ -164,7 +143,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
                           R"({"values":)" + values_json("https://e.cn/full", 30000) + "}",
                           {{"Authorization", n.steel}});
     CHECK(put.result() == http::status::insufficient_storage);
-    auto put_body = parse(put.body());
+    auto put_body = parse_json(put.body());
     CHECK(put_body.at("responseCode") == 2);
     CHECK(std::string(put_body.at("message").as_string()).find("storage full") !=
           std::string::npos);
@@ -184,7 +163,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
                                big + R"("}}]})",
                            {{"Authorization", token}, {"Content-Type", "application/json"}});
     REQUIRE(snms.result() == http::status::ok);
-    auto snms_body = parse(snms.body());
+    auto snms_body = parse_json(snms.body());
     CHECK(snms_body.at("status") == -2);
     CHECK(std::string(snms_body.at("message").as_string()).find("存储空间已满") !=
           std::string::npos);
@@ -193,7 +172,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
                                  R"("data":{"format":"string","value":")" +
                                      big + R"("}}]}])",
                                  {{"Authorization", token}, {"Content-Type", "application/json"}});
-    auto batch_body = parse(snms_batch.body());
+    auto batch_body = parse_json(snms_batch.body());
     CHECK(batch_body.at("status") == 1); // the envelope; the record itself failed:
     CHECK(std::string(batch_body.at("data").as_array()[0].at("msg").as_string())
               .find("存储空间已满") != std::string::npos);
@@ -204,9 +183,9 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
     CHECK(get.body().find("https://e.cn/88.118.8/F-100000") != std::string::npos);
     CHECK(c->request(V::get, "/api/handles/88.118.8/FULL-1").result() == http::status::not_found);
     auto resolved = c->request(V::post, "/api/v1/resolve", R"(["88.118.8/F-100001"])");
-    CHECK(parse(resolved.body()).as_array()[0].at("responseCode") == 1);
+    CHECK(parse_json(resolved.body()).as_array()[0].at("responseCode") == 1);
     auto detail = c->request(V::get, "/identityv2/data/detail?handle=88.118.8/F-100002");
-    CHECK(parse(detail.body()).at("status") == 1);
+    CHECK(parse_json(detail.body()).at("status") == 1);
     auto list = c->request(V::get, "/api/handles?prefix=88.118.8&pageSize=10", {},
                            {{"Authorization", n.steel}});
     CHECK(list.result() == http::status::ok);
@@ -236,7 +215,7 @@ TEST_CASE("storage full: writes fail with 507 / storage_full / SNMS -2, reads go
                                  R"("data":{"format":"string","value":")" +
                                      big + R"("}}]})",
                                  {{"Authorization", token}, {"Content-Type", "application/json"}});
-    CHECK(parse(snms_again.body()).at("status") == 1);
+    CHECK(parse_json(snms_again.body()).at("status") == 1);
     c.reset();
     REQUIRE(n.node.stop() == 0);
     report = verify(n.data_dir());

@@ -1,0 +1,39 @@
+// JSON helpers shared by the integration tests that read API answers (boost::json, header-only so
+// that only the tests linking Boost::json include it).
+#pragma once
+
+#include "harness.hpp"
+
+#include <boost/json.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace idnode::test {
+
+/// Parses a whole JSON text; a malformed answer is a HarnessError naming (the start of) it.
+inline boost::json::value parse_json(std::string_view text) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(text, ec);
+    if (ec)
+        throw HarnessError("not JSON: " + std::string(text.substr(0, 500)));
+    return v;
+}
+
+/// The JSON values of an NDJSON body, one per non-empty line.
+inline std::vector<boost::json::value> ndjson_values(std::string_view body) {
+    std::vector<boost::json::value> out;
+    std::size_t start = 0;
+    while (start < body.size()) {
+        auto end = body.find('\n', start);
+        if (end == std::string_view::npos)
+            end = body.size();
+        if (end > start)
+            out.push_back(parse_json(body.substr(start, end - start)));
+        start = end + 1;
+    }
+    return out;
+}
+
+} // namespace idnode::test
