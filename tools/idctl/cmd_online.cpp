@@ -7,6 +7,7 @@
 // Human tables by default, one JSON document with --json. Exit 0 ok, 1 the node refused or could
 // not be reached, 2 usage.
 #include "online.hpp"
+#include "values_json.hpp"
 
 #include <boost/json.hpp>
 
@@ -116,22 +117,8 @@ std::optional<std::string> read_secret(const char* prompt) {
 
 // ---- values -------------------------------------------------------------------------------------
 
-std::string base64(std::string_view bytes) {
-    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (std::size_t i = 0; i < bytes.size(); i += 3) {
-        std::uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-        if (i + 1 < bytes.size())
-            n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-        if (i + 2 < bytes.size())
-            n |= static_cast<unsigned char>(bytes[i + 2]);
-        out += k[(n >> 18) & 63];
-        out += k[(n >> 12) & 63];
-        out += i + 1 < bytes.size() ? k[(n >> 6) & 63] : '=';
-        out += i + 2 < bytes.size() ? k[n & 63] : '=';
-    }
-    return out;
-}
+// One base64 encoder for the project: the resolver's (values_json.hpp), which idctl links.
+using resolver::api::base64_encode;
 
 /// The value as the Handle REST API shows it (§5.1), timestamp and permissions included.
 json::object value_json(const sdk::Value& v) {
@@ -141,7 +128,7 @@ json::object value_json(const sdk::Value& v) {
         o["data"] =
             json::object{{"format", "admin"}, {"value", admin ? *admin : json::value(v.data)}};
     } else if (v.format == "base64") {
-        o["data"] = json::object{{"format", "base64"}, {"value", base64(v.data)}};
+        o["data"] = json::object{{"format", "base64"}, {"value", base64_encode(v.data)}};
     } else {
         o["data"] = json::object{{"format", "string"}, {"value", v.data}};
     }
@@ -157,7 +144,7 @@ json::object value_json(const sdk::Value& v) {
 
 std::string shown_data(const sdk::Value& v) {
     if (v.format == "base64") {
-        return "(" + std::to_string(v.data.size()) + " bytes) " + base64(v.data);
+        return "(" + std::to_string(v.data.size()) + " bytes) " + base64_encode(v.data);
     }
     return v.data;
 }
