@@ -80,13 +80,14 @@ std::uint32_t get32(const char* p) {
            u[3];
 }
 
-/// Pre-encoded RESOLUTION requests (PUBL set, optionally a type filter), one per handle; the
-/// request id is patched in before sending. A type filter is how a client keeps a UDP reply within
+/// Pre-encoded RESOLUTION requests (PUBL set, optionally a type or index filter), one per handle;
+/// the request id is patched in before sending. A filter is how a client keeps a UDP reply within
 /// 512 bytes (a whole several-hundred-byte record is sent truncated and retried over TCP).
 class Requests {
 public:
     explicit Requests(const std::vector<std::string>& handles,
-                      const std::vector<std::string>& types = {}) {
+                      const std::vector<std::string>& types = {},
+                      const std::vector<std::int32_t>& indices = {}) {
         std::vector<std::string_view> type_views(types.begin(), types.end());
         offsets_.reserve(handles.size() + 1);
         for (const auto& h : handles) {
@@ -97,7 +98,7 @@ public:
             header.op_flags = hp::opflag::kPublicOnly;
             header.expiration = 0;
             std::string body;
-            hp::encode_resolution_request(body, h, {}, type_views);
+            hp::encode_resolution_request(body, h, indices, type_views);
             hp::encode_message(bytes_, env, header, body);
         }
         offsets_.push_back(bytes_.size());
@@ -626,6 +627,7 @@ int main(int argc, char** argv) {
     std::size_t udp_batch = 64;
     unsigned rounds = 1;
     std::vector<std::string> types;
+    std::vector<std::int32_t> indices;
     auto* udp_opt = app.add_option("--udp", udp_target, "UDP target HOST:PORT");
     auto* tcp_opt = app.add_option("--tcp", tcp_target, "TCP target HOST:PORT");
     auto* self_opt =
@@ -651,6 +653,9 @@ int main(int argc, char** argv) {
     app.add_option("--types", types,
                    "ask only for these value types (comma-separated, e.g. URL); default: the "
                    "whole record")
+        ->delimiter(',');
+    app.add_option("--indices", indices,
+                   "ask only for the values at these indices (comma-separated, e.g. 2000)")
         ->delimiter(',');
     udp_opt->excludes(self_opt);
     tcp_opt->excludes(self_opt);
@@ -681,7 +686,7 @@ int main(int argc, char** argv) {
         if (handles.empty()) {
             throw std::runtime_error("no handles to ask for");
         }
-        const Requests requests(handles, types);
+        const Requests requests(handles, types, indices);
         handles.clear();
         handles.shrink_to_fit();
         std::vector<Result> results;

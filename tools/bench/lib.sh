@@ -283,3 +283,8 @@ cpu_ticks() { # pids
     echo "$s"
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Private (anonymous) resident memory: RSS without file-backed pages. idnode's RSS counts the
+# pages of the LMDB map it has read (shared page cache, reclaimable, the same pages nginx reads
+# through read()/sendfile without them showing in its RSS); RssAnon is what the process itself
+# allocated.
+rss_anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

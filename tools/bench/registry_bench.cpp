@@ -1,6 +1,6 @@
 // registry_bench — measures the registry against raw LMDB on the same data, in one run.
 //
-//   registry_bench [--records N] [--dir DIR] [--writers W] [--seconds S]
+//   registry_bench [--records N] [--dir DIR] [--writers W] [--seconds S] [--gets-only]
 //
 // Phases (each on a fresh environment under DIR, removed afterwards):
 //   1. batched durable puts, sorted keys      (Registry::write, 1,000 creates per batch)
@@ -8,6 +8,8 @@
 //   3. random point reads, one thread: the registry API (parse + snapshot + get, owned copy)
 //      vs raw mdb_get on the same environment (reopened directly with LMDB)
 //   4. group commit: W threads each writing single records durably for S seconds
+// --gets-only runs phases 1 and 3 (tools/bench/run's scaling row needs only the reads; a durable
+// random-order load of 10 M records alone would take most of an hour on this machine).
 // Prints a table, then one `bench: <name> <value> <unit>` line per figure.
 #include "idnode/registry/registry.hpp"
 
@@ -100,6 +102,10 @@ int main(int argc, char** argv) {
     app.add_option("--dir", dir, "scratch directory (removed afterwards)");
     app.add_option("--writers", writers, "concurrent single-record writers (default 64)");
     app.add_option("--seconds", group_seconds, "duration of the group-commit phase (default 5)");
+    bool gets_only = false;
+    app.add_flag(
+        "--gets-only", gets_only,
+        "only the sorted load and the random gets (no random-order load, no group commit)");
     CLI11_PARSE(app, argc, argv);
 
     std::vector<Row> rows;
@@ -125,7 +131,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path base(dir);
 
     // 1 + 2: batched puts
-    double sorted_rate, random_rate;
+    double sorted_rate = 0, random_rate = 0;
     {
         auto registry = open_fresh(base / "sorted");
         sorted_rate = load(*registry, order);
@@ -135,17 +141,19 @@ int main(int argc, char** argv) {
                     static_cast<double>(st.used_bytes) / static_cast<double>(records),
                     static_cast<unsigned long long>(st.commits));
     }
-    {
-        std::vector<std::uint64_t> shuffled = order;
-        std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(42));
-        auto registry = open_fresh(base / "random");
-        random_rate = load(*registry, shuffled);
-    }
-    std::filesystem::remove_all(base / "random");
     rows.push_back({"batched durable puts, sorted keys (records/s)", fmt(sorted_rate), "", ""});
-    rows.push_back({"batched durable puts, random keys (records/s)", fmt(random_rate), "", ""});
     bench("registry_put_sorted", sorted_rate, "records/s");
-    bench("registry_put_random", random_rate, "records/s");
+    if (!gets_only) {
+        {
+            std::vector<std::uint64_t> shuffled = order;
+            std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(42));
+            auto registry = open_fresh(base / "random");
+            random_rate = load(*registry, shuffled);
+        }
+        std::filesystem::remove_all(base / "random");
+        rows.push_back({"batched durable puts, random keys (records/s)", fmt(random_rate), "", ""});
+        bench("registry_put_random", random_rate, "records/s");
+    }
 
     // 3: random point reads, registry API vs raw mdb_get, same keys in the same order. The
     // methods alternate in rounds so that noise from the rest of the machine hits all of them.
@@ -289,7 +297,7 @@ int main(int argc, char** argv) {
     lines.push_back("bench: registry_visit_vs_raw ratio " + ratio(visit_rate / raw_rate));
 
     // 4: group commit with W concurrent single-record durable writers.
-    {
+    if (!gets_only) {
         auto registry = open_fresh(base / "group");
         std::atomic<bool> stop{false};
         std::atomic<std::uint64_t> next{0};
