@@ -253,7 +253,8 @@ run_wrk() { # label outfile wrk-arguments...
     shift 2
     local a
     for a in "$@"; do [[ "$a" =~ ^-d([0-9]+)s$ ]] && d=${BASH_REMATCH[1]}; done
-    timeout $((d + 60)) wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; fail "wrk against $label"; }
+    # The margin covers the Lua script's start-up (it reads the handle list into every thread).
+    timeout $((d + 120)) wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; fail "wrk against $label (exit $?)"; }
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; fail "$label answered non-2xx responses"; fi
     if grep -Eq 'Socket errors: connect [1-9]' "$out" ||
         { [ -z "${allow_close:-}" ] && grep -Eq 'Socket errors:.*(read|write) [1-9]' "$out"; }; then
