@@ -254,7 +254,9 @@ run_wrk() { # label outfile wrk-arguments...
     local a
     for a in "$@"; do [[ "$a" =~ ^-d([0-9]+)s$ ]] && d=${BASH_REMATCH[1]}; done
     # The margin covers the Lua script's start-up (it reads the handle list into every thread).
-    timeout $((d + 120)) wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; fail "wrk against $label (exit $?)"; }
+    local rc=0
+    timeout $((d + 120)) wrk "$@" >"$out" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || { cat "$out" >&2; fail "wrk against $label (exit $rc; 124 = timed out)"; }
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; fail "$label answered non-2xx responses"; fi
     if grep -Eq 'Socket errors: connect [1-9]' "$out" ||
         { [ -z "${allow_close:-}" ] && grep -Eq 'Socket errors:.*(read|write) [1-9]' "$out"; }; then
