@@ -8,9 +8,12 @@
 // over-long exactly when it has more than max_line_bytes bytes. Two limits are tried: the default
 // one and a small one (from the input's hash), so that over-long lines spanning pieces occur.
 //
-// The lines: each goes through parse_bulk_line like the upload's. A blank line is only spaces
+// The lines: each goes through parse_bulk_line (the general path). A blank line is only spaces
 // and tabs; an error has a known code and a UTF-8 message, and names the handle only if the line
-// parsed; a record's values pass check_stored_values (fuzz_support.hpp).
+// parsed; a record's values pass check_stored_values (fuzz_support.hpp). The upload's own
+// BulkLineParser (one per input, reused across its lines like an upload's; the fast scanner for
+// the common record shape) must give exactly the same result: the same record (handle, values)
+// or the same error (handle, code, message).
 #include "api/bulk.hpp"
 #include "fuzz_support.hpp"
 
@@ -89,8 +92,25 @@ void check_splits(std::string_view body, std::size_t max_line_bytes, std::uint64
     require(split(body, max_line_bytes, random_size) == expected);
 }
 
-void check_line(std::string_view line) {
+bool same(const api::ParsedBulkLine& a, const api::ParsedBulkLine& b) {
+    if (a.index() != b.index())
+        return false;
+    if (const auto* ra = std::get_if<api::BulkRecord>(&a)) {
+        const auto& rb = std::get<api::BulkRecord>(b);
+        return ra->handle.spelling() == rb.handle.spelling() &&
+               ra->handle.key() == rb.handle.key() && ra->values == rb.values;
+    }
+    if (const auto* ea = std::get_if<api::BulkLineError>(&a)) {
+        const auto& eb = std::get<api::BulkLineError>(b);
+        return ea->handle == eb.handle && ea->error.code == eb.error.code &&
+               ea->error.message == eb.error.message;
+    }
+    return true; // both blank
+}
+
+void check_line(std::string_view line, api::BulkLineParser& parser) {
     const auto parsed = api::parse_bulk_line(line, {});
+    require(same(parser.parse(line), parsed));
     std::string_view trimmed = line;
     if (!trimmed.empty() && trimmed.back() == '\r')
         trimmed.remove_suffix(1);
@@ -116,9 +136,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t default_max = api::BulkOptions{}.max_line_bytes;
     check_splits(body, default_max, hash);
     check_splits(body, 1 + hash % 128, hash >> 7);
+    api::BulkLineParser parser({});
     for (const Line& line : reference_split(body, default_max)) {
         if (!line.too_long)
-            check_line(line.text);
+            check_line(line.text, parser);
     }
     return 0;
 }

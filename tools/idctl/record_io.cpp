@@ -1,6 +1,6 @@
 #include "record_io.hpp"
 
-#include "idnode/registry/identifier.hpp"
+#include "record_scan.hpp" // resolver/src/api: the bulk endpoint's fast line scanner
 #include "values_json.hpp" // resolver/src/api: the server's own JSON form of values
 
 #include <boost/json.hpp>
@@ -23,7 +23,8 @@ void set_template_version(std::vector<HandleValue>& values, const std::string& v
     values.push_back(std::move(t));
 }
 
-NdjsonReader::NdjsonReader() = default;
+NdjsonReader::NdjsonReader() : scanner_(std::make_unique<resolver::api::RecordLineScanner>()) {}
+NdjsonReader::~NdjsonReader() = default;
 
 bool NdjsonReader::parse(std::string_view line, InputRecord& out, LineError& error) {
     error.handle.clear();
@@ -69,188 +70,12 @@ bool NdjsonReader::parse(std::string_view line, InputRecord& out, LineError& err
     return true;
 }
 
-namespace {
-
-/// A minimal scanner over one NDJSON line for the fast path. Every failure just means "not the
-/// common shape": the caller falls back to the general parser, which produces the real error.
-class Scanner {
-public:
-    explicit Scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
-
-    void skip_ws() noexcept {
-        while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n')) {
-            ++p_;
-        }
-    }
-    bool at_end() noexcept {
-        skip_ws();
-        return p_ == end_;
-    }
-    bool eat(char c) noexcept {
-        skip_ws();
-        if (p_ != end_ && *p_ == c) {
-            ++p_;
-            return true;
-        }
-        return false;
-    }
-    bool peek(char c) noexcept {
-        skip_ws();
-        return p_ != end_ && *p_ == c;
-    }
-    /// A string without escapes or control characters, valid UTF-8.
-    bool string(std::string_view& out) noexcept {
-        if (!eat('"')) {
-            return false;
-        }
-        const char* start = p_;
-        bool ascii = true;
-        while (p_ != end_) {
-            const auto c = static_cast<unsigned char>(*p_);
-            if (c == '"') {
-                out = std::string_view(start, static_cast<std::size_t>(p_ - start));
-                ++p_;
-                return ascii || registry::find_invalid_utf8(out) == std::string_view::npos;
-            }
-            if (c == '\\' || c < 0x20) {
-                return false;
-            }
-            ascii = ascii && c < 0x80;
-            ++p_;
-        }
-        return false;
-    }
-    /// A non-negative JSON integer within [min, INT32_MAX] (no sign, fraction or exponent).
-    bool int32(std::int32_t min, std::int32_t& out) noexcept {
-        skip_ws();
-        const char* start = p_;
-        std::int64_t v = 0;
-        while (p_ != end_ && *p_ >= '0' && *p_ <= '9' && p_ - start < 11) {
-            v = v * 10 + (*p_ - '0');
-            ++p_;
-        }
-        const auto n = p_ - start;
-        if (n == 0 || (n > 1 && *start == '0') || v < min || v > INT32_MAX ||
-            (p_ != end_ &&
-             (*p_ == '.' || *p_ == 'e' || *p_ == 'E' || (*p_ >= '0' && *p_ <= '9')))) {
-            return false;
-        }
-        out = static_cast<std::int32_t>(v);
-        return true;
-    }
-
-private:
-    const char* p_;
-    const char* end_;
-};
-
-} // namespace
-
-bool NdjsonReader::scan(std::string_view line, std::string_view& handle,
-                        std::string_view& template_version) {
-    fast_values_.clear();
-    Scanner s(line);
-    bool have_handle = false, have_values = false, have_template = false;
-    if (!s.eat('{')) {
-        return false;
-    }
-    do {
-        std::string_view key;
-        if (!s.string(key) || !s.eat(':')) {
-            return false;
-        }
-        if (key == "handle" && !have_handle) {
-            have_handle = s.string(handle);
-            if (!have_handle) {
-                return false;
-            }
-        } else if (key == "templateVersion" && !have_template) {
-            have_template = s.string(template_version) && !template_version.empty();
-            if (!have_template) {
-                return false;
-            }
-        } else if (key == "values" && !have_values) {
-            have_values = true;
-            if (!s.eat('[') || s.peek(']')) {
-                return false;
-            }
-            do {
-                FastValue v{0, {}, {}, registry::kDefaultTtl, registry::Permissions{}};
-                bool have_index = false, have_type = false, have_data = false, have_ttl = false,
-                     have_perms = false, have_ts = false;
-                if (!s.eat('{')) {
-                    return false;
-                }
-                do {
-                    std::string_view field;
-                    if (!s.string(field) || !s.eat(':')) {
-                        return false;
-                    }
-                    bool ok = false;
-                    if (field == "index" && !have_index) {
-                        ok = have_index = s.int32(1, v.index);
-                    } else if (field == "type" && !have_type) {
-                        ok = have_type = s.string(v.type);
-                    } else if (field == "data" && !have_data) {
-                        if (s.peek('"')) {
-                            ok = s.string(v.data);
-                        } else {
-                            std::string_view k1, k2, format;
-                            ok = s.eat('{') && s.string(k1) && k1 == "format" && s.eat(':') &&
-                                 s.string(format) && format == "string" && s.eat(',') &&
-                                 s.string(k2) && k2 == "value" && s.eat(':') && s.string(v.data) &&
-                                 s.eat('}');
-                        }
-                        have_data = ok;
-                    } else if (field == "ttl" && !have_ttl) {
-                        ok = have_ttl = s.int32(0, v.ttl);
-                    } else if (field == "permissions" && !have_perms) {
-                        std::string_view text;
-                        if (s.string(text)) {
-                            if (auto p = registry::Permissions::parse(text)) {
-                                v.permissions = *p;
-                                ok = have_perms = true;
-                            }
-                        }
-                    } else if (field == "timestamp" && !have_ts) {
-                        std::string_view ignored; // output for information, ignored on input
-                        ok = have_ts = s.string(ignored);
-                    }
-                    if (!ok) {
-                        return false;
-                    }
-                } while (s.eat(','));
-                if (!s.eat('}') || !have_index || !have_type || !have_data) {
-                    return false;
-                }
-                fast_values_.push_back(v);
-            } while (s.eat(','));
-            if (!s.eat(']')) {
-                return false;
-            }
-        } else {
-            return false;
-        }
-    } while (s.eat(','));
-    return s.eat('}') && s.at_end() && have_handle && have_values;
-}
-
 bool NdjsonReader::parse_encoded(std::string_view line, std::string& handle, std::string& record,
                                  LineError& error) {
-    std::string_view fast_handle, template_version;
-    if (scan(line, fast_handle, template_version)) {
+    if (scanner_->scan(line)) {
         ++fast_lines_;
-        handle.assign(fast_handle);
-        registry::RecordEncoder encoder(record, fast_handle);
-        for (const FastValue& v : fast_values_) {
-            if (!template_version.empty() && v.index == registry::kIndexTemplate) {
-                continue; // replaced by templateVersion, appended last (set_template_version)
-            }
-            encoder.add(v.index, v.type, v.data, v.ttl, v.permissions);
-        }
-        if (!template_version.empty()) {
-            encoder.add(registry::kIndexTemplate, "TEMPLATE", template_version);
-        }
+        handle.assign(scanner_->handle());
+        scanner_->encode(record, scanner_->handle());
         return true;
     }
     ++general_lines_;

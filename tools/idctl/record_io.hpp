@@ -18,10 +18,15 @@
 #include <boost/json/parser.hpp>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace idnode::resolver::api {
+class RecordLineScanner; // resolver/src/api/record_scan.hpp
+}
 
 namespace idnode::idctl {
 
@@ -39,6 +44,7 @@ struct LineError {
 class NdjsonReader {
 public:
     NdjsonReader();
+    ~NdjsonReader();
     /// Parses one line (without its newline). `templateVersion` becomes value 1001 TEMPLATE
     /// (replacing a client-sent one), as the server does.
     bool parse(std::string_view line, InputRecord& out, LineError& error);
@@ -48,7 +54,8 @@ public:
     /// `load --offline`. The common shape (handle/values/templateVersion; values with index, type,
     /// data as a string or {"format":"string","value":…}, ttl, permissions, timestamp; strings
     /// without escapes) is scanned without building a JSON document or value objects; any other
-    /// line goes through parse(), so results and error messages are parse()'s.
+    /// line goes through parse(), so results and error messages are parse()'s. The scanner is the
+    /// bulk endpoint's (resolver/src/api/record_scan.hpp).
     bool parse_encoded(std::string_view line, std::string& handle, std::string& record,
                        LineError& error);
 
@@ -57,18 +64,9 @@ public:
     std::uint64_t general_lines() const noexcept { return general_lines_; }
 
 private:
-    struct FastValue {
-        std::int32_t index;
-        std::string_view type;
-        std::string_view data;
-        std::int32_t ttl;
-        registry::Permissions permissions;
-    };
-    bool scan(std::string_view line, std::string_view& handle, std::string_view& template_version);
-
+    std::unique_ptr<resolver::api::RecordLineScanner> scanner_;
     unsigned char buffer_[16384];
     boost::json::parser parser_;
-    std::vector<FastValue> fast_values_;
     InputRecord general_;
     std::uint64_t fast_lines_ = 0;
     std::uint64_t general_lines_ = 0;

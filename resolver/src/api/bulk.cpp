@@ -1,5 +1,6 @@
 #include "bulk.hpp"
 
+#include "record_scan.hpp"
 #include "values_json.hpp"
 
 #include <boost/json.hpp>
@@ -133,7 +134,7 @@ BulkUpload::BulkUpload(BulkOptions options, std::string account,
     : options_(std::move(options)), account_(std::move(account)), channel_(std::move(channel)),
       check_(std::move(check)), submit_(std::move(submit)), observer_(std::move(observer)),
       store_(store), idempotency_key_(std::move(idempotency_key)),
-      splitter_(options_.max_line_bytes) {
+      splitter_(options_.max_line_bytes), parser_(options_.handle_limits) {
     Response head{http::status::ok, 11};
     head.set(http::field::content_type, "application/x-ndjson");
     channel_->start(std::move(head));
@@ -155,41 +156,101 @@ bool BulkUpload::on_body(std::string_view bytes) {
     return !paused_;
 }
 
-ParsedBulkLine parse_bulk_line(std::string_view line, const registry::HandleLimits& limits) {
+namespace {
+
+/// The trailing '\r' removed; nullopt for a blank line (only spaces and tabs).
+std::optional<std::string_view> trim_line(std::string_view line) {
     if (!line.empty() && line.back() == '\r')
         line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos)
-        return BlankLine{};
-    auto failure = [](std::string_view handle, const char* code, std::string message) {
-        return BulkLineError{std::string(handle), LineError{code, std::move(message)}};
-    };
+        return std::nullopt;
+    return line;
+}
+
+BulkLineError line_failure(std::string_view handle, const char* code, std::string message) {
+    return BulkLineError{std::string(handle), LineError{code, std::move(message)}};
+}
+
+/// The general path's reusable parts: a JSON parser and the arena its documents live in.
+struct GeneralParser {
     unsigned char scratch[8192];
-    json::monotonic_resource memory(scratch, sizeof scratch);
+    json::monotonic_resource memory{scratch, sizeof scratch};
+    json::parser parser;
+};
+
+/// The general path of a trimmed, non-blank line (json::parse with a reused parser and arena:
+/// the same options, so the same errors).
+ParsedBulkLine parse_general(std::string_view line, const registry::HandleLimits& limits,
+                             GeneralParser& general) {
+    json::parser& parser = general.parser;
+    parser.reset(&general.memory); // drops what a failed line left (arena: nothing to destroy)
+    general.memory.release();
     boost::system::error_code ec;
-    json::value doc = json::parse(line, ec, &memory);
+    parser.write(line.data(), line.size(), ec);
     if (ec)
-        return failure({}, "invalid_json", "line is not valid JSON: " + ec.message());
+        return line_failure({}, "invalid_json", "line is not valid JSON: " + ec.message());
+    const json::value doc = parser.release();
     const auto* obj = doc.if_object();
     if (obj == nullptr)
-        return failure({}, "invalid_record", "line must be a JSON object");
+        return line_failure({}, "invalid_record", "line must be a JSON object");
     const auto* handle_json = obj->if_contains("handle");
     if (handle_json == nullptr || !handle_json->is_string())
-        return failure({}, "invalid_record", "line needs \"handle\" (a string)");
+        return line_failure({}, "invalid_record", "line needs \"handle\" (a string)");
     const std::string_view spelling = handle_json->get_string();
     auto handle = registry::parse_handle(spelling, limits);
     if (!handle)
-        return failure(spelling, "invalid_handle", handle.error().message);
+        return line_failure(spelling, "invalid_handle", handle.error().message);
     if (!obj->contains("values"))
-        return failure(spelling, "invalid_record", "line needs \"values\"");
+        return line_failure(spelling, "invalid_record", "line needs \"values\"");
     auto values = record_values_from_json(doc);
     if (!values)
-        return failure(spelling, "invalid_value", values.error().message);
+        return line_failure(spelling, "invalid_value", values.error().message);
     return BulkRecord{std::move(handle).value(), std::move(values).value()};
+}
+
+} // namespace
+
+ParsedBulkLine parse_bulk_line(std::string_view line, const registry::HandleLimits& limits) {
+    const auto trimmed = trim_line(line);
+    if (!trimmed)
+        return BlankLine{};
+    GeneralParser general;
+    return parse_general(*trimmed, limits, general);
+}
+
+struct BulkLineParser::State {
+    RecordLineScanner scanner;
+    GeneralParser general;
+};
+
+BulkLineParser::BulkLineParser(registry::HandleLimits limits)
+    : limits_(std::move(limits)), state_(std::make_unique<State>()) {}
+
+BulkLineParser::~BulkLineParser() = default;
+
+ParsedBulkLine BulkLineParser::parse(std::string_view line) {
+    const auto trimmed = trim_line(line);
+    if (!trimmed)
+        return BlankLine{};
+    RecordLineScanner& scanner = state_->scanner;
+    if (!scanner.scan(*trimmed)) {
+        ++general_lines_;
+        return parse_general(*trimmed, limits_, state_->general);
+    }
+    // A scanned line is a valid JSON object with a string "handle" and "values" that
+    // record_values_from_json accepts; the general path's only remaining refusal is the handle.
+    ++fast_lines_;
+    auto handle = registry::parse_handle(scanner.handle(), limits_);
+    if (!handle)
+        return line_failure(scanner.handle(), "invalid_handle", handle.error().message);
+    BulkRecord record{std::move(handle).value(), {}};
+    scanner.stored_values(record.values);
+    return record;
 }
 
 void BulkUpload::process_line(std::string_view line) {
     // A blank line keeps its number, so that "line N" is always the Nth physical line.
-    ParsedBulkLine parsed = parse_bulk_line(line, options_.handle_limits);
+    ParsedBulkLine parsed = parser_.parse(line);
     if (auto* bad = std::get_if<BulkLineError>(&parsed))
         return fail_line(bad->handle, std::move(bad->error.code), std::move(bad->error.message));
     auto* record = std::get_if<BulkRecord>(&parsed);

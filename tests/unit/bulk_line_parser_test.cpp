@@ -1,0 +1,242 @@
+// BulkLineParser (resolver/src/api/bulk.hpp) against the general path parse_bulk_line: for every
+// line, the same result (record: handle and values; error: handle, code, message; blank), and the
+// line takes the path the table says (so that the scanner really is exercised and really steps
+// aside). The bulk_ndjson fuzz target checks the same equality on arbitrary lines.
+#include "api/bulk.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+using namespace idnode;
+namespace api = idnode::resolver::api;
+
+namespace {
+
+enum class Path { fast, general, blank };
+
+struct Case {
+    std::string line;
+    Path path;
+};
+
+/// Both results in words, for CHECK messages and for the comparison.
+std::string describe(const api::ParsedBulkLine& parsed) {
+    if (std::holds_alternative<api::BlankLine>(parsed))
+        return "blank";
+    if (const auto* bad = std::get_if<api::BulkLineError>(&parsed))
+        return "error handle=[" + bad->handle + "] " + bad->error.code + ": " + bad->error.message;
+    const auto& record = std::get<api::BulkRecord>(parsed);
+    std::string out = "record " + record.handle.spelling() + " key " + record.handle.key();
+    for (const auto& v : record.values) {
+        out += " | " + std::to_string(v.index) + " [" + v.type + "] [" + v.data + "] ttl " +
+               std::to_string(v.ttl) + " perms " + v.permissions.to_string() + " ttl_type " +
+               std::to_string(static_cast<int>(v.ttl_type)) + " ts " + std::to_string(v.timestamp) +
+               " refs " + std::to_string(v.references.size());
+    }
+    return out;
+}
+
+bool same(const api::ParsedBulkLine& a, const api::ParsedBulkLine& b) {
+    if (a.index() != b.index())
+        return false;
+    if (const auto* ra = std::get_if<api::BulkRecord>(&a)) {
+        const auto& rb = std::get<api::BulkRecord>(b);
+        return ra->handle.spelling() == rb.handle.spelling() &&
+               ra->handle.key() == rb.handle.key() && ra->handle.prefix() == rb.handle.prefix() &&
+               ra->values == rb.values;
+    }
+    if (const auto* ea = std::get_if<api::BulkLineError>(&a)) {
+        const auto& eb = std::get<api::BulkLineError>(b);
+        return ea->handle == eb.handle && ea->error.code == eb.error.code &&
+               ea->error.message == eb.error.message;
+    }
+    return true; // both blank
+}
+
+const std::string kUrl = R"({"index":1,"type":"URL","data":"https://x.example/p"})";
+
+std::string line_of(std::string_view values, std::string_view extra = {}) {
+    return std::string(R"({"handle":"88.118.8/A-1")") + std::string(extra) + R"(,"values":[)" +
+           std::string(values) + "]}";
+}
+
+std::vector<Case> cases() {
+    using enum Path;
+    std::vector<Case> c = {
+        // ---- the common shape: scanned ----
+        {line_of(kUrl), fast},
+        {line_of(kUrl) + "\r", fast},
+        {" \t{ \"handle\" : \"88.118.8/A\" ,\r\"values\" :\t[ " + kUrl + " ] }\t ", fast},
+        {line_of(kUrl, R"(,"templateVersion":"steel-1.0")"), fast},
+        {R"({"templateVersion":"v2","values":[{"index":1001,"type":"TEMPLATE","data":"old"},)" +
+             kUrl + R"(,{"index":1001,"type":"TEMPLATE","data":"older"}],"handle":"88.1/x"})",
+         fast},
+        // A client-sent TEMPLATE value without templateVersion stays where it is.
+        {line_of(R"({"index":1001,"type":"TEMPLATE","data":"v1"},)" + kUrl), fast},
+        {line_of(R"({"type":"T","index":7,"data":"d","ttl":0,"permissions":"1100"})"), fast},
+        {line_of(R"({"index":2147483647,"type":"T","data":"","ttl":2147483647})"), fast},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"string","value":"https://x"}})"),
+         fast},
+        {line_of(R"({"index":1,"type":"URL","data":{ "format" : "string" , "value" : "v" }})"),
+         fast},
+        {line_of(R"({"index":2,"type":"名","data":"值 ü 😀","timestamp":"2024-01-01T00:00:00Z"})"),
+         fast},
+        {R"({"handle":"88.118.8/ü-é","values":[)" + kUrl + "]}", fast},
+        {line_of("{\"index\":1,\"type\":\"T\",\"data\":\"del\x7f\"}"), fast},
+        // ---- the scanner's only refusal: the handle (same messages as the general path) ----
+        {R"({"handle":"nope","values":[)" + kUrl + "]}", fast},
+        {R"({"handle":"","values":[)" + kUrl + "]}", fast},
+        {R"({"handle":"88.1/","values":[)" + kUrl + "]}", fast},
+        {R"({"handle":"/x","values":[)" + kUrl + "]}", fast},
+        {R"({"handle":"88.1/)" + std::string(300, 'x') + R"(","values":[)" + kUrl + "]}", fast},
+        // ---- valid, but not the common shape: the general path ----
+        {line_of(R"({"index":1,"type":"URL","data":"a\"b\u00e9\/\n"})"), general},
+        {R"({"handle":"88.1/\u0041","values":[)" + kUrl + "]}", general},
+        {R"({"hand\u006ce":"88.1/x","values":[)" + kUrl + "]}", general},
+        {line_of(R"({"index":1,"type":"B","data":{"format":"base64","value":"AAE="}})"), general},
+        {line_of(R"({"index":1,"type":"B","data":{"format":"hex","value":"00ff"}})"), general},
+        {line_of(R"({"index":100,"type":"HS_ADMIN","data":{"format":"admin","value":)"
+                 R"({"handle":"88.1/admin","index":300,"permissions":"111111111111"}}})"),
+         general},
+        {line_of(R"({"index":1,"type":"URL","data":{"value":"v","format":"string"}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"value":"v"}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"string","value":"v","x":1}})"),
+         general},
+        {line_of(kUrl, R"(,"extra":1)"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","note":"n"})"), general},
+        {line_of(R"({"index":"7","type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","ttl":"60"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","timestamp":5})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","timestamp":null})"), general},
+        {line_of(R"({"index":1.0,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":1e0,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","ttl":-0})"), general},
+        {line_of(""), general}, // an empty values array
+        {R"({"handle":"88.1/x","values":[)" + kUrl + R"(],"templateVersion":null})", general},
+        // Duplicate members: the general parser decides which one counts.
+        {R"({"handle":"88.1/x","handle":"88.1/y","values":[)" + kUrl + "]}", general},
+        {R"({"handle":"88.1/x","values":[],"values":[)" + kUrl + "]}", general},
+        {line_of(kUrl, R"(,"templateVersion":"a","templateVersion":"b")"), general},
+        {line_of(R"({"index":1,"index":2,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","data":"y"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","ttl":1,"ttl":2})"), general},
+        // ---- invalid: every kind of refusal, all from the general path ----
+        {"{bad", general},
+        {std::string("{\"handle\":\"88.1/x\0\"}", 20), general},
+        {"[1]", general},
+        {"\"text\"", general},
+        {"17", general},
+        {"null", general},
+        {"{}", general},
+        {R"({"values":[]})", general},
+        {R"({"handle":7,"values":[]})", general},
+        {R"({"handle":null,"values":[]})", general},
+        {R"({"handle":"88.1/B"})", general},
+        {R"({"handle":"88.1/B","values":{}})", general},
+        {R"({"handle":"88.1/B","values":"x"})", general},
+        {R"({"handle":"nope","values":7})", general},
+        {R"({"handle":"88.1/B","values":[7]})", general},
+        {line_of(R"({"index":0,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":-1,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":2147483648,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":99999999999,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":01,"type":"URL","data":"x"})"), general},
+        {line_of(R"({"type":"URL","data":"x"})"), general},
+        {line_of(R"({"index":1,"data":"x"})"), general},
+        {line_of(R"({"index":1,"type":5,"data":"x"})"), general},
+        {line_of(R"({"index":1,"type":"URL"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":5})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"string"}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"string","value":5}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"nope","value":"x"}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":{"format":"base64","value":"@"}})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","ttl":-5})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","permissions":"12"})"), general},
+        {line_of(R"({"index":1,"type":"URL","data":"x","permissions":1110})"), general},
+        {line_of(kUrl, R"(,"templateVersion":"")"), general},
+        {line_of(kUrl, R"(,"templateVersion":7)"), general},
+        {line_of(kUrl) + " trailing", general},
+        {line_of(kUrl) + "}", general},
+        {line_of(kUrl) + ",", general},
+        {line_of(kUrl + ","), general},
+        {line_of(kUrl).substr(0, 40), general},
+        {"{\"handle\":\"88.1/\xff\",\"values\":[" + kUrl + "]}", general},
+        {"{\"handle\":\"88.1/\xed\xa0\x80\",\"values\":[" + kUrl + "]}", general}, // surrogate
+        {"{\"handle\":\"88.1/\xc0\xaf\",\"values\":[" + kUrl + "]}", general},     // overlong
+        {"{\"handle\":\"88.1/x\",\"values\":[{\"index\":1,\"type\":\"U\",\"data\":\"\xf4\x90\x80"
+         "\x80\"}]}",
+         general},                                                        // beyond U+10FFFF
+        {"{\"handle\":\"88.1/\tx\",\"values\":[" + kUrl + "]}", general}, // raw control character
+        {R"({"handle":"88.1/\u0009x","values":[)" + kUrl + "]}", general},
+        {line_of(kUrl) + "\r\r", fast},  // one is the line ending, the other JSON whitespace
+        {"\r" + line_of(kUrl), fast},    // a leading one is JSON whitespace
+        {line_of(kUrl) + "\n", fast},    // so is a '\n' (a caller splitting elsewhere)
+        {line_of(kUrl) + "\f", general}, // form feed is not JSON whitespace
+        // ---- blank ----
+        {"", blank},
+        {"\r", blank},
+        {" \t ", blank},
+        {" \r", blank},
+    };
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("BulkLineParser: same result as parse_bulk_line for every line, on the path expected") {
+    for (const registry::HandleLimits limits :
+         {registry::HandleLimits{}, registry::HandleLimits{12}}) {
+        api::BulkLineParser parser(limits); // one parser for all lines: reuse must not leak state
+        std::uint64_t fast = 0, general = 0;
+        for (const Case& c : cases()) {
+            CAPTURE(c.line);
+            CAPTURE(limits.max_length);
+            const auto expected = api::parse_bulk_line(c.line, limits);
+            const auto got = parser.parse(c.line);
+            const std::string both = describe(got) + "\n   vs general: " + describe(expected);
+            CHECK_MESSAGE(same(got, expected), both);
+            fast += c.path == Path::fast;
+            general += c.path == Path::general;
+            CHECK(parser.fast_lines() == fast);
+            CHECK(parser.general_lines() == general);
+        }
+    }
+}
+
+TEST_CASE("BulkLineParser: a scanned record's values and handle") {
+    api::BulkLineParser parser({});
+    const auto parsed = parser.parse(
+        R"({"handle":"88.118.8/ab","templateVersion":"v2","values":[{"index":1001,"type":"TEMPLATE","data":"old"},)"
+        R"({"index":2000,"type":"heat_no","data":{"format":"string","value":"H1"},"ttl":60,"permissions":"1100"},)"
+        R"({"index":1,"type":"URL","data":"u"}]})");
+    REQUIRE(parser.fast_lines() == 1);
+    const auto* record = std::get_if<api::BulkRecord>(&parsed);
+    REQUIRE(record != nullptr);
+    CHECK(record->handle.spelling() == "88.118.8/ab");
+    CHECK(record->handle.key() == "88.118.8/AB");
+    REQUIRE(record->values.size() == 3); // the old TEMPLATE value replaced, the new one last
+    CHECK(record->values[0].index == 2000);
+    CHECK(record->values[0].type == "heat_no");
+    CHECK(record->values[0].data == "H1");
+    CHECK(record->values[0].ttl == 60);
+    CHECK(record->values[0].permissions.to_string() == "1100");
+    CHECK(record->values[1].index == 1);
+    CHECK(record->values[1].ttl == registry::kDefaultTtl);
+    CHECK(record->values[1].permissions == registry::Permissions{});
+    CHECK(record->values[2].index == registry::kIndexTemplate);
+    CHECK(record->values[2].type == "TEMPLATE");
+    CHECK(record->values[2].data == "v2");
+
+    const auto bad =
+        parser.parse(R"({"handle":"88.118.8","values":[{"index":1,"type":"U","data":"u"}]})");
+    REQUIRE(parser.fast_lines() == 2);
+    const auto* error = std::get_if<api::BulkLineError>(&bad);
+    REQUIRE(error != nullptr);
+    CHECK(error->handle == "88.118.8");
+    CHECK(error->error.code == "invalid_handle");
+    CHECK_FALSE(error->error.message.empty());
+}
