@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace idnode::registry {
@@ -228,6 +229,23 @@ private:
     std::size_t begin_ = 0;
 };
 
+/// Asks for transparent huge pages on a large buffer that is filled once from start to end (the
+/// sort buffers): one fault per 2 MiB instead of per 4 KiB. A hint; without it nothing changes.
+void advise_huge_pages(char* data, std::size_t size) {
+#ifdef MADV_HUGEPAGE
+    constexpr std::uintptr_t kHuge = 2u << 20;
+    const auto at = reinterpret_cast<std::uintptr_t>(data);
+    const std::uintptr_t begin = (at + kHuge - 1) & ~(kHuge - 1);
+    const std::uintptr_t end = (at + size) & ~(kHuge - 1);
+    if (end > begin) {
+        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+    }
+#else
+    (void)data;
+    (void)size;
+#endif
+}
+
 bool fatal_code(Errc code) {
     return code == Errc::storage_full || code == Errc::internal || code == Errc::unavailable;
 }
@@ -316,6 +334,7 @@ struct OfflineLoader::Impl {
     // The last prefix checked against the homed ones (sorted input repeats it).
     std::string last_homed_prefix;
     bool last_homed = false;
+    Handle handle;         // of the record being added
     std::string reencoded; // add_encoded with a record spelled differently from its handle
     std::string encoded;   // add()
 
@@ -451,6 +470,7 @@ struct OfflineLoader::Impl {
             // Once, at the limit (an empty string's capacity is not 0): appends then never
             // reallocate and copy what is already there. Pages are touched only as it fills.
             filling.bytes.reserve(sort_buffer_limit());
+            advise_huge_pages(filling.bytes.data(), filling.bytes.capacity());
         }
         filling.add(key, line, record);
         if (filling.size_bytes() >= sort_buffer_limit()) {
@@ -607,21 +627,21 @@ void OfflineLoader::add_encoded(std::uint64_t line, std::string_view text,
     if (m.failed) {
         return; // finish() reports the error; the load is not complete anyway
     }
-    auto handle = parse_handle(text, m.options.handle_limits);
-    if (!handle) {
-        m.report(line, text, handle.error());
+    Handle& handle = m.handle; // reused: no allocation per record
+    if (Status st = parse_handle(text, m.options.handle_limits, handle); !st) {
+        m.report(line, text, st.error());
         return;
     }
-    if (!m.homes(handle->prefix_key())) {
+    if (!m.homes(handle.prefix_key())) {
         m.report(line, text,
                  Error{Errc::not_homed,
-                       "prefix " + std::string(handle->prefix()) + " is not homed by this node"});
+                       "prefix " + std::string(handle.prefix()) + " is not homed by this node"});
         return;
     }
     auto view = RecordView::parse(record);
     if (!view) {
         m.report(line, text,
-                 Error{Errc::invalid_value, handle->spelling() +
+                 Error{Errc::invalid_value, handle.spelling() +
                                                 ": the encoded record is malformed (" +
                                                 view.error().message + ")"});
         return;
@@ -634,7 +654,7 @@ void OfflineLoader::add_encoded(std::uint64_t line, std::string_view text,
         }
         record = m.reencoded;
     }
-    const std::string& key = handle->key();
+    const std::string& key = handle.key();
     if (m.spilling) {
         m.buffer_for_sort(key, line, record);
         return;
