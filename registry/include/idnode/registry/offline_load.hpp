@@ -11,7 +11,9 @@
 //
 // Order and speed: the registry appends keys beyond the current last key with MDB_APPEND. Input
 // already in key order (ascending by the upper-cased handle, byte order: `LC_ALL=C sort -f`) is
-// written as it arrives. From the first record out of order on, the rest is sorted in bounded
+// written as it arrives, once its first records (up to 16,384, within the sort memory) proved to
+// be in order; until then they wait in the sort buffer, so that input out of order from its start
+// is sorted as a whole. From the first record out of order on, the rest is sorted in bounded
 // memory first: records fill one half of `sort_memory_bytes` while a background thread sorts the
 // other half and spills it as a run to an unlinked temp file; the runs and the last buffer are
 // merged, so that the writer again sees ascending keys. Equal handles keep their input order.
