@@ -143,7 +143,10 @@ Result<std::string> parse_prefix(std::string_view text) {
     return fold_case(text);
 }
 
-Result<Handle> parse_handle(std::string_view text, const HandleLimits& limits) {
+namespace {
+
+/// The checks of parse_handle; returns the position of the first '/' (or the error).
+Result<std::size_t> check_handle(std::string_view text, const HandleLimits& limits) {
     const std::size_t max_length = std::min(limits.max_length, kHandleProtocolMaxLength);
     if (text.empty()) {
         return invalid("identifier is empty");
@@ -173,11 +176,33 @@ Result<Handle> parse_handle(std::string_view text, const HandleLimits& limits) {
     if (const auto bad = find_invalid_utf8(suffix); bad != std::string_view::npos) {
         return invalid("suffix is not valid UTF-8 at byte " + std::to_string(slash + 1 + bad));
     }
+    return slash;
+}
+
+} // namespace
+
+Result<Handle> parse_handle(std::string_view text, const HandleLimits& limits) {
     Handle handle;
-    handle.spelling_.assign(text);
-    handle.key_ = fold_case(text);
-    handle.split_ = slash;
+    if (Status st = parse_handle(text, limits, handle); !st) {
+        return st.error();
+    }
     return handle;
+}
+
+Status parse_handle(std::string_view text, const HandleLimits& limits, Handle& out) {
+    auto slash = check_handle(text, limits);
+    if (!slash) {
+        return slash.error();
+    }
+    out.spelling_.assign(text);
+    out.key_.assign(text);
+    for (char& ch : out.key_) {
+        if (ch >= 'a' && ch <= 'z') {
+            ch = static_cast<char>(ch - 'a' + 'A');
+        }
+    }
+    out.split_ = *slash;
+    return {};
 }
 
 } // namespace idnode::registry

@@ -106,4 +106,10 @@ bool Cursor::move(MDB_cursor_op op, std::string_view& key, std::string_view& val
     return true;
 }
 
+char* Cursor::reserve(std::string_view key, std::size_t size, unsigned flags) {
+    MDB_val k = to_val(key), v{size, nullptr};
+    check(mdb_cursor_put(cursor_, &k, &v, flags | MDB_RESERVE), "mdb_cursor_put");
+    return static_cast<char*>(v.mv_data);
+}
+
 } // namespace idnode::registry::lmdb

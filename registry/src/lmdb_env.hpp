@@ -110,6 +110,11 @@ public:
     /// the end (MDB_NOTFOUND); other failures throw.
     bool move(MDB_cursor_op op, std::string_view& key, std::string_view& value);
 
+    /// mdb_cursor_put with MDB_RESERVE added to `flags`: makes room for `size` bytes under `key`
+    /// and returns where to write them. The place stays valid only until the next write in the
+    /// transaction (a later put may move or spill the page): fill it at once. Failures throw.
+    char* reserve(std::string_view key, std::size_t size, unsigned flags);
+
 private:
     MDB_cursor* cursor_ = nullptr;
 };

@@ -1084,22 +1084,66 @@ struct RegistryImpl::GroupContext {
     }
 
     /// Appends the change-log entry (kind, op, time, account, key, value; decode_change reads
-    /// it), built in a reused buffer: a bulk load logs one entry per record.
+    /// it), written straight into its place in the page: a bulk load logs one entry per record.
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
-        change_buffer.clear();
-        wire::put_u8(change_buffer, static_cast<std::uint8_t>(kind));
-        wire::put_u8(change_buffer, static_cast<std::uint8_t>(change_op(outcome)));
-        wire::put_u64(change_buffer, static_cast<std::uint64_t>(std::int64_t{now}));
-        wire::put_bytes(change_buffer, account);
-        wire::put_bytes(change_buffer, key);
-        wire::put_bytes(change_buffer, value);
+        char* out = log_reserve(kind, outcome, account, key, value.size(), result, changes);
+        if (!value.empty()) {
+            std::memcpy(out, value.data(), value.size());
+        }
+    }
+
+    /// log() without the value: returns where its `value_size` bytes go, to be filled before the
+    /// next write of the transaction. The entry's key is the next sequence number, so every entry
+    /// is appended (MDB_APPEND through one cursor kept for the group: no descent per entry).
+    char* log_reserve(ChangeKind kind, Outcome outcome, const std::string& account,
+                      std::string_view key, std::size_t value_size, OpResult& result,
+                      MDB_dbi changes) {
         result.sequence = next_sequence++;
         char seq[8];
-        for (int i = 0; i < 8; ++i) {
-            seq[i] = static_cast<char>(result.sequence >> (56 - 8 * i));
+        store_be(seq, result.sequence, 8);
+        const std::size_t size = 1 + 1 + 8 + 4 + account.size() + 4 + key.size() + 4 + value_size;
+        if (!changes_appender) {
+            changes_appender = std::make_unique<lmdb::Cursor>(txn, changes);
         }
-        txn.put(changes, std::string_view(seq, 8), change_buffer, MDB_APPEND);
+        char* p = changes_appender->reserve(std::string_view(seq, 8), size, MDB_APPEND);
+        *p++ = static_cast<char>(kind);
+        *p++ = static_cast<char>(change_op(outcome));
+        store_be(p, static_cast<std::uint64_t>(std::int64_t{now}), 8);
+        p += 8;
+        for (std::string_view part : {std::string_view(account), key}) {
+            store_be(p, part.size(), 4);
+            if (!part.empty()) {
+                std::memcpy(p + 4, part.data(), part.size());
+            }
+            p += 4 + part.size();
+        }
+        store_be(p, value_size, 4);
+        return p + 4;
+    }
+
+    /// Appends a new identifier whose key is beyond every stored one (the caller checked it
+    /// against ids_last_key) through the group's identifier cursor, MDB_APPEND | MDB_RESERVE:
+    /// returns where its `size` bytes go, to be filled before the next write.
+    char* append_identifier(MDB_dbi ids, std::string_view key, std::size_t size) {
+        if (!ids_appender) {
+            ids_appender = std::make_unique<lmdb::Cursor>(txn, ids);
+        }
+        char* out = ids_appender->reserve(key, size, MDB_APPEND);
+        ids_last_key.assign(key);
+        return out;
+    }
+
+    /// Write cursors must be closed before their transaction commits.
+    void close_cursors() noexcept {
+        ids_appender.reset();
+        changes_appender.reset();
+    }
+
+    static void store_be(char* out, std::uint64_t v, int bytes) noexcept {
+        for (int i = 0; i < bytes; ++i) {
+            out[i] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+        }
     }
 
     /// count_created plus the template usage count, remembering the last keys: a sorted load
@@ -1134,8 +1178,11 @@ struct RegistryImpl::GroupContext {
         *last_template_delta += 1;
     }
 
-    std::string change_buffer;
-    std::string record_buffer;
+    // The identifier cursor serves only runs of consecutive appends by apply_put_encoded: apply()
+    // drops it before any other operation, so that every other write to ids_ sees exactly what
+    // it saw before this cursor existed (a plain mdb_put). Nothing but log() writes changes_.
+    std::unique_ptr<lmdb::Cursor> ids_appender, changes_appender;
+    std::vector<std::size_t> stamp_offsets; // of the timestamps in a record (apply_put_encoded)
     std::string key_buffer;
     std::string last_prefix_key, last_template_key;
     // Into count_deltas (a std::map: element addresses stay valid).
@@ -1192,6 +1239,7 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                 total = (txn.get(counters_, kTotalKey, old) ? read_be64(old) : 0) + ctx.total_delta;
                 txn.put(counters_, kTotalKey, be64(total));
             }
+            ctx.close_cursors();
             const int rc = txn.commit();
             if (rc == MDB_MAP_FULL) {
                 throw MapFull{};
@@ -1269,6 +1317,9 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
 }
 
 OpResult RegistryImpl::apply(GroupContext& ctx, const WriteOp& op, const std::string& account) {
+    if (!std::holds_alternative<PutEncodedRecord>(op)) {
+        ctx.ids_appender.reset(); // see GroupContext::ids_appender
+    }
     return std::visit(
         [&](const auto& o) -> OpResult {
             using T = std::decay_t<decltype(o)>;
@@ -1416,6 +1467,7 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
                 view->size() <= options_.value_limits.max_values &&
                 std::string_view(key) > std::string_view(ctx.ids_last_key);
     std::string_view template_version;
+    ctx.stamp_offsets.clear();
     if (fast) {
         std::int64_t previous_index = 0;
         std::size_t bytes = 16;
@@ -1429,10 +1481,14 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
             if (v.index == kIndexTemplate) {
                 template_version = v.data;
             }
+            // The value's timestamp: 4 bytes after its index.
+            ctx.stamp_offsets.push_back(static_cast<std::size_t>(v.wire.data() - op.record.data()) +
+                                        4);
         }
         fast = fast && bytes <= options_.value_limits.max_record_bytes;
     }
     if (!fast) {
+        ctx.ids_appender.reset(); // apply_put writes through plain puts
         // The submitter validated the spelling under its own length limit: re-parse it under the
         // protocol's maximum only to rebuild the Handle.
         auto handle = parse_handle(spelling, HandleLimits{kHandleProtocolMaxLength});
@@ -1444,19 +1500,22 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
         return apply_put(
             ctx, PutRecord{std::move(handle).value(), std::move(record.values), op.mode}, account);
     }
-    // Stamp every value `now` (a new record has no earlier timestamps to keep).
-    std::string& bytes = ctx.record_buffer;
-    bytes.assign(op.record);
-    char stamp_bytes[4] = {static_cast<char>(ctx.now >> 24), static_cast<char>(ctx.now >> 16),
-                           static_cast<char>(ctx.now >> 8), static_cast<char>(ctx.now)};
-    for (const ValueView& v : *view) {
-        const auto offset = static_cast<std::size_t>(v.wire.data() - op.record.data()) + 4;
-        std::memcpy(bytes.data() + offset, stamp_bytes, 4);
-    }
-    ctx.insert_identifier(ids_, key, bytes);
+    // The record goes straight into its place in the page, every value stamped `now` (a new
+    // record has no earlier timestamps to keep); the change-log entry gets the same bytes.
+    const char stamp_bytes[4] = {static_cast<char>(ctx.now >> 24), static_cast<char>(ctx.now >> 16),
+                                 static_cast<char>(ctx.now >> 8), static_cast<char>(ctx.now)};
+    const std::size_t size = op.record.size();
+    auto write_stamped = [&](char* out) {
+        std::memcpy(out, op.record.data(), size);
+        for (const std::size_t at : ctx.stamp_offsets) {
+            std::memcpy(out + at, stamp_bytes, 4);
+        }
+    };
+    write_stamped(ctx.append_identifier(ids_, key, size));
     ctx.count_one(std::string_view(folded).substr(0, slash), template_version);
     OpResult result{Outcome::created, {}, 0};
-    ctx.log(ChangeKind::identifier, Outcome::created, account, spelling, bytes, result, changes_);
+    write_stamped(ctx.log_reserve(ChangeKind::identifier, Outcome::created, account, spelling, size,
+                                  result, changes_));
     return result;
 }
 

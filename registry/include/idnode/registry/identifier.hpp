@@ -46,7 +46,7 @@ public:
     }
 
 private:
-    friend Result<Handle> parse_handle(std::string_view, const HandleLimits&);
+    friend Status parse_handle(std::string_view, const HandleLimits&, Handle&);
     std::string spelling_;
     std::string key_;
     std::size_t split_ = 0; // position of the first '/'
@@ -55,6 +55,10 @@ private:
 /// Validates `text` as a handle. The error message names the problem precisely, e.g.
 /// "suffix contains control character 0x09 at byte 14" or "invalid UTF-8 at byte 7".
 Result<Handle> parse_handle(std::string_view text, const HandleLimits& limits = {});
+
+/// The same, into `out` (reusing its buffers: no allocation once they are large enough, for
+/// loops over millions of handles). On failure `out` is left unchanged.
+Status parse_handle(std::string_view text, const HandleLimits& limits, Handle& out);
 
 /// Validates a prefix on its own (`88.118.8`) and returns its case-folded form.
 Result<std::string> parse_prefix(std::string_view text);
