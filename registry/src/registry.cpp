@@ -319,6 +319,7 @@ public:
     void release(std::unique_ptr<ReadSnapshot::State> state) noexcept;
     void clear_read_pool() noexcept;
     void submit(WriteBatch batch, Completion done);
+    SubmitStatus try_submit(WriteBatch& batch, Completion& done, std::function<void()> on_space);
     Status sync();
     RegistryStats stats() const;
     Status backup(const std::filesystem::path& out_dir);
@@ -374,6 +375,9 @@ private:
     std::deque<Pending> queue_;
     std::size_t queued_ops_ = 0;
     bool stopping_ = false;
+    // try_submit callers refused for lack of room; each is called once when the writer next
+    // takes work off the queue (or at shutdown).
+    std::vector<std::function<void()>> space_waiters_;
     std::thread writer_;
 
     std::atomic<std::uint64_t> stat_map_size_{0};
@@ -384,6 +388,7 @@ private:
     std::atomic<std::uint64_t> stat_committed_ops_{0};
     std::atomic<std::uint64_t> stat_last_commit_us_{0};
     std::atomic<std::uint64_t> stat_growths_{0};
+    std::atomic<std::uint64_t> stat_refused_{0};
 };
 
 // ---- ReadSnapshot ------------------------------------------------------------------------------
@@ -741,13 +746,31 @@ void RegistryImpl::refuse_other_processes() {
     }
 }
 
+namespace {
+
+void wake(std::vector<std::function<void()>>& waiters) noexcept {
+    for (auto& waiter : waiters) {
+        try {
+            waiter();
+        } catch (...) {
+            // on_space must not throw (registry.hpp); one that does must not stop the others.
+        }
+    }
+    waiters.clear();
+}
+
+} // namespace
+
 RegistryImpl::~RegistryImpl() {
+    std::vector<std::function<void()>> waiters;
     {
         std::lock_guard lock(queue_mutex_);
         stopping_ = true;
+        waiters.swap(space_waiters_);
     }
     queue_ready_.notify_all();
     queue_space_.notify_all();
+    wake(waiters); // their retries complete at once with Errc::unavailable
     if (writer_.joinable()) {
         writer_.join();
     }
@@ -993,8 +1016,43 @@ void RegistryImpl::submit(WriteBatch batch, Completion done) {
     queue_ready_.notify_one();
 }
 
+SubmitStatus RegistryImpl::try_submit(WriteBatch& batch, Completion& done,
+                                      std::function<void()> on_space) {
+    if (options_.mode == OpenMode::read_only) {
+        submit(std::move(batch), std::move(done)); // completes at once, never waits
+        return SubmitStatus::queued;
+    }
+    const std::size_t ops = std::max<std::size_t>(batch.ops.size(), 1);
+    std::unique_lock lock(queue_mutex_);
+    if (stopping_) {
+        lock.unlock();
+        BatchResult results(batch.ops.size(),
+                            failed(Errc::unavailable, "the registry is shutting down"));
+        if (done) {
+            done(std::move(results));
+        }
+        return SubmitStatus::queued;
+    }
+    // The admission rule of submit(), decided and acted on under one lock (never a wait).
+    const bool on_writer = std::this_thread::get_id() == writer_.get_id();
+    if (!on_writer && !queue_.empty() && queued_ops_ + ops > options_.max_queued_ops) {
+        if (on_space) {
+            space_waiters_.push_back(std::move(on_space));
+        }
+        stat_refused_.fetch_add(1);
+        return SubmitStatus::full;
+    }
+    queued_ops_ += ops;
+    stat_queued_ = queued_ops_;
+    queue_.push_back(Pending{std::move(batch), std::move(done)});
+    lock.unlock();
+    queue_ready_.notify_one();
+    return SubmitStatus::queued;
+}
+
 void RegistryImpl::writer_loop() {
     std::vector<Pending> group;
+    std::vector<std::function<void()>> waiters;
     for (;;) {
         {
             std::unique_lock lock(queue_mutex_);
@@ -1012,8 +1070,10 @@ void RegistryImpl::writer_loop() {
             }
             queued_ops_ -= ops;
             stat_queued_ = queued_ops_;
+            waiters.swap(space_waiters_);
         }
         queue_space_.notify_all();
+        wake(waiters); // before the commit, so that their retries can make the next group
         std::vector<BatchResult> results = commit_group(group, 0, group.size());
         for (std::size_t i = 0; i < group.size(); ++i) {
             if (group[i].done) {
@@ -1697,6 +1757,7 @@ RegistryStats RegistryImpl::stats() const {
     s.committed_ops = stat_committed_ops_;
     s.last_commit_us = stat_last_commit_us_;
     s.map_growths = stat_growths_;
+    s.submits_refused = stat_refused_;
     return s;
 }
 
@@ -1717,6 +1778,11 @@ ReadSnapshot Registry::snapshot() const {
 
 void Registry::submit(WriteBatch batch, Completion done) {
     impl_->submit(std::move(batch), std::move(done));
+}
+
+SubmitStatus Registry::try_submit(WriteBatch& batch, Completion& done,
+                                  std::function<void()> on_space) {
+    return impl_->try_submit(batch, done, std::move(on_space));
 }
 
 BatchResult Registry::write(WriteBatch batch) {

@@ -181,6 +181,10 @@ int serve(const std::optional<std::string>& path) {
                            [&reg] { return static_cast<double>(reg.stats().max_db_size); });
     metrics.gauge_callback("idnode_writer_queue_ops", "write operations waiting for the writer",
                            [&reg] { return static_cast<double>(reg.stats().queued_ops); });
+    metrics.gauge_callback(
+        "idnode_writer_submits_refused",
+        "batches the writer queue refused since start (a bulk upload then pauses and retries)",
+        [&reg] { return static_cast<double>(reg.stats().submits_refused); });
     metrics.gauge_callback("idnode_writer_commits", "group commits since start",
                            [&reg] { return static_cast<double>(reg.stats().commits); });
     metrics.gauge_callback("idnode_writer_committed_ops", "operations committed since start",

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -75,10 +76,11 @@ private:
 struct Fixture {
     test::TempDir dir{"bulk-unit"};
     std::unique_ptr<registry::Registry> store;
-    Fixture() {
+    explicit Fixture(std::size_t max_queued_ops = registry::RegistryOptions{}.max_queued_ops) {
         registry::RegistryOptions o;
         o.data_dir = dir.path();
         o.max_db_size = 64 << 20;
+        o.max_queued_ops = max_queued_ops;
         store = registry::Registry::open(o);
     }
     std::unique_ptr<resolver::BodyConsumer> upload(std::shared_ptr<TestChannel> channel,
@@ -88,8 +90,9 @@ struct Fixture {
             [](const registry::Handle&, std::vector<registry::HandleValue>&) {
                 return std::optional<resolver::api::LineError>{};
             },
-            [this](registry::WriteBatch b, registry::Completion done) {
-                store->submit(std::move(b), std::move(done));
+            [this](registry::WriteBatch& b, registry::Completion& done,
+                   std::function<void()> on_space) {
+                return store->try_submit(b, done, std::move(on_space));
             });
     }
 };
@@ -172,6 +175,172 @@ TEST_CASE("an aborted upload writes nothing more; submitted batches still commit
     CHECK(snapshot_has("88.1/U-1"));
     CHECK_FALSE(snapshot_has("88.1/U-3"));
     channel->run_pending();
+}
+
+// ---- a full writer queue: keep the batch, pause, retry (never block the I/O thread) ----------
+
+namespace {
+
+/// Holds the registry's writer inside a completion until open() (or destruction), so that its
+/// queue fills deterministically.
+class WriterGate {
+public:
+    explicit WriterGate(registry::Registry& store) {
+        registry::WriteBatch batch;
+        batch.ops.push_back(registry::DeleteRecord{*registry::parse_handle("88.1/gate", {})});
+        store.submit(std::move(batch), [this](registry::BatchResult) {
+            std::unique_lock lock(m_);
+            held_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return open_; });
+            left_ = true;
+            cv_.notify_all();
+        });
+        std::unique_lock lock(m_);
+        REQUIRE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
+    }
+    /// Opens, and waits until the writer has left the gate (which lives in this object).
+    ~WriterGate() {
+        open();
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [&] { return left_; });
+    }
+    void open() {
+        std::lock_guard lock(m_);
+        open_ = true;
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool held_ = false;
+    bool open_ = false;
+    bool left_ = false;
+};
+
+std::string records(int from, int to) {
+    std::string body;
+    for (int i = from; i < to; ++i)
+        body += record(i);
+    return body;
+}
+
+/// Runs what the channels' executors were given until `done` (at most 20 s).
+template <class Done> bool drive(std::initializer_list<TestChannel*> channels, Done&& done) {
+    for (int i = 0; i < 2000; ++i) {
+        for (auto* c : channels)
+            c->run_pending();
+        if (done())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+bool stored(registry::Registry& store, int i) {
+    return store.snapshot().contains(*registry::parse_handle("88.1/U-" + std::to_string(i), {}));
+}
+
+} // namespace
+
+TEST_CASE("a full writer queue: uploads keep their batches and pause instead of blocking") {
+    Fixture f(2); // room for one batch of two records
+    BulkOptions options;
+    options.batch_records = 2;
+    auto a = std::make_shared<TestChannel>();
+    auto b = std::make_shared<TestChannel>();
+    auto upload_a = f.upload(a, options);
+    auto upload_b = f.upload(b, options);
+    {
+        WriterGate gate(*f.store);
+        // Both calls return (the old blocking submit would hang here: the writer is held).
+        // A: its first batch fills the queue, the next four are kept. B: refused, kept.
+        CHECK_FALSE(upload_a->on_body(records(0, 10)));
+        CHECK_FALSE(upload_b->on_body(records(10, 14)));
+        CHECK(f.store->stats().queued_ops == 2);
+        CHECK(f.store->stats().submits_refused >= 2);
+        a->run_pending();
+        b->run_pending();
+        CHECK(a->body.empty()); // nothing is acknowledged before it is durable
+        CHECK(b->body.empty());
+        CHECK(a->resumes == 0);
+        CHECK(b->resumes == 0);
+        gate.open();
+        // The writer drains, wakes the uploads, they offer their kept batches again (maybe
+        // refused again, then woken again) until everything is in; then both resume reading.
+        REQUIRE(drive({a.get(), b.get()}, [&] { return a->resumes > 0 && b->resumes > 0; }));
+    }
+    upload_a->on_body(records(20, 22));
+    upload_a->on_end();
+    upload_b->on_body(records(22, 23));
+    upload_b->on_end();
+    REQUIRE(drive({a.get(), b.get()}, [&] { return a->finished && b->finished; }));
+    // Every line acknowledged, in input order, and durable.
+    std::string expect_a, expect_b;
+    int line = 0;
+    for (int i : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 20, 21})
+        expect_a += R"({"line":)" + std::to_string(++line) + R"(,"handle":"88.1/U-)" +
+                    std::to_string(i) + R"(","status":"created"})" + "\n";
+    expect_a += R"({"summary":{"lines":12,"created":12,"replaced":0,"unchanged":0,"errors":0}})"
+                "\n";
+    line = 0;
+    for (int i : {10, 11, 12, 13, 22})
+        expect_b += R"({"line":)" + std::to_string(++line) + R"(,"handle":"88.1/U-)" +
+                    std::to_string(i) + R"(","status":"created"})" + "\n";
+    expect_b += R"({"summary":{"lines":5,"created":5,"replaced":0,"unchanged":0,"errors":0}})"
+                "\n";
+    CHECK(a->body == expect_a);
+    CHECK(b->body == expect_b);
+    for (int i : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 20, 21, 22})
+        CHECK(stored(*f.store, i));
+}
+
+TEST_CASE("a full writer queue: a disconnect drops the kept batches, submitted ones commit") {
+    Fixture f(2);
+    BulkOptions options;
+    options.batch_records = 2;
+    auto channel = std::make_shared<TestChannel>();
+    auto consumer = f.upload(channel, options);
+    {
+        WriterGate gate(*f.store);
+        CHECK_FALSE(consumer->on_body(records(0, 4) + "{bad\n" + records(4, 6)));
+        consumer->on_abort();
+    }
+    // U-0 and U-1 were in the writer's queue: they commit. The kept batches were never
+    // submitted, and a wake-up arriving after the abort must not submit them either.
+    REQUIRE(drive({channel.get()}, [&] { return stored(*f.store, 1); }));
+    channel->run_pending();
+    f.store->write(registry::WriteBatch{}); // anything submitted before this has committed
+    CHECK(stored(*f.store, 0));
+    for (int i = 2; i < 6; ++i)
+        CHECK_FALSE(stored(*f.store, i));
+    CHECK(channel->body.empty());
+    CHECK_FALSE(channel->finished);
+}
+
+TEST_CASE("a full writer queue: a graceful stop still submits the kept batches") {
+    Fixture f(2);
+    BulkOptions options;
+    options.batch_records = 2;
+    options.errors_only = true;
+    auto channel = std::make_shared<TestChannel>();
+    auto consumer = f.upload(channel, options);
+    {
+        WriterGate gate(*f.store);
+        CHECK_FALSE(consumer->on_body(records(0, 6) + R"({"handle":"88.1/U-cut")"));
+        consumer->on_stop();
+    }
+    REQUIRE(drive({channel.get()}, [&] { return channel->finished; }));
+    CHECK(
+        channel->body ==
+        R"({"error":{"code":"shutting_down","message":"the server is stopping; lines after line 6 were not read"}})"
+        "\n"
+        R"({"summary":{"lines":6,"created":6,"replaced":0,"unchanged":0,"errors":0,"complete":false}})"
+        "\n");
+    for (int i = 0; i < 6; ++i)
+        CHECK(stored(*f.store, i));
+    CHECK(channel->resumes == 0); // stopped: reading never resumes
 }
 
 // ---- the pieces the upload is made of (also fuzzed: tests/fuzz/bulk_ndjson_fuzz.cpp) ----------

@@ -585,3 +585,153 @@ TEST_CASE("destroying the registry completes every queued batch; later submits a
     CHECK(missing == 0);
     CHECK(snap.count_all() == static_cast<std::uint64_t>(n) + 2 * nested_committed.size());
 }
+
+namespace {
+
+/// Holds the writer thread inside a completion until open() (or destruction), so that the queue
+/// behind it fills deterministically.
+class WriterGate {
+public:
+    explicit WriterGate(Registry& reg) {
+        WriteBatch batch;
+        batch.ops.push_back(DeleteRecord{handle("88.1/gate-absent")});
+        reg.submit(std::move(batch), [this](BatchResult) {
+            std::unique_lock lock(m_);
+            held_ = true;
+            cv_.notify_all();
+            cv_.wait(lock, [&] { return open_; });
+            left_ = true;
+            cv_.notify_all();
+        });
+        std::unique_lock lock(m_);
+        REQUIRE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
+    }
+    /// Opens, and waits until the writer has left the gate (which lives in this object).
+    ~WriterGate() {
+        open();
+        std::unique_lock lock(m_);
+        cv_.wait(lock, [&] { return left_; });
+    }
+    void open() {
+        std::lock_guard lock(m_);
+        open_ = true;
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool held_ = false;
+    bool open_ = false;
+    bool left_ = false;
+};
+
+template <class Predicate> bool eventually_true(Predicate&& predicate) {
+    for (int i = 0; i < 1000; ++i) {
+        if (predicate())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return predicate();
+}
+
+WriteBatch puts(const std::string& tag, int n) {
+    WriteBatch batch;
+    batch.ops.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+        batch.ops.emplace_back(
+            put("88.1/" + tag + "-" + std::to_string(i), small_record(std::to_string(i))));
+    return batch;
+}
+
+} // namespace
+
+TEST_CASE("try_submit: a full queue is refused as a value, untouched, and the caller is woken") {
+    TempDir dir;
+    auto options = options_in(dir);
+    options.max_queued_ops = 3;
+    auto reg = Registry::open(options);
+    std::mutex m;
+    std::condition_variable cv;
+    int completed = 0;
+    auto count = [&](BatchResult r) {
+        std::lock_guard lock(m);
+        completed += static_cast<int>(r.size());
+        cv.notify_all();
+    };
+    std::atomic<int> woken{0};
+    {
+        WriterGate gate(*reg);
+        // Room for 3 operations: the first batch fits; the second (2 more) does not.
+        WriteBatch first = puts("a", 2), second = puts("b", 2);
+        Completion done_first = count, done_second = count;
+        CHECK(reg->try_submit(first, done_first) == SubmitStatus::queued);
+        CHECK(reg->try_submit(second, done_second, [&] { woken.fetch_add(1); }) ==
+              SubmitStatus::full);
+        CHECK(second.ops.size() == 2); // left as it was, to be offered again
+        CHECK(done_second);
+        CHECK(reg->stats().queued_ops == 2);
+        CHECK(reg->stats().submits_refused == 1);
+        // Refused again while nothing moved: one more waiter; a one-op batch still fits.
+        CHECK(reg->try_submit(second, done_second, [&] { woken.fetch_add(1); }) ==
+              SubmitStatus::full);
+        WriteBatch single = puts("c", 1);
+        Completion done_single = count;
+        CHECK(reg->try_submit(single, done_single) == SubmitStatus::queued);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(woken.load() == 0); // the writer is held: nobody is woken early
+        gate.open();
+        // The writer takes the queue and wakes both waiters (once each); the retry now fits.
+        std::unique_lock lock(m);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return completed == 3; }));
+        lock.unlock();
+        REQUIRE(eventually_true([&] { return woken.load() == 2; }));
+        CHECK(reg->try_submit(second, done_second) == SubmitStatus::queued);
+        lock.lock();
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return completed == 5; }));
+    }
+    CHECK(woken.load() == 2);
+    for (const char* h : {"88.1/a-0", "88.1/a-1", "88.1/b-0", "88.1/b-1", "88.1/c-0"})
+        CHECK(exists(*reg, h));
+    CHECK(reg->snapshot().count_all() == 5);
+}
+
+TEST_CASE("try_submit: waiters are woken at shutdown, and a retry then is unavailable") {
+    TempDir dir;
+    auto options = options_in(dir);
+    options.max_queued_ops = 1;
+    std::atomic<int> woken{0};
+    std::atomic<int> unavailable{0};
+    Registry* raw = nullptr;
+    {
+        auto reg = Registry::open(options);
+        raw = reg.get();
+        auto gate = std::make_unique<WriterGate>(*reg);
+        WriteBatch first = puts("s", 1);
+        Completion ignore = [](BatchResult) {};
+        REQUIRE(reg->try_submit(first, ignore) == SubmitStatus::queued);
+        WriteBatch kept = puts("k", 1);
+        Completion done = [&](BatchResult r) {
+            if (r.size() == 1 && r[0].error.code == Errc::unavailable)
+                unavailable.fetch_add(1);
+        };
+        // The waiter retries from inside the wake-up, as a caller that is already shutting down
+        // might: that retry must complete at once (unavailable) instead of waiting.
+        auto retry = [&] {
+            woken.fetch_add(1);
+            if (raw->try_submit(kept, done) != SubmitStatus::queued)
+                woken.fetch_add(100); // must not happen
+        };
+        REQUIRE(reg->try_submit(kept, done, retry) == SubmitStatus::full);
+        // Destroy while the writer is held: the destructor marks shutdown and wakes the waiter
+        // (on this thread) before it waits for the writer; the gate opens from another thread.
+        std::thread opener([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            gate->open();
+        });
+        reg.reset();
+        opener.join();
+    }
+    CHECK(woken.load() == 1);
+    CHECK(unavailable.load() == 1);
+}

@@ -156,8 +156,9 @@ int main(int argc, char** argv) {
     const auto wall0 = std::chrono::steady_clock::now();
     auto consumer = resolver::api::BulkUpload::start(
         options, "bench", channel, check,
-        [&store](registry::WriteBatch b, registry::Completion done) {
-            store->submit(std::move(b), std::move(done));
+        [&store](registry::WriteBatch& b, registry::Completion& done,
+                 std::function<void()> on_space) {
+            return store->try_submit(b, done, std::move(on_space));
         });
     constexpr std::size_t kPiece = 64 * 1024;
     for (std::size_t at = 0; at < body.size(); at += kPiece) {

@@ -152,7 +152,7 @@ bool BulkUpload::on_body(std::string_view bytes) {
     // their results promptly; fast ones fill whole batches while earlier ones commit.
     if (open_ && in_flight_.empty())
         flush();
-    paused_ = in_flight_.size() >= options_.max_in_flight;
+    paused_ = must_pause();
     return !paused_;
 }
 
@@ -290,22 +290,59 @@ void BulkUpload::flush() {
     auto batch = std::shared_ptr<Batch>(std::move(open_));
     in_flight_.push_back(batch);
     if (batch->write.ops.empty()) {
+        batch->submitted = true;
         batch->durable = true;
         on_durable();
         return;
     }
     batch->write.account = account_;
-    registry::WriteBatch write = std::move(batch->write);
-    batch->write = {};
+    submit_kept();
+}
+
+// Offers the batches not yet handed to the writer, oldest first, until the writer refuses one;
+// the rest stay kept, in order, until it has room (see the header).
+void BulkUpload::submit_kept() {
+    if (waiting_for_space_ || aborted_)
+        return; // a retry is already arranged; or the lines are no longer wanted
     auto self = shared_from_this();
-    submit_(std::move(write), [self, batch](registry::BatchResult results) {
-        // Writer thread: hop back to the connection's executor.
-        self->channel_->post([self, batch, results = std::move(results)]() mutable {
-            batch->results = std::move(results);
-            batch->durable = true;
-            self->on_durable();
-        });
-    });
+    for (const auto& batch : in_flight_) {
+        if (batch->submitted)
+            continue;
+        registry::Completion done = [self, batch](registry::BatchResult results) {
+            // Writer thread: hop back to the connection's executor.
+            self->channel_->post([self, batch, results = std::move(results)]() mutable {
+                batch->results = std::move(results);
+                batch->durable = true;
+                self->on_durable();
+            });
+        };
+        auto on_space = [self] {
+            self->channel_->post([self] {
+                self->waiting_for_space_ = false;
+                if (self->aborted_)
+                    return;
+                self->submit_kept();
+                self->maybe_resume();
+            });
+        };
+        if (submit_(batch->write, done, std::move(on_space)) == registry::SubmitStatus::full) {
+            waiting_for_space_ = true;
+            return;
+        }
+        batch->submitted = true;
+        batch->write = {};
+    }
+}
+
+bool BulkUpload::must_pause() const {
+    return waiting_for_space_ || in_flight_.size() >= options_.max_in_flight;
+}
+
+void BulkUpload::maybe_resume() {
+    if (paused_ && !must_pause() && !ended_ && !stopped_ && !aborted_) {
+        paused_ = false;
+        channel_->resume();
+    }
 }
 
 void BulkUpload::on_durable() {
@@ -318,10 +355,7 @@ void BulkUpload::on_durable() {
     // waiting for more body (a slow or stalled sender still gets its acknowledgements).
     if (in_flight_.empty() && open_ && !aborted_)
         flush();
-    if (paused_ && in_flight_.size() < options_.max_in_flight && !ended_ && !aborted_) {
-        paused_ = false;
-        channel_->resume();
-    }
+    maybe_resume();
     maybe_finish();
 }
 
@@ -459,7 +493,11 @@ void BulkUpload::on_abort() {
     aborted_ = true;
     splitter_.discard();
     open_.reset(); // never submitted: those lines were not acknowledged
-    maybe_finish();
+    // Kept batches were never submitted either: drop them too. What remains are batches the
+    // writer has (they still commit) and batches of bad lines only, emitted (counted, not
+    // written) in order as before.
+    std::erase_if(in_flight_, [](const std::shared_ptr<Batch>& b) { return !b->submitted; });
+    on_durable();
 }
 
 } // namespace idnode::resolver::api

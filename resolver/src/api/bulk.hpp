@@ -15,7 +15,19 @@
 // yet durable; beyond that on_body asks the server to stop reading. Every upload therefore has a
 // bounded share of the writer's FIFO queue, whatever its size or speed.
 //
-// Memory: one line buffer (<= max_line_bytes), the open batch and the in-flight batches, and
+// Never blocking the I/O thread (contract with `Submit`, Registry::try_submit): a batch is
+// offered to the writer without waiting. When the writer's queue is full the upload keeps the
+// batch (and every later one, in order: one upload's batches reach the writer in input order),
+// asks the server to stop reading the body, and registers to be told when the writer next takes
+// work off its queue; that notification (writer thread) hops to the connection's executor and
+// offers the kept batches again, and reading resumes once none is kept and fewer than
+// max_in_flight are in flight. So a full queue costs the other connections of this I/O thread
+// nothing: their requests keep being served while this upload waits. A disconnect drops the
+// kept batches (never submitted: their lines were not acknowledged); a graceful stop submits
+// them (results follow as usual).
+//
+// Memory: one line buffer (<= max_line_bytes), the open batch and the in-flight batches (kept
+// ones included: at most max_in_flight plus those completed by the last piece of body), and
 // (for an Idempotency-Key) the error lines kept for replay, capped at kMaxReplayErrors.
 //
 // Threading: on_body/on_end/on_stop/on_abort run on the connection's executor; registry
@@ -229,10 +241,14 @@ public:
     /// TEMPLATE value, non-public template items: record_write.hpp); a refusal fails the line.
     using Check = std::function<std::optional<LineError>(const registry::Handle&,
                                                          std::vector<registry::HandleValue>&)>;
-    using Submit = std::function<void(registry::WriteBatch, registry::Completion)>;
+    /// Offers a batch to the writer without blocking (Registry::try_submit's contract): queued
+    /// = taken (`done` runs later on any thread); full = batch and done untouched, and
+    /// `on_space` is called once later, on any thread, when offering again may succeed.
+    using Submit = std::function<registry::SubmitStatus(
+        registry::WriteBatch& batch, registry::Completion& done, std::function<void()> on_space)>;
 
     /// Starts the NDJSON response on `channel`. `check` authorises and prepares one record (called
-    /// on the connection's executor); `submit` queues a batch (usually Registry::submit).
+    /// on the connection's executor); `submit` offers a batch (usually Registry::try_submit).
     /// `idempotency_key` (may be empty) is completed or released in `store` at the end.
     static std::unique_ptr<BodyConsumer> start(BulkOptions options, std::string account,
                                                std::shared_ptr<StreamChannel> channel, Check check,
@@ -259,6 +275,7 @@ private:
         std::vector<Entry> entries;
         registry::WriteBatch write;
         registry::BatchResult results;
+        bool submitted = false; // handed to the writer (false: kept while its queue is full)
         bool durable = false;
     };
 
@@ -266,6 +283,9 @@ private:
     void line_too_long();
     void fail_line(std::string_view handle, std::string code, std::string message);
     void flush();
+    void submit_kept();
+    bool must_pause() const;
+    void maybe_resume();
     void on_durable();
     void emit(Batch& batch);
     void maybe_finish();
@@ -293,6 +313,7 @@ private:
     bool aborted_ = false;
     bool finished_ = false;
     bool paused_ = false;
+    bool waiting_for_space_ = false; // a batch is kept; the writer will tell us about room
 };
 
 } // namespace idnode::resolver::api

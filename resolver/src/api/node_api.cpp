@@ -520,8 +520,9 @@ private:
             values = std::move(prepared.values);
             return std::nullopt;
         };
-        auto submit = [this](WriteBatch batch, Completion done) {
-            registry_.submit(std::move(batch), std::move(done));
+        // Never blocks this I/O thread when the writer's queue is full (bulk.hpp).
+        auto submit = [this](WriteBatch& batch, Completion& done, std::function<void()> on_space) {
+            return registry_.try_submit(batch, done, std::move(on_space));
         };
         api::BulkLineObserver observer;
         if (bulk_lines_ != nullptr) {

@@ -58,7 +58,8 @@ struct RegistryOptions {
     ValueLimits value_limits{};
     /// Upper bound of operations folded into one group-commit transaction.
     std::size_t max_group_ops = 20000;
-    /// Backpressure: submit() blocks while this many operations are queued.
+    /// Backpressure: submit() blocks, and try_submit() refuses, while this many operations are
+    /// queued (a batch is always admitted into an empty queue).
     std::size_t max_queued_ops = 200000;
     /// false = commits are not fsynced (MDB_NOSYNC); call sync() before reporting success. Only
     /// for restartable offline loads.
@@ -153,6 +154,12 @@ struct WriteBatch {
 /// One result per operation, in order. A failed operation fails alone: the others commit.
 using BatchResult = std::vector<OpResult>;
 using Completion = std::function<void(BatchResult)>;
+
+/// What Registry::try_submit did with a batch.
+enum class SubmitStatus : std::uint8_t {
+    queued, ///< taken (batch and completion moved from); the completion runs as for submit()
+    full,   ///< refused because the queue has no room; batch and completion are untouched
+};
 
 // ---- reads -------------------------------------------------------------------------------------
 
@@ -275,6 +282,7 @@ struct RegistryStats {
     std::uint64_t committed_ops = 0; // operations committed since open
     std::uint64_t last_commit_us = 0;
     std::uint64_t map_growths = 0;
+    std::uint64_t submits_refused = 0; // try_submit() calls answered SubmitStatus::full
 };
 
 class Registry {
@@ -295,7 +303,33 @@ public:
     /// Queues a batch for the writer; `done` runs on the writer thread once the batch's group is
     /// durably committed (or failed). Blocks while the queue is full (backpressure). After
     /// shutdown began, completes at once with Errc::unavailable for every op.
+    ///
+    /// The wait lasts until the writer takes a group off the queue (each group frees up to
+    /// max_group_ops), not until a deadline; a thread that must never wait (an I/O thread serving
+    /// other connections) uses try_submit. The node's single-record writes (Handle REST PUT and
+    /// DELETE, SNMS batches of at most 2,000 records, admin routes) call submit() from I/O threads
+    /// and accept that wait: it happens only while bulk uploads or other writers fill the queue,
+    /// and it ends with the writer's next group.
     void submit(WriteBatch batch, Completion done);
+
+    /// The non-blocking submit (contract of the bulk endpoint, which calls it from I/O threads).
+    /// Never waits for room. Thread-safe.
+    /// - SubmitStatus::queued: admitted under the same rule as submit() (room for all of the
+    ///   batch's ops, or the queue is empty, or called on the writer thread); `batch` and `done`
+    ///   were moved from and `done` runs exactly as for submit(). Also queued, with `done` already
+    ///   called with Errc::unavailable for every op, after shutdown began or on a read-only
+    ///   registry.
+    /// - SubmitStatus::full: nothing was queued and `batch` and `done` are left as they were. If
+    ///   `on_space` is set it is called exactly once: on the writer thread right after the writer
+    ///   next takes work off the queue (before committing it, so that the caller's retry can join
+    ///   the next group), or on the thread destroying the registry when shutdown begins. Room is
+    ///   not reserved for the caller: it retries try_submit and may be refused again (and then
+    ///   waits again). Keep `on_space` short (post to your own executor); it must not throw.
+    ///   Waiters are woken all at once, so many refused callers share the room that appears in
+    ///   the order their retries arrive; each caller should keep a bounded number of batches
+    ///   submitted (the bulk endpoint keeps at most 4) so that no one holds the whole queue.
+    SubmitStatus try_submit(WriteBatch& batch, Completion& done,
+                            std::function<void()> on_space = {});
 
     /// Blocking convenience over submit().
     BatchResult write(WriteBatch batch);
