@@ -19,6 +19,7 @@
 #include "idnode/registry/admin.hpp"
 
 #include "lmdb_env.hpp"
+#include "record_encoding.hpp"
 #include "wire.hpp"
 
 #include <openssl/sha.h>
@@ -351,6 +352,8 @@ private:
     void adopt_foreign_resize();
     OpResult apply(GroupContext& ctx, const WriteOp& op, const std::string& account);
     OpResult apply_put(GroupContext& ctx, const PutRecord& op, const std::string& account);
+    OpResult append_new_put(GroupContext& ctx, const PutRecord& op, std::string_view key,
+                            const std::string& account);
     OpResult apply_set(GroupContext& ctx, const SetValues& op, const std::string& account);
     OpResult apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account);
     OpResult apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account);
@@ -1238,12 +1241,15 @@ struct RegistryImpl::GroupContext {
         *last_template_delta += 1;
     }
 
-    // The identifier cursor serves only runs of consecutive appends by apply_put_encoded: apply()
-    // drops it before any other operation, so that every other write to ids_ sees exactly what
-    // it saw before this cursor existed (a plain mdb_put). Nothing but log() writes changes_.
+    // The identifier cursor serves only runs of consecutive appends (apply_put_encoded and
+    // append_new_put): apply() and apply_put drop it before any other operation, so that every
+    // other write to ids_ sees exactly what it saw before this cursor existed (a plain mdb_put).
+    // Nothing but log() writes changes_.
     std::unique_ptr<lmdb::Cursor> ids_appender, changes_appender;
     std::vector<std::size_t> stamp_offsets; // of the timestamps in a record (apply_put_encoded)
     std::string key_buffer;
+    std::string record_buffer;                      // append_new_put's encoding, reused
+    std::vector<const HandleValue*> ordered_values; // append_new_put's values in index order
     std::string last_prefix_key, last_template_key;
     // Into count_deltas (a std::map: element addresses stay valid).
     std::int64_t* last_prefix_delta = nullptr;
@@ -1377,8 +1383,8 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
 }
 
 OpResult RegistryImpl::apply(GroupContext& ctx, const WriteOp& op, const std::string& account) {
-    if (!std::holds_alternative<PutEncodedRecord>(op)) {
-        ctx.ids_appender.reset(); // see GroupContext::ids_appender
+    if (!std::holds_alternative<PutEncodedRecord>(op) && !std::holds_alternative<PutRecord>(op)) {
+        ctx.ids_appender.reset(); // see GroupContext::ids_appender (apply_put drops it itself)
     }
     return std::visit(
         [&](const auto& o) -> OpResult {
@@ -1436,6 +1442,12 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
     const IdentifierKey key(op.handle.key());
+    if (op.mode != PutMode::replace && std::string_view(key) > std::string_view(ctx.ids_last_key)) {
+        // Beyond every stored key (ids_last_key is never below the real last key): the record
+        // is new, no lookup needed.
+        return append_new_put(ctx, op, key, account);
+    }
+    ctx.ids_appender.reset(); // the writes below are plain puts
     Existing existing = load_existing(ctx.txn, ids_, key);
     if (existing.error) {
         return failed(existing.error->code, existing.error->message);
@@ -1475,6 +1487,42 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
     }
     OpResult result{outcome, {}, 0};
     ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
+    return result;
+}
+
+// apply_put of a new record whose key is beyond every stored one, writing exactly what the
+// general path writes (encode_record of the values sorted by index, every one stamped `now` as
+// stamp() does with no previous values; the same counters; the same change-log entry) but
+// without copying the values: encoded once into a reused buffer, then copied into the identifier
+// appended through the group's cursor and into the change-log entry.
+OpResult RegistryImpl::append_new_put(GroupContext& ctx, const PutRecord& op, std::string_view key,
+                                      const std::string& account) {
+    // Values in index order (validate_values made the indices unique); usually already sorted.
+    std::vector<const HandleValue*>& ordered = ctx.ordered_values;
+    ordered.clear();
+    bool sorted = true;
+    for (const HandleValue& v : op.values) {
+        sorted = sorted && (ordered.empty() || ordered.back()->index < v.index);
+        ordered.push_back(&v);
+    }
+    if (!sorted) {
+        std::sort(ordered.begin(), ordered.end(),
+                  [](const HandleValue* x, const HandleValue* y) { return x->index < y->index; });
+    }
+    const std::string& spelling = op.handle.spelling();
+    std::string& bytes = ctx.record_buffer;
+    encode_record_stamped(bytes, spelling, ordered, ctx.now);
+    std::string_view template_version;
+    for (const HandleValue* v : ordered) {
+        if (v->index == kIndexTemplate) {
+            template_version = v->data;
+        }
+    }
+    std::memcpy(ctx.append_identifier(ids_, key, bytes.size()), bytes.data(), bytes.size());
+    // The same counter deltas as track_template(prefix, nullptr, values) + count_created(prefix).
+    ctx.count_one(op.handle.prefix_key(), template_version);
+    OpResult result{Outcome::created, {}, 0};
+    ctx.log(ChangeKind::identifier, Outcome::created, account, spelling, bytes, result, changes_);
     return result;
 }
 

@@ -1,6 +1,7 @@
 #include "idnode/registry/value.hpp"
 
 #include "idnode/registry/identifier.hpp"
+#include "record_encoding.hpp"
 #include "wire.hpp"
 
 #include <algorithm>
@@ -124,8 +125,10 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
                                           std::to_string(limits.max_values) + " values, got " +
                                           std::to_string(values.size())};
     }
+    // Indices in ascending order (the usual case) cannot repeat; the set of seen indices is
+    // built only at the first index that is not above its predecessor.
     std::unordered_set<std::int32_t> seen;
-    seen.reserve(values.size() * 2);
+    bool ascending = true;
     std::size_t bytes = 16;
     for (std::size_t i = 0; i < values.size(); ++i) {
         const HandleValue& v = values[i];
@@ -133,7 +136,14 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
             return Error{Errc::invalid_value,
                          value_label(v, i) + ": index must be a positive integer"};
         }
-        if (!seen.insert(v.index).second) {
+        if (ascending && i > 0 && v.index <= values[i - 1].index) {
+            ascending = false;
+            seen.reserve(values.size() * 2);
+            for (std::size_t j = 0; j < i; ++j) {
+                seen.insert(values[j].index);
+            }
+        }
+        if (!ascending && !seen.insert(v.index).second) {
             return Error{Errc::invalid_value, value_label(v, i) + ": index is used twice"};
         }
         if (v.type.empty()) {
@@ -200,6 +210,24 @@ std::string encode_record(std::string_view spelling, std::span<const HandleValue
         encode_value(out, v);
     }
     return out;
+}
+
+void encode_record_stamped(std::string& out, std::string_view spelling,
+                           std::span<const HandleValue* const> values, std::uint32_t timestamp) {
+    out.clear();
+    wire::put_u8(out, kRecordFormat);
+    wire::put_u8(out, 0);
+    wire::put_bytes(out, spelling);
+    wire::put_u32(out, static_cast<std::uint32_t>(values.size()));
+    for (const HandleValue* v : values) {
+        const std::size_t at = out.size();
+        encode_value(out, *v);
+        // The timestamp follows the 4-byte index (encode_value).
+        for (int i = 0; i < 4; ++i) {
+            out[at + 4 + static_cast<std::size_t>(i)] =
+                static_cast<char>(timestamp >> (24 - 8 * i));
+        }
+    }
 }
 
 RecordEncoder::RecordEncoder(std::string& out, std::string_view spelling) : out_(out) {

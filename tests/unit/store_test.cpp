@@ -1161,6 +1161,89 @@ TEST_CASE("change log order matches the order of submission") {
     }
 }
 
+TEST_CASE("new records, appended past the last key or inserted before it, store the same bytes") {
+    // A put of a new key beyond every stored key takes the writer's append path (no lookup, one
+    // encoding copied into the page and the log); a key before it takes the general path. Both
+    // must store encode_record of the values sorted by index, stamped with the write time, and
+    // count the same counters.
+    TempDir dir;
+    ManualClock clock;
+    auto reg = Registry::open(options_in(dir, clock));
+    clock.set(1700000000);
+    const std::vector<HandleValue> values = {val(kIndexTemplate, "TEMPLATE", "v1"),
+                                             val(3, "C", "c"), val(1, "URL", "u"),
+                                             val(2, "EMAIL", "e", "1100")};
+    REQUIRE(reg->write(put("88.1/m", values)).ok()); // the first key: appended
+    REQUIRE(reg->write(put("88.1/z", values)).ok()); // beyond the last key
+    REQUIRE(reg->write(put("88.1/b", values)).ok()); // before it: general path
+    REQUIRE(reg->write(put("88.1/z", values)).ok()); // identical: unchanged
+    CHECK(reg->write(put("88.1/zz", values, PutMode::replace)).error.code == Errc::not_found);
+
+    auto expected = [&](std::string_view spelling) {
+        std::vector<HandleValue> sorted = values;
+        std::sort(sorted.begin(), sorted.end(),
+                  [](const HandleValue& x, const HandleValue& y) { return x.index < y.index; });
+        for (auto& v : sorted) {
+            v.timestamp = 1700000000;
+        }
+        return encode_record(spelling, sorted);
+    };
+    auto log = reg->snapshot().changes(0, 10);
+    REQUIRE(log.size() == 3);
+    CHECK(log[0].key == "88.1/m");
+    CHECK(log[1].key == "88.1/z");
+    CHECK(log[2].key == "88.1/b");
+    for (const auto& entry : log) {
+        CHECK(entry.op == ChangeOp::create);
+        CHECK(entry.value == expected(entry.key));
+        auto snap = reg->snapshot();
+        int calls = 0;
+        CHECK(snap.visit(handle(entry.key),
+                         [&](const RecordView& view) {
+                             ++calls;
+                             std::string bytes = expected(entry.key);
+                             std::size_t at = 0;
+                             for (const auto& v : view) {
+                                 at = bytes.find(v.wire, at);
+                                 CHECK(at != std::string::npos);
+                             }
+                             CHECK(view.size() == 4);
+                         })
+                  .ok());
+        CHECK(calls == 1);
+    }
+    auto snap = reg->snapshot();
+    CHECK(snap.count("88.1") == 3);
+    CHECK(snap.count_all() == 3);
+    CHECK(snap.registrations(1700000000, "88.1") == 3);
+    CHECK(snap.template_usage("88.1/v1") == 3);
+}
+
+TEST_CASE("one batch appends a new key, then replaces and deletes it, then appends past it") {
+    TempDir dir;
+    auto reg = Registry::open(options_in(dir));
+    REQUIRE(reg->write(put("88.1/a", url_record("a"))).ok());
+    WriteBatch batch;
+    batch.ops.push_back(put("88.1/k", url_record("first")));  // appended
+    batch.ops.push_back(put("88.1/k", url_record("second"))); // found, replaced
+    batch.ops.push_back(put("88.1/k", url_record("second"), PutMode::create));
+    batch.ops.push_back(DeleteRecord{handle("88.1/k")});
+    batch.ops.push_back(put("88.1/j", url_record("j"))); // before the stale last key
+    batch.ops.push_back(put("88.1/l", url_record("l"))); // past it: appended again
+    auto results = reg->write(std::move(batch));
+    REQUIRE(results.size() == 6);
+    CHECK(results[0].outcome == Outcome::created);
+    CHECK(results[1].outcome == Outcome::replaced);
+    CHECK(results[2].outcome == Outcome::unchanged);
+    CHECK(results[3].ok());
+    CHECK(results[4].outcome == Outcome::created);
+    CHECK(results[5].outcome == Outcome::created);
+    CHECK_FALSE(exists(*reg, "88.1/k"));
+    CHECK(same_values(stored(*reg, "88.1/j").values, url_record("j")));
+    CHECK(same_values(stored(*reg, "88.1/l").values, url_record("l")));
+    CHECK(reg->snapshot().count("88.1") == 3);
+}
+
 TEST_CASE("timestamps and change times come from the injected clock") {
     TempDir dir;
     ManualClock clock;
