@@ -7,6 +7,7 @@
 #include "harness.hpp"
 #include "json_helpers.hpp"
 
+#include "../common/writer_gate.hpp"
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/logging.hpp"
@@ -92,44 +93,6 @@ private:
     std::thread thread_;
 };
 
-/// Holds the registry's writer inside a completion until open() (or destruction).
-class WriterGate {
-public:
-    explicit WriterGate(registry::Registry& store) {
-        registry::WriteBatch batch;
-        batch.ops.push_back(
-            registry::DeleteRecord{*registry::parse_handle("88.118/gate-absent", {})});
-        store.submit(std::move(batch), [this](registry::BatchResult) {
-            std::unique_lock lock(m_);
-            held_ = true;
-            cv_.notify_all();
-            cv_.wait(lock, [&] { return open_; });
-            left_ = true;
-            cv_.notify_all();
-        });
-        std::unique_lock lock(m_);
-        REQUIRE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
-    }
-    /// Opens, and waits until the writer has left the gate (which lives in this object).
-    ~WriterGate() {
-        open();
-        std::unique_lock lock(m_);
-        cv_.wait(lock, [&] { return left_; });
-    }
-    void open() {
-        std::lock_guard lock(m_);
-        open_ = true;
-        cv_.notify_all();
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool held_ = false;
-    bool open_ = false;
-    bool left_ = false;
-};
-
 std::string handle_of(int upload, int i) {
     return "88.118/BP-" + std::to_string(upload) + "-" + std::to_string(i);
 }
@@ -169,7 +132,7 @@ TEST_CASE("concurrent bulk uploads fill the writer queue; resolutions are answer
     } join_all{senders};
     const auto refused_before = node.store().stats().submits_refused;
     {
-        WriterGate gate(node.store());
+        WriterGate gate(node.store(), "88.118/gate-absent");
         for (int u = 0; u < uploads; ++u) {
             senders.emplace_back([&, u] {
                 try {

@@ -1,5 +1,6 @@
 // The NDJSON bulk logic (resolver/src/api/bulk.cpp) without a socket: a StreamChannel of the test
 // collects the output and runs posted work on the test thread; the registry is real.
+#include "../common/writer_gate.hpp"
 #include "api/bulk.hpp"
 #include "temp_dir.hpp"
 
@@ -18,6 +19,7 @@
 using namespace idnode;
 using resolver::api::BulkOptions;
 using resolver::api::BulkUpload;
+using test::WriterGate;
 
 namespace {
 
@@ -180,44 +182,6 @@ TEST_CASE("an aborted upload writes nothing more; submitted batches still commit
 // ---- a full writer queue: keep the batch, pause, retry (never block the I/O thread) ----------
 
 namespace {
-
-/// Holds the registry's writer inside a completion until open() (or destruction), so that its
-/// queue fills deterministically.
-class WriterGate {
-public:
-    explicit WriterGate(registry::Registry& store) {
-        registry::WriteBatch batch;
-        batch.ops.push_back(registry::DeleteRecord{*registry::parse_handle("88.1/gate", {})});
-        store.submit(std::move(batch), [this](registry::BatchResult) {
-            std::unique_lock lock(m_);
-            held_ = true;
-            cv_.notify_all();
-            cv_.wait(lock, [&] { return open_; });
-            left_ = true;
-            cv_.notify_all();
-        });
-        std::unique_lock lock(m_);
-        REQUIRE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
-    }
-    /// Opens, and waits until the writer has left the gate (which lives in this object).
-    ~WriterGate() {
-        open();
-        std::unique_lock lock(m_);
-        cv_.wait(lock, [&] { return left_; });
-    }
-    void open() {
-        std::lock_guard lock(m_);
-        open_ = true;
-        cv_.notify_all();
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool held_ = false;
-    bool open_ = false;
-    bool left_ = false;
-};
 
 std::string records(int from, int to) {
     std::string body;

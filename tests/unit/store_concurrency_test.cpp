@@ -1,6 +1,7 @@
 // The registry under concurrency and at its limits (registry.hpp, DESIGN §4): snapshot isolation,
 // readers during writes, map growth up to max_db_size and storage_full, group commit with
 // concurrent writers, submit() completions and shutdown with queued work.
+#include "../common/writer_gate.hpp"
 #include "store_helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -587,44 +588,6 @@ TEST_CASE("destroying the registry completes every queued batch; later submits a
 }
 
 namespace {
-
-/// Holds the writer thread inside a completion until open() (or destruction), so that the queue
-/// behind it fills deterministically.
-class WriterGate {
-public:
-    explicit WriterGate(Registry& reg) {
-        WriteBatch batch;
-        batch.ops.push_back(DeleteRecord{handle("88.1/gate-absent")});
-        reg.submit(std::move(batch), [this](BatchResult) {
-            std::unique_lock lock(m_);
-            held_ = true;
-            cv_.notify_all();
-            cv_.wait(lock, [&] { return open_; });
-            left_ = true;
-            cv_.notify_all();
-        });
-        std::unique_lock lock(m_);
-        REQUIRE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return held_; }));
-    }
-    /// Opens, and waits until the writer has left the gate (which lives in this object).
-    ~WriterGate() {
-        open();
-        std::unique_lock lock(m_);
-        cv_.wait(lock, [&] { return left_; });
-    }
-    void open() {
-        std::lock_guard lock(m_);
-        open_ = true;
-        cv_.notify_all();
-    }
-
-private:
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool held_ = false;
-    bool open_ = false;
-    bool left_ = false;
-};
 
 template <class Predicate> bool eventually_true(Predicate&& predicate) {
     for (int i = 0; i < 1000; ++i) {
