@@ -983,6 +983,19 @@ RegistryImpl::Growth RegistryImpl::grow_map() {
 // ---- the writer
 // ----------------------------------------------------------------------------------
 
+namespace {
+
+/// A batch submitted after shutdown began: every op fails with Errc::unavailable, at once.
+void complete_unavailable(const WriteBatch& batch, Completion& done) {
+    BatchResult results(batch.ops.size(),
+                        failed(Errc::unavailable, "the registry is shutting down"));
+    if (done) {
+        done(std::move(results));
+    }
+}
+
+} // namespace
+
 void RegistryImpl::submit(WriteBatch batch, Completion done) {
     const std::size_t ops = std::max<std::size_t>(batch.ops.size(), 1);
     std::unique_lock lock(queue_mutex_);
@@ -1005,11 +1018,7 @@ void RegistryImpl::submit(WriteBatch batch, Completion done) {
     });
     if (stopping_) {
         lock.unlock();
-        BatchResult results(batch.ops.size(),
-                            failed(Errc::unavailable, "the registry is shutting down"));
-        if (done) {
-            done(std::move(results));
-        }
+        complete_unavailable(batch, done);
         return;
     }
     queued_ops_ += ops;
@@ -1029,11 +1038,7 @@ SubmitStatus RegistryImpl::try_submit(WriteBatch& batch, Completion& done,
     std::unique_lock lock(queue_mutex_);
     if (stopping_) {
         lock.unlock();
-        BatchResult results(batch.ops.size(),
-                            failed(Errc::unavailable, "the registry is shutting down"));
-        if (done) {
-            done(std::move(results));
-        }
+        complete_unavailable(batch, done);
         return SubmitStatus::queued;
     }
     // The admission rule of submit(), decided and acted on under one lock (never a wait).
