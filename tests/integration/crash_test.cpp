@@ -513,13 +513,20 @@ TEST_CASE("crash: idctl load --offline killed mid-way; the re-run matches an uni
     const fs::path crashed = dir.path() / "crashed";
     init(crashed);
     int cut = 0;
+    // Where the kills aim: within the duration of an uninterrupted load. The reference load (a
+    // first, cold run) can take much longer than the loads that follow, so a load that finishes
+    // before its kill narrows the aim to the delay it outlived (still an upper bound).
+    auto span = static_cast<std::uint64_t>(std::max<long>(took.count(), 10));
     for (std::uint64_t k = 0; k < kills; ++k) {
         CAPTURE(k);
         Child load(load_argv(crashed), dir.path() / "load.out", dir.path() / "load.err");
-        const auto span = static_cast<std::uint64_t>(std::max<long>(took.count(), 10));
-        std::this_thread::sleep_for(Millis(span / 20 + rng() % span));
+        const std::uint64_t delay = span / 20 + rng() % (span * 3 / 4 + 1);
+        std::this_thread::sleep_for(Millis(delay));
         load.kill(SIGKILL);
         const int code = load.wait();
+        if (code == 0) {
+            span = std::max<std::uint64_t>(delay, 10);
+        }
         INFO("stderr: " << read_text(dir.path() / "load.err"));
         CHECK((code == 128 + SIGKILL || code == 0));
         cut += code == 128 + SIGKILL;
