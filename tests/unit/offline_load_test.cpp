@@ -69,6 +69,21 @@ RegistryOptions read_only_in(const TempDir& dir) {
     return o;
 }
 
+/// Loads 88.118.8/<suffix(i)> for i in `order` (in that order) with a small sort memory, so that
+/// out-of-order input spills runs; REQUIREs success and returns the summary.
+LoadSummary load_unsorted(const TempDir& dir, const std::vector<int>& order) {
+    auto options = load_options(dir);
+    options.sort_memory_bytes = 64 << 10; // forces many runs
+    auto loader = OfflineLoader::open(options, {});
+    std::uint64_t line = 0;
+    for (int i : order) {
+        loader->add(++line, "88.118.8/" + suffix(i), values_for(i));
+    }
+    auto s = loader->finish();
+    REQUIRE_MESSAGE(s.ok(), s.error().message);
+    return *s;
+}
+
 } // namespace
 
 TEST_CASE("offline load: sorted input is written in order and maintained like online writes") {
@@ -131,19 +146,7 @@ TEST_CASE("offline load: unsorted input is sorted through spilled runs to the sa
         }
         REQUIRE(loader->finish().ok());
     }
-    LoadSummary summary;
-    {
-        auto options = load_options(shuffled_dir);
-        options.sort_memory_bytes = 64 << 10; // forces many runs
-        auto loader = OfflineLoader::open(options, {});
-        std::uint64_t line = 0;
-        for (int i : order) {
-            loader->add(++line, "88.118.8/" + suffix(i), values_for(i));
-        }
-        auto s = loader->finish();
-        REQUIRE_MESSAGE(s.ok(), s.error().message);
-        summary = *s;
-    }
+    const LoadSummary summary = load_unsorted(shuffled_dir, order);
     CHECK_FALSE(summary.sorted);
     CHECK(summary.runs > 3);
     CHECK(summary.created == static_cast<std::uint64_t>(n));
@@ -214,19 +217,7 @@ TEST_CASE("offline load: a sorted start longer than the probe, then disorder, lo
         }
         REQUIRE(loader->finish().ok());
     }
-    LoadSummary summary;
-    {
-        auto options = load_options(mixed_dir);
-        options.sort_memory_bytes = 64 << 10;
-        auto loader = OfflineLoader::open(options, {});
-        std::uint64_t line = 0;
-        for (int i : order) {
-            loader->add(++line, "88.118.8/" + suffix(i), values_for(i));
-        }
-        auto s = loader->finish();
-        REQUIRE_MESSAGE(s.ok(), s.error().message);
-        summary = *s;
-    }
+    const LoadSummary summary = load_unsorted(mixed_dir, order);
     CHECK_FALSE(summary.sorted);
     CHECK(summary.runs > 0);
     CHECK(summary.created == 3000);
