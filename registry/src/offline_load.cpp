@@ -578,6 +578,7 @@ std::unique_ptr<OfflineLoader> OfflineLoader::open(OfflineLoadOptions options,
     ro.max_group_ops = options.max_group_ops;
     ro.max_queued_ops = options.max_group_ops * 4;
     ro.durable = false;
+    ro.log_record_copies = false; // compact change-log entries (ChangeEntry::loaded)
     ro.mode = OpenMode::exclusive;
     ro.clock = options.clock;
     impl->registry = Registry::open(std::move(ro));

@@ -7,7 +7,9 @@
 //   counters_v1   "n/" + folded prefix -> u64 BE identifiers under it; "total" -> u64 BE;
 //                 "d/" + YYYY-MM-DD (UTC) [+ "/" + folded prefix] -> u64 BE identifiers created
 //                 that day (all prefixes / under that prefix); deletions do not lower them
-//   changes_v1    u64 BE sequence -> change entry (GroupContext::log, decode_change)
+//   changes_v1    u64 BE sequence -> change entry (GroupContext::log, decode_change): u8 kind,
+//                 u8 op (| 0x80: loaded, no record copy), u64 BE time, then account, key and
+//                 value each as u32 BE size + bytes
 //   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
 //
 // Identifier keys are the case-folded handle. LMDB keys are limited (511 bytes by default) while
@@ -145,6 +147,10 @@ std::uint64_t read_be64(std::string_view v) {
 using wire::from_hex;
 using wire::to_hex;
 
+/// Set in a change entry's op byte when the entry stores no copy of the record
+/// (ChangeEntry::loaded); its value is then empty.
+constexpr std::uint8_t kLoadedOpFlag = 0x80;
+
 bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
     wire::Reader r(bytes);
     std::uint8_t kind, op;
@@ -154,9 +160,13 @@ bool decode_change(std::uint64_t seq, std::string_view bytes, ChangeEntry& e) {
         !r.bytes(value) || r.remaining() != 0) {
         return false;
     }
+    e.loaded = (op & kLoadedOpFlag) != 0;
+    if (e.loaded && (!value.empty() || kind != static_cast<std::uint8_t>(ChangeKind::identifier))) {
+        return false; // only identifier entries are written without their record
+    }
     e.sequence = seq;
     e.kind = static_cast<ChangeKind>(kind);
-    e.op = static_cast<ChangeOp>(op);
+    e.op = static_cast<ChangeOp>(op & ~kLoadedOpFlag);
     e.time = static_cast<std::int64_t>(time);
     e.account.assign(account);
     e.key.assign(key);
@@ -602,6 +612,15 @@ std::vector<ChangeEntry> ReadSnapshot::changes(std::uint64_t from, std::size_t l
         ChangeEntry e;
         if (key.size() != 8 || !decode_change(read_be64(key), value, e)) {
             throw std::runtime_error("change log entry " + to_hex(key) + " is corrupt");
+        }
+        if (e.loaded) {
+            // No copy in the log: the record as stored in this snapshot (ChangeEntry::loaded).
+            auto handle = parse_handle(e.key, HandleLimits{kHandleProtocolMaxLength});
+            std::string_view record;
+            if (handle && state_->txn.get(state_->impl->ids_, IdentifierKey(handle->key()),
+                                          record)) {
+                e.value.assign(record);
+            }
         }
         out.push_back(std::move(e));
         more = c.move(MDB_NEXT, key, value);
@@ -1098,12 +1117,17 @@ void RegistryImpl::writer_loop() {
 }
 
 struct RegistryImpl::GroupContext {
-    GroupContext(lmdb::Txn& t, std::uint32_t now_seconds, std::uint64_t first_sequence)
-        : txn(t), now(now_seconds), next_sequence(first_sequence) {}
+    GroupContext(lmdb::Txn& t, std::uint32_t now_seconds, std::uint64_t first_sequence,
+                 bool log_record_copies)
+        : txn(t), now(now_seconds), next_sequence(first_sequence),
+          log_record_copies(log_record_copies) {}
 
     lmdb::Txn& txn;
     std::uint32_t now;
     std::uint64_t next_sequence;
+    // RegistryOptions::log_record_copies: false = identifier creations and replacements are
+    // logged without their record (ChangeEntry::loaded).
+    bool log_record_copies;
     std::map<std::string, std::int64_t> count_deltas; // counter key -> delta
     std::int64_t total_delta = 0;
     std::string day_key; // "d/YYYY-MM-DD" of `now`, computed on the first creation
@@ -1155,10 +1179,27 @@ struct RegistryImpl::GroupContext {
     /// it), written straight into its place in the page: a bulk load logs one entry per record.
     void log(ChangeKind kind, Outcome outcome, const std::string& account, std::string_view key,
              std::string_view value, OpResult& result, MDB_dbi changes) {
+        if (logs_without_record(kind, outcome)) {
+            log_loaded(outcome, account, key, result, changes);
+            return;
+        }
         char* out = log_reserve(kind, outcome, account, key, value.size(), result, changes);
         if (!value.empty()) {
             std::memcpy(out, value.data(), value.size());
         }
+    }
+
+    /// True when this entry is written by log_loaded (no record copy).
+    bool logs_without_record(ChangeKind kind, Outcome outcome) const noexcept {
+        return !log_record_copies && kind == ChangeKind::identifier &&
+               (outcome == Outcome::created || outcome == Outcome::replaced);
+    }
+
+    /// The compact entry of an offline load: op flagged loaded, no value (ChangeEntry::loaded).
+    void log_loaded(Outcome outcome, const std::string& account, std::string_view key,
+                    OpResult& result, MDB_dbi changes) {
+        log_reserve(ChangeKind::identifier, outcome, account, key, 0, result, changes,
+                    kLoadedOpFlag);
     }
 
     /// log() without the value: returns where its `value_size` bytes go, to be filled before the
@@ -1166,7 +1207,7 @@ struct RegistryImpl::GroupContext {
     /// is appended (MDB_APPEND through one cursor kept for the group: no descent per entry).
     char* log_reserve(ChangeKind kind, Outcome outcome, const std::string& account,
                       std::string_view key, std::size_t value_size, OpResult& result,
-                      MDB_dbi changes) {
+                      MDB_dbi changes, std::uint8_t op_flags = 0) {
         result.sequence = next_sequence++;
         char seq[8];
         store_be(seq, result.sequence, 8);
@@ -1176,7 +1217,7 @@ struct RegistryImpl::GroupContext {
         }
         char* p = changes_appender->reserve(std::string_view(seq, 8), size, MDB_APPEND);
         *p++ = static_cast<char>(kind);
-        *p++ = static_cast<char>(change_op(outcome));
+        *p++ = static_cast<char>(static_cast<std::uint8_t>(change_op(outcome)) | op_flags);
         store_be(p, static_cast<std::uint64_t>(std::int64_t{now}), 8);
         p += 8;
         for (std::string_view part : {std::string_view(account), key}) {
@@ -1279,7 +1320,8 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                     last_seq = read_be64(k);
                 }
             }
-            GroupContext ctx(txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1);
+            GroupContext ctx(txn, static_cast<std::uint32_t>(options_.clock()), last_seq + 1,
+                             options_.log_record_copies);
             {
                 lmdb::Cursor c(txn, ids_);
                 std::string_view k, v;
@@ -1627,8 +1669,12 @@ OpResult RegistryImpl::apply_put_encoded(GroupContext& ctx, const PutEncodedReco
     write_stamped(ctx.append_identifier(ids_, key, size));
     ctx.count_one(std::string_view(folded).substr(0, slash), template_version);
     OpResult result{Outcome::created, {}, 0};
-    write_stamped(ctx.log_reserve(ChangeKind::identifier, Outcome::created, account, spelling, size,
-                                  result, changes_));
+    if (ctx.logs_without_record(ChangeKind::identifier, Outcome::created)) {
+        ctx.log_loaded(Outcome::created, account, spelling, result, changes_);
+    } else {
+        write_stamped(ctx.log_reserve(ChangeKind::identifier, Outcome::created, account, spelling,
+                                      size, result, changes_));
+    }
     return result;
 }
 
@@ -1899,6 +1945,7 @@ struct LastChange {
     std::uint64_t value_hash = 0; // of the value bytes and their size
     std::uint8_t table = 0;       // 0 = identifiers, else Table
     bool removed = false;
+    bool loaded = false; // no record copy to compare (ChangeEntry::loaded): presence only
 
     auto key() const { return std::tie(table, key_a, key_b); }
 };
@@ -1958,7 +2005,8 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 }
                 last.push_back(LastChange{fnv1a(stored_key),
                                           std::hash<std::string_view>{}(stored_key), e.sequence,
-                                          value_hash(e.value), t, e.op == ChangeOp::remove});
+                                          value_hash(e.value), t, e.op == ChangeOp::remove,
+                                          e.loaded});
             }
         }
         // Entries arrive in sequence order; a stable sort by key keeps that order within a key, so
@@ -1985,7 +2033,7 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                     continue;
                 }
                 const LastChange probe{fnv1a(key), std::hash<std::string_view>{}(key), 0, 0, t,
-                                       false};
+                                       false, false};
                 auto it = std::lower_bound(
                     last.begin(), last.end(), probe,
                     [](const LastChange& a, const LastChange& b) { return a.key() < b.key(); });
@@ -2001,7 +2049,7 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 if (it->removed) {
                     problem(where() + " is stored but its last change (" +
                             std::to_string(it->sequence) + ") removed it");
-                } else if (it->value_hash != value_hash(value)) {
+                } else if (!it->loaded && it->value_hash != value_hash(value)) {
                     problem(where() + " differs from its last change (" +
                             std::to_string(it->sequence) + ")");
                 }
@@ -2180,7 +2228,7 @@ VerifyReport RegistryImpl::verify(std::size_t max_problems) {
             if (kind < 1 || kind > 5 || op < 1 || op > 4) {
                 problem("changes: entry " + std::to_string(seq) + " has kind " +
                         std::to_string(kind) + " op " + std::to_string(op));
-            } else if (e.kind == ChangeKind::identifier && e.op != ChangeOp::remove) {
+            } else if (e.kind == ChangeKind::identifier && e.op != ChangeOp::remove && !e.loaded) {
                 if (auto view = RecordView::parse(e.value); !view) {
                     problem("changes: entry " + std::to_string(seq) +
                             " carries a record that does not decode: " + view.error().message);

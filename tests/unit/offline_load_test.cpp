@@ -330,9 +330,10 @@ TEST_CASE("backup: a compacted copy that opens as a registry with the same conte
 
 namespace {
 
-/// Writes `value` under `key` in the named database behind the registry's back.
-void raw_put(const std::filesystem::path& db, const char* name, std::string_view key,
-             std::string_view value) {
+/// Runs `fn(txn, dbi)` in a write transaction on the named database, behind the registry's back,
+/// and commits it.
+template <typename Fn>
+void raw_txn(const std::filesystem::path& db, const char* name, Fn&& fn) {
     MDB_env* env = nullptr;
     REQUIRE(mdb_env_create(&env) == 0);
     REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
@@ -342,27 +343,46 @@ void raw_put(const std::filesystem::path& db, const char* name, std::string_view
     REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
     MDB_dbi dbi;
     REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())};
-    MDB_val v{value.size(), const_cast<char*>(value.data())};
-    REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    fn(txn, dbi);
     REQUIRE(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
 }
 
+void raw_put(const std::filesystem::path& db, const char* name, std::string_view key,
+             std::string_view value) {
+    raw_txn(db, name, [&](MDB_txn* txn, MDB_dbi dbi) {
+        MDB_val k{key.size(), const_cast<char*>(key.data())};
+        MDB_val v{value.size(), const_cast<char*>(value.data())};
+        REQUIRE(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    });
+}
+
 void raw_del(const std::filesystem::path& db, const char* name, std::string_view key) {
-    MDB_env* env = nullptr;
-    REQUIRE(mdb_env_create(&env) == 0);
-    REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
-    REQUIRE(mdb_env_set_mapsize(env, 1ull << 30) == 0);
-    REQUIRE(mdb_env_open(env, db.c_str(), 0, 0644) == 0);
-    MDB_txn* txn = nullptr;
-    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
-    MDB_dbi dbi;
-    REQUIRE(mdb_dbi_open(txn, name, 0, &dbi) == 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())};
-    REQUIRE(mdb_del(txn, dbi, &k, nullptr) == 0);
-    REQUIRE(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+    raw_txn(db, name, [&](MDB_txn* txn, MDB_dbi dbi) {
+        MDB_val k{key.size(), const_cast<char*>(key.data())};
+        REQUIRE(mdb_del(txn, dbi, &k, nullptr) == 0);
+    });
+}
+
+/// The stored bytes under `key` (REQUIREs presence).
+std::string raw_get(const std::filesystem::path& db, const char* name, std::string_view key) {
+    std::string out;
+    raw_txn(db, name, [&](MDB_txn* txn, MDB_dbi dbi) {
+        MDB_val k{key.size(), const_cast<char*>(key.data())};
+        MDB_val v{};
+        REQUIRE(mdb_get(txn, dbi, &k, &v) == 0);
+        out.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+    });
+    return out;
+}
+
+/// The change-log key of `sequence` (u64 big-endian).
+std::string sequence_key(std::uint64_t sequence) {
+    std::string key(8, '\0');
+    for (int i = 7; i >= 0; --i, sequence >>= 8) {
+        key[static_cast<std::size_t>(i)] = static_cast<char>(sequence & 0xFF);
+    }
+    return key;
 }
 
 bool mentions(const VerifyReport& r, std::string_view text) {
@@ -404,8 +424,7 @@ TEST_CASE("verify catches corrupt records, wrong counters, change-log gaps and b
         CHECK(mentions(r, "counters: 88.118.8 says 3, found 10"));
     }
     SUBCASE("a gap in the change log") {
-        std::string key(8, '\0');
-        key[7] = 100;
+        const std::string key = sequence_key(100);
         std::string entry;
         entry += '\x01';
         entry += '\x01';
@@ -443,6 +462,109 @@ TEST_CASE("verify catches corrupt records, wrong counters, change-log gaps and b
         raw_put(db, "accounts_v1", "mallory", "xx");
         auto r = Registry::open(read_only_in(dir))->verify();
         CHECK(mentions(r, "accounts: mallory"));
+    }
+}
+
+TEST_CASE("offline load: change-log entries name each record without a copy of it") {
+    TempDir dir;
+    init_node(dir);
+    const auto db = dir.path() / "db";
+    {
+        auto loader = OfflineLoader::open(load_options(dir), {});
+        for (int i = 0; i < 200; ++i) {
+            loader->add(static_cast<std::uint64_t>(i + 1), "88.118.8/" + suffix(i), values_for(i));
+        }
+        // Values out of index order: the general put path, which must log the same compact way.
+        loader->add(201, "88.118.8/ZZ-general", {val(2000, "batch", "B"), val(1, "URL", "u")});
+        REQUIRE(loader->finish().ok());
+    }
+    const std::string account = "idctl-load";
+    for (const auto& [sequence, spelling] :
+         {std::pair<std::uint64_t, std::string>{2, "88.118.8/" + suffix(0)},
+          std::pair<std::uint64_t, std::string>{202, "88.118.8/ZZ-general"}}) {
+        // kind, op | 0x80, time, account, key, empty value: no copy of the record.
+        const std::string stored = raw_get(db, "changes_v1", sequence_key(sequence));
+        CHECK(stored.size() == 1 + 1 + 8 + 4 + account.size() + 4 + spelling.size() + 4);
+        CHECK(static_cast<unsigned char>(stored[1]) == 0x81);
+        CHECK(stored.find(spelling) != std::string::npos);
+    }
+    auto records_now = [&](const Registry& reg) {
+        std::map<std::string, std::string> out;
+        auto snap = reg.snapshot();
+        for (const auto& e : snap.changes(2, 1000)) {
+            out[e.key] = e.value;
+        }
+        return out;
+    };
+    {
+        auto reg = Registry::open(options_in(dir));
+        auto snap = reg->snapshot();
+        const auto entries = snap.changes(2, 1000);
+        REQUIRE(entries.size() == 201);
+        for (const auto& e : entries) {
+            CHECK(e.loaded);
+            CHECK(e.op == ChangeOp::create);
+            CHECK(e.account == account);
+            CHECK(e.time == kT0);
+            // changes() fills in the record as stored.
+            std::string stored;
+            REQUIRE(snap.visit(handle(e.key), [&](const RecordView& v) { stored = v.bytes(); })
+                        .ok());
+            CHECK(e.value == stored);
+        }
+        CHECK(reg->verify().ok());
+
+        // Online writes afterwards log full entries; the loaded entry then shows the record as it
+        // is now (documented: the loaded state is the input file's), and a deleted one nothing.
+        REQUIRE(reg->write(put("88.118.8/" + suffix(5), values_for(500))).ok());
+        REQUIRE(reg->write(DeleteRecord{handle("88.118.8/" + suffix(6))}).ok());
+        const auto after = reg->snapshot().changes(202, 10);
+        REQUIRE(after.size() == 3);
+        CHECK(after[0].loaded);  // 88.118.8/ZZ-general, unchanged
+        CHECK_FALSE(after[1].loaded);
+        CHECK(after[1].op == ChangeOp::replace);
+        CHECK_FALSE(after[2].loaded);
+        CHECK(after[2].op == ChangeOp::remove);
+        const auto now = records_now(*reg);
+        CHECK(now.at("88.118.8/" + suffix(5)) == after[1].value);
+        // 88.118.8/SN-…05 was loaded as sequence 7, 88.118.8/SN-…06 as 8.
+        CHECK(reg->snapshot().changes(7, 1).front().value == after[1].value);
+        CHECK(reg->snapshot().changes(7, 1).front().loaded);
+        CHECK(reg->snapshot().changes(8, 1).front().value.empty()); // deleted since
+        CHECK(reg->verify().ok());
+    }
+    {
+        // An upsert load replacing a record logs a compact `replace`.
+        auto options = load_options(dir);
+        options.mode = PutMode::upsert;
+        auto loader = OfflineLoader::open(options, {});
+        loader->add(1, "88.118.8/" + suffix(7), values_for(700));
+        auto s = loader->finish();
+        REQUIRE(s.ok());
+        CHECK(s->replaced == 1);
+    }
+    auto reg = Registry::open(read_only_in(dir));
+    const auto last = reg->snapshot().changes(205, 10);
+    REQUIRE(last.size() == 1);
+    CHECK(last[0].loaded);
+    CHECK(last[0].op == ChangeOp::replace);
+    CHECK(last[0].value == records_now(*reg).at("88.118.8/" + suffix(7)));
+    CHECK(reg->verify().ok());
+
+    SUBCASE("verify: a loaded entry whose record is gone") {
+        reg.reset();
+        raw_del(db, "ids_v1", "88.118.8/" + suffix(3));
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "is the last change of a key that is not stored"));
+    }
+    SUBCASE("verify: a loaded entry that carries a value does not decode") {
+        reg.reset();
+        std::string entry = raw_get(db, "changes_v1", sequence_key(2));
+        entry.back() = 1; // value size 1 ...
+        entry += 'x';     // ... and its byte
+        raw_put(db, "changes_v1", sequence_key(2), entry);
+        auto r = Registry::open(read_only_in(dir))->verify();
+        CHECK(mentions(r, "changes: entry 2 does not decode"));
     }
 }
 
@@ -576,6 +698,13 @@ TEST_CASE("offline load: pre-encoded records are stored byte for byte as online 
     auto offline = Registry::open(read_only_in(offline_dir));
     CHECK(dump(*offline) == dump(*online));
     CHECK(change_contents(*offline) == change_contents(*online));
+    // ... though the offline log stores no record copies (ChangeEntry::loaded).
+    for (const auto& e : offline->snapshot().changes(2, 100000)) {
+        CHECK(e.loaded);
+    }
+    for (const auto& e : online->snapshot().changes(2, 100000)) {
+        CHECK_FALSE(e.loaded);
+    }
     auto a = online->snapshot();
     auto b = offline->snapshot();
     CHECK(b.count("88.118.8") == a.count("88.118.8"));

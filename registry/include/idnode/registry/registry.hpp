@@ -64,6 +64,10 @@ struct RegistryOptions {
     /// false = commits are not fsynced (MDB_NOSYNC); call sync() before reporting success. Only
     /// for restartable offline loads.
     bool durable = true;
+    /// false (offline loads only): identifier creations and replacements log a compact
+    /// change-log entry that names the handle but stores no copy of the record
+    /// (ChangeEntry::loaded). Halves what a bulk migration writes; see ChangeEntry.
+    bool log_record_copies = true;
     unsigned max_readers = 1024;
     OpenMode mode = OpenMode::shared;
     /// Clock used for value timestamps and change-log times (tests inject a fixed one).
@@ -201,6 +205,13 @@ struct ChangeEntry {
     std::string account;
     std::string key;   // handle spelling, prefix, ...
     std::string value; // the resulting encoded record/entry; empty for a removal (tombstone)
+    /// Written by an offline load (RegistryOptions::log_record_copies = false): the log holds no
+    /// copy of the record, so ReadSnapshot::changes() fills `value` with the identifier's record
+    /// as stored in that snapshot (empty if it was deleted since). Until a later entry for the
+    /// same handle exists, that is exactly the loaded record; once one exists, the loaded state
+    /// itself is no longer in the log (the load's input file is its record), while replaying the
+    /// log still ends in the stored data.
+    bool loaded = false;
 };
 
 class RegistryImpl;
@@ -252,7 +263,8 @@ public:
         Table table,
         const std::function<void(const std::string& key, const std::string& value)>& fn) const;
 
-    /// Change-log entries with sequence >= from, at most `limit`.
+    /// Change-log entries with sequence >= from, at most `limit` (loaded entries: see
+    /// ChangeEntry::loaded).
     std::vector<ChangeEntry> changes(std::uint64_t from, std::size_t limit) const;
     std::uint64_t last_sequence() const;
 
@@ -351,7 +363,8 @@ public:
     /// (case folding, long-key form), recounts identifiers per prefix against the counters,
     /// checks the change log is contiguous and decodable and that it matches the data (the last
     /// entry of every identifier and administrative key carries exactly the stored bytes, or is a
-    /// removal of a key that is absent; every stored key has an entry), and decodes the
+    /// loaded entry (no copy) of a key that is stored, or is a removal of a key that is absent;
+    /// every stored key has an entry), and decodes the
     /// administrative tables and the schema version. Problems are collected (at most
     /// `max_problems`), never fixed. Memory: 40 bytes per change-log entry up to 1 GiB, then
     /// more passes over the log (each over a slice of the keys) instead of more memory.
