@@ -4,6 +4,7 @@
 #include "cli.hpp"
 #include "file_lines.hpp"
 #include "load.hpp"
+#include "parallel_ndjson.hpp"
 #include "record_io.hpp"
 
 #include "idnode/registry/offline_load.hpp"
@@ -125,8 +126,24 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
         }
         csv.emplace(std::move(r).value());
     }
+    if (!csv && a.parse_threads > 0) {
+        // NDJSON on worker threads, handed to the loader in input order (parallel_ndjson.hpp).
+        ParallelNdjsonOptions parallel;
+        parallel.threads = static_cast<unsigned>(a.parse_threads);
+        std::string read_error;
+        const bool read_ok = parse_ndjson_parallel(
+            reader.stream(), parallel,
+            [&](std::uint64_t n, std::string_view handle, std::string_view record) {
+                loader->add_encoded(n, handle, record);
+            },
+            [&](std::uint64_t n, const LineError& e) { loader->reject(n, e.handle, e.error); },
+            read_error);
+        if (!read_ok) {
+            return fail("load", "reading " + a.file + " failed: " + read_error);
+        }
+    }
     std::string encoded;
-    while (reader.next(line)) {
+    while ((csv || a.parse_threads == 0) && reader.next(line)) {
         ++line_no;
         if (line.empty() || (line.size() == 1 && line[0] == '\r')) {
             continue;
@@ -212,6 +229,10 @@ Command add_load_command(CLI::App& root, const GlobalOptions& global) {
                     "memory for sorting unsorted input before spilling runs (default 256MiB)");
     cmd->add_option("--temp-dir", a->temp_dir, "where sort runs go (default: the data directory)");
     cmd->add_option("--max-db-size", a->max_db_size, "database size limit (default 64GiB)");
+    cmd->add_option("--parse-threads", a->parse_threads,
+                    "threads parsing NDJSON lines of an offline load (default 2; 0 = the reading "
+                    "thread)")
+        ->check(CLI::Range(0, 64));
     cmd->add_option("--streams", a->streams, "parallel HTTPS streams (online, default 2)")
         ->check(CLI::Range(1, 64));
     cmd->add_flag("--resume", a->resume,

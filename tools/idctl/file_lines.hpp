@@ -36,6 +36,8 @@ public:
     FileLines& operator=(const FileLines&) = delete;
     bool is_open() const noexcept { return file_ != nullptr && !seek_failed_; }
     bool error() const noexcept { return file_ != nullptr && std::ferror(file_); }
+    /// The stream itself, for a reader that takes it whole (before any next()).
+    std::FILE* stream() const noexcept { return file_; }
     /// Bytes of the file consumed: the offset just after the last line returned.
     std::uint64_t offset() const noexcept { return base_ + begin_; }
 

@@ -20,6 +20,7 @@ struct LoadArgs {
     std::string sort_memory = "256MiB";
     std::string temp_dir;
     std::string max_db_size = "64GiB";
+    int parse_threads = 2; // NDJSON parsing workers (parallel_ndjson.hpp); 0 = the reading thread
     // online
     int streams = 2; // on this 2-core machine 2 beat 1, 4 and 8 (tools/bench/idctl_load.sh)
     bool resume = false;
