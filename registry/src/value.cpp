@@ -5,6 +5,7 @@
 #include "wire.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 
 namespace idnode::registry {
@@ -83,6 +84,45 @@ bool check_value(wire::Reader& r) noexcept {
         }
     }
     return true;
+}
+
+/// The common case of the validation walk in one pass over raw bytes: true only if check_value
+/// accepts each of `count` values of `values` (without references) and no byte follows them.
+/// False says nothing (the walk with check_value then finds the error and its offset).
+bool plain_values_well_formed(std::string_view values, std::uint32_t count) noexcept {
+    const char* p = values.data();
+    std::size_t left = values.size();
+    for (std::uint32_t i = 0; i < count; ++i) {
+        // index 4, timestamp 4, ttl type 1, ttl 4, permissions 1, then type, data, references.
+        constexpr std::size_t kFixed = 18;
+        if (left < kFixed + 8) {
+            return false;
+        }
+        const auto ttl_type = static_cast<unsigned char>(p[8]);
+        const auto perms = static_cast<unsigned char>(p[13]);
+        if (ttl_type > 1 || (perms & 0xF0) != 0) {
+            return false;
+        }
+        std::size_t at = kFixed;
+        const std::size_t type_len = wire::load_u32(p + 14);
+        if (left - at < type_len + 4) {
+            return false;
+        }
+        at += type_len;
+        const std::size_t data_len = wire::load_u32(p + at);
+        at += 4;
+        if (left - at < data_len + 4) {
+            return false;
+        }
+        at += data_len;
+        if (wire::load_u32(p + at) != 0) {
+            return false; // references: the walk checks them
+        }
+        at += 4;
+        p += at;
+        left -= at;
+    }
+    return left == 0;
 }
 
 } // namespace
@@ -241,14 +281,23 @@ RecordEncoder::RecordEncoder(std::string& out, std::string_view spelling) : out_
 
 void RecordEncoder::add(std::int32_t index, std::string_view type, std::string_view data,
                         std::int32_t ttl, Permissions permissions, TtlType ttl_type) {
-    wire::put_u32(out_, static_cast<std::uint32_t>(index));
-    wire::put_u32(out_, 0);
-    wire::put_u8(out_, static_cast<std::uint8_t>(ttl_type));
-    wire::put_u32(out_, static_cast<std::uint32_t>(ttl));
-    wire::put_u8(out_, permissions.bits);
-    wire::put_bytes(out_, type);
-    wire::put_bytes(out_, data);
-    wire::put_u32(out_, 0); // no references
+    // One resize and direct stores instead of eight appends (the bulk loaders' per-value cost);
+    // the same bytes as encode_value of the equivalent HandleValue.
+    const std::size_t at = out_.size();
+    out_.resize(at + 26 + type.size() + data.size());
+    char* p = out_.data() + at;
+    wire::store_u32(p, static_cast<std::uint32_t>(index));
+    wire::store_u32(p + 4, 0); // timestamp: stamped by the writer
+    p[8] = static_cast<char>(ttl_type);
+    wire::store_u32(p + 9, static_cast<std::uint32_t>(ttl));
+    p[13] = static_cast<char>(permissions.bits);
+    wire::store_u32(p + 14, static_cast<std::uint32_t>(type.size()));
+    p += 18;
+    std::memcpy(p, type.data(), type.size());
+    p += type.size();
+    wire::store_u32(p, static_cast<std::uint32_t>(data.size()));
+    std::memcpy(p + 4, data.data(), data.size());
+    wire::store_u32(p + 4 + data.size(), 0); // no references
     bump_count();
 }
 
@@ -316,6 +365,11 @@ Result<RecordView> RecordView::parse(std::string_view bytes) {
     if (count > r.remaining() / 26) {
         return corrupt("value count " + std::to_string(count) + " exceeds the record",
                        values_start - 4);
+    }
+    if (plain_values_well_formed(r.rest(), count)) {
+        view.values_ = bytes.substr(values_start);
+        view.count_ = count;
+        return view;
     }
     for (std::uint32_t i = 0; i < count; ++i) {
         if (!check_value(r)) {

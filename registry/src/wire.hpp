@@ -26,6 +26,14 @@ inline void put_bytes(std::string& out, std::string_view bytes) {
     out.append(bytes);
 }
 
+/// put_u32 into 4 bytes already in place.
+inline void store_u32(char* p, std::uint32_t v) noexcept {
+    p[0] = static_cast<char>(v >> 24);
+    p[1] = static_cast<char>(v >> 16);
+    p[2] = static_cast<char>(v >> 8);
+    p[3] = static_cast<char>(v);
+}
+
 inline std::uint32_t load_u32(const char* p) noexcept {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
     return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |

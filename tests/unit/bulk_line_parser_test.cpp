@@ -240,3 +240,125 @@ TEST_CASE("BulkLineParser: a scanned record's values and handle") {
     CHECK(error->error.code == "invalid_handle");
     CHECK_FALSE(error->error.message.empty());
 }
+
+namespace {
+
+/// Runs `line` through a reused BulkLineParser and the general path: same result, and the path
+/// taken is the scanner exactly when `fast` says so.
+void check_line(api::BulkLineParser& parser, const std::string& line, bool fast) {
+    CAPTURE(line);
+    const auto fast_before = parser.fast_lines();
+    const auto expected = api::parse_bulk_line(line, {});
+    const auto got = parser.parse(line);
+    const std::string both = describe(got) + "\n   vs general: " + describe(expected);
+    CHECK_MESSAGE(same(got, expected), both);
+    CHECK(parser.fast_lines() == fast_before + (fast ? 1 : 0));
+}
+
+} // namespace
+
+TEST_CASE("BulkLineParser: a special byte at every place of a string, across 8-byte words") {
+    // The scanner reads strings 8 bytes at a time; the byte that ends or spoils a string can sit
+    // at any place in a word, in the handle, a type or the data, and the string can end anywhere
+    // relative to the line's end.
+    struct Special {
+        std::string text;
+        bool fast; // the scanner takes a string with it
+    };
+    const std::vector<Special> specials = {
+        {"\\\"", false}, // an escaped quote
+        {"\\n", false},  // an escape
+        {"\x01", false}, // raw control characters
+        {"\x1f", false},
+        {"\t", false},
+        {" ", true}, // 0x20: the first byte that is not a control character
+        {"!", true}, // 0x21, 0x23: either side of the quote
+        {"#", true},
+        {"[", true}, // 0x5b, 0x5d: either side of the backslash
+        {"]", true},
+        {"\x7f", true},             // DEL is allowed in JSON strings
+        {"\xc3\xa9", true},         // é: two bytes that may straddle a word
+        {"\xe5\x90\x8d", true},     // 名
+        {"\xf0\x9f\x98\x80", true}, // 😀
+        {"\xff", false},            // invalid UTF-8
+        {"\xc3", false},            // a truncated sequence
+        {"\xed\xa0\x80", false},    // a surrogate
+    };
+    api::BulkLineParser parser({});
+    for (const Special& sp : specials) {
+        for (std::size_t before = 0; before <= 17; ++before) {
+            for (std::size_t after :
+                 {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{9}}) {
+                const std::string text =
+                    std::string(before, 'a') + sp.text + std::string(after, 'b');
+                check_line(parser, line_of(R"({"index":1,"type":"T","data":")" + text + R"("})"),
+                           sp.fast);
+                check_line(parser, line_of(R"({"index":1,"type":")" + text + R"(","data":"d"})"),
+                           sp.fast);
+                check_line(parser,
+                           line_of(R"({"index":1,"type":"T","data":{"format":"string","value":")" +
+                                   text + R"("}})"),
+                           sp.fast);
+                // The handle last, so that the string ends a few bytes before the line does.
+                const std::string handle_last =
+                    R"({"values":[)" + kUrl + R"(],"handle":"88.118.8/)" + text + "\"}";
+                check_line(parser, handle_last, sp.fast);
+                // A line cut inside the string: never scanned.
+                check_line(parser, handle_last.substr(0, handle_last.size() - 2), false);
+            }
+        }
+    }
+}
+
+TEST_CASE("BulkLineParser: member names that only look like the known ones") {
+    api::BulkLineParser parser({});
+    const std::vector<std::string> general_values = {
+        R"({"indexx":1,"type":"T","data":"d"})",
+        R"({"inde":1,"type":"T","data":"d"})",
+        R"({"Index":1,"type":"T","data":"d"})",
+        R"({"index":1,"typ":"T","data":"d"})",
+        R"({"index":1,"types":"T","data":"d"})",
+        R"({"index":1,"type":"T","dat":"d"})",
+        R"({"index":1,"type":"T","data":"d","t":1})",
+        R"({"index":1,"type":"T","data":"d","ttl2":1})",
+        R"({"index":1,"type":"T","data":"d","timestam":"x"})",
+        R"({"index":1,"type":"T","data":"d","permission":"1110"})",
+        R"({"index":1,"type":"T","data":"d","":1})",
+        R"({"inde\u0078":1,"type":"T","data":"d"})",
+        R"({"index":1,"type":"T","data":{"formats":"string","value":"v"}})",
+        R"({"index":1,"type":"T","data":{"format":"strings","value":"v"}})",
+        R"({"index":1,"type":"T","data":{"format":"strin","value":"v"}})",
+        R"({"index":1,"type":"T","data":{"format":"string","values":"v"}})",
+        R"({"index":1,"type":"T","data":{"format":"string","valu":"v"}})",
+        R"({"index":1,"type":"T","data":{"format" "string","value":"v"}})",
+    };
+    for (const auto& v : general_values) {
+        check_line(parser, line_of(v), false);
+    }
+    check_line(parser, R"({"handles":"88.1/x","values":[)" + kUrl + "]}", false);
+    check_line(parser, R"({"handle":"88.1/x","value":[)" + kUrl + "]}", false);
+    check_line(parser, R"({"handle":"88.1/x","templateVersio":"v","values":[)" + kUrl + "]}",
+               false);
+    check_line(parser, R"({"handle":"88.1/x","type":"v","values":[)" + kUrl + "]}", false);
+    // Whitespace around every token is still the common shape.
+    check_line(parser,
+               " {\t\"handle\"\t:\r\"88.1/x\" , \"values\" : [ { \"index\" : 1 , \"type\" : "
+               "\"T\" , \"data\" : { \"format\" : \"string\" , \"value\" : \"v\" } , \"ttl\" : 5 "
+               ", \"permissions\" : \"1100\" , \"timestamp\" : \"t\" } ] } ",
+               true);
+}
+
+TEST_CASE("BulkLineParser: every prefix of a record line") {
+    // Cut anywhere (a token, a member name, a number, between tokens), a line is not the common
+    // shape; the general path decides, and the scanner never reads past the end.
+    const std::string full =
+        R"({"handle":"88.118.8/SN-1","templateVersion":"steel-1.0","values":[{"index":1,"type":"URL",)"
+        R"("data":{"format":"string","value":"https://steel.example/c/1"},"ttl":86400,)"
+        R"("permissions":"1110","timestamp":"2024-01-01T00:00:00Z"},{"index":2000,"type":"heat_no",)"
+        R"("data":"H2024-0"}]})";
+    api::BulkLineParser parser({});
+    check_line(parser, full, true);
+    for (std::size_t n = 1; n < full.size(); ++n) {
+        check_line(parser, full.substr(0, n), false);
+    }
+}

@@ -143,6 +143,8 @@ TEST_CASE("parse_encoded: common lines take the scanner and encode exactly like 
         R"( { "values" : [ {"type":"T","index":7,"data":"d","ttl":0,"permissions":"1100"} ], "handle":"88.118.8/b" } )",
         R"({"handle":"88.118.8/A","templateVersion":"v2","values":[{"index":1001,"type":"TEMPLATE","data":"old"},{"index":1,"type":"URL","data":"u"}]})",
         R"({"handle":"88.118.8/ü","values":[{"index":2,"type":"名","data":"值","timestamp":"2024-01-01T00:00:00Z"}]})",
+        // Strings longer than the scanner's 8-byte steps, non-ASCII across a step's end.
+        R"({"handle":"88.118.8/SN-2024-0000000001","templateVersion":"steel-1.0","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://steel.example.cn/coil/1"}},{"index":2000,"type":"heat_no","data":"H2024-1"},{"index":2003,"type":"dimensions","data":"2.75x1250 mm, 钢卷 Q235B ü"}]})",
     };
     for (const auto& line : fast_lines) {
         NdjsonReader r;

@@ -2,11 +2,29 @@
 
 #include "idnode/registry/identifier.hpp"
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 
 namespace idnode::resolver::api {
 
 namespace {
+
+constexpr std::uint64_t kOnes = 0x0101010101010101ull;
+constexpr std::uint64_t kHighs = 0x8080808080808080ull;
+
+/// The high bit of every byte of `w` equal to `c` — and possibly of bytes above a matching one
+/// (the borrow of the classic has-zero test), never of bytes below it: non-zero exactly when some
+/// byte matches, and the lowest set bit (little-endian: the first byte) is a true match.
+constexpr std::uint64_t bytes_equal(std::uint64_t w, unsigned char c) noexcept {
+    const std::uint64_t x = w ^ (kOnes * c);
+    return (x - kOnes) & ~x & kHighs;
+}
+
+/// The same for bytes below 0x20 (the has-less test, exact as above for a bound up to 0x80).
+constexpr std::uint64_t bytes_below_space(std::uint64_t w) noexcept {
+    return (w - kOnes * 0x20) & ~w & kHighs;
+}
 
 /// A minimal cursor over one line. Every failure just means "not the common shape".
 class Cursor {
@@ -14,7 +32,9 @@ public:
     explicit Cursor(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
 
     void skip_ws() noexcept {
-        while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n'))
+        // Compact lines have no whitespace: one comparison for the usual case.
+        while (p_ != end_ && static_cast<unsigned char>(*p_) <= ' ' &&
+               (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n'))
             ++p_;
     }
     bool at_end() noexcept {
@@ -33,23 +53,61 @@ public:
         skip_ws();
         return p_ != end_ && *p_ == c;
     }
+    /// The next character after whitespace (0 at the end), not consumed.
+    char next() noexcept {
+        skip_ws();
+        return p_ != end_ ? *p_ : '\0';
+    }
+    /// Consumes `token` if the text continues with exactly it (after whitespace). For the member
+    /// names: a quoted name without quotes or backslashes inside matches exactly when string()
+    /// would read that name, so names need not be scanned as strings and compared.
+    template <std::size_t N> bool eat_token(const char (&token)[N]) noexcept {
+        // A fixed-size comparison the compiler turns into a few loads (no memcmp call).
+        constexpr std::size_t size = N - 1;
+        skip_ws();
+        if (static_cast<std::size_t>(end_ - p_) >= size && std::memcmp(p_, token, size) == 0) {
+            p_ += size;
+            return true;
+        }
+        return false;
+    }
+    /// The character after the opening quote of the string that comes next (0 if none), for
+    /// choosing which member name to try.
+    char name_initial() noexcept {
+        skip_ws();
+        return end_ - p_ >= 2 && *p_ == '"' ? p_[1] : '\0';
+    }
     /// A string without escapes or control characters, valid UTF-8 (what a JSON parser that
     /// validates UTF-8 reads back unchanged).
     bool string(std::string_view& out) noexcept {
         if (!eat('"'))
             return false;
         const char* start = p_;
-        bool ascii = true;
+        std::uint64_t high = 0; // the high bits of the bytes looked at: non-ASCII if set
+        // Eight bytes at a time while no byte is a quote, a backslash or a control character.
+        while (end_ - p_ >= 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p_, 8);
+            const std::uint64_t stop =
+                bytes_equal(w, '"') | bytes_equal(w, '\\') | bytes_below_space(w);
+            high |= w & kHighs; // bytes after the stop too: at worst a needless UTF-8 check
+            if (stop == 0) {
+                p_ += 8;
+                continue;
+            }
+            if constexpr (std::endian::native == std::endian::little) {
+                p_ += std::countr_zero(stop) / 8; // the first flagged byte is a true stop
+            } else {
+                while (*p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20)
+                    ++p_;
+            }
+            return close_string(start, high, out);
+        }
         while (p_ != end_) {
             const auto c = static_cast<unsigned char>(*p_);
-            if (c == '"') {
-                out = std::string_view(start, static_cast<std::size_t>(p_ - start));
-                ++p_;
-                return ascii || registry::find_invalid_utf8(out) == std::string_view::npos;
-            }
-            if (c == '\\' || c < 0x20)
-                return false;
-            ascii = ascii && c < 0x80;
+            if (c == '"' || c == '\\' || c < 0x20)
+                return close_string(start, high, out);
+            high |= c & 0x80;
             ++p_;
         }
         return false;
@@ -73,9 +131,47 @@ public:
     }
 
 private:
+    /// At the first quote, backslash or control character of a string that began at `start`:
+    /// only a quote ends a string of the common shape.
+    bool close_string(const char* start, std::uint64_t high, std::string_view& out) noexcept {
+        if (*p_ != '"')
+            return false;
+        out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+        ++p_;
+        return high == 0 || registry::find_invalid_utf8(out) == std::string_view::npos;
+    }
+
     const char* p_;
     const char* end_;
 };
+
+// The members of a value object this scanner knows; none for any other name (not handled).
+enum class Member { index, type, data, ttl, permissions, timestamp, none };
+
+/// Consumes the member name `quoted` (with its quotes) and the colon after it.
+template <std::size_t N> bool eat_name(Cursor& s, const char (&quoted)[N]) {
+    return s.eat_token(quoted) && s.eat(':');
+}
+
+/// The member name of a value object (and its colon), or none for anything else.
+Member value_member(Cursor& s) {
+    switch (s.name_initial()) {
+    case 'i':
+        return eat_name(s, "\"index\"") ? Member::index : Member::none;
+    case 't':
+        if (eat_name(s, "\"type\""))
+            return Member::type;
+        if (eat_name(s, "\"ttl\""))
+            return Member::ttl;
+        return eat_name(s, "\"timestamp\"") ? Member::timestamp : Member::none;
+    case 'd':
+        return eat_name(s, "\"data\"") ? Member::data : Member::none;
+    case 'p':
+        return eat_name(s, "\"permissions\"") ? Member::permissions : Member::none;
+    default:
+        return Member::none;
+    }
+}
 
 /// One value object (the cursor is before its '{').
 bool scan_value(Cursor& s, ScannedValue& v) {
@@ -84,37 +180,43 @@ bool scan_value(Cursor& s, ScannedValue& v) {
     if (!s.eat('{'))
         return false;
     do {
-        std::string_view field;
-        if (!s.string(field) || !s.eat(':'))
-            return false;
         bool ok = false;
-        if (field == "index" && !have_index) {
-            ok = have_index = s.int32(1, v.index);
-        } else if (field == "type" && !have_type) {
-            ok = have_type = s.string(v.type);
-        } else if (field == "data" && !have_data) {
-            if (s.peek('"')) {
+        switch (value_member(s)) {
+        case Member::index:
+            ok = !have_index && (have_index = s.int32(1, v.index));
+            break;
+        case Member::type:
+            ok = !have_type && (have_type = s.string(v.type));
+            break;
+        case Member::data:
+            if (have_data)
+                break;
+            if (s.next() == '"') {
                 ok = s.string(v.data);
             } else {
-                std::string_view k1, k2, format;
-                ok = s.eat('{') && s.string(k1) && k1 == "format" && s.eat(':') &&
-                     s.string(format) && format == "string" && s.eat(',') && s.string(k2) &&
-                     k2 == "value" && s.eat(':') && s.string(v.data) && s.eat('}');
+                ok = s.eat('{') && eat_name(s, "\"format\"") && s.eat_token("\"string\"") &&
+                     s.eat(',') && eat_name(s, "\"value\"") && s.string(v.data) && s.eat('}');
             }
             have_data = ok;
-        } else if (field == "ttl" && !have_ttl) {
-            ok = have_ttl = s.int32(0, v.ttl);
-        } else if (field == "permissions" && !have_perms) {
-            std::string_view text;
-            if (s.string(text)) {
+            break;
+        case Member::ttl:
+            ok = !have_ttl && (have_ttl = s.int32(0, v.ttl));
+            break;
+        case Member::permissions:
+            if (std::string_view text; !have_perms && s.string(text)) {
                 if (auto p = registry::Permissions::parse(text)) {
                     v.permissions = *p;
                     ok = have_perms = true;
                 }
             }
-        } else if (field == "timestamp" && !have_ts) {
-            std::string_view ignored; // output for information, ignored on input
-            ok = have_ts = s.string(ignored);
+            break;
+        case Member::timestamp:
+            if (std::string_view ignored; !have_ts) { // output for information, ignored on input
+                ok = have_ts = s.string(ignored);
+            }
+            break;
+        case Member::none:
+            break;
         }
         if (!ok)
             return false;
@@ -133,30 +235,33 @@ bool RecordLineScanner::scan(std::string_view line) {
     if (!s.eat('{'))
         return false;
     do {
-        std::string_view key;
-        if (!s.string(key) || !s.eat(':'))
-            return false;
-        if (key == "handle" && !have_handle) {
-            if (!s.string(handle_))
+        switch (s.name_initial()) {
+        case 'h':
+            if (have_handle || !eat_name(s, "\"handle\"") || !s.string(handle_))
                 return false;
             have_handle = true;
-        } else if (key == "templateVersion" && !have_template) {
-            if (!s.string(template_version_) || template_version_.empty())
+            break;
+        case 't':
+            if (have_template || !eat_name(s, "\"templateVersion\"") ||
+                !s.string(template_version_) || template_version_.empty())
                 return false;
             have_template = true;
-        } else if (key == "values" && !have_values) {
+            break;
+        case 'v':
+            if (have_values || !eat_name(s, "\"values\""))
+                return false;
             have_values = true;
             if (!s.eat('[') || s.peek(']'))
                 return false;
             do {
-                ScannedValue v;
+                ScannedValue& v = values_.emplace_back();
                 if (!scan_value(s, v))
                     return false;
-                values_.push_back(v);
             } while (s.eat(','));
             if (!s.eat(']'))
                 return false;
-        } else {
+            break;
+        default:
             return false;
         }
     } while (s.eat(','));
