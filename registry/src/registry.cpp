@@ -617,8 +617,8 @@ std::vector<ChangeEntry> ReadSnapshot::changes(std::uint64_t from, std::size_t l
             // No copy in the log: the record as stored in this snapshot (ChangeEntry::loaded).
             auto handle = parse_handle(e.key, HandleLimits{kHandleProtocolMaxLength});
             std::string_view record;
-            if (handle && state_->txn.get(state_->impl->ids_, IdentifierKey(handle->key()),
-                                          record)) {
+            if (handle &&
+                state_->txn.get(state_->impl->ids_, IdentifierKey(handle->key()), record)) {
                 e.value.assign(record);
             }
         }
@@ -2003,10 +2003,9 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 if (!in_slice(stored_key)) {
                     continue;
                 }
-                last.push_back(LastChange{fnv1a(stored_key),
-                                          std::hash<std::string_view>{}(stored_key), e.sequence,
-                                          value_hash(e.value), t, e.op == ChangeOp::remove,
-                                          e.loaded});
+                last.push_back(LastChange{
+                    fnv1a(stored_key), std::hash<std::string_view>{}(stored_key), e.sequence,
+                    value_hash(e.value), t, e.op == ChangeOp::remove, e.loaded});
             }
         }
         // Entries arrive in sequence order; a stable sort by key keeps that order within a key, so
@@ -2032,8 +2031,8 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 if (!in_slice(key)) {
                     continue;
                 }
-                const LastChange probe{fnv1a(key), std::hash<std::string_view>{}(key), 0, 0, t,
-                                       false, false};
+                const LastChange probe{
+                    fnv1a(key), std::hash<std::string_view>{}(key), 0, 0, t, false, false};
                 auto it = std::lower_bound(
                     last.begin(), last.end(), probe,
                     [](const LastChange& a, const LastChange& b) { return a.key() < b.key(); });

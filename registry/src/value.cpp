@@ -293,10 +293,14 @@ void RecordEncoder::add(std::int32_t index, std::string_view type, std::string_v
     p[13] = static_cast<char>(permissions.bits);
     wire::store_u32(p + 14, static_cast<std::uint32_t>(type.size()));
     p += 18;
-    std::memcpy(p, type.data(), type.size());
+    if (!type.empty()) { // memcpy from a default string_view's null pointer is undefined
+        std::memcpy(p, type.data(), type.size());
+    }
     p += type.size();
     wire::store_u32(p, static_cast<std::uint32_t>(data.size()));
-    std::memcpy(p + 4, data.data(), data.size());
+    if (!data.empty()) {
+        std::memcpy(p + 4, data.data(), data.size());
+    }
     wire::store_u32(p + 4 + data.size(), 0); // no references
     bump_count();
 }

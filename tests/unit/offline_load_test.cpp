@@ -332,8 +332,7 @@ namespace {
 
 /// Runs `fn(txn, dbi)` in a write transaction on the named database, behind the registry's back,
 /// and commits it.
-template <typename Fn>
-void raw_txn(const std::filesystem::path& db, const char* name, Fn&& fn) {
+template <typename Fn> void raw_txn(const std::filesystem::path& db, const char* name, Fn&& fn) {
     MDB_env* env = nullptr;
     REQUIRE(mdb_env_create(&env) == 0);
     REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
@@ -508,8 +507,8 @@ TEST_CASE("offline load: change-log entries name each record without a copy of i
             CHECK(e.time == kT0);
             // changes() fills in the record as stored.
             std::string stored;
-            REQUIRE(snap.visit(handle(e.key), [&](const RecordView& v) { stored = v.bytes(); })
-                        .ok());
+            REQUIRE(
+                snap.visit(handle(e.key), [&](const RecordView& v) { stored = v.bytes(); }).ok());
             CHECK(e.value == stored);
         }
         CHECK(reg->verify().ok());
@@ -520,7 +519,7 @@ TEST_CASE("offline load: change-log entries name each record without a copy of i
         REQUIRE(reg->write(DeleteRecord{handle("88.118.8/" + suffix(6))}).ok());
         const auto after = reg->snapshot().changes(202, 10);
         REQUIRE(after.size() == 3);
-        CHECK(after[0].loaded);  // 88.118.8/ZZ-general, unchanged
+        CHECK(after[0].loaded); // 88.118.8/ZZ-general, unchanged
         CHECK_FALSE(after[1].loaded);
         CHECK(after[1].op == ChangeOp::replace);
         CHECK_FALSE(after[2].loaded);

@@ -85,7 +85,8 @@ public:
             if (eof_) {
                 return b.size != 0; // the final line, without a newline
             }
-            const std::size_t got = std::fread(b.text.get() + b.size, 1, b.capacity - b.size, file_);
+            const std::size_t got =
+                std::fread(b.text.get() + b.size, 1, b.capacity - b.size, file_);
             b.size += got;
             if (got == 0) {
                 eof_ = true;
@@ -96,9 +97,8 @@ public:
                 continue;
             }
             if (const void* nl = ::memrchr(b.text.get(), '\n', b.size)) {
-                const auto keep = static_cast<std::size_t>(static_cast<const char*>(nl) -
-                                                           b.text.get()) +
-                                  1;
+                const auto keep =
+                    static_cast<std::size_t>(static_cast<const char*>(nl) - b.text.get()) + 1;
                 carry_.assign(b.text.get() + keep, b.size - keep);
                 b.size = keep;
                 return true;
