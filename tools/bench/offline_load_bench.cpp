@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -82,6 +83,11 @@ void generate(const fs::path& file, std::uint64_t count, bool shuffled) {
         }
     }
     std::fwrite(chunk.data(), 1, chunk.size(), f);
+    // On disk before the load starts: otherwise the load shares the disk and the page cache with
+    // the write-back of gigabytes the generator just wrote (a migration reads a file at rest).
+    if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) {
+        throw std::runtime_error("syncing " + file.string() + " failed");
+    }
     if (std::fclose(f) != 0) {
         throw std::runtime_error("writing " + file.string() + " failed");
     }
