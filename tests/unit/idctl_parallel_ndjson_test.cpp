@@ -1,12 +1,17 @@
 // parse_ndjson_parallel must hand on exactly what the single-threaded loop (FileLines +
 // NdjsonReader::parse_encoded) gives: the same records, line numbers and rejections, in order —
 // whatever the block size, the number of workers, and however lines fall across blocks.
+#include "file_lines.hpp"
 #include "parallel_ndjson.hpp"
 #include "record_io.hpp"
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,29 +31,39 @@ struct MemoryFile {
     std::FILE* file = nullptr;
 };
 
-/// "line|handle|record-or-error" for every line handed on.
+/// "line|handle|record-or-error" for every line, as the single-threaded loop of cmd_load.cpp
+/// reads them: FileLines over a temp file, blank lines skipped, NdjsonReader::parse_encoded.
 std::vector<std::string> sequential(const std::string& text) {
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("idctl-parallel-ndjson-" + std::to_string(::getpid())))
+                                 .string();
+    {
+        std::ofstream out(path, std::ios::binary);
+        out << text;
+    }
     std::vector<std::string> out;
-    std::string_view all(text);
-    NdjsonReader reader;
-    std::string handle, record;
-    LineError error;
-    std::uint64_t line = 0;
-    while (!all.empty()) {
-        const auto nl = all.find('\n');
-        const std::string_view l = all.substr(0, nl);
-        all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
-        ++line;
-        if (l.empty() || l == "\r") {
-            continue;
-        }
-        if (reader.parse_encoded(l, handle, record, error)) {
-            out.push_back(std::to_string(line) + '|' + handle + '|' + record);
-        } else {
-            out.push_back(std::to_string(line) + '|' + error.handle + "|error " +
-                          error.error.message);
+    {
+        FileLines lines(path);
+        REQUIRE(lines.is_open());
+        NdjsonReader reader;
+        std::string handle, record;
+        LineError error;
+        std::uint64_t line = 0;
+        std::string_view l;
+        while (lines.next(l)) {
+            ++line;
+            if (is_blank_line(l)) {
+                continue;
+            }
+            if (reader.parse_encoded(l, handle, record, error)) {
+                out.push_back(std::to_string(line) + '|' + handle + '|' + record);
+            } else {
+                out.push_back(std::to_string(line) + '|' + error.handle + "|error " +
+                              error.error.message);
+            }
         }
     }
+    std::filesystem::remove(path);
     return out;
 }
 

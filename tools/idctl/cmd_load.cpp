@@ -145,7 +145,7 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
     std::string encoded;
     while ((csv || a.parse_threads == 0) && reader.next(line)) {
         ++line_no;
-        if (line.empty() || (line.size() == 1 && line[0] == '\r')) {
+        if (is_blank_line(line)) {
             continue;
         }
         if (csv) {

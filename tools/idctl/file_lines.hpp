@@ -13,6 +13,11 @@
 
 namespace idnode::idctl {
 
+/// A line `load` skips (still counted in line numbers): empty, or only the "\r" of a CRLF.
+inline bool is_blank_line(std::string_view line) noexcept {
+    return line.empty() || (line.size() == 1 && line[0] == '\r');
+}
+
 class FileLines {
 public:
     /// Opens `path` ("-" = stdin) and, when `start_offset` > 0, seeks there (files only).

@@ -2,6 +2,8 @@
 // hands results on in order; workers parse blocks first come, first served.
 #include "parallel_ndjson.hpp"
 
+#include "file_lines.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
@@ -129,7 +131,7 @@ void parse_block(Block& b, NdjsonReader& reader, std::string& handle, std::strin
         const std::string_view text(p, static_cast<std::size_t>(line_end - p));
         p = nl != nullptr ? nl + 1 : end;
         ++line;
-        if (text.empty() || (text.size() == 1 && text[0] == '\r')) {
+        if (is_blank_line(text)) {
             continue;
         }
         ParsedLine out;
