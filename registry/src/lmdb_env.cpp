@@ -40,6 +40,11 @@ std::uint64_t Env::used_bytes() const {
     return (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * stat.ms_psize;
 }
 
+int Env::data_fd() const noexcept {
+    mdb_filehandle_t fd = -1;
+    return mdb_env_get_fd(env_, &fd) == MDB_SUCCESS ? fd : -1;
+}
+
 Txn::Txn(MDB_env* env, unsigned flags) {
     check(mdb_txn_begin(env, nullptr, flags, &txn_), "mdb_txn_begin");
 }

@@ -60,6 +60,8 @@ public:
     MDB_env* get() const noexcept { return env_; }
     std::uint64_t map_size() const;
     std::uint64_t used_bytes() const;
+    /// The data file's descriptor (LMDB's own; never close it), or -1.
+    int data_fd() const noexcept;
     unsigned max_key_size() const noexcept {
         return static_cast<unsigned>(mdb_env_get_maxkeysize(env_));
     }

@@ -579,6 +579,7 @@ std::unique_ptr<OfflineLoader> OfflineLoader::open(OfflineLoadOptions options,
     ro.max_queued_ops = options.max_group_ops * 4;
     ro.durable = false;
     ro.log_record_copies = false; // compact change-log entries (ChangeEntry::loaded)
+    ro.writeback_window_bytes = options.writeback_window_bytes;
     ro.mode = OpenMode::exclusive;
     ro.clock = options.clock;
     impl->registry = Registry::open(std::move(ro));

@@ -23,6 +23,7 @@
 #include "lmdb_env.hpp"
 #include "record_encoding.hpp"
 #include "wire.hpp"
+#include "writeback_window.hpp"
 
 #include <openssl/sha.h>
 
@@ -377,6 +378,7 @@ private:
     std::string claimed_dir_; // canonical data_dir, claimed in OpenEnvironments
     int access_lock_fd_ = -1; // flock on data_dir/registry.lock (see OpenMode)
     std::unique_ptr<lmdb::Env> env_;
+    WritebackWindow writeback_{-1, 0}; // writer thread only; see writeback_window_bytes
     ResizeGate gate_;
 
     std::mutex pool_mutex_;
@@ -696,6 +698,10 @@ RegistryImpl::RegistryImpl(RegistryOptions options) : options_(std::move(options
         }
         stat_map_size_ = env_->map_size();
         stat_used_bytes_ = env_->used_bytes();
+        if (!read_only && !options_.durable) {
+            writeback_ = WritebackWindow(env_->data_fd(), options_.writeback_window_bytes);
+            writeback_.after_commit(stat_used_bytes_);
+        }
     } catch (const lmdb::MdbError& e) {
         release_environment();
         throw StartupError(Errc::internal, "cannot open the database in " +
@@ -1425,6 +1431,7 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                                            std::chrono::steady_clock::now() - started)
                                            .count());
         stat_used_bytes_ = env_->used_bytes();
+        writeback_.after_commit(stat_used_bytes_);
         return results;
     }
 }

@@ -53,6 +53,9 @@ struct OfflineLoadOptions {
     /// pages stay warm in the caches: measured faster than 5000/50000 (tools/bench).
     std::size_t batch_records = 1000;
     std::size_t max_group_ops = 10000;
+    /// RegistryOptions::writeback_window_bytes: the load keeps about two windows of the database
+    /// in the page cache instead of everything it wrote. 0 = leave it to the kernel.
+    std::uint64_t writeback_window_bytes = 256ull << 20;
     /// Recorded as the account of every change-log entry.
     std::string account = "idctl-load";
     HandleLimits handle_limits{};

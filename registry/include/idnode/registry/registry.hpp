@@ -68,6 +68,12 @@ struct RegistryOptions {
     /// change-log entry that names the handle but stores no copy of the record
     /// (ChangeEntry::loaded). Halves what a bulk migration writes; see ChangeEntry.
     bool log_record_copies = true;
+    /// Offline loads only (durable = false): every time the database file has grown by this
+    /// many bytes, start writing the new pages out and drop the pages written a window earlier
+    /// from the page cache, so that a load of gigabytes keeps about two windows of it instead of
+    /// all of it (see src/writeback_window.hpp). 0 = leave it to the kernel (the node: its reads
+    /// want the cache).
+    std::uint64_t writeback_window_bytes = 0;
     unsigned max_readers = 1024;
     OpenMode mode = OpenMode::shared;
     /// Clock used for value timestamps and change-log times (tests inject a fixed one).
