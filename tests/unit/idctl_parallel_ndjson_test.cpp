@@ -2,11 +2,14 @@
 // NdjsonReader::parse_encoded) gives: the same records, line numbers and rejections, in order —
 // whatever the block size, the number of workers, and however lines fall across blocks.
 #include "file_lines.hpp"
+#include "page_cache.hpp"
 #include "parallel_ndjson.hpp"
 #include "record_io.hpp"
+#include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,6 +136,11 @@ TEST_CASE("parallel NDJSON parsing hands on what the sequential loop does, in or
             CHECK(parallel(text, o) == expected);
         }
     }
+    SUBCASE("dropping pages behind the reader is a no-op on a stream without a file") {
+        ParallelNdjsonOptions o;
+        o.drop_consumed_pages = true;
+        CHECK(parallel(text, o) == expected);
+    }
     SUBCASE("a final line without a newline counts") {
         const std::string unterminated = text + good_line(9999);
         const auto all = parallel(unterminated, {});
@@ -179,4 +187,105 @@ TEST_CASE("a read error is reported, not taken for the end of the file") {
     std::fclose(dir);
     CHECK_FALSE(ok);
     CHECK_FALSE(read_error.empty());
+}
+
+namespace {
+
+/// Order-sensitive digest of what a loop handed on ("line|handle|record" per line).
+struct Digest {
+    std::uint64_t lines = 0;
+    std::uint64_t hash = 1469598103934665603ull;
+    void add(std::uint64_t line, std::string_view handle, std::string_view record) {
+        ++lines;
+        const std::string number = std::to_string(line);
+        for (std::string_view part : {std::string_view(number), handle, record}) {
+            for (unsigned char c : part) {
+                hash = (hash ^ c) * 1099511628211ull;
+            }
+            hash = (hash ^ '|') * 1099511628211ull;
+        }
+    }
+    bool operator==(const Digest&) const = default;
+};
+
+Digest read_sequentially(const std::filesystem::path& path, bool drop) {
+    FileLines lines(path.string());
+    REQUIRE(lines.is_open());
+    if (drop) {
+        lines.drop_consumed_pages();
+    }
+    NdjsonReader reader;
+    std::string handle, record;
+    LineError error;
+    Digest d;
+    std::uint64_t line = 0;
+    std::string_view l;
+    while (lines.next(l)) {
+        ++line;
+        if (!is_blank_line(l)) {
+            REQUIRE(reader.parse_encoded(l, handle, record, error));
+            d.add(line, handle, record);
+        }
+    }
+    REQUIRE_FALSE(lines.error());
+    return d;
+}
+
+Digest read_in_parallel(const std::filesystem::path& path, bool drop) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    REQUIRE(f != nullptr);
+    ParallelNdjsonOptions o;
+    o.drop_consumed_pages = drop;
+    Digest d;
+    std::string read_error;
+    const bool ok = parse_ndjson_parallel(
+        f, o,
+        [&](std::uint64_t line, std::string_view h, std::string_view r) { d.add(line, h, r); },
+        [&](std::uint64_t, const LineError&) { d.lines += 1u << 30; }, read_error);
+    std::fclose(f);
+    REQUIRE(ok);
+    return d;
+}
+
+} // namespace
+
+TEST_CASE("an offline load's input is dropped from the page cache behind the reader, unchanged") {
+    idnode::test::TempDir dir("idctl-drop-behind");
+    const auto path = dir / "input.ndjson";
+    {
+        std::ofstream out(path, std::ios::binary);
+        for (int i = 0; out.tellp() < (48 << 20); ++i) {
+            out << good_line(i) << '\n';
+        }
+    }
+    {
+        // Clean pages only can be dropped: the file must be on the disk first.
+        const int fd = ::open(path.c_str(), O_RDONLY);
+        REQUIRE(fd >= 0);
+        REQUIRE(::fdatasync(fd) == 0);
+        ::close(fd);
+    }
+    constexpr std::uint64_t kFront = 32 << 20;              // read and dropped well before the end
+    const Digest expected = read_sequentially(path, false); // also brings the file into the cache
+    REQUIRE(expected.lines > 200000);
+    const auto cached = idnode::test::resident_fraction(path, 0, kFront);
+    REQUIRE(cached.has_value());
+    const bool observable = idnode::test::page_cache_drops_clean_pages(dir.path()) && *cached > 0.9;
+    if (!observable) {
+        MESSAGE("the page cache does not keep or drop this file's pages: residency not checked");
+    }
+
+    CHECK(read_sequentially(path, true) == expected);
+    if (observable) {
+        CHECK(*idnode::test::resident_fraction(path, 0, kFront) < 0.1);
+    }
+    CHECK(read_sequentially(path, false) == expected); // read back in: nothing was lost
+    if (observable) {
+        CHECK(*idnode::test::resident_fraction(path, 0, kFront) > 0.9);
+    }
+    CHECK(read_in_parallel(path, true) == expected);
+    if (observable) {
+        CHECK(*idnode::test::resident_fraction(path, 0, kFront) < 0.1);
+    }
+    CHECK(read_in_parallel(path, false) == expected);
 }

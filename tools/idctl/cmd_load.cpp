@@ -76,6 +76,8 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
     if (!reader.is_open()) {
         return fail("load", "cannot open " + a.file + ": " + std::strerror(errno));
     }
+    // A migration file is read once: keep it from filling the page cache (DropBehind).
+    reader.drop_consumed_pages();
     const std::string rejects_path =
         !a.rejects.empty() ? a.rejects
                            : (a.file == "-" ? std::string("stdin") : a.file) + ".rejects.ndjson";
@@ -130,6 +132,7 @@ int load_offline(const LoadArgs& a, const GlobalOptions& global) {
         // NDJSON on worker threads, handed to the loader in input order (parallel_ndjson.hpp).
         ParallelNdjsonOptions parallel;
         parallel.threads = static_cast<unsigned>(a.parse_threads);
+        parallel.drop_consumed_pages = true;
         std::string read_error;
         const bool read_ok = parse_ndjson_parallel(
             reader.stream(), parallel,

@@ -67,8 +67,14 @@ struct Block {
 /// Splits the file into blocks that end at a newline (the last one may not).
 class BlockReader {
 public:
-    BlockReader(std::FILE* file, std::size_t block_bytes)
-        : file_(file), block_bytes_(std::max<std::size_t>(block_bytes, 64)) {}
+    BlockReader(std::FILE* file, std::size_t block_bytes, bool drop_consumed_pages)
+        : file_(file), block_bytes_(std::max<std::size_t>(block_bytes, 64)) {
+        if (drop_consumed_pages) {
+            const off_t at = ::ftello(file);
+            read_end_ = at > 0 ? static_cast<std::uint64_t>(at) : 0;
+            drop_ = DropBehind(file, read_end_);
+        }
+    }
 
     /// Fills `b` with the next whole lines; false at the end of the file (or after a read
     /// error: failed()).
@@ -90,6 +96,8 @@ public:
             const std::size_t got =
                 std::fread(b.text.get() + b.size, 1, b.capacity - b.size, file_);
             b.size += got;
+            read_end_ += got;
+            drop_.consumed(read_end_); // in our memory now: the kernel's copy is not needed
             if (got == 0) {
                 eof_ = true;
                 failed_ = std::ferror(file_) != 0;
@@ -114,7 +122,9 @@ public:
 private:
     std::FILE* file_;
     std::size_t block_bytes_;
-    std::string carry_; // the partial line after the last newline read
+    std::string carry_;          // the partial line after the last newline read
+    std::uint64_t read_end_ = 0; // file offset after the last byte read (with drop_ only)
+    DropBehind drop_;
     bool eof_ = false;
     bool failed_ = false;
 };
@@ -223,7 +233,7 @@ bool parse_ndjson_parallel(std::FILE* file, const ParallelNdjsonOptions& options
     const unsigned threads = std::max(1u, options.threads);
     const std::size_t max_blocks =
         options.blocks_in_flight != 0 ? options.blocks_in_flight : 2 * threads + 2;
-    BlockReader reader(file, options.block_bytes);
+    BlockReader reader(file, options.block_bytes, options.drop_consumed_pages);
     std::deque<std::unique_ptr<Block>> in_order; // read, handed to the workers, not yet on
     std::vector<std::unique_ptr<Block>> spare;
     Shared shared;

@@ -33,6 +33,8 @@ struct ParallelNdjsonOptions {
     std::size_t block_bytes = 1 << 20;
     /// Blocks read ahead of the one being handed on; 0 = 2 × threads + 2.
     std::size_t blocks_in_flight = 0;
+    /// Drop what has been read from the page cache (DropBehind; regular files only).
+    bool drop_consumed_pages = false;
 };
 
 /// A parsed line: its number, the handle as written, and the record in the stored encoding.
