@@ -289,6 +289,57 @@ int idnode_delete(idnode_client* client, const char* handle) {
     });
 }
 
+int idnode_set_values(idnode_client* client, const char* handle, const char* values_json) {
+    if (client == nullptr || handle == nullptr || values_json == nullptr)
+        return fail(ErrorKind::invalid_argument, "NULL argument");
+    return guarded([&] {
+        // The record parser reads a bare values array too (with the handle given here).
+        auto rec = Record::from_json(values_json, handle);
+        if (!rec)
+            return fail(rec.error());
+        if (rec->values.empty())
+            return fail(ErrorKind::invalid_argument, "values: at least one value");
+        auto st = client->client.set_values(handle, rec->values);
+        return st ? IDNODE_OK : fail(st.error());
+    });
+}
+
+int idnode_remove_values(idnode_client* client, const char* handle, const char* indices_json) {
+    if (client == nullptr || handle == nullptr || indices_json == nullptr)
+        return fail(ErrorKind::invalid_argument, "NULL argument");
+    return guarded([&] {
+        boost::system::error_code ec;
+        json::value v = json::parse(indices_json, ec);
+        if (ec || !v.is_array() || v.get_array().empty())
+            return fail(ErrorKind::invalid_argument,
+                        "indices must be a non-empty JSON array of integers");
+        std::vector<std::int32_t> indices;
+        for (const auto& i : v.get_array()) {
+            if (!i.is_int64() || i.get_int64() <= 0 || i.get_int64() > INT32_MAX)
+                return fail(ErrorKind::invalid_argument, "indices: positive integers only");
+            indices.push_back(static_cast<std::int32_t>(i.get_int64()));
+        }
+        auto st = client->client.remove_values(handle, indices);
+        return st ? IDNODE_OK : fail(st.error());
+    });
+}
+
+int idnode_list_handles(idnode_client* client, const char* prefix, const char* cursor,
+                        unsigned page_size, char** page_json) {
+    if (client == nullptr || prefix == nullptr || page_json == nullptr)
+        return fail(ErrorKind::invalid_argument, "NULL argument");
+    *page_json = nullptr;
+    if (page_size > 1000)
+        return fail(ErrorKind::invalid_argument, "page_size must be 1..1000 (0 = 1000)");
+    return guarded([&] {
+        auto r = client->client.list_handles_cursor(prefix, cursor != nullptr ? cursor : "",
+                                                    page_size == 0 ? 1000 : page_size);
+        if (!r)
+            return fail(r.error());
+        return give(*r, page_json);
+    });
+}
+
 int idnode_request(idnode_client* client, const char* method, const char* target, const char* body,
                    int* http_status, char** response_body) {
     if (client == nullptr || method == nullptr || target == nullptr || http_status == nullptr ||

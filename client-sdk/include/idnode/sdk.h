@@ -4,7 +4,7 @@
  *   idnode_client *c = NULL;
  *   char *rec = NULL;
  *   int st = idnode_client_open("{\"url\":\"https://127.0.0.1:8443\",\"ca_file\":\"ca.pem\"}", &c);
- *   if (st == IDNODE_OK) st = idnode_resolve(c, "88.118.8/SN-1", &rec);
+ *   if (st == IDNODE_OK) st = idnode_resolve(c, "88.118.8/SN-1", NULL, &rec);
  *   if (st != IDNODE_OK) fprintf(stderr, "%s: %s\n", idnode_strerror(st), idnode_last_error());
  *   idnode_free(rec);
  *   idnode_client_close(c);
@@ -82,6 +82,21 @@ IDNODE_C_API int idnode_resolve_many(idnode_client* client, const char* handles_
 IDNODE_C_API int idnode_put(idnode_client* client, const char* mode, const char* record_json,
                             int* created);
 IDNODE_C_API int idnode_delete(idnode_client* client, const char* handle);
+/* Adds values or replaces those with the same index, keeping the others; a record that does not
+ * exist is created with these values (as the Handle REST PUT ?index= does).
+ * values_json: [{"index":2000,"type":"batch","data":"B7"}, ...] (the record's "values" shape). */
+IDNODE_C_API int idnode_set_values(idnode_client* client, const char* handle,
+                                   const char* values_json);
+/* Removes the values with these indices; indices_json: [2000, 2001]. An index that is absent is
+ * not an error; removing every value deletes the record. */
+IDNODE_C_API int idnode_remove_values(idnode_client* client, const char* handle,
+                                      const char* indices_json);
+/* One page of the identifiers under exactly `prefix`, in key order. cursor: NULL or "" for the
+ * first page, else the previous page's "nextCursor". page_size: 1..1000 (0 = 1000).
+ * *page_json: {"handles":["88.118.8/A", ...],"nextCursor":"..."}; no nextCursor on the last page.
+ * Walking a prefix this way skips nothing when records are added meanwhile. */
+IDNODE_C_API int idnode_list_handles(idnode_client* client, const char* prefix, const char* cursor,
+                                     unsigned page_size, char** page_json);
 
 /* Any request with the client's credentials; any HTTP status is success at this level.
  * body may be NULL. *http_status and *response_body receive the answer. */
