@@ -36,4 +36,14 @@ inline std::vector<boost::json::value> ndjson_values(std::string_view body) {
     return out;
 }
 
+/// One page of a cursor listing (`GET /api/handles?prefix=&cursor=`): appends its `handles` to
+/// `out` and returns its `nextCursor`, "" on the last page.
+inline std::string take_handles_page(std::string_view page_json, std::vector<std::string>& out) {
+    const auto page = parse_json(page_json);
+    for (const auto& h : page.at("handles").as_array())
+        out.emplace_back(h.as_string());
+    const auto* next = page.as_object().if_contains("nextCursor");
+    return next != nullptr ? std::string(next->as_string()) : std::string();
+}
+
 } // namespace idnode::test

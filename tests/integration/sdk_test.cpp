@@ -6,6 +6,7 @@
 // templates, the token endpoint) are probed first; when the node answers "unknown route" the
 // test says so (MESSAGE) and checks the SDK's error mapping for that answer instead.
 #include "harness.hpp"
+#include "json_helpers.hpp"
 
 #include "idnode/sdk/client.hpp"
 #include "idnode/sdk/version.hpp"
@@ -378,13 +379,9 @@ TEST_CASE("records: create, resolve with filters, upsert, set/remove values, del
     for (int pages = 0; pages < 10; ++pages) {
         auto p = steel.list_handles_cursor("88.118.8", cursor, 1);
         REQUIRE_MESSAGE(p.ok(), p.error().to_string());
-        const auto v = parse(*p);
-        for (const auto& h : v.at("handles").as_array())
-            walked.emplace_back(h.as_string());
-        const auto* next = v.as_object().if_contains("nextCursor");
-        if (next == nullptr)
+        cursor = take_handles_page(*p, walked);
+        if (cursor.empty())
             break;
-        cursor = std::string(next->as_string());
     }
     std::vector<std::string> listed;
     for (const auto& h : page.at("handles").as_array())
