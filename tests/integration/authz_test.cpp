@@ -60,7 +60,18 @@ std::string bulk_line(const std::string& handle) {
 const char* kEnterprise =
     R"("enterprise":{"name":"示例钢铁","credit_code":"91310000631696382C","industry":"C3130","contact":"ops@example.cn"})";
 
-enum class Role { anonymous, bad_key, bad_password, reader, steel, steel_token, frozen, admin };
+enum class Role {
+    anonymous,
+    bad_key,
+    bad_password,
+    reader,
+    steel,
+    steel_token,
+    frozen,
+    admin,
+    nested,  // enterprise owning 88.118.8.5 and 88.118.10.5 (nested-prefix test only)
+    reader10 // reader granted 88.118.10 (nested-prefix test only)
+};
 
 const char* role_name(Role r) {
     switch (r) {
@@ -80,6 +91,10 @@ const char* role_name(Role r) {
         return "enterprise frozen (88.118.10, suspended)";
     case Role::admin:
         return "admin";
+    case Role::nested:
+        return "enterprise nested (88.118.8.5, 88.118.10.5)";
+    case Role::reader10:
+        return "reader of 88.118.10";
     }
     return "?";
 }
@@ -146,6 +161,8 @@ std::vector<int> indices(const json::array& values) {
 struct MatrixNode {
     NodeProcess node{"authz"};
     std::string admin, steel, reader, frozen, steel_token, pharma_spare_key, steel_spare_key;
+    std::string nested, reader10; // set by the nested-prefix test
+    std::string nested_token;
     const std::string steel_password = "steel-secret-1";
     int bad_sources = 0, bad_passwords = 0;
     static constexpr int kVictims = 8;
@@ -236,6 +253,10 @@ struct MatrixNode {
             return frozen;
         case Role::admin:
             return admin;
+        case Role::nested:
+            return nested;
+        case Role::reader10:
+            return reader10;
         }
         return {};
     }
@@ -320,6 +341,27 @@ void check_row(const Row& row, const Response& r) {
     }
     if (e.extra)
         e.extra(body);
+}
+
+/// Sends each row with its role's credentials (bad credentials from an address of their own) and
+/// checks the answer.
+void run_rows(MatrixNode& n, HttpsClient& c, const std::vector<Row>& rows,
+              const std::vector<std::pair<std::string, std::string>>& extra_headers = {}) {
+    for (const Row& row : rows) {
+        const std::string who = role_name(row.role);
+        const std::string request = std::string(http::to_string(row.method)) + " " + row.target;
+        CAPTURE(who);
+        CAPTURE(request);
+        std::vector<std::pair<std::string, std::string>> headers = extra_headers;
+        if (const std::string creds = n.credentials(row.role); !creds.empty())
+            headers.emplace_back("Authorization", creds);
+        if (row.role == Role::bad_key || row.role == Role::bad_password) {
+            auto own = n.client(n.next_bad_source());
+            check_row(row, own->request(row.method, row.target, row.body, headers));
+        } else {
+            check_row(row, c.request(row.method, row.target, row.body, headers));
+        }
+    }
 }
 
 std::vector<std::string> prefixes_in(const json::value& stats) {
@@ -651,21 +693,7 @@ TEST_CASE("authorisation matrix: every role on every route family") {
     };
 
     auto c = n.client();
-    for (const Row& row : rows) {
-        const std::string who = role_name(row.role);
-        const std::string request = std::string(http::to_string(row.method)) + " " + row.target;
-        CAPTURE(who);
-        CAPTURE(request);
-        std::vector<std::pair<std::string, std::string>> headers;
-        if (const std::string creds = n.credentials(row.role); !creds.empty())
-            headers.emplace_back("Authorization", creds);
-        if (row.role == bad_key || row.role == bad_password) {
-            auto own = n.client(n.next_bad_source());
-            check_row(row, own->request(row.method, row.target, row.body, headers));
-        } else {
-            check_row(row, c->request(row.method, row.target, row.body, headers));
-        }
-    }
+    run_rows(n, *c, rows);
 
     // Nothing the refused rows tried to write exists (the allowed ones do).
     CHECK(c->request(V::get, "/api/handles/88.118.10/P1").result() == S::not_found);
@@ -688,6 +716,146 @@ TEST_CASE("authorisation matrix: every role on every route family") {
     const Response metrics = http_get(n.node.ops_port(), "/metrics");
     CHECK(metrics.result() == S::ok);
     CHECK(metrics.body().find("idnode_http_requests_total") != std::string::npos);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("authorisation matrix: a prefix nested under another enterprise's belongs to its own "
+          "owner") {
+    // Rights follow the allocated prefix a handle belongs to (the longest one containing it),
+    // never string nesting: 88.118.8.5 and 88.118.10.5 are allocated to the account `nested`, so
+    // the owners of 88.118.8 (steel) and of the suspended 88.118.10 (frozen), and the readers
+    // granted those, have no more rights there than on any other enterprise's prefix.
+    MatrixNode n;
+    using enum Role;
+    auto c = n.client();
+    const std::vector<std::pair<std::string, std::string>> as_admin{{"Authorization", n.admin}};
+    auto ok = [&](V method, const std::string& target, const std::string& body, S expected,
+                  const std::string& auth) {
+        auto r = c->request(method, target, body, {{"Authorization", auth}});
+        REQUIRE_MESSAGE(r.result() == expected, target, " ", r.body());
+        return r;
+    };
+    for (const char* p : {"88.118.8.5", "88.118.10.5"})
+        ok(V::post, "/api/v1/prefixes",
+           std::string(R"({"prefix":")") + p + R"(",)" + kEnterprise + "}", S::created, n.admin);
+    ok(V::post, "/api/v1/accounts",
+       R"({"username":"nested","role":"enterprise","prefixes":["88.118.8.5","88.118.10.5"],)"
+       R"("password":"nested-secret-1"})",
+       S::created, n.admin);
+    ok(V::post, "/api/v1/accounts",
+       R"({"username":"auditor10","role":"reader","prefixes":["88.118.10"]})", S::created, n.admin);
+    auto key = [&](const std::string& user) {
+        auto r = ok(V::post, "/api/v1/accounts/" + user + "/keys", {}, S::created, n.admin);
+        return "Bearer " + std::string(parse(r.body()).at("key").as_string());
+    };
+    n.nested = key("nested");
+    n.reader10 = key("auditor10");
+    for (const char* p : {"88.118.8.5", "88.118.10.5"}) {
+        for (const char* s : {"R1", "D1"})
+            ok(V::put, std::string("/api/handles/") + p + "/" + s, kRecord, S::created, n.nested);
+        ok(V::post, "/api/v1/templates", template_doc(p, "1.0"), S::created, n.nested);
+    }
+    // An identifier under an unallocated prefix below 88.118.8 (as an offline load may leave)
+    // still belongs to 88.118.8, whose owner reads it whole.
+    ok(V::put, "/api/handles/88.118.8/R1?index=1", kValue, S::ok, n.steel);
+
+    const std::vector<int> pub{1}, all{1, 2001};
+    const std::string h85 = "/api/handles/88.118.8.5/R1", h105 = "/api/handles/88.118.10.5/R1";
+    const auto forbidden = N(S::forbidden, "forbidden");
+    const auto only = [](std::vector<std::string> expected) {
+        return [expected](const json::value& stats) { CHECK(prefixes_in(stats) == expected); };
+    };
+    const auto templates_of = [](std::vector<std::string> expected) {
+        return [expected](const json::value& list) { CHECK(template_prefixes(list) == expected); };
+    };
+
+    const std::vector<Row> rows = {
+        // Handle REST reads: private values only for the owner, its readers and admins.
+        {steel, V::get, h85, {}, H(S::ok, 1, pub)},
+        {reader, V::get, h85, {}, H(S::ok, 1, pub)},
+        {frozen, V::get, h105, {}, H(S::ok, 1, pub)},
+        {reader10, V::get, h105, {}, H(S::ok, 1, pub)},
+        {reader10, V::get, "/api/handles/88.118.10/R1", {}, H(S::ok, 1, all)},
+        {nested, V::get, h85, {}, H(S::ok, 1, all)},
+        {nested, V::get, h105, {}, H(S::ok, 1, all)},
+        {nested, V::get, "/api/handles/88.118.8/R1", {}, H(S::ok, 1, pub)},
+        {admin, V::get, h105, {}, H(S::ok, 1, all)},
+        // Writes: the enclosing prefix's owner is refused, suspended or not.
+        {steel, V::put, "/api/handles/88.118.8.5/P1", kValue, H(S::forbidden, 401)},
+        {frozen, V::put, "/api/handles/88.118.10.5/P1", kValue, H(S::forbidden, 401)},
+        {steel, V::put, "/api/handles/88.118.8.5/R1?index=1", kValue, H(S::forbidden, 401)},
+        {steel, V::delete_, "/api/handles/88.118.8.5/D1", {}, H(S::forbidden, 401)},
+        {frozen, V::delete_, "/api/handles/88.118.10.5/D1", {}, H(S::forbidden, 401)},
+        {steel, V::delete_, "/api/handles/88.118.8.5/R1?index=2001", {}, H(S::forbidden, 401)},
+        {nested, V::put, "/api/handles/88.118.8/P1", kValue, H(S::forbidden, 401)},
+        {nested, V::put, "/api/handles/88.118.10.5/P1", kValue, H(S::created, 1)},
+        {admin, V::put, "/api/handles/88.118.8.5/P2", kValue, H(S::created, 1)},
+        // Listing.
+        {steel, V::get, "/api/handles?prefix=88.118.8.5", {}, H(S::forbidden, 400)},
+        {reader, V::get, "/api/handles?prefix=88.118.8.5", {}, H(S::forbidden, 400)},
+        {frozen, V::get, "/api/handles?prefix=88.118.10.5", {}, H(S::forbidden, 400)},
+        {nested, V::get, "/api/handles?prefix=88.118.8.5", {}, H(S::ok, 1)},
+        // Bulk.
+        {steel, V::post, "/api/v1/bulk", bulk_line("88.118.8.5/B1"), B("forbidden")},
+        {frozen, V::post, "/api/v1/bulk", bulk_line("88.118.10.5/B1"), B("forbidden")},
+        {nested, V::post, "/api/v1/bulk", bulk_line("88.118.8.5/B1"), B("created")},
+        // Batch resolve.
+        {steel, V::post, "/api/v1/resolve", R"(["88.118.8.5/R1"])", R(1, pub)},
+        {reader10, V::post, "/api/v1/resolve", R"(["88.118.10.5/R1"])", R(1, pub)},
+        {nested, V::post, "/api/v1/resolve", R"(["88.118.10.5/R1"])", R(1, all)},
+        // Stats: own prefixes only.
+        {steel, V::get, "/api/v1/stats", {}, with(N(S::ok), only({"88.118.8"}))},
+        {nested, V::get, "/api/v1/stats", {}, with(N(S::ok), only({"88.118.10.5", "88.118.8.5"}))},
+        // Templates (native and SNMS).
+        {steel, V::get, "/api/v1/templates", {}, with(N(S::ok), templates_of({"88.118.8"}))},
+        {reader10, V::get, "/api/v1/templates", {}, with(N(S::ok), templates_of({"88.118.10"}))},
+        {nested,
+         V::get,
+         "/api/v1/templates",
+         {},
+         with(N(S::ok), templates_of({"88.118.10.5", "88.118.8.5"}))},
+        {steel, V::get, "/api/v1/templates/88.118.8.5/1.0", {}, forbidden},
+        {steel, V::post, "/api/v1/templates", template_doc("88.118.8.5", "2.0"), forbidden},
+        {frozen, V::post, "/api/v1/templates", template_doc("88.118.10.5", "2.0"), forbidden},
+        {steel, V::put, "/api/v1/templates/88.118.8.5/1.0", template_doc("88.118.8.5", "1.0"),
+         forbidden},
+        {steel, V::delete_, "/api/v1/templates/88.118.8.5/1.0", {}, forbidden},
+        {steel_token, V::get, "/snms/api/v5/template?prefix=88.118.8.5&version=1.0", {}, E(-3)},
+        {steel_token, V::post, "/snms/api/v5/template", template_doc("88.118.8.5", "3.0"), E(-3)},
+        // SNMS identifiers.
+        {steel_token, V::get, "/identityv2/data/detail?handle=88.118.8.5/R1", {}, E(1, {}, pub)},
+        {reader10, V::get, "/identityv2/data/detail?handle=88.118.10.5/R1", {}, E(1, {}, pub)},
+        {nested, V::get, "/identityv2/data/detail?handle=88.118.8.5/R1", {}, E(1, {}, all)},
+        {steel_token, V::post, "/identityv2/data", snms_record("88.118.8.5/N1"), E(-3)},
+        {frozen, V::post, "/identityv2/data", snms_record("88.118.10.5/N1"), E(-3)},
+        {steel_token, V::post, "/identityv2/data/batchCreate",
+         "[" + snms_record("88.118.8.5/N2") + "]", E(1, "没有权限")},
+        {frozen, V::delete_, "/identityv2/data", R"({"handle":"88.118.10.5/D1"})", E(-3)},
+    };
+    run_rows(n, *c, rows);
+
+    // Nothing the refused rows tried exists; the owner's and the admin's writes do.
+    for (const char* h : {"88.118.8.5/P1", "88.118.8.5/B1", "88.118.8.5/N1", "88.118.8.5/N2",
+                          "88.118.10.5/N1", "88.118.10.5/B1"}) {
+        CAPTURE(h);
+        const bool expected = std::string_view(h) == "88.118.8.5/B1";
+        CHECK((c->request(V::get, std::string("/api/handles/") + h).result() == S::ok) == expected);
+    }
+    CHECK(c->request(V::get, "/api/handles/88.118.8.5/D1").result() == S::ok);
+    CHECK(c->request(V::get, "/api/handles/88.118.10.5/D1").result() == S::ok);
+    CHECK(c->request(V::get, "/api/handles/88.118.10.5/P1").result() == S::ok);
+    CHECK(c->request(V::get, "/api/v1/templates/88.118.8.5/2.0", {}, as_admin).result() ==
+          S::not_found);
+    auto r1 = parse(c->request(V::get, h85, {}, as_admin).body());
+    CHECK(r1.at("values").as_array().size() == 2); // index 2001 was not deleted
+
+    // The HTML page for browsers shows private values only to those who may read them.
+    const auto page = [&](const std::string& auth) {
+        return c->request(V::get, h85, {}, {{"Authorization", auth}, {"Accept", "text/html"}});
+    };
+    CHECK(page(n.steel).body().find("4120.50") == std::string::npos);
+    CHECK(page(n.reader).body().find("4120.50") == std::string::npos);
+    CHECK(page(n.nested).body().find("4120.50") != std::string::npos);
     CHECK(n.node.stop() == 0);
 }
 

@@ -457,3 +457,87 @@ TEST_CASE("bulk: a graceful stop finishes the batches in flight and says the upl
     CHECK(received.find("\"complete\":false") != std::string::npos);
     CHECK(n.node.wait(15s) == 0);
 }
+
+TEST_CASE("bulk: a prefix suspended while a stream is open is refused from the next group on") {
+    BulkNode n;
+    auto c = n.client();
+    c->write_raw("POST /api/v1/bulk?mode=create HTTP/1.1\r\nHost: localhost\r\nAuthorization: " +
+                 n.steel + "\r\nContent-Length: 100000000\r\n\r\n");
+    // Reads result lines until `count` more have arrived; returns them.
+    std::string received;
+    std::size_t consumed = 0;
+    auto next_results = [&](std::size_t count) {
+        std::vector<json::value> out;
+        REQUIRE(eventually(
+            [&] {
+                received += c->read_some(100ms);
+                std::size_t end;
+                while (out.size() < count &&
+                       (end = received.find('\n', consumed)) != std::string::npos) {
+                    const std::string line = received.substr(consumed, end - consumed);
+                    consumed = end + 1;
+                    if (line.find("\"line\"") != std::string::npos)
+                        out.push_back(parse_json(line));
+                }
+                return out.size() == count;
+            },
+            20s));
+        return out;
+    };
+    std::string lines;
+    for (int i = 0; i < 20; ++i)
+        lines += record("88.118.8/S-" + std::to_string(i), "https://e.cn/s");
+    c->write_raw(lines);
+    for (const auto& r : next_results(20))
+        CHECK(r.at("status").as_string() == "created");
+
+    auto admin = n.client();
+    REQUIRE(admin
+                ->request(V::post, "/api/v1/prefixes/88.118.8/suspend", {},
+                          {{"Authorization", n.admin}})
+                .result() == http::status::ok);
+    lines.clear();
+    for (int i = 20; i < 40; ++i)
+        lines += record("88.118.8/S-" + std::to_string(i), "https://e.cn/s");
+    c->write_raw(lines);
+    for (const auto& r : next_results(20)) {
+        CAPTURE(json::serialize(r));
+        CHECK(r.at("status").as_string() == "error");
+        CHECK(r.at("error").at("code").as_string() == "prefix_suspended");
+    }
+    c->close();
+    const auto codes = n.codes(*admin, {"88.118.8/S-19", "88.118.8/S-20", "88.118.8/S-39"});
+    CHECK(codes == std::vector<int>{1, 100, 100});
+}
+
+TEST_CASE("stats: resolutions_today counts every HTTPS resolution; an enterprise sees its own") {
+    BulkNode n;
+    auto c = n.client();
+    REQUIRE(n.bulk(*c, "",
+                   record("88.118.8/R", "https://e.cn/r") + record("88.118.9/R", "https://e.cn/p"),
+                   n.admin)
+                .result() == http::status::ok);
+    const auto resolutions = [&](const std::string& auth) {
+        auto r = c->request(V::get, "/api/v1/stats", {}, {{"Authorization", auth}});
+        REQUIRE_MESSAGE(r.result() == http::status::ok, r.body());
+        return parse_json(r.body()).at("resolutions_today").as_int64();
+    };
+    const auto before = resolutions(n.admin);
+    for (int i = 0; i < 3; ++i) // the plain Handle REST GET (the common, compact path)
+        REQUIRE(c->request(V::get, "/api/handles/88.118.8/R").result() == http::status::ok);
+    REQUIRE(c->request(V::get, "/api/handles/88.118.8/R?pretty").result() == http::status::ok);
+    REQUIRE(c->request(V::get, "/api/handles/88.118.8/R", {}, {{"Accept", "text/html"}}).result() ==
+            http::status::ok);
+    REQUIRE(c->request(V::get, "/identityv2/data/detail?handle=88.118.8/R").result() ==
+            http::status::ok);
+    REQUIRE(c->request(V::get, "/88.118.8/R?noredirect").result() == http::status::ok);
+    CHECK(n.codes(*c, {"88.118.8/R", "88.118.9/R", "88.118.9/R", "88.118.8/missing"}) ==
+          std::vector<int>{1, 1, 1, 100});
+    REQUIRE(c->request(V::get, "/api/handles/88.118.9/missing").result() ==
+            http::status::not_found);
+    // steel: 3 + pretty + page + SNMS + proxy + 1 batched = 8; pharma: 2 batched.
+    CHECK(resolutions(n.steel) == 8);
+    CHECK(resolutions(n.reader) == 8); // granted 88.118.8
+    CHECK(resolutions(n.pharma) == 2);
+    CHECK(resolutions(n.admin) - before == 12); // the misses count for the node
+}

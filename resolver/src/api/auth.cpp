@@ -4,40 +4,56 @@
 
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 
 namespace idnode::resolver::api {
 using registry::Role;
 
-bool Principal::may_write(std::string_view prefix_key) const noexcept {
-    if (is_admin()) {
-        return true;
+std::optional<std::string> owning_prefix(const registry::ReadSnapshot& snapshot,
+                                         std::string_view prefix_key) {
+    std::string_view candidate = prefix_key;
+    while (!candidate.empty()) {
+        if (snapshot.get_entry(registry::Table::prefixes, candidate))
+            return std::string(candidate);
+        const auto dot = candidate.rfind('.');
+        if (dot == std::string_view::npos)
+            break;
+        candidate = candidate.substr(0, dot);
     }
-    if (role != Role::enterprise) {
-        return false;
-    }
-    for (const auto& p : prefixes) {
-        if (registry::prefix_is_under(prefix_key, p)) {
-            return true;
-        }
-    }
-    return false;
+    return std::nullopt;
 }
 
-bool Principal::may_read_private(std::string_view prefix_key) const noexcept {
-    if (is_admin()) {
-        return true;
-    }
-    if (anonymous()) {
+bool Principal::holds_owner_of(const registry::ReadSnapshot& snapshot,
+                               std::string_view prefix_key) const {
+    // Cheap refusal first: an account none of whose prefixes contains `prefix_key` cannot hold
+    // its owner, and most calls (other enterprises' handles) end here without a lookup.
+    const bool related = std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
+        return registry::prefix_is_under(prefix_key, p);
+    });
+    if (!related)
         return false;
-    }
-    for (const auto& p : prefixes) { // enterprise: owned; reader: granted
-        if (registry::prefix_is_under(prefix_key, p)) {
-            return true;
-        }
-    }
-    return false;
+    const auto owner = owning_prefix(snapshot, prefix_key);
+    return owner && std::find(prefixes.begin(), prefixes.end(), *owner) != prefixes.end();
+}
+
+bool Principal::may_write(const registry::ReadSnapshot& snapshot,
+                          std::string_view prefix_key) const {
+    if (is_admin())
+        return true;
+    if (role != Role::enterprise)
+        return false;
+    return holds_owner_of(snapshot, prefix_key);
+}
+
+bool Principal::may_read_private(const registry::ReadSnapshot& snapshot,
+                                 std::string_view prefix_key) const {
+    if (is_admin())
+        return true;
+    if (anonymous())
+        return false;
+    return holds_owner_of(snapshot, prefix_key); // enterprise: owned; reader: granted
 }
 
 namespace {

@@ -41,11 +41,27 @@ struct Principal {
 
     bool anonymous() const noexcept { return !role.has_value(); }
     bool is_admin() const noexcept { return role == registry::Role::admin; }
-    /// May write identifiers under `prefix_key` (admin anywhere; enterprise under its prefixes).
-    bool may_write(std::string_view prefix_key) const noexcept;
-    /// May see non-public values under `prefix_key` (admin; enterprise owner; granted reader).
-    bool may_read_private(std::string_view prefix_key) const noexcept;
+    /// May write identifiers (and templates) whose prefix is `prefix_key`: an admin anywhere; an
+    /// enterprise where it owns the prefix (owning_prefix below: never by string nesting, so
+    /// the owner of 88.118.10 has no rights under 88.118.10.5 when that is allocated to
+    /// another account).
+    bool may_write(const registry::ReadSnapshot& snapshot, std::string_view prefix_key) const;
+    /// May see non-public values under `prefix_key`: an admin; the enterprise owning it; a reader
+    /// granted the owning prefix.
+    bool may_read_private(const registry::ReadSnapshot& snapshot,
+                          std::string_view prefix_key) const;
+
+private:
+    bool holds_owner_of(const registry::ReadSnapshot& snapshot, std::string_view prefix_key) const;
 };
+
+/// The allocated prefix that handles with prefix `prefix_key` (folded) belong to: the longest
+/// prefix with a record in the prefixes table that equals `prefix_key` or contains it segment-wise
+/// (88.118.10.5, then 88.118.10, then 88.118, ...). nullopt when none does. Every authorisation
+/// decision about a handle or template is made against this owner (docs: README "Accounts and
+/// prefixes").
+std::optional<std::string> owning_prefix(const registry::ReadSnapshot& snapshot,
+                                         std::string_view prefix_key);
 
 struct AuthOptions {
     unsigned max_failures = 10;

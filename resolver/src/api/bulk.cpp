@@ -289,6 +289,8 @@ void BulkUpload::flush() {
         return;
     auto batch = std::shared_ptr<Batch>(std::move(open_));
     in_flight_.push_back(batch);
+    if (options_.on_group_closed)
+        options_.on_group_closed();
     if (batch->write.ops.empty()) {
         batch->submitted = true;
         batch->durable = true;

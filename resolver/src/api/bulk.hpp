@@ -196,6 +196,11 @@ struct BulkOptions {
     std::size_t max_line_bytes = 64 * 1024;
     std::size_t batch_records = 2000;
     std::size_t max_in_flight = 4;
+    /// Called each time a batch is closed (handed on for its group commit): whatever the Check
+    /// cached about prefixes must be decided again for the lines that follow, so that a prefix
+    /// suspended (or taken from the account) while a stream is open is refused from the next
+    /// group on.
+    std::function<void()> on_group_closed;
 };
 
 /// Error lines kept per Idempotency-Key for replay; beyond, the replay says how many were cut.

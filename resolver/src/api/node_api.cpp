@@ -8,6 +8,7 @@
 #include "idnode/resolver/qr.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
 #include "record_write.hpp"
+#include "resolution_counter.hpp"
 #include "snms_api.hpp"
 #include "values_json.hpp"
 
@@ -268,11 +269,12 @@ public:
                                         homed_.push_back(key);
                                     }
                                 });
+        api::SnmsOptions snms_options{options_.snms_token_v1, options_.snms_token_ttl_s,
+                                      options_.handle_limits, 2000, options_.max_batch_body_bytes};
+        snms_options.resolutions = &resolutions_;
         snms_ = std::make_unique<api::SnmsApi>(
             registry_, auth_, account_limit_,
-            [this](std::string_view prefix_key) { return homed(prefix_key); },
-            api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
-                             options_.handle_limits, 2000, options_.max_batch_body_bytes});
+            [this](std::string_view prefix_key) { return homed(prefix_key); }, snms_options);
     }
 
     void register_routes(Router& router);
@@ -347,12 +349,12 @@ private:
     std::optional<WriteRefusal> write_refusal(const Principal& who, const Handle& h) const {
         if (who.anonymous())
             return WriteRefusal{kRcAuthNeeded, "unauthorized", "authentication is needed to write"};
-        if (!who.may_write(h.prefix_key())) {
+        auto snapshot = registry_.snapshot();
+        if (!who.may_write(snapshot, h.prefix_key())) {
             return WriteRefusal{kRcInvalidAdmin, "forbidden",
                                 "account " + who.username + " may not write under prefix " +
                                     std::string(h.prefix())};
         }
-        auto snapshot = registry_.snapshot();
         auto bytes = snapshot.get_entry(Table::prefixes, h.prefix_key());
         if (!bytes) {
             return WriteRefusal{kRcNotFound, "prefix_not_allocated",
@@ -475,10 +477,11 @@ private:
             }
         }
 
-        // Prefix decisions are cached for the upload (a prefix suspended meanwhile stays
-        // writable until the upload ends); the cache is bounded by the prefixes seen.
+        // Prefix decisions are cached for one group (a batch) of the upload and made again for
+        // the next one, so a suspension takes effect within a group; bounded by the prefixes seen.
         auto decisions =
             std::make_shared<std::unordered_map<std::string, std::optional<api::LineError>>>();
+        options.on_group_closed = [decisions] { decisions->clear(); };
         // Templates are cached for the upload too (items are only ever added or disabled).
         auto templates = std::make_shared<api::TemplateCache>();
         auto authorise = [this, who, decisions](const Handle& h) -> std::optional<api::LineError> {
@@ -564,14 +567,16 @@ private:
             json::object entry{{"handle", echo_safe(spelling)}};
             auto h = parse_handle(spelling, options_.handle_limits);
             if (!h) {
+                resolutions_.count(unix_now());
                 entry["responseCode"] = kRcInvalidHandle;
                 entry["message"] = echo_safe(h.error().message);
             } else if (!homed(h->prefix_key())) {
+                resolutions_.count(unix_now());
                 entry["responseCode"] = kRcNotHomed;
                 entry["message"] =
                     "prefix " + echo_safe(h->prefix()) + " is not homed on this node";
             } else {
-                const bool include_private = who.may_read_private(h->prefix_key());
+                const bool include_private = who.may_read_private(snapshot, h->prefix_key());
                 json::array values;
                 auto st = snapshot.visit(*h, [&](const RecordView& view) {
                     for (const ValueView& v : view) {
@@ -582,6 +587,7 @@ private:
                         }
                     }
                 });
+                count_resolution(*h, static_cast<bool>(st));
                 if (st) {
                     entry["responseCode"] = kRcSuccess;
                     entry["values"] = std::move(values);
@@ -593,7 +599,6 @@ private:
             }
             out.push_back(std::move(entry));
         }
-        count_resolutions(handles->size());
         return json_response(req, http::status::ok, json::serialize(out));
     }
 
@@ -621,26 +626,26 @@ private:
             identifiers = snapshot.count_all();
             today = snapshot.registrations(now);
         }
+        // An admin sees the node's resolutions; anyone else those of records under the prefixes
+        // it owns or was granted (the same ownership rule as for private values).
+        const std::uint64_t resolved =
+            who.is_admin() ? resolutions_.total(now)
+                           : resolutions_.total_where(now, [&](const std::string& prefix) {
+                                 return who.may_read_private(snapshot, prefix);
+                             });
         json::object body{{"identifiers", identifiers},
                           {"prefixes", std::move(prefixes)},
                           {"registrations_today", today},
-                          {"resolutions_today", resolutions_today(now)}};
+                          {"resolutions_today", resolved}};
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
-    /// HTTPS resolutions served today (UTC), counted in memory since start.
-    void count_resolutions(std::uint64_t n) {
-        const std::int64_t day = unix_now() / 86400;
-        if (resolution_day_.load(std::memory_order_relaxed) != day) {
-            resolution_day_.store(day, std::memory_order_relaxed);
-            resolutions_.store(0, std::memory_order_relaxed);
-        }
-        resolutions_.fetch_add(n, std::memory_order_relaxed);
-    }
-    std::uint64_t resolutions_today(std::int64_t now) const {
-        return resolution_day_.load(std::memory_order_relaxed) == now / 86400
-                   ? resolutions_.load(std::memory_order_relaxed)
-                   : 0;
+    /// Counts one HTTPS resolution of `h` by its outcome (found: under the handle's prefix too).
+    void count_resolution(const Handle& h, bool found) {
+        if (found)
+            resolutions_.count_found(unix_now(), h.prefix_key());
+        else
+            resolutions_.count(unix_now());
     }
 
     // ---- Handle REST --------------------------------------------------------------------------
@@ -668,11 +673,12 @@ private:
             }
             filter.indices.push_back(static_cast<std::int32_t>(n));
         }
-        const bool include_private = who.may_read_private(h->prefix_key());
+        auto snapshot = registry_.snapshot();
+        const bool include_private = who.may_read_private(snapshot, h->prefix_key());
         const bool want_pretty = q.has("pretty");
         json::array values;  // only for ?pretty
         std::string compact; // the usual case: serialized straight from the stored record
-        auto st = registry_.snapshot().visit(*h, [&](const RecordView& view) {
+        auto st = snapshot.visit(*h, [&](const RecordView& view) {
             if (!want_pretty) {
                 compact.reserve(96 + view.bytes().size() * 2);
                 compact += "{\"responseCode\":1,\"handle\":";
@@ -698,6 +704,7 @@ private:
             if (!want_pretty)
                 compact += "]}";
         });
+        count_resolution(*h, static_cast<bool>(st));
         if (!st) {
             const auto m = map_errc(st.code());
             return handle_json(req, m.rc, h->spelling(),
@@ -705,7 +712,6 @@ private:
         }
         if (!want_pretty)
             return json_response(req, http::status::ok, std::move(compact));
-        count_resolutions(1);
         json::object body{
             {"responseCode", kRcSuccess}, {"handle", h->spelling()}, {"values", std::move(values)}};
         return json_response(req, http::status::ok, pretty(body));
@@ -851,7 +857,8 @@ private:
         if (!homed(*folded))
             return handle_error(req, kRcNotHomed, {},
                                 "prefix " + prefix + " is not homed on this node");
-        if (!who.may_read_private(*folded)) {
+        auto snapshot = registry_.snapshot();
+        if (!who.may_read_private(snapshot, *folded)) {
             return handle_error(req, kRcInsufficientPermissions, {},
                                 "account " + who.username + " may not list " + prefix);
         }
@@ -862,7 +869,6 @@ private:
             return handle_error(req, kRcInvalidValue, {},
                                 "page must be >= 0 and pageSize 1 to 10000");
         }
-        auto snapshot = registry_.snapshot();
         std::string cursor = q.get("cursor");
         if (cursor.empty() &&
             page > 0) { // skip whole pages (the cursor parameter avoids this walk)
@@ -949,6 +955,7 @@ private:
                 values.push_back(std::move(o));
             }
         });
+        count_resolution(*h, static_cast<bool>(st));
         if (!st) {
             const auto m = map_errc(st.code());
             return handle_json(req, m.rc, h->spelling(), {}, m.status);
@@ -1006,8 +1013,11 @@ private:
             if (auto r = authenticate(req, ctx, who, true))
                 return *r;
         }
-        const bool include_private = !proxy_route && who.may_read_private(h->prefix_key());
-        auto page = html::build_handle_page(registry_.snapshot(), *h, include_private);
+        auto snapshot = registry_.snapshot();
+        const bool include_private =
+            !proxy_route && who.may_read_private(snapshot, h->prefix_key());
+        auto page = html::build_handle_page(snapshot, *h, include_private);
+        count_resolution(*h, static_cast<bool>(page));
         if (!page) {
             if (page.code() == Errc::not_found)
                 return problem(Problem::not_found, h->spelling(), {});
@@ -1518,8 +1528,7 @@ private:
     // Finished bulk outcomes by (account, Idempotency-Key): in memory, 10,000 keys, 24 h.
     api::IdempotencyStore idempotency_{10000, std::chrono::hours(24)};
     Family<Counter>* bulk_lines_ = nullptr; // idnode_bulk_lines_total{status}
-    std::atomic<std::int64_t> resolution_day_{0};
-    std::atomic<std::uint64_t> resolutions_{0};
+    api::ResolutionCounter resolutions_;    // resolutions_today of /api/v1/stats
 };
 
 void NodeApi::Impl::register_routes(Router& router) {

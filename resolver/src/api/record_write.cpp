@@ -42,7 +42,7 @@ WriteCheck check_writable(const ReadSnapshot& snapshot, const Principal& who,
                           const Handle& handle) {
     if (who.anonymous())
         return {WriteRefusal::auth_needed, "authentication is needed to write"};
-    if (!who.may_write(handle.prefix_key()))
+    if (!who.may_write(snapshot, handle.prefix_key()))
         return {WriteRefusal::forbidden, "account " + who.username +
                                              " may not write under prefix " +
                                              std::string(handle.prefix())};

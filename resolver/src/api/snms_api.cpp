@@ -1,5 +1,7 @@
 #include "snms_api.hpp"
 
+#include "resolution_counter.hpp"
+
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
 #include "record_write.hpp"
@@ -316,7 +318,8 @@ private:
         if (who.anonymous())
             return ApiOutcome{Kind::unauthorized, "authentication is needed", "未登录或token无效",
                               nullptr};
-        if (write ? !who.may_write(prefix_key) : !who.may_read_private(prefix_key)) {
+        if (write ? !who.may_write(snapshot, prefix_key)
+                  : !who.may_read_private(snapshot, prefix_key)) {
             return ApiOutcome{Kind::forbidden,
                               "account " + who.username + " may not " +
                                   (write ? "manage" : "read") + " the templates of prefix " +
@@ -375,7 +378,7 @@ private:
             Table::templates, [&](const std::string& key, const std::string& bytes) {
                 if (!filter.empty() && key.compare(0, filter.size(), filter) != 0)
                     return;
-                if (!who.may_read_private(key.substr(0, key.find('/'))))
+                if (!who.may_read_private(snapshot, key.substr(0, key.find('/'))))
                     return;
                 if (auto t = decode_template(bytes)) {
                     auto o = template_to_json(*t);
@@ -725,7 +728,7 @@ private:
         int status = kBusiness;
         if (auto bad = snms_handle(text, h, nullptr, snapshot, status))
             return envelope(req, status, *bad);
-        const bool include_private = call.who.may_read_private(h->prefix_key());
+        const bool include_private = call.who.may_read_private(snapshot, h->prefix_key());
         json::array values;
         std::string template_version;
         auto st = snapshot.visit(*h, [&](const RecordView& view) {
@@ -744,6 +747,13 @@ private:
                     {"auth", v.permissions.to_string()}});
             }
         });
+        if (options_.resolutions != nullptr) {
+            const auto now = unix_now();
+            if (st)
+                options_.resolutions->count_found(now, h->prefix_key());
+            else
+                options_.resolutions->count(now);
+        }
         if (!st) {
             return st.code() == Errc::not_found
                        ? envelope(req, kBusiness, kNotFound)

@@ -43,6 +43,8 @@
 
 namespace idnode::resolver::api {
 
+class ResolutionCounter;
+
 struct SnmsOptions {
     bool token_v1 = true;
     std::uint32_t token_ttl_s = 86400;
@@ -50,6 +52,9 @@ struct SnmsOptions {
     std::size_t max_batch = 2000;
     /// Body bound of the batch routes (limits.max_batch_body_bytes), declared at registration.
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
+    /// Where detail lookups are counted (/api/v1/stats resolutions_today); nullptr = nowhere.
+    /// Must outlive the SnmsApi.
+    ResolutionCounter* resolutions = nullptr;
 };
 
 /// One record of an SNMS identifier write: the body of POST|PUT /identityv2/data, or one element

@@ -1,0 +1,49 @@
+#include "resolution_counter.hpp"
+
+namespace idnode::resolver::api {
+
+void ResolutionCounter::roll(std::int64_t day) {
+    if (day != day_) {
+        day_ = day;
+        total_ = 0;
+        by_prefix_.clear();
+    }
+}
+
+void ResolutionCounter::count(std::int64_t now, std::uint64_t n) {
+    std::lock_guard lock(mutex_);
+    roll(now / 86400);
+    total_ += n;
+}
+
+void ResolutionCounter::count_found(std::int64_t now, std::string_view prefix_key) {
+    std::lock_guard lock(mutex_);
+    roll(now / 86400);
+    ++total_;
+    // Prefix keys are short: the copy stays in the small-string buffer, no allocation.
+    auto it = by_prefix_.find(std::string(prefix_key));
+    if (it != by_prefix_.end())
+        ++it->second;
+    else if (by_prefix_.size() < max_prefixes_)
+        by_prefix_.emplace(std::string(prefix_key), 1);
+}
+
+std::uint64_t ResolutionCounter::total(std::int64_t now) const {
+    std::lock_guard lock(mutex_);
+    return day_ == now / 86400 ? total_ : 0;
+}
+
+std::uint64_t
+ResolutionCounter::total_where(std::int64_t now,
+                               const std::function<bool(const std::string&)>& select) const {
+    std::lock_guard lock(mutex_);
+    if (day_ != now / 86400)
+        return 0;
+    std::uint64_t sum = 0;
+    for (const auto& [prefix, n] : by_prefix_)
+        if (select(prefix))
+            sum += n;
+    return sum;
+}
+
+} // namespace idnode::resolver::api
