@@ -68,7 +68,10 @@ struct NodeConfig {
         std::filesystem::path data_dir = "var/db";
         std::vector<std::string> homed_prefixes; // validated prefix spellings, e.g. "88.118"
         std::uint64_t max_db_size = 64 * GiB;
-        std::string public_base_url; // empty = derived from https.listen by whoever needs it
+        /// The URL clients reach this node at (QR codes). Empty = "https://" + https.listen with
+        /// the port actually bound; a wildcard https.listen (0.0.0.0, ::) then refuses to start,
+        /// since no client can reach that address. Never taken from a request.
+        std::string public_base_url;
     } node;
 
     struct Https {
