@@ -272,7 +272,8 @@ public:
             registry_, auth_, account_limit_,
             [this](std::string_view prefix_key) { return homed(prefix_key); },
             api::SnmsOptions{options_.snms_token_v1, options_.snms_token_ttl_s,
-                             options_.handle_limits, 2000, options_.max_batch_body_bytes});
+                             options_.handle_limits, 2000, options_.max_batch_body_bytes,
+                             options_.max_record_bytes});
     }
 
     void register_routes(Router& router);
@@ -422,7 +423,7 @@ private:
         const Query q{std::move(*query)};
         api::BulkOptions options;
         options.handle_limits = options_.handle_limits;
-        options.max_line_bytes = options_.max_bulk_line_bytes;
+        options.max_line_bytes = options_.max_record_bytes;
         const std::string mode = q.get("mode", "create");
         if (mode == "create") {
             options.mode = PutMode::create;

@@ -46,8 +46,10 @@ struct NodeApiOptions {
     std::uint32_t snms_token_ttl_s = 86400; // login token lifetime (snms.token_ttl_s)
     /// Where the API registers its own metrics (bulk lines); nullptr = none. Must outlive it.
     MetricsRegistry* metrics = nullptr;
-    /// Longest accepted bulk NDJSON line (one record; like a single-record body).
-    std::size_t max_bulk_line_bytes = 64 * 1024;
+    /// The per-record limit (limits.max_body_bytes): one record's JSON text as sent, on every
+    /// write path — a bulk NDJSON line, an SNMS batch element (single-record bodies have the
+    /// server's body limit, the same value).
+    std::size_t max_record_bytes = 64 * 1024;
     /// Body bound of the SNMS batch routes (limits.max_batch_body_bytes).
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
 };
