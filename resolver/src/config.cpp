@@ -392,6 +392,7 @@ private:
         setters_["https.cert"] = path(c.https.cert);
         setters_["https.key"] = path(c.https.key);
         setters_["https.threads"] = integer(c.https.threads, 0, 1024);
+        setters_["https.hsts_max_age_s"] = integer(c.https.hsts_max_age_s, 0, 0xFFFFFFFF);
 
         setters_["handle.listen"] = host_port(c.handle.listen);
         setters_["handle.advertise_address"] = [this, &c](const toml::node& n) {

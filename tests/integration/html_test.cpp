@@ -305,7 +305,7 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
             CAPTURE(target);
             auto r = c->request(V::get, target, {}, kBrowser);
             REQUIRE(r.result() == http::status::ok);
-            CHECK(r[http::field::vary] == "Accept");
+            CHECK(r[http::field::vary] == "Accept, Authorization");
             CHECK(contains(r.body(), "示例钢铁 Demo Steel"));
             CHECK(contains(r.body(), "热轧钢卷 hot-rolled coil"));
             CHECK(contains(r.body(), "H2024-0917"));

@@ -79,6 +79,8 @@ struct NodeConfig {
         std::filesystem::path cert = "var/dev-cert.pem"; // PEM chain: leaf first
         std::filesystem::path key = "var/dev-key.pem";   // PEM private key
         unsigned threads = 0;                            // 0 = std::thread::hardware_concurrency()
+        /// Strict-Transport-Security max-age on every HTTPS response; 0 = no header.
+        std::uint32_t hsts_max_age_s = 31536000;
         /// From IDNODE_HTTPS_KEY_PASSWORD only; empty = key is not encrypted.
         std::string key_password;
     } https;
