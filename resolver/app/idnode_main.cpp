@@ -208,6 +208,10 @@ int serve(const std::optional<std::string>& path) {
     Server server(config, router.as_dispatch(), metrics, logging);
     server.set_stream_dispatch(router.as_stream_dispatch());
     server.set_body_limit_lookup(router.as_body_limit_lookup());
+    // Without node.public_base_url, QR codes point at the HTTPS listener with the port actually
+    // bound (a wildcard listen address was refused by the configuration check).
+    if (config.node.public_base_url.empty())
+        api.set_public_base_url("https://" + server.https_endpoint().to_string());
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -32,6 +33,18 @@ bool is_ipv4(const std::string& s) {
 bool is_ipv6(const std::string& s) {
     in6_addr a{};
     return ::inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+/// 0.0.0.0 or :: (any spelling): a listen address that names no host a client could use.
+bool is_wildcard(const std::string& s) {
+    in_addr a4{};
+    if (::inet_pton(AF_INET, s.c_str(), &a4) == 1)
+        return a4.s_addr == 0;
+    in6_addr a6{};
+    if (::inet_pton(AF_INET6, s.c_str(), &a6) != 1)
+        return false;
+    return std::all_of(std::begin(a6.s6_addr), std::end(a6.s6_addr),
+                       [](unsigned char b) { return b == 0; });
 }
 
 std::string_view trim(std::string_view s) {
@@ -379,6 +392,7 @@ private:
         setters_["https.cert"] = path(c.https.cert);
         setters_["https.key"] = path(c.https.key);
         setters_["https.threads"] = integer(c.https.threads, 0, 1024);
+        setters_["https.hsts_max_age_s"] = integer(c.https.hsts_max_age_s, 0, 0xFFFFFFFF);
 
         setters_["handle.listen"] = host_port(c.handle.listen);
         setters_["handle.advertise_address"] = [this, &c](const toml::node& n) {
@@ -434,6 +448,13 @@ private:
             message = "ops.listen and handle.listen are the same address";
         if (!message.empty())
             throw ConfigError(source_ + ": " + message + " (" + c.https.listen.to_string() + ")");
+        if (c.node.public_base_url.empty() && is_wildcard(c.https.listen.host))
+            throw ConfigError(source_ +
+                              ": node.public_base_url must be set when https.listen is a "
+                              "wildcard address (" +
+                              c.https.listen.to_string() +
+                              "): QR codes carry the URL clients reach this node at, e.g. "
+                              "\"https://id.example.com\"");
     }
 
     std::string source_;

@@ -537,6 +537,10 @@ private:
             reject_and_close(Refusal::bad_request, std::string("malformed HTTP request: ") + why);
             return;
         }
+        if (const char* why = host_field_problem(header)) {
+            reject_and_close(Refusal::bad_request, std::string("malformed HTTP request: ") + why);
+            return;
+        }
         if (core_.stream_dispatch) {
             RequestContext route; // only the route and params; ids are numbered below
             if (const StreamHandler* handler = core_.stream_dispatch(header, route)) {
@@ -846,6 +850,7 @@ private:
         head.keep_alive(slot->keep_alive);
         head.set(http::field::server, std::string("idnode/") + version());
         head.set("X-Request-Id", hex(slot->context.request_id));
+        add_common_headers(head.base(), slot->context, core_.config);
         head.body().clear();
         head.chunked(true);
         slot->stream_status = head.result_int();
@@ -971,6 +976,7 @@ private:
         response.keep_alive(slot.keep_alive);
         response.set(http::field::server, std::string("idnode/") + version());
         response.set("X-Request-Id", hex(context.request_id));
+        add_common_headers(response.base(), context, core_.config);
         if (slot.head) {
             const auto size = response.body().size();
             response.body().clear();

@@ -62,9 +62,14 @@ private:
             return;
         }
         const Request& request = parser_->get();
-        response_ = answer(request);
+        if (const char* why = host_field_problem(request)) {
+            response_ = text(http::status::bad_request, std::string(why) + "\n");
+            request_close_ = true;
+        } else {
+            response_ = answer(request);
+        }
         response_.version(request.version());
-        response_.keep_alive(request.keep_alive());
+        response_.keep_alive(request.keep_alive() && !request_close_);
         response_.set(http::field::server, std::string("idnode/") + version());
         if (request.method() == http::verb::head) {
             const auto size = response_.body().size();
@@ -124,6 +129,7 @@ private:
     std::optional<http::request_parser<http::string_body>> parser_;
     Response response_;
     bool first_ = true;
+    bool request_close_ = false; // a malformed request ends the connection after its 400
 };
 
 } // namespace

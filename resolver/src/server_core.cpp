@@ -2,9 +2,47 @@
 
 #include "idnode/resolver/version.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <string>
+#include <string_view>
 
 namespace idnode::resolver::detail {
+
+const char* host_field_problem(const http::request_header<>& header) {
+    const auto hosts = header.count(http::field::host);
+    if (hosts > 1)
+        return "repeated Host field";
+    if (hosts == 0)
+        return header.version() >= 11 ? "an HTTP/1.1 request needs a Host field" : nullptr;
+    // uri-host [":" port]: reg-name (unreserved, pct-encoded, sub-delims), IPv4 or [IP-literal].
+    const std::string_view host = header[http::field::host];
+    const bool valid = std::all_of(host.begin(), host.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+    });
+    return valid ? nullptr : "invalid Host field value";
+}
+
+void add_common_headers(http::response_header<>& head, const RequestContext& context,
+                        const NodeConfig& config) {
+    if (config.https.hsts_max_age_s > 0)
+        head.set(http::field::strict_transport_security,
+                 "max-age=" + std::to_string(config.https.hsts_max_age_s));
+    const std::string_view cache = head[http::field::cache_control];
+    const bool handler_chose_cache = !cache.empty();
+    const bool public_cache = cache.find("public") != std::string_view::npos;
+    if (!public_cache) {
+        const std::string vary(head[http::field::vary]);
+        if (vary.empty())
+            head.set(http::field::vary, "Authorization");
+        else if (vary.find("Authorization") == std::string::npos)
+            head.set(http::field::vary, vary + ", Authorization");
+    }
+    if (!context.account.empty() && !handler_chose_cache)
+        head.set(http::field::cache_control, "private, no-store");
+}
 
 ServerMetrics::ServerMetrics(MetricsRegistry& r)
     : requests(r.counter_family("idnode_http_requests_total",

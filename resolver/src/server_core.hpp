@@ -66,6 +66,19 @@ struct ServerMetrics {
     Gauge& ready;                  // idnode_ready
 };
 
+/// RFC 9112 §3.2: a request must carry exactly one Host field with a valid value (uri-host
+/// [":" port]; empty is allowed), and an HTTP/1.1 request must carry one at all. Returns the
+/// reason for the 400, or nullptr when the Host field is fine.
+const char* host_field_problem(const http::request_header<>& header);
+
+/// What every HTTPS response carries besides the handler's own headers: Strict-Transport-Security
+/// (https.hsts_max_age_s; 0 = none), "Authorization" in Vary unless the handler made the response
+/// publicly cacheable (its content then depends on no credentials), and, for a request that
+/// authenticated (context.account), "Cache-Control: private, no-store" unless the handler chose
+/// one: such answers may carry private values, tokens or keys and must never sit in a cache.
+void add_common_headers(http::response_header<>& head, const RequestContext& context,
+                        const NodeConfig& config);
+
 class HttpsSession;
 
 /// Everything a session needs, owned by Server::Impl and outliving every session.

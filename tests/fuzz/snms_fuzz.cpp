@@ -2,12 +2,14 @@
 // resolver/src/api/snms_api.cpp), fed the way its routes feed them after boost::json::parse:
 // - an object: POST|PUT /identityv2/data -> snms_record_from_json; and POST /snms/api/v5/template
 //   -> template_from_json, validate_template, template_key;
-// - an array: batchCreate/batchUpdate -> snms_record_from_json for each element.
+// - an array: batchCreate/batchUpdate -> record_json_sizes (the per-record limit) and
+//   snms_record_from_json for each element.
 //
 // Beyond "no crash": a refusal has a UTF-8 message; the handle the answer names is the one sent; an
 // accepted record's handle is the one sent and its values pass check_stored_values
 // (fuzz_support.hpp); an accepted template has a key, survives its binary encoding and its JSON
 // form unchanged, and is a valid update of itself.
+#include "api/record_write.hpp"
 #include "api/snms_api.hpp"
 #include "api/template_json.hpp"
 #include "fuzz_support.hpp"
@@ -75,6 +77,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (ec)
         return 0;
     if (const auto* items = parsed.if_array()) {
+        // The per-record limit measures each element as sent: one size per element, together
+        // never more than the body.
+        const auto sizes = api::record_json_sizes(body);
+        require(sizes.size() == items->size());
+        std::size_t total = 0;
+        for (const std::size_t s : sizes)
+            total += s;
+        require(total <= body.size());
         for (const auto& item : *items)
             check_record(item);
     } else if (parsed.is_object()) {

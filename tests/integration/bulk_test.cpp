@@ -220,7 +220,7 @@ TEST_CASE("bulk: refusals before the body, oversize lines, wrong auth") {
     REQUIRE(lines.size() == 4);
     CHECK(lines[0].at("status") == "created");
     CHECK(lines[1].at("line") == 2);
-    CHECK(lines[1].at("error").at("code") == "line_too_long");
+    CHECK(lines[1].at("error").at("code") == "too_large");
     CHECK(lines[2].at("status") == "created");
     CHECK(lines[2].at("line") == 3);
 

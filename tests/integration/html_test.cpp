@@ -305,7 +305,7 @@ TEST_CASE("pages, proxy redirects and negotiation over HTTPS") {
             CAPTURE(target);
             auto r = c->request(V::get, target, {}, kBrowser);
             REQUIRE(r.result() == http::status::ok);
-            CHECK(r[http::field::vary] == "Accept");
+            CHECK(r[http::field::vary] == "Accept, Authorization");
             CHECK(contains(r.body(), "示例钢铁 Demo Steel"));
             CHECK(contains(r.body(), "热轧钢卷 hot-rolled coil"));
             CHECK(contains(r.body(), "H2024-0917"));
@@ -459,7 +459,51 @@ TEST_CASE("QR codes encode the identifier's URL on this node") {
     CHECK(error_code("/api/v1/qr/88.118.8/%zz") == P{http::status::bad_request, "invalid_handle"});
 }
 
-TEST_CASE("without node.public_base_url the QR code points at the Host the client used") {
+TEST_CASE("the proxy redirects only to absolute http(s) URLs; other URL values show the page") {
+    PageNode n;
+    auto c = n.client();
+    const std::vector<std::string> others = {"javascript:alert(document.domain)",
+                                             "JavaScript:alert(1)",
+                                             "data:text/html,<script>alert(1)</script>",
+                                             "//evil.example/login",
+                                             "/\\evil.example",
+                                             "https:///evil.example",
+                                             "https:evil.example",
+                                             "ftp://files.example/x"};
+    for (std::size_t i = 0; i < others.size(); ++i) {
+        const std::string target = "/88.118.8/URL-" + std::to_string(i);
+        CAPTURE(others[i]);
+        json::array values{json::object{{"index", 1}, {"type", "URL"}, {"data", others[i]}}};
+        REQUIRE(c->request(V::put, "/api/handles" + target, json::serialize(values),
+                           {{"Authorization", n.steel}})
+                    .result() == http::status::created);
+        auto page = c->request(V::get, target, {}, kBrowser);
+        CHECK(page.result() == http::status::ok);
+        CHECK(page.find(http::field::location) == page.end());
+        CHECK(contains(page.body(), "URL"));
+        CHECK_FALSE(contains(page.body(), "<a href=\"" + others[i]));
+        auto api = c->request(V::get, target);
+        CHECK(api.result() == http::status::ok);
+        CHECK(api.find(http::field::location) == api.end());
+        CHECK(body_of(api).at("values").as_array().size() == 1);
+    }
+    // http and https URLs still redirect, whatever the case of the scheme.
+    REQUIRE(c->request(V::put, "/api/handles/88.118.8/URL-HTTP",
+                       R"([{"index":1,"type":"URL","data":"HTTP://steel.example.cn/c/2"}])",
+                       {{"Authorization", n.steel}})
+                .result() == http::status::created);
+    for (const auto& [target, location] : std::vector<std::pair<std::string, std::string>>{
+             {"/88.118.8/URL-HTTP", "HTTP://steel.example.cn/c/2"},
+             {"/88.118.8/WEB-1", "https://steel.example.cn/c/1"}}) {
+        for (const auto& headers : {kBrowser, std::vector<std::pair<std::string, std::string>>{}}) {
+            auto r = c->request(V::get, target, {}, headers);
+            CHECK(r.result() == http::status::found);
+            CHECK(r[http::field::location] == location);
+        }
+    }
+}
+
+TEST_CASE("without node.public_base_url the QR code points at https.listen, never at Host") {
     NodeProcess node{"html-qr-host"};
     const auto init = run_command({IDNODE_IDCTL_BINARY, "init", "--data-dir",
                                    (node.dir() / "db").string(), "--node-prefix", "88.118"});
@@ -473,16 +517,27 @@ TEST_CASE("without node.public_base_url the QR code points at the Host the clien
     REQUIRE(c.request(V::put, "/api/handles/88.118/doc",
                       R"([{"index":1,"type":"DESC","data":"x"}])", {{"Authorization", admin}})
                 .result() == http::status::created);
+    // A forged Host changes nothing: the code (served cacheable) carries the listen address.
     auto png =
-        c.request(V::get, "/api/v1/qr/88.118/doc?format=png", {}, {{"Host", "node.example:8443"}});
+        c.request(V::get, "/api/v1/qr/88.118/doc?format=png", {}, {{"Host", "evil.example:8443"}});
     REQUIRE(png.result() == http::status::ok);
     const fs::path file = node.dir() / "doc.png";
     std::ofstream(file, std::ios::binary) << png.body();
     const auto scan = run_command({"zbarimg", "--quiet", "--raw", file.string()});
-    CHECK(scan.out == "https://node.example:8443/88.118/doc\n");
-    auto bad_host =
-        c.request(V::get, "/api/v1/qr/88.118/doc", {}, {{"Host", "evil\"><script>.example"}});
-    CHECK(bad_host.result() == http::status::bad_request);
+    CHECK(scan.out == "https://127.0.0.1:" + std::to_string(node.https_port()) + "/88.118/doc\n");
+    const std::string svg = c.request(V::get, "/api/v1/qr/88.118/doc").body();
+    for (const char* host : {"evil.example", "127.0.0.1", "node.example:8443"}) {
+        CAPTURE(host);
+        CHECK(c.request(V::get, "/api/v1/qr/88.118/doc", {}, {{"Host", host}}).body() == svg);
+    }
+    CHECK(node.stop() == 0);
+
+    // A wildcard listen address names no host a client could use: the node refuses to start.
+    NodeProcess wildcard{"html-qr-wildcard"};
+    wildcard.set("https.listen", "\"0.0.0.0:0\"");
+    CHECK_THROWS_AS(wildcard.start(), HarnessError);
+    CHECK(contains(wildcard.stderr_text(),
+                   "node.public_base_url must be set when https.listen is a wildcard address"));
 }
 
 TEST_CASE("headless Chromium: search, read the page, not found, markup never runs") {

@@ -136,7 +136,7 @@ TEST_CASE("an over-long line spanning pieces fails alone") {
     consumer->on_end();
     channel->run_until_finished();
     CHECK(channel->body.find(
-              R"("line":2,"handle":null,"status":"error","error":{"code":"line_too_long")") !=
+              R"("line":2,"handle":null,"status":"error","error":{"code":"too_large")") !=
           std::string::npos);
     CHECK(channel->body.find(R"({"line":3,"handle":"88.1/U-2","status":"created"})") !=
           std::string::npos);

@@ -39,6 +39,7 @@ TEST_CASE("an empty document gives every documented default") {
     CHECK(c.https.cert == "var/dev-cert.pem");
     CHECK(c.https.key == "var/dev-key.pem");
     CHECK(c.https.threads == 0);
+    CHECK(c.https.hsts_max_age_s == 31536000);
     CHECK(c.https.key_password.empty());
     CHECK(c.handle.listen == HostPort{"127.0.0.1", 2641});
     CHECK(c.handle.advertise_address.empty());
@@ -97,6 +98,7 @@ listen = "[::1]:443"
 cert = "c.pem"
 key = "k.pem"
 threads = 4
+hsts_max_age_s = 0
 [handle]
 listen = "0.0.0.0:2641"
 advertise_address = "192.0.2.7"
@@ -127,6 +129,7 @@ format = "json"
     CHECK(c.https.listen == HostPort{"::1", 443});
     CHECK(c.https.listen.to_string() == "[::1]:443");
     CHECK(c.https.threads == 4);
+    CHECK(c.https.hsts_max_age_s == 0);
     CHECK(c.effective_threads() == 4);
     CHECK(c.handle.listen == HostPort{"0.0.0.0", 2641});
     CHECK(c.handle.advertise_address == "192.0.2.7");
@@ -207,6 +210,19 @@ TEST_CASE("out-of-range and malformed values name the key and the reason") {
     CHECK(contains(error_of("[https]\nlisten = \"127.0.0.1:1\"\n[ops]\nlisten = \"127.0.0.1:1\"\n"),
                    "https.listen and ops.listen are the same address"));
     CHECK(contains(error_of("[https\n"), "t.toml:1:"));
+    CHECK(contains(error_of("[https]\nhsts_max_age_s = -1\n"), "key 'https.hsts_max_age_s'"));
+}
+
+TEST_CASE("a wildcard https.listen needs node.public_base_url") {
+    for (const char* wildcard : {"0.0.0.0:8443", "[::]:8443", "[0::0]:0"}) {
+        CAPTURE(wildcard);
+        const std::string listen = std::string("[https]\nlisten = \"") + wildcard + "\"\n";
+        CHECK(contains(error_of(listen),
+                       "node.public_base_url must be set when https.listen is a wildcard"));
+        CHECK(error_of("[node]\npublic_base_url = \"https://id.example.com\"\n" + listen) == "");
+    }
+    CHECK(error_of("[https]\nlisten = \"[::1]:8443\"\n") == "");
+    CHECK(error_of("[https]\nlisten = \"10.0.0.1:8443\"\n") == "");
 }
 
 TEST_CASE("size strings") {

@@ -217,9 +217,16 @@ TEST_CASE("wants_html follows the Accept header") {
     CHECK_FALSE(wants_html("text/htmlx"));
 }
 
-TEST_CASE("redirect targets never carry header-splitting bytes") {
+TEST_CASE("redirect targets are absolute http(s) URLs without header-splitting bytes") {
     CHECK(redirect_target_ok("https://example.cn/c?id=1"));
-    CHECK(redirect_target_ok("ftp://files.example/x")); // the proxy does not judge schemes
+    CHECK(redirect_target_ok("HTTP://example.cn"));
+    for (const char* other :
+         {"ftp://files.example/x", "javascript:alert(1)", "data:text/html,<script>x</script>",
+          "//evil.example/x", "/relative", "https:///evil.example", "https:\\evil.example",
+          "https://\\evil.example", "http://", "https:evil.example"}) {
+        CAPTURE(other);
+        CHECK_FALSE(redirect_target_ok(other));
+    }
     CHECK_FALSE(redirect_target_ok(""));
     CHECK_FALSE(redirect_target_ok("https://x.example/\r\nSet-Cookie: a=b"));
     CHECK_FALSE(redirect_target_ok("https://x.example/a b"));

@@ -271,8 +271,11 @@ void BulkUpload::process_line(std::string_view line) {
 
 void BulkUpload::line_too_long() {
     ++line_no_;
-    fail_line({}, "line_too_long",
-              "line exceeds " + std::to_string(options_.max_line_bytes) + " bytes");
+    // The per-record limit of every write path (record_write.hpp), with the same error code as
+    // a record the store finds too large.
+    fail_line({}, "too_large",
+              "line exceeds " + std::to_string(options_.max_line_bytes) +
+                  " bytes, the limit of one record (limits.max_body_bytes)");
 }
 
 void BulkUpload::fail_line(std::string_view handle, std::string code, std::string message) {

@@ -3,7 +3,7 @@
 // Internal to the resolver.
 //
 // Flow: bytes -> lines (NdjsonSplitter; a line longer than max_line_bytes is skipped to its end
-// and reported as `line_too_long`) -> BulkLineParser (blank lines are skipped without a result;
+// and reported as `too_large`) -> BulkLineParser (blank lines are skipped without a result;
 // the common record shape is scanned (record_scan.hpp), any other line is one JSON object ->
 // record_values_from_json, the same conversion as PUT /api/handles, with the same results)
 // -> node checks and template validation (`check`) ->

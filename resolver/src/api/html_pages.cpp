@@ -75,11 +75,21 @@ std::optional<std::string> chinese_datetime(std::string_view s) {
     return chinese_date(s.substr(0, 10)) + " " + std::string(time) + " " + zone_text;
 }
 
-/// Only absolute http(s) URLs become links; anything else (javascript:, data:, relative paths,
+/// Only absolute http(s) URLs with a host become links or proxy redirects; anything else
+/// (javascript:, data:, relative or protocol-relative "//host" references, "https:///path",
 /// text with spaces) is shown as text.
 bool is_web_url(std::string_view s) {
-    const bool scheme = starts_with_folded(s, "https://") || starts_with_folded(s, "http://");
-    return scheme && s.size() <= 2048 &&
+    std::size_t rest = 0;
+    if (starts_with_folded(s, "https://"))
+        rest = 8;
+    else if (starts_with_folded(s, "http://"))
+        rest = 7;
+    else
+        return false;
+    // Browsers read a backslash as '/' in http(s) URLs, so it cannot start the host either.
+    if (rest == s.size() || std::string_view("/\\?#").find(s[rest]) != std::string_view::npos)
+        return false;
+    return s.size() <= 2048 &&
            std::none_of(s.begin(), s.end(),
                         [](char c) {
                             const auto u = static_cast<unsigned char>(c);
@@ -497,10 +507,7 @@ Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle&
 // ---- HTTP glue --------------------------------------------------------------------------------
 
 bool redirect_target_ok(std::string_view url) noexcept {
-    return !url.empty() && url.size() <= 2048 && std::none_of(url.begin(), url.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u <= 0x20 || u == 0x7F;
-    }) && find_invalid_utf8(url) == std::string_view::npos;
+    return is_web_url(url);
 }
 
 bool wants_html(std::string_view accept) noexcept {

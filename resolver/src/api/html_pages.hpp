@@ -112,9 +112,10 @@ http::status problem_status(Problem problem) noexcept;
 
 // ---- HTTP glue --------------------------------------------------------------------------------
 
-/// True when `url` may go into a Location header: non-empty, at most 2048 bytes, valid UTF-8 with
-/// no spaces or control characters (a CR/LF in a stored URL value must not split the response).
-/// A URL value that fails this is shown on the page instead of being redirected to.
+/// True when `url` may go into a Location header: an absolute http:// or https:// URL with a
+/// host (never javascript:, data: or a protocol-relative "//host"), at most 2048 bytes, valid
+/// UTF-8 with no spaces or control characters (a CR/LF in a stored URL value must not split the
+/// response). A URL value that fails this is shown on the page instead of being redirected to.
 bool redirect_target_ok(std::string_view url) noexcept;
 
 /// True when the Accept header asks for text/html (with a q-value above 0); browsers do, API

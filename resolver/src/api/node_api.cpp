@@ -269,8 +269,9 @@ public:
                                         homed_.push_back(key);
                                     }
                                 });
-        api::SnmsOptions snms_options{options_.snms_token_v1, options_.snms_token_ttl_s,
-                                      options_.handle_limits, 2000, options_.max_batch_body_bytes};
+        api::SnmsOptions snms_options{options_.snms_token_v1,        options_.snms_token_ttl_s,
+                                      options_.handle_limits,        2000,
+                                      options_.max_batch_body_bytes, options_.max_record_bytes};
         snms_options.resolutions = &resolutions_;
         snms_ = std::make_unique<api::SnmsApi>(
             registry_, auth_, account_limit_,
@@ -279,6 +280,7 @@ public:
 
     void register_routes(Router& router);
     const std::vector<std::string>& homed() const noexcept { return homed_; }
+    void set_public_base_url(std::string url) { options_.public_base_url = std::move(url); }
 
 private:
     // ---- shared steps ---------------------------------------------------------------------------
@@ -423,7 +425,7 @@ private:
         const Query q{std::move(*query)};
         api::BulkOptions options;
         options.handle_limits = options_.handle_limits;
-        options.max_line_bytes = options_.max_bulk_line_bytes;
+        options.max_line_bytes = options_.max_record_bytes;
         const std::string mode = q.get("mode", "create");
         if (mode == "create") {
             options.mode = PutMode::create;
@@ -1056,8 +1058,10 @@ private:
     }
 
     /// GET /api/v1/qr/{handle}?format=svg|png&size=N — the handle's resolution URL on this node
-    /// (node.public_base_url, or https://{Host} when unset) as a QR code. The identifier must be
-    /// registered: labels are printed for identifiers that resolve.
+    /// (options.public_base_url: node.public_base_url, or derived from https.listen at startup)
+    /// as a QR code. Never from the request's Host header: the image is served cacheable, so a
+    /// forged Host would poison caches and printed labels. The identifier must be registered:
+    /// labels are printed for identifiers that resolve.
     Response qr_code(const Request& req, RequestContext& ctx) {
         auto query = parse_query(req.target());
         if (!query)
@@ -1087,19 +1091,10 @@ private:
         if (!registry_.snapshot().contains(*h))
             return native_error(req, Errc::not_found,
                                 "identifier " + h->spelling() + " is not registered");
-        std::string base = options_.public_base_url;
-        if (base.empty()) {
-            const std::string_view host = req[http::field::host];
-            const bool host_ok =
-                !host.empty() && host.size() <= 255 &&
-                host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789.-:[]") == std::string_view::npos;
-            if (!host_ok)
-                return native_error(req, Errc::invalid_value,
-                                    "no usable Host header; set node.public_base_url");
-            base = "https://" + std::string(host);
-        }
-        auto matrix = qr::encode(qr::resolution_url(base, h->spelling()));
+        if (options_.public_base_url.empty())
+            return native_error(req, Errc::unavailable,
+                                "this node has no public base URL (node.public_base_url)");
+        auto matrix = qr::encode(qr::resolution_url(options_.public_base_url, h->spelling()));
         if (!matrix)
             return native_error(req, matrix.code(), matrix.error().message);
         const int px = static_cast<int>(size);
@@ -1587,6 +1582,9 @@ NodeApi::NodeApi(Registry& registry, NodeApiOptions options)
 NodeApi::~NodeApi() = default;
 void NodeApi::register_routes(Router& router) {
     impl_->register_routes(router);
+}
+void NodeApi::set_public_base_url(std::string url) {
+    impl_->set_public_base_url(std::move(url));
 }
 const std::vector<std::string>& NodeApi::homed_prefixes() const noexcept {
     return impl_->homed();

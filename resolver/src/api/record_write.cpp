@@ -11,6 +11,54 @@ namespace idnode::resolver::api {
 namespace json = boost::json;
 using namespace registry;
 
+std::vector<std::size_t> record_json_sizes(std::string_view text) {
+    std::vector<std::size_t> sizes;
+    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    std::size_t i = text.find('[');
+    if (i == std::string_view::npos)
+        return sizes;
+    ++i;
+    int depth = 0;                              // nesting inside the current element
+    std::size_t start = std::string_view::npos; // first byte of the current element
+    std::size_t last = 0;                       // last non-blank byte of the current element
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') { // skip the string, escapes included
+            if (start == std::string_view::npos)
+                start = i;
+            for (++i; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\')
+                    ++i;
+            last = i;
+            continue;
+        }
+        if (blank(c))
+            continue;
+        if (depth == 0 && (c == ',' || c == ']')) {
+            if (start != std::string_view::npos)
+                sizes.push_back(last - start + 1);
+            start = std::string_view::npos;
+            if (c == ']')
+                break;
+            continue;
+        }
+        if (start == std::string_view::npos)
+            start = i;
+        last = i;
+        if (c == '{' || c == '[')
+            ++depth;
+        else if (c == '}' || c == ']')
+            --depth;
+    }
+    return sizes;
+}
+
+Error record_too_large(std::size_t bytes, std::size_t limit) {
+    return Error{Errc::too_large, "the record is " + std::to_string(bytes) +
+                                      " bytes of JSON; one record may have " +
+                                      std::to_string(limit) + " (limits.max_body_bytes)"};
+}
+
 Result<RecordInput> record_from_json(const json::value& value, std::string_view values_key) {
     RecordInput in;
     const json::value* values = &value;

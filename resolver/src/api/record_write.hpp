@@ -9,6 +9,10 @@
 //                     against it (template.hpp), stores the version as value 1001 TEMPLATE, and
 //                     makes values of `public:false` items non-public. Records without a template
 //                     stay free-form.
+// - The per-record size limit: one record's JSON text as the client sent it is at most
+//   limits.max_body_bytes on every write path — the body of a single-record write (Handle REST
+//   PUT, SNMS create/update; the server answers 413), one element of an SNMS batch
+//   (record_json_sizes; that record fails alone), one bulk NDJSON line (error `too_large`).
 // Reads use the caller's snapshot; nothing here writes. A template changed between this check and
 // the commit is tolerated (items are only ever added or disabled).
 #pragma once
@@ -22,6 +26,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace idnode::resolver::api {
@@ -31,6 +36,14 @@ struct RecordInput {
     std::optional<std::string> template_version;
     std::vector<registry::HandleValue> values;
 };
+
+/// The byte length of each top-level element of `json_array`, as sent (surrounding whitespace
+/// excluded): the size of each record of a batch. `json_array` must already have parsed as a
+/// JSON array; anything else gives an unspecified result (never a read out of bounds).
+std::vector<std::size_t> record_json_sizes(std::string_view json_array);
+
+/// The refusal of a record over the per-record limit (too_large, naming the limit).
+registry::Error record_too_large(std::size_t bytes, std::size_t limit);
 
 /// Parses a record document. `values_key` is "values" (Handle REST, bulk) or "value" (SNMS).
 /// invalid_value with a message naming the member on failure.

@@ -845,6 +845,8 @@ private:
         batch.account = who.username;
         batch.ops.reserve(items.size());
         BatchMemo memo; // one template lookup and one write check per prefix, not per record
+        // The same per-record limit as a single write's body: a large record fails alone.
+        const auto sizes = deleting ? std::vector<std::size_t>{} : record_json_sizes(req.body());
         // The snapshot ends with this loop, before the asynchronous hop to the writer. (Not a
         // range-for over std::views::iota: clang 14, which builds the fuzz preset, cannot compile
         // libstdc++ 12's.)
@@ -869,6 +871,15 @@ private:
                 }
                 slot.op = static_cast<std::ptrdiff_t>(batch.ops.size());
                 batch.ops.push_back(DeleteRecord{std::move(*h)});
+                continue;
+            }
+            if (i < sizes.size() && sizes[i] > options_.max_record_bytes) {
+                if (const auto* o = items[i].if_object())
+                    if (const auto* hv = o->if_contains("handle"); hv && hv->is_string())
+                        slot.handle = hv->get_string();
+                slot.code = kBusiness;
+                slot.msg =
+                    "记录过大：" + record_too_large(sizes[i], options_.max_record_bytes).message;
                 continue;
             }
             auto p = prepare(*snapshot, who, items[i], *mode, &memo);

@@ -52,6 +52,8 @@ struct SnmsOptions {
     std::size_t max_batch = 2000;
     /// Body bound of the batch routes (limits.max_batch_body_bytes), declared at registration.
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
+    /// The per-record limit (record_write.hpp): one batch element's JSON text, as sent.
+    std::size_t max_record_bytes = 64 * 1024;
     /// Where detail lookups are counted (/api/v1/stats resolutions_today); nullptr = nowhere.
     /// Must outlive the SnmsApi.
     ResolutionCounter* resolutions = nullptr;

@@ -68,7 +68,10 @@ struct NodeConfig {
         std::filesystem::path data_dir = "var/db";
         std::vector<std::string> homed_prefixes; // validated prefix spellings, e.g. "88.118"
         std::uint64_t max_db_size = 64 * GiB;
-        std::string public_base_url; // empty = derived from https.listen by whoever needs it
+        /// The URL clients reach this node at (QR codes). Empty = "https://" + https.listen with
+        /// the port actually bound; a wildcard https.listen (0.0.0.0, ::) then refuses to start,
+        /// since no client can reach that address. Never taken from a request.
+        std::string public_base_url;
     } node;
 
     struct Https {
@@ -76,6 +79,8 @@ struct NodeConfig {
         std::filesystem::path cert = "var/dev-cert.pem"; // PEM chain: leaf first
         std::filesystem::path key = "var/dev-key.pem";   // PEM private key
         unsigned threads = 0;                            // 0 = std::thread::hardware_concurrency()
+        /// Strict-Transport-Security max-age on every HTTPS response; 0 = no header.
+        std::uint32_t hsts_max_age_s = 31536000;
         /// From IDNODE_HTTPS_KEY_PASSWORD only; empty = key is not encrypted.
         std::string key_password;
     } https;

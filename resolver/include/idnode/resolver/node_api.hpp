@@ -38,14 +38,18 @@ class MetricsRegistry;
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
     registry::HandleLimits handle_limits{};
-    std::string public_base_url;            // e.g. "https://id.example.cn" (proxy links)
+    /// The URL clients reach this node at, e.g. "https://id.example.cn": QR codes encode
+    /// {public_base_url}/{handle}. Empty = QR codes are refused (503); never taken from a request.
+    std::string public_base_url;
     double rate_per_account = 0;            // requests/s per authenticated account; 0 = off
     bool snms_token_v1 = true;              // POST /identity/token/v1 enabled (snms.token_v1)
     std::uint32_t snms_token_ttl_s = 86400; // login token lifetime (snms.token_ttl_s)
     /// Where the API registers its own metrics (bulk lines); nullptr = none. Must outlive it.
     MetricsRegistry* metrics = nullptr;
-    /// Longest accepted bulk NDJSON line (one record; like a single-record body).
-    std::size_t max_bulk_line_bytes = 64 * 1024;
+    /// The per-record limit (limits.max_body_bytes): one record's JSON text as sent, on every
+    /// write path — a bulk NDJSON line, an SNMS batch element (single-record bodies have the
+    /// server's body limit, the same value).
+    std::size_t max_record_bytes = 64 * 1024;
     /// Body bound of the SNMS batch routes (limits.max_batch_body_bytes).
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
 };
@@ -60,6 +64,10 @@ public:
 
     /// Registers every route. The NodeApi must outlive the router's use.
     void register_routes(Router& router);
+
+    /// Replaces options.public_base_url, for a URL known only once the HTTPS listener is bound
+    /// (node.public_base_url unset and https.listen port 0). Call before serving requests.
+    void set_public_base_url(std::string url);
 
     /// The prefixes this node homes, case-folded: node.homed_prefixes plus the node prefixes
     /// recorded in the registry (fixed at construction).

@@ -15,6 +15,9 @@
 //   idnode_connections_rejected_total{reason="max_connections"}). Leaving them in the kernel
 //   backlog instead would make clients hang without an answer.
 // - Plain HTTP sent to the HTTPS port gets a plain-text 400 JSON answer and is closed.
+// - A request without exactly one valid Host field (none is fine for HTTP/1.0) gets 400 on both
+//   listeners. HTTPS responses carry HSTS (https.hsts_max_age_s), "Authorization" in Vary, and
+//   "Cache-Control: private, no-store" when the caller authenticated (server_core.hpp).
 // - Signals (installed by `run`): SIGTERM/SIGINT stop gracefully: /readyz turns 503, the HTTPS
 //   listener closes, idle connections close, in-flight requests are answered (their responses
 //   carry "Connection: close"), then `run` returns. A second SIGTERM/SIGINT, or 10 s of draining,
