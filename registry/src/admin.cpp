@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -262,6 +263,63 @@ Result<ApiKeyRecord> decode_api_key(std::string_view bytes) {
     }
     return ApiKeyRecord{std::string(id), std::string(user), std::string(hash),
                         static_cast<std::int64_t>(created)};
+}
+
+// ---- bulk outcomes
+// -------------------------------------------------------------------------------
+
+std::uint64_t BulkOutcome::kept_error_lines() const noexcept {
+    return static_cast<std::uint64_t>(std::count(error_lines.begin(), error_lines.end(), '\n'));
+}
+
+std::string encode_bulk_outcome(const BulkOutcome& o) {
+    std::string out;
+    out.reserve(1 + 6 * 8 + 4 + o.error_lines.size());
+    wire::put_u8(out, kEntryFormat);
+    wire::put_u64(out, static_cast<std::uint64_t>(o.expires_ms));
+    wire::put_u64(out, o.lines);
+    wire::put_u64(out, o.created);
+    wire::put_u64(out, o.replaced);
+    wire::put_u64(out, o.unchanged);
+    wire::put_u64(out, o.errors);
+    wire::put_bytes(out, o.error_lines);
+    return out;
+}
+
+Result<BulkOutcome> decode_bulk_outcome(std::string_view bytes) {
+    auto bad = [](const char* why) {
+        return Error{Errc::corrupt, std::string("stored bulk outcome is corrupt: ") + why};
+    };
+    wire::Reader r(bytes);
+    std::uint8_t format;
+    std::uint64_t expires;
+    BulkOutcome o;
+    std::string_view errors;
+    if (!r.u8(format) || format != kEntryFormat) {
+        return bad("unknown format");
+    }
+    if (!r.u64(expires) || !r.u64(o.lines) || !r.u64(o.created) || !r.u64(o.replaced) ||
+        !r.u64(o.unchanged) || !r.u64(o.errors) || !r.bytes(errors) || r.remaining() != 0) {
+        return bad("truncated or trailing bytes");
+    }
+    // Each count is at most `lines`, so the sum cannot wrap before the comparison.
+    if (o.created > o.lines || o.replaced > o.lines || o.unchanged > o.lines ||
+        o.errors > o.lines || o.created + o.replaced + o.unchanged + o.errors != o.lines) {
+        return bad("counts do not add up to lines");
+    }
+    if (errors.size() > kMaxOutcomeErrorBytes) {
+        return bad("error lines exceed the kept bytes");
+    }
+    if (!errors.empty() && errors.back() != '\n') {
+        return bad("last error line is unterminated");
+    }
+    o.expires_ms = static_cast<std::int64_t>(expires);
+    o.error_lines.assign(errors);
+    const std::uint64_t kept = o.kept_error_lines();
+    if (kept > o.errors || kept > kMaxOutcomeErrorLines) {
+        return bad("more error lines than errors or than are kept");
+    }
+    return o;
 }
 
 NewApiKey generate_api_key(std::string username, std::int64_t now) {

@@ -11,6 +11,7 @@
 //                 u8 op (| 0x80: loaded, no record copy), u64 BE time, then account, key and
 //                 value each as u32 BE size + bytes
 //   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
+//   idempotency_v1  account + 0x00 + Idempotency-Key -> BulkOutcome (admin.hpp); not change-logged
 //
 // Identifier keys are the case-folded handle. LMDB keys are limited (511 bytes by default) while
 // handles may be configured up to 2048 bytes, so a longer key keeps its first bytes (the prefix
@@ -185,8 +186,15 @@ ChangeKind change_kind(Table t) {
         return ChangeKind::account;
     case Table::api_keys:
         return ChangeKind::api_key;
+    case Table::idempotency:
+        break; // never logged (logged_table)
     }
     return ChangeKind::prefix;
+}
+
+/// Tables whose writes are registry content and get change-log entries (registry.hpp Table).
+bool logged_table(Table t) noexcept {
+    return t != Table::idempotency;
 }
 
 ChangeOp change_op(Outcome o) {
@@ -342,7 +350,7 @@ public:
     const RegistryOptions& options() const noexcept { return options_; }
 
     MDB_dbi ids_ = 0, counters_ = 0, changes_ = 0, meta_ = 0;
-    MDB_dbi tables_[5] = {};
+    MDB_dbi tables_[6] = {}; // by Table; 0 = absent (only idempotency, read-only opens)
 
     MDB_dbi table(Table t) const noexcept { return tables_[static_cast<int>(t)]; }
 
@@ -560,7 +568,8 @@ std::vector<std::pair<std::string, std::uint64_t>> ReadSnapshot::prefix_counts()
 
 std::optional<std::string> ReadSnapshot::get_entry(Table table, std::string_view key) const {
     std::string_view v;
-    if (key.empty() || !state_->txn.get(state_->impl->table(table), key, v)) {
+    const MDB_dbi dbi = state_->impl->table(table);
+    if (key.empty() || dbi == 0 || !state_->txn.get(dbi, key, v)) {
         return std::nullopt;
     }
     return std::string(v);
@@ -580,6 +589,9 @@ void ReadSnapshot::for_each_entry(
 EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
                                      std::size_t limit) const {
     EntryPage page;
+    if (state_->impl->table(table) == 0) {
+        return page; // a table this database does not have yet (read-only open)
+    }
     lmdb::Cursor c(state_->txn, state_->impl->table(table));
     std::string position;
     std::string_view key, value;
@@ -826,6 +838,9 @@ void RegistryImpl::open_databases() {
         tables_[static_cast<int>(Table::templates)] = open("templates_v1");
         tables_[static_cast<int>(Table::accounts)] = open("accounts_v1");
         tables_[static_cast<int>(Table::api_keys)] = open("apikeys_v1");
+        // Added after schema 1 shipped: MDB_CREATE adds it to older databases as they open, and
+        // builds without it ignore it, so no schema upgrade is needed either way.
+        tables_[static_cast<int>(Table::idempotency)] = open("idempotency_v1");
         check_schema(txn);
         const int rc = txn.commit();
         if (rc == MDB_MAP_FULL && attempt == 0) {
@@ -866,6 +881,15 @@ void RegistryImpl::open_databases_read_only() {
     tables_[static_cast<int>(Table::templates)] = open("templates_v1");
     tables_[static_cast<int>(Table::accounts)] = open("accounts_v1");
     tables_[static_cast<int>(Table::api_keys)] = open("apikeys_v1");
+    {
+        // Absent in databases no writable open of this build has touched yet: read as empty.
+        MDB_dbi dbi;
+        const int rc = mdb_dbi_open(txn.get(), "idempotency_v1", 0, &dbi);
+        if (rc != MDB_NOTFOUND) {
+            lmdb::check(rc, "idempotency_v1");
+            tables_[static_cast<int>(Table::idempotency)] = dbi;
+        }
+    }
     std::string_view stored;
     if (!txn.get(meta_, kSchemaKey, stored) || stored.size() != 4) {
         throw StartupError(Errc::corrupt, "schema_version key is missing or malformed");
@@ -1817,7 +1841,9 @@ OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
     }
     ctx.txn.put(dbi, op.key, op.value);
     OpResult result{outcome, {}, 0};
-    ctx.log(change_kind(op.table), outcome, account, op.key, op.value, result, changes_);
+    if (logged_table(op.table)) {
+        ctx.log(change_kind(op.table), outcome, account, op.key, op.value, result, changes_);
+    }
     return result;
 }
 
@@ -1840,7 +1866,9 @@ OpResult RegistryImpl::apply_delete_entry(GroupContext& ctx, const DeleteEntry& 
         return failed(Errc::not_found, "entry " + op.key + " does not exist");
     }
     OpResult result{Outcome::deleted, {}, 0};
-    ctx.log(change_kind(op.table), Outcome::deleted, account, op.key, {}, result, changes_);
+    if (logged_table(op.table)) {
+        ctx.log(change_kind(op.table), Outcome::deleted, account, op.key, {}, result, changes_);
+    }
     return result;
 }
 
@@ -2275,6 +2303,18 @@ VerifyReport RegistryImpl::verify(std::size_t max_problems) {
         }
         return std::nullopt;
     });
+    // Bulk outcomes are bookkeeping, not administrative entries: checked, not counted.
+    if (table(Table::idempotency) != 0) {
+        lmdb::Cursor c(txn, table(Table::idempotency));
+        std::string_view key, value;
+        for (bool more = c.move(MDB_FIRST, key, value); more; more = c.move(MDB_NEXT, key, value)) {
+            if (auto outcome = decode_bulk_outcome(value); !outcome) {
+                std::string name(key); // "<account>\0<Idempotency-Key>"
+                std::replace(name.begin(), name.end(), '\0', '/');
+                problem("idempotency: " + name + ": " + outcome.error().message);
+            }
+        }
+    }
     return report;
 }
 

@@ -202,7 +202,8 @@ int serve(const std::optional<std::string>& path) {
                                           &metrics,
                                           config.limits.max_body_bytes,
                                           std::max(config.limits.max_batch_body_bytes,
-                                                   config.limits.max_body_bytes)});
+                                                   config.limits.max_body_bytes),
+                                          config.limits.idempotency_ttl_s});
     Router router;
     api.register_routes(router);
     Server server(config, router.as_dispatch(), metrics, logging);

@@ -419,6 +419,7 @@ private:
         setters_["limits.max_connections"] = integer(c.limits.max_connections, 1, 1000000);
         setters_["limits.rate_per_ip"] = rate(c.limits.rate_per_ip);
         setters_["limits.rate_per_account"] = rate(c.limits.rate_per_account);
+        setters_["limits.idempotency_ttl_s"] = integer(c.limits.idempotency_ttl_s, 1, 30 * 86400);
 
         setters_["log.level"] =
             one_of(c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});

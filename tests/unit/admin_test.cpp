@@ -104,3 +104,84 @@ TEST_CASE("sha256 and constant-time comparison") {
     CHECK_FALSE(constant_time_equal("abc", "ab"));
     CHECK(random_hex(16).size() == 32);
 }
+
+TEST_CASE("bulk outcomes round-trip; damaged bytes are a clear corrupt error") {
+    BulkOutcome o;
+    o.expires_ms = 1'800'000'000'123;
+    o.lines = 10;
+    o.created = 4;
+    o.replaced = 2;
+    o.unchanged = 1;
+    o.errors = 3;
+    o.error_lines = "{\"line\":2}\n{\"line\":7}\n"; // 2 of the 3 errors kept
+    const std::string bytes = encode_bulk_outcome(o);
+    auto back = decode_bulk_outcome(bytes);
+    REQUIRE(back.ok());
+    CHECK(back->expires_ms == o.expires_ms);
+    CHECK(back->lines == 10);
+    CHECK(back->created == 4);
+    CHECK(back->replaced == 2);
+    CHECK(back->unchanged == 1);
+    CHECK(back->errors == 3);
+    CHECK(back->error_lines == o.error_lines);
+    CHECK(back->kept_error_lines() == 2);
+    CHECK(decode_bulk_outcome(encode_bulk_outcome(BulkOutcome{})).ok());
+
+    auto corrupt_with = [](std::string_view b, std::string_view why) {
+        auto r = decode_bulk_outcome(b);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == Errc::corrupt);
+        CHECK(r.error().message == "stored bulk outcome is corrupt: " + std::string(why));
+    };
+    // Every truncation and any trailing byte.
+    for (std::size_t n = 1; n < bytes.size(); ++n) {
+        CAPTURE(n);
+        corrupt_with(bytes.substr(0, n), "truncated or trailing bytes");
+    }
+    corrupt_with(bytes + "x", "truncated or trailing bytes");
+    corrupt_with("", "unknown format");
+    corrupt_with("\x02" + bytes.substr(1), "unknown format");
+
+    auto variant = [&](auto&& change) {
+        BulkOutcome v = o;
+        change(v);
+        return encode_bulk_outcome(v);
+    };
+    corrupt_with(variant([](BulkOutcome& v) { v.created = 5; }), "counts do not add up to lines");
+    // Counts that would wrap around when summed.
+    corrupt_with(variant([](BulkOutcome& v) {
+                     v.created = ~0ull;
+                     v.replaced = 11;
+                 }),
+                 "counts do not add up to lines");
+    corrupt_with(variant([](BulkOutcome& v) { v.error_lines += "{}"; }),
+                 "last error line is unterminated");
+    corrupt_with(variant([](BulkOutcome& v) { v.error_lines = "a\nb\nc\nd\n"; }),
+                 "more error lines than errors or than are kept");
+    corrupt_with(variant([](BulkOutcome& v) {
+                     v.lines = v.errors = 1000;
+                     v.created = v.replaced = v.unchanged = 0;
+                     v.error_lines.clear();
+                     for (std::size_t i = 0; i <= kMaxOutcomeErrorLines; ++i)
+                         v.error_lines += "{}\n";
+                 }),
+                 "more error lines than errors or than are kept");
+    corrupt_with(variant([](BulkOutcome& v) {
+                     v.error_lines = std::string(kMaxOutcomeErrorBytes, 'x') + "\n";
+                 }),
+                 "error lines exceed the kept bytes");
+    // A length prefix that claims more bytes than there are (and one claiming 4 GiB).
+    std::string long_prefix = bytes;
+    long_prefix[1 + 6 * 8] = '\x7f';
+    corrupt_with(long_prefix, "truncated or trailing bytes");
+    // Any single flipped byte decodes to an error or to an outcome that is internally consistent.
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::string flipped = bytes;
+        flipped[i] = static_cast<char>(flipped[i] ^ 0x5a);
+        auto r = decode_bulk_outcome(flipped);
+        if (r.ok())
+            CHECK(r->created + r->replaced + r->unchanged + r->errors == r->lines);
+        else
+            CHECK(r.error().code == Errc::corrupt);
+    }
+}

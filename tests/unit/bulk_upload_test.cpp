@@ -86,7 +86,9 @@ struct Fixture {
         store = registry::Registry::open(o);
     }
     std::unique_ptr<resolver::BodyConsumer> upload(std::shared_ptr<TestChannel> channel,
-                                                   BulkOptions options = {}) {
+                                                   BulkOptions options = {},
+                                                   resolver::api::IdempotencyStore* keys = nullptr,
+                                                   std::string key = {}) {
         return BulkUpload::start(
             options, "tester", channel,
             [](const registry::Handle&, std::vector<registry::HandleValue>&) {
@@ -95,7 +97,8 @@ struct Fixture {
             [this](registry::WriteBatch& b, registry::Completion& done,
                    std::function<void()> on_space) {
                 return store->try_submit(b, done, std::move(on_space));
-            });
+            },
+            {}, keys, std::move(key));
     }
 };
 
@@ -305,6 +308,177 @@ TEST_CASE("a full writer queue: a graceful stop still submits the kept batches")
     for (int i = 0; i < 6; ++i)
         CHECK(stored(*f.store, i));
     CHECK(channel->resumes == 0); // stopped: reading never resumes
+}
+
+// ---- Idempotency-Key outcomes (the registry's idempotency table)
+// ---------------------------------
+
+namespace {
+
+using resolver::api::IdempotencyStore;
+using Claim = IdempotencyStore::Claim;
+
+const std::string kKey = std::string("tester") + '\0' + "run-1";
+
+std::optional<registry::BulkOutcome> stored_outcome(registry::Registry& store,
+                                                    const std::string& key) {
+    auto bytes = store.snapshot().get_entry(registry::Table::idempotency, key);
+    if (!bytes)
+        return std::nullopt;
+    auto outcome = registry::decode_bulk_outcome(*bytes);
+    REQUIRE(outcome.ok());
+    return *outcome;
+}
+
+std::size_t stored_outcomes(registry::Registry& store) {
+    std::size_t n = 0;
+    store.snapshot().for_each_entry(registry::Table::idempotency,
+                                    [&](const std::string&, const std::string&) { ++n; });
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("Idempotency-Key: the summary follows the durable outcome; any store then replays it") {
+    Fixture f(2);
+    IdempotencyStore keys(f.store.get(), std::chrono::hours(1));
+    std::string replay;
+    REQUIRE(keys.claim(kKey, replay) == Claim::fresh);
+    auto channel = std::make_shared<TestChannel>();
+    auto consumer = f.upload(channel, {}, &keys, kKey);
+    consumer->on_body(record(1) + "[1]\n" + record(2));
+    REQUIRE(drive({channel.get()},
+                  [&] { return channel->body.find("88.1/U-2") != std::string::npos; }));
+    {
+        // The outcome's write waits behind a held writer and a full queue: no summary yet, and
+        // the key still reads as running.
+        WriterGate gate(*f.store);
+        registry::WriteBatch filler;
+        filler.ops.emplace_back(registry::DeleteRecord{*registry::parse_handle("88.1/none-1", {})});
+        filler.ops.emplace_back(registry::DeleteRecord{*registry::parse_handle("88.1/none-2", {})});
+        f.store->submit(std::move(filler), [](registry::BatchResult) {});
+        consumer->on_end(); // every line is durable: the outcome's write is offered, refused
+        for (int i = 0; i < 20; ++i) {
+            channel->run_pending();
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        CHECK(channel->body.find("summary") == std::string::npos);
+        CHECK_FALSE(channel->finished);
+        CHECK(keys.claim(kKey, replay) == Claim::in_progress);
+        CHECK_FALSE(stored_outcome(*f.store, kKey).has_value());
+    }
+    REQUIRE(drive({channel.get()}, [&] { return channel->finished; }));
+    // Finished means stored: no wait needed before looking.
+    auto outcome = stored_outcome(*f.store, kKey);
+    REQUIRE(outcome.has_value());
+    CHECK(outcome->lines == 3);
+    CHECK(outcome->created == 2);
+    CHECK(outcome->errors == 1);
+    const std::string expected =
+        R"({"line":2,"handle":null,"status":"error","error":{"code":"invalid_record","message":"line must be a JSON object"}})"
+        "\n"
+        R"({"summary":{"lines":3,"created":2,"replaced":0,"unchanged":0,"errors":1}})"
+        "\n";
+    CHECK(resolver::api::render_replay(*outcome) == expected);
+    CHECK(keys.claim(kKey, replay) == Claim::done);
+    CHECK(replay == expected);
+    // A new store over the same registry (the node after a restart) answers the same.
+    IdempotencyStore after_restart(f.store.get(), std::chrono::hours(1));
+    replay.clear();
+    CHECK(after_restart.claim(kKey, replay) == Claim::done);
+    CHECK(replay == expected);
+    CHECK(keys.memory_bytes() == 0); // stored outcomes are not also kept in memory
+    // Another account's same key is its own.
+    CHECK(after_restart.claim(std::string("other") + '\0' + "run-1", replay) == Claim::fresh);
+}
+
+TEST_CASE("Idempotency-Key: error lines kept are the first ones, within the bounds") {
+    Fixture f;
+    IdempotencyStore keys(f.store.get(), std::chrono::hours(1));
+    std::string replay;
+    REQUIRE(keys.claim(kKey, replay) == Claim::fresh);
+    auto channel = std::make_shared<TestChannel>();
+    BulkOptions options;
+    options.errors_only = true;
+    auto consumer = f.upload(channel, options, &keys, kKey);
+    std::string body;
+    for (int i = 0; i < 1000; ++i)
+        body += R"({"handle":")" + std::string(400, 'h') + R"("})" + "\n"; // invalid_handle
+    consumer->on_body(body);
+    consumer->on_end();
+    channel->run_until_finished();
+    auto outcome = stored_outcome(*f.store, kKey);
+    REQUIRE(outcome.has_value());
+    CHECK(outcome->errors == 1000);
+    CHECK(outcome->error_lines.size() <= registry::kMaxOutcomeErrorBytes);
+    const auto kept = outcome->kept_error_lines();
+    CHECK(kept > 10);
+    CHECK(kept < registry::kMaxOutcomeErrorLines); // the byte bound came first here
+    CHECK(channel->body.substr(0, outcome->error_lines.size()) == outcome->error_lines);
+    REQUIRE(keys.claim(kKey, replay) == Claim::done);
+    CHECK(replay.find(R"("code":"replay_truncated","message":"only the first )" +
+                      std::to_string(kept) + " of 1000 error lines are kept") != std::string::npos);
+}
+
+TEST_CASE("Idempotency-Key: expired or undecodable outcomes are fresh, and claims sweep them") {
+    Fixture f;
+    auto key = [](const std::string& name) { return "tester" + std::string(1, '\0') + name; };
+    registry::BulkOutcome old;
+    old.expires_ms = 1000; // long past
+    registry::WriteBatch batch;
+    for (int i = 0; i < 40; ++i)
+        batch.ops.emplace_back(registry::PutEntry{registry::Table::idempotency,
+                                                  key("old-" + std::to_string(100 + i)),
+                                                  registry::encode_bulk_outcome(old)});
+    batch.ops.emplace_back(
+        registry::PutEntry{registry::Table::idempotency, key("junk"), "\x01garbage"});
+    const auto last = f.store->snapshot().last_sequence();
+    for (const auto& r : f.store->write(std::move(batch)))
+        REQUIRE(r.ok());
+    CHECK(f.store->snapshot().last_sequence() == last); // bookkeeping: not in the change log
+    REQUIRE(stored_outcomes(*f.store) == 41);
+
+    // 41 entries in key order (junk, old-100 .. old-139) are 3 pages of kSweepEntries (16).
+    static_assert(IdempotencyStore::kSweepEntries == 16);
+    IdempotencyStore keys(f.store.get(), std::chrono::hours(1));
+    std::string replay;
+    CHECK(keys.claim(key("junk"), replay) == Claim::fresh);    // sweeps page 1
+    CHECK(keys.claim(key("old-139"), replay) == Claim::fresh); // expired; sweeps page 2
+    CHECK(keys.claim(key("new-0"), replay) == Claim::fresh);   // page 3 but old-139: it is held
+    f.store->write(registry::WriteBatch{});                    // the sweeps' deletes have committed
+    std::vector<std::string> left;
+    f.store->snapshot().for_each_entry(
+        registry::Table::idempotency,
+        [&](const std::string& k, const std::string&) { left.push_back(k); });
+    CHECK(left == std::vector<std::string>{key("old-139")});
+    // Released (its upload was cut), the next lap of the sweep removes it too.
+    CHECK(keys.claim(key("new-1"), replay) == Claim::fresh);
+    f.store->write(registry::WriteBatch{});
+    CHECK(stored_outcomes(*f.store) == 1);
+    keys.release(key("old-139"));
+    CHECK(keys.claim(key("new-2"), replay) == Claim::fresh);
+    f.store->write(registry::WriteBatch{});
+    CHECK(stored_outcomes(*f.store) == 0);
+}
+
+TEST_CASE("Idempotency-Key: outcomes kept in memory (no registry) are bounded in bytes") {
+    IdempotencyStore keys(nullptr, std::chrono::hours(1), 64 * 1024);
+    registry::BulkOutcome outcome;
+    outcome.lines = outcome.errors = 20;
+    for (int i = 0; i < 20; ++i)
+        outcome.error_lines += std::string(100, 'e') + "\n";
+    std::string replay;
+    for (int i = 0; i < 200; ++i) {
+        const std::string key = "tester" + std::string(1, '\0') + std::to_string(i);
+        REQUIRE(keys.claim(key, replay) == Claim::fresh);
+        keys.complete(key, outcome, false);
+        CHECK(keys.memory_bytes() <= 64 * 1024);
+    }
+    CHECK(keys.memory_bytes() > 32 * 1024);
+    // The newest are replayed; the oldest were evicted and run again.
+    CHECK(keys.claim("tester" + std::string(1, '\0') + "199", replay) == Claim::done);
+    CHECK(replay == resolver::api::render_replay(outcome));
+    CHECK(keys.claim("tester" + std::string(1, '\0') + "0", replay) == Claim::fresh);
 }
 
 // ---- the pieces the upload is made of (also fuzzed: tests/fuzz/bulk_ndjson_fuzz.cpp) ----------

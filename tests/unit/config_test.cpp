@@ -55,6 +55,7 @@ TEST_CASE("an empty document gives every documented default") {
     CHECK(c.limits.max_connections == 10000);
     CHECK(c.limits.rate_per_ip == 0);
     CHECK(c.limits.rate_per_account == 0);
+    CHECK(c.limits.idempotency_ttl_s == 86400);
     CHECK(c.log.level == "info");
     CHECK(c.log.access == "off");
     CHECK(c.log.format == LogFormat::text);
@@ -83,6 +84,7 @@ TEST_CASE("the shipped conf/idnode.toml parses and equals the defaults") {
     CHECK(u.ops.listen == c.ops.listen);
     CHECK(u.limits.max_header_bytes == c.limits.max_header_bytes);
     CHECK(u.limits.max_connections == c.limits.max_connections);
+    CHECK(u.limits.idempotency_ttl_s == c.limits.idempotency_ttl_s);
     CHECK(u.log.access == c.log.access);
 }
 
@@ -117,6 +119,7 @@ idle_timeout_s = 30
 max_connections = 3
 rate_per_ip = 2.5
 rate_per_account = 100
+idempotency_ttl_s = 600
 [log]
 level = "debug"
 access = "/var/log/idnode/access.log"
@@ -145,6 +148,7 @@ format = "json"
     CHECK(c.limits.max_connections == 3);
     CHECK(c.limits.rate_per_ip == 2.5);
     CHECK(c.limits.rate_per_account == 100);
+    CHECK(c.limits.idempotency_ttl_s == 600);
     CHECK(c.log.level == "debug");
     CHECK(c.log.access == "/var/log/idnode/access.log");
     CHECK(c.log.format == LogFormat::json);

@@ -1,6 +1,7 @@
 // The registry store (registry/include/idnode/registry/registry.hpp, DESIGN §3–§4): every
 // operation and its error paths, batches, counters, listings, admin tables and the change log.
 // Each test case opens a real LMDB environment in a fresh temporary directory.
+#include "idnode/registry/admin.hpp"
 #include "store_helpers.hpp"
 
 #include <doctest/doctest.h>
@@ -119,6 +120,66 @@ TEST_CASE("schema version: a fresh database records it; a newer one refuses to s
     } catch (const StartupError& e) {
         INFO(e.what());
         CHECK(std::string(e.what()).find(std::to_string(kSchemaVersion + 1)) != std::string::npos);
+    }
+}
+
+TEST_CASE("a database made before the idempotency table opens read-only and writable") {
+    TempDir dir;
+    auto options = options_in(dir);
+    {
+        auto reg = Registry::open(options);
+        REQUIRE(reg->write(put("88.1/a", url_record("u"))).ok());
+    }
+    // What an older build left: every table but idempotency_v1.
+    {
+        MDB_env* env = nullptr;
+        REQUIRE(mdb_env_create(&env) == 0);
+        REQUIRE(mdb_env_set_maxdbs(env, 16) == 0);
+        REQUIRE(mdb_env_set_mapsize(env, 64ull << 20) == 0);
+        REQUIRE(mdb_env_open(env, options.data_dir.c_str(), 0, 0644) == 0);
+        MDB_txn* txn = nullptr;
+        REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+        MDB_dbi dbi;
+        REQUIRE(mdb_dbi_open(txn, "idempotency_v1", 0, &dbi) == 0);
+        REQUIRE(mdb_drop(txn, dbi, 1) == 0);
+        REQUIRE(mdb_txn_commit(txn) == 0);
+        mdb_env_close(env);
+    }
+    const std::string key = "tester"s + '\0' + "k";
+    {
+        auto ro = options;
+        ro.mode = OpenMode::read_only;
+        auto reg = Registry::open(ro);
+        auto snap = reg->snapshot();
+        CHECK(snap.count_all() == 1);
+        CHECK_FALSE(snap.get_entry(Table::idempotency, key).has_value());
+        CHECK(snap.list_entries(Table::idempotency, {}, 10).entries.empty());
+        const auto report = reg->verify();
+        CHECK_MESSAGE(report.ok(), report.problems.front());
+        CHECK(reg->backup(dir.path() / "backup").ok());
+    }
+    {
+        auto reg = Registry::open(options); // a writable open adds the table
+        const auto result = reg->write(
+            PutEntry{Table::idempotency, key, encode_bulk_outcome(BulkOutcome{})}, "tester");
+        CHECK(result.outcome == Outcome::created);
+        CHECK(result.sequence == 0); // not change-logged
+        CHECK(reg->verify().ok());
+        // Damaged outcomes are reported by verify, with the key spelled readably.
+        REQUIRE(reg->write(PutEntry{Table::idempotency, "tester"s + '\0' + "bad", "\x01x"}).ok());
+        const auto report = reg->verify();
+        REQUIRE(report.problems.size() == 1);
+        CHECK(report.problems[0] ==
+              "idempotency: tester/bad: stored bulk outcome is corrupt: truncated or trailing "
+              "bytes");
+        CHECK(report.admin_entries == 0);
+        REQUIRE(reg->write(DeleteEntry{Table::idempotency, "tester"s + '\0' + "bad"}).ok());
+    }
+    {
+        auto ro = options;
+        ro.mode = OpenMode::read_only;
+        auto reg = Registry::open(ro);
+        CHECK(reg->snapshot().get_entry(Table::idempotency, key).has_value());
     }
 }
 

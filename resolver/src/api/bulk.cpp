@@ -14,52 +14,127 @@ using registry::Outcome;
 
 // ---- IdempotencyStore ---------------------------------------------------------------------------
 
-void IdempotencyStore::expire(std::chrono::steady_clock::time_point now) {
-    while (!order_.empty()) {
-        auto it = entries_.find(order_.front());
-        if (it == entries_.end()) { // released earlier
-            order_.pop_front();
+namespace {
+
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// What one kept outcome costs in memory, roughly (the key twice, the text, the nodes).
+std::size_t memory_cost(const std::string& key, const std::string& replay) {
+    return 2 * key.size() + replay.size() + 128;
+}
+
+} // namespace
+
+void IdempotencyStore::expire(std::int64_t now_ms) {
+    while (!done_order_.empty()) {
+        auto it = entries_.find(done_order_.front());
+        if (it == entries_.end()) { // cannot happen: done entries leave only through here
+            done_order_.pop_front();
             continue;
         }
-        const bool too_old = now - it->second.created > ttl_;
-        const bool too_many = entries_.size() > max_entries_ && it->second.done;
-        if (!too_old && !too_many)
+        const bool too_old = it->second.expires_ms <= now_ms;
+        if (!too_old && memory_bytes_ <= max_memory_bytes_)
             break;
-        if (!it->second.done && !too_old)
-            break; // never evict an upload that is still running
+        memory_bytes_ -= memory_cost(it->first, it->second.replay);
+        done_order_.pop_front();
         entries_.erase(it);
-        order_.pop_front();
     }
+}
+
+// The deletes of the expired (or undecodable) outcomes among the next kSweepEntries of the
+// registry's table, and where the page after them starts. Called with mutex_ held, which makes it
+// safe against claims: a key held in memory is skipped, and a claim that starts after this is
+// ordered after these deletes in the writer's queue.
+registry::WriteBatch IdempotencyStore::find_expired(const registry::ReadSnapshot& snapshot,
+                                                    std::int64_t now_ms, std::string& next) const {
+    auto page = snapshot.list_entries(registry::Table::idempotency, sweep_cursor_, kSweepEntries);
+    registry::WriteBatch batch;
+    for (const auto& [key, value] : page.entries) {
+        if (entries_.contains(key))
+            continue;
+        auto outcome = registry::decode_bulk_outcome(value);
+        if (!outcome || outcome->expires_ms <= now_ms)
+            batch.ops.emplace_back(registry::DeleteEntry{registry::Table::idempotency, key});
+    }
+    next = std::move(page.next_cursor); // empty: start over at the beginning
+    return batch;
 }
 
 IdempotencyStore::Claim IdempotencyStore::claim(const std::string& key, std::string& replay) {
-    const auto now = std::chrono::steady_clock::now();
+    const std::int64_t now = unix_ms_now();
     std::lock_guard lock(mutex_);
     expire(now);
-    auto [it, inserted] = entries_.try_emplace(key);
-    if (inserted) {
-        it->second.created = now;
-        order_.push_back(key);
-        return Claim::fresh;
+    if (auto it = entries_.find(key); it != entries_.end()) {
+        if (!it->second.done)
+            return Claim::in_progress;
+        replay = it->second.replay;
+        return Claim::done;
     }
-    if (!it->second.done)
-        return Claim::in_progress;
-    replay = it->second.replay;
-    return Claim::done;
+    if (registry_ != nullptr) {
+        registry::WriteBatch expired;
+        std::string next;
+        {
+            const registry::ReadSnapshot snapshot = registry_->snapshot();
+            if (auto stored = snapshot.get_entry(registry::Table::idempotency, key)) {
+                auto outcome = registry::decode_bulk_outcome(*stored);
+                if (outcome && outcome->expires_ms > now) {
+                    replay = render_replay(*outcome);
+                    return Claim::done;
+                }
+            }
+            expired = find_expired(snapshot, now, next);
+        }
+        registry::Completion ignore = [](registry::BatchResult) {}; // not_found: already gone
+        // Never wait for the writer (this is an I/O thread): with its queue full, the same page is
+        // looked at again by a later claim.
+        if (expired.ops.empty() ||
+            registry_->try_submit(expired, ignore) == registry::SubmitStatus::queued)
+            sweep_cursor_ = std::move(next);
+    }
+    entries_.emplace(key, Entry{});
+    return Claim::fresh;
 }
 
-void IdempotencyStore::complete(const std::string& key, std::string replay) {
+registry::PutEntry IdempotencyStore::outcome_entry(const std::string& key,
+                                                   registry::BulkOutcome outcome) const {
+    outcome.expires_ms = unix_ms_now() + ttl_.count();
+    return registry::PutEntry{registry::Table::idempotency, key,
+                              registry::encode_bulk_outcome(outcome), registry::PutMode::upsert};
+}
+
+void IdempotencyStore::complete(const std::string& key, const registry::BulkOutcome& outcome,
+                                bool durable) {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(key);
-    if (it == entries_.end())
+    if (it == entries_.end() || it->second.done)
         return;
+    if (durable) {
+        entries_.erase(it); // the registry answers from now on
+        return;
+    }
     it->second.done = true;
-    it->second.replay = std::move(replay);
+    it->second.replay = render_replay(outcome);
+    it->second.expires_ms = unix_ms_now() + ttl_.count();
+    done_order_.push_back(key);
+    memory_bytes_ += memory_cost(key, it->second.replay);
+    expire(unix_ms_now());
 }
 
 void IdempotencyStore::release(const std::string& key) {
     std::lock_guard lock(mutex_);
-    entries_.erase(key);
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.done)
+        return;
+    entries_.erase(it);
+}
+
+std::size_t IdempotencyStore::memory_bytes() const {
+    std::lock_guard lock(mutex_);
+    return memory_bytes_;
 }
 
 // ---- BulkUpload ---------------------------------------------------------------------------------
@@ -405,10 +480,15 @@ void BulkUpload::emit(Batch& batch) {
         ++errors;
         std::string line;
         append_error(line, e.line, handle, code, message);
-        if (store_ != nullptr && !idempotency_key_.empty() &&
-            replay_error_count_ < kMaxReplayErrors) {
-            replay_errors_ += line;
-            ++replay_error_count_;
+        if (store_ != nullptr && !idempotency_key_.empty() && !replay_full_) {
+            // Kept lines are always the first ones: once one does not fit, none after it is kept.
+            if (replay_error_lines_ < registry::kMaxOutcomeErrorLines &&
+                replay_errors_.size() + line.size() <= registry::kMaxOutcomeErrorBytes) {
+                replay_errors_ += line;
+                ++replay_error_lines_;
+            } else {
+                replay_full_ = true;
+            }
         }
         out += line;
     }
@@ -430,20 +510,35 @@ void BulkUpload::emit(Batch& batch) {
         channel_->write(std::move(out));
 }
 
-std::string BulkUpload::summary_line() const {
+std::string bulk_summary_line(const BulkSummary& summary, bool complete) {
     std::string out = "{\"summary\":{\"lines\":";
-    append_number(out, summary_.lines);
+    append_number(out, summary.lines);
     out += ",\"created\":";
-    append_number(out, summary_.created);
+    append_number(out, summary.created);
     out += ",\"replaced\":";
-    append_number(out, summary_.replaced);
+    append_number(out, summary.replaced);
     out += ",\"unchanged\":";
-    append_number(out, summary_.unchanged);
+    append_number(out, summary.unchanged);
     out += ",\"errors\":";
-    append_number(out, summary_.errors);
-    if (stopped_)
+    append_number(out, summary.errors);
+    if (!complete)
         out += ",\"complete\":false";
     out += "}}\n";
+    return out;
+}
+
+std::string render_replay(const registry::BulkOutcome& outcome) {
+    std::string out = outcome.error_lines;
+    const std::uint64_t kept = outcome.kept_error_lines();
+    if (kept < outcome.errors) {
+        out += "{\"error\":{\"code\":\"replay_truncated\",\"message\":\"only the first ";
+        append_number(out, kept);
+        out += " of ";
+        append_number(out, outcome.errors);
+        out += " error lines are kept\"}}\n";
+    }
+    out += bulk_summary_line(BulkSummary{outcome.lines, outcome.created, outcome.replaced,
+                                         outcome.unchanged, outcome.errors});
     return out;
 }
 
@@ -451,30 +546,57 @@ void BulkUpload::maybe_finish() {
     if (finished_ || !(ended_ || stopped_ || aborted_) || !in_flight_.empty() || open_)
         return;
     finished_ = true;
+    const bool keyed = store_ != nullptr && !idempotency_key_.empty();
     if (aborted_ || stopped_) {
-        if (store_ != nullptr && !idempotency_key_.empty())
+        if (keyed)
             store_->release(idempotency_key_);
     }
     if (aborted_)
         return;
-    std::string tail;
     if (stopped_) {
-        tail = "{\"error\":{\"code\":\"shutting_down\",\"message\":" +
-               json_quote("the server is stopping; lines after line " + std::to_string(line_no_) +
-                          " were not read") +
-               "}}\n";
+        tail_ = "{\"error\":{\"code\":\"shutting_down\",\"message\":" +
+                json_quote("the server is stopping; lines after line " + std::to_string(line_no_) +
+                           " were not read") +
+                "}}\n";
     }
-    tail += summary_line();
-    if (store_ != nullptr && !idempotency_key_.empty() && !stopped_) {
-        std::string replay = replay_errors_;
-        if (replay_error_count_ < summary_.errors)
-            replay += "{\"error\":{\"code\":\"replay_truncated\",\"message\":\"only the first " +
-                      std::to_string(kMaxReplayErrors) + " error lines are kept\"}}\n";
-        replay += tail;
-        store_->complete(idempotency_key_, std::move(replay));
+    tail_ += bulk_summary_line(summary_, !stopped_);
+    if (keyed && !stopped_) {
+        outcome_ = registry::BulkOutcome{0,
+                                         summary_.lines,
+                                         summary_.created,
+                                         summary_.replaced,
+                                         summary_.unchanged,
+                                         summary_.errors,
+                                         std::move(replay_errors_)};
+        outcome_write_.account = account_;
+        outcome_write_.ops.emplace_back(store_->outcome_entry(idempotency_key_, outcome_));
+        return store_outcome(); // the summary follows once the outcome is durable
     }
-    channel_->write(std::move(tail));
+    channel_->write(std::move(tail_));
     channel_->finish();
+}
+
+// Offers the outcome's write like a batch (never blocking this executor; a full queue is
+// retried when the writer has room, even after a disconnect: every line was applied, so the
+// outcome is still what a retry must get).
+void BulkUpload::store_outcome() {
+    auto self = shared_from_this();
+    registry::Completion done = [self](registry::BatchResult results) {
+        const bool durable = !results.empty() && results.front().ok();
+        self->channel_->post([self, durable] { self->outcome_stored(durable); });
+    };
+    auto on_space = [self] { self->channel_->post([self] { self->store_outcome(); }); };
+    if (submit_(outcome_write_, done, std::move(on_space)) == registry::SubmitStatus::queued)
+        outcome_write_ = {};
+}
+
+void BulkUpload::outcome_stored(bool durable) {
+    store_->complete(idempotency_key_, outcome_, durable);
+    outcome_ = {};
+    if (!aborted_) {
+        channel_->write(std::move(tail_));
+        channel_->finish();
+    }
 }
 
 void BulkUpload::on_end() {

@@ -28,12 +28,20 @@
 //
 // Memory: one line buffer (<= max_line_bytes), the open batch and the in-flight batches (kept
 // ones included: at most max_in_flight plus those completed by the last piece of body), and
-// (for an Idempotency-Key) the error lines kept for replay, capped at kMaxReplayErrors.
+// (for an Idempotency-Key) the error lines kept for replay, at most kMaxOutcomeErrorLines and
+// kMaxOutcomeErrorBytes (admin.hpp).
+//
+// Idempotency-Key: the upload's outcome (summary and the first error lines, a BulkOutcome) is
+// written to the registry (Table::idempotency) through the same non-blocking submit, and the
+// summary line is sent only once that write is durable: a client that saw the summary can retry
+// after any crash and get the replay; one that did not re-runs the upload (create/upsert report
+// identical records as unchanged).
 //
 // Threading: on_body/on_end/on_stop/on_abort run on the connection's executor; registry
 // completions (writer thread) hop back there through channel->post before touching state.
 #pragma once
 
+#include "idnode/registry/admin.hpp"
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/streaming.hpp"
 
@@ -203,38 +211,64 @@ struct BulkOptions {
     std::function<void()> on_group_closed;
 };
 
-/// Error lines kept per Idempotency-Key for replay; beyond, the replay says how many were cut.
-inline constexpr std::size_t kMaxReplayErrors = 10000;
+/// The summary line of an upload's response ("complete":false when it was cut by a stop).
+std::string bulk_summary_line(const BulkSummary& summary, bool complete = true);
 
-/// Outcomes of finished uploads by (account, Idempotency-Key), in memory, bounded by count and
-/// age. Thread-safe.
+/// What a repeated Idempotency-Key answers: the kept error lines, a `replay_truncated` line when
+/// some were cut, and the summary line.
+std::string render_replay(const registry::BulkOutcome& outcome);
+
+/// Outcomes of finished uploads by (account, Idempotency-Key). Thread-safe.
+///
+/// A finished outcome lives in the registry (Table::idempotency, BulkOutcome with its expiry),
+/// so it survives restarts; memory holds only the claims of running uploads (one per open
+/// upload) and outcomes whose registry write failed (storage full), the latter capped at
+/// `max_memory_bytes` (oldest evicted first). Expired outcomes read as absent; they are deleted
+/// as later keys are claimed, kSweepEntries looked at per claim, so the table shrinks back at
+/// the pace it grows and a claim never does more than that much work.
 class IdempotencyStore {
 public:
-    IdempotencyStore(std::size_t max_entries, std::chrono::seconds ttl)
-        : max_entries_(max_entries), ttl_(ttl) {}
+    static constexpr std::size_t kSweepEntries = 16;
+
+    /// `registry` nullptr: memory only (outcomes then last until they expire or are evicted).
+    IdempotencyStore(registry::Registry* registry, std::chrono::milliseconds ttl,
+                     std::size_t max_memory_bytes = 8 << 20)
+        : registry_(registry), ttl_(ttl), max_memory_bytes_(max_memory_bytes) {}
 
     enum class Claim { fresh, in_progress, done };
     /// Claims the key for a new upload (fresh), or reports that one runs (in_progress) or has
-    /// finished; then `replay` receives its stored output (error lines + summary).
+    /// finished; then `replay` receives its stored answer (render_replay). An outcome that does
+    /// not decode (damaged storage) is treated as absent: the upload runs again and replaces it.
     Claim claim(const std::string& key, std::string& replay);
-    /// The upload finished: keep its output for replay.
-    void complete(const std::string& key, std::string replay);
+    /// The write that stores `outcome` under the claimed key, its expiry set to now + ttl.
+    registry::PutEntry outcome_entry(const std::string& key, registry::BulkOutcome outcome) const;
+    /// The upload finished and its outcome's write completed: `durable` = the registry now
+    /// answers for the key; otherwise the outcome is kept in memory (bounded, see above).
+    void complete(const std::string& key, const registry::BulkOutcome& outcome, bool durable);
     /// The upload did not finish (disconnect, stop): forget the key so that a retry runs.
     void release(const std::string& key);
 
+    /// Bytes of outcomes held in memory (their registry write failed).
+    std::size_t memory_bytes() const;
+
 private:
     struct Entry {
-        bool done = false;
+        bool done = false; // false: an upload holds the claim
         std::string replay;
-        std::chrono::steady_clock::time_point created;
+        std::int64_t expires_ms = 0;
     };
-    void expire(std::chrono::steady_clock::time_point now);
+    void expire(std::int64_t now_ms);
+    registry::WriteBatch find_expired(const registry::ReadSnapshot& snapshot, std::int64_t now_ms,
+                                      std::string& next) const;
 
-    std::size_t max_entries_;
-    std::chrono::seconds ttl_;
-    std::mutex mutex_;
+    registry::Registry* registry_;
+    std::chrono::milliseconds ttl_;
+    std::size_t max_memory_bytes_;
+    mutable std::mutex mutex_;
     std::unordered_map<std::string, Entry> entries_;
-    std::deque<std::string> order_; // insertion order, for expiry and the size bound
+    std::list<std::string> done_order_; // done entries, oldest first (same ttl: expiry order)
+    std::size_t memory_bytes_ = 0;
+    std::string sweep_cursor_; // where the next sweep of the registry's table continues
 };
 
 /// Counts of processed lines for metrics (called on the connection's executor).
@@ -294,7 +328,8 @@ private:
     void on_durable();
     void emit(Batch& batch);
     void maybe_finish();
-    std::string summary_line() const;
+    void store_outcome();
+    void outcome_stored(bool durable);
 
     BulkOptions options_;
     std::string account_;
@@ -311,8 +346,12 @@ private:
     std::unique_ptr<Batch> open_;
     std::deque<std::shared_ptr<Batch>> in_flight_;
     BulkSummary summary_;
-    std::string replay_errors_;
-    std::size_t replay_error_count_ = 0;
+    std::string replay_errors_; // the first error lines, kept for an Idempotency-Key
+    std::size_t replay_error_lines_ = 0;
+    bool replay_full_ = false; // an error line did not fit: later ones are not kept either
+    std::string tail_;         // the response's last lines, sent once the outcome is stored
+    registry::BulkOutcome outcome_;
+    registry::WriteBatch outcome_write_; // not yet taken by the writer (its queue was full)
     bool ended_ = false;
     bool stopped_ = false;
     bool aborted_ = false;

@@ -1520,8 +1520,9 @@ private:
     api::AccountRateLimit account_limit_; // shared with the SNMS API
     std::vector<std::string> homed_;      // folded; fixed after construction
     std::unique_ptr<api::SnmsApi> snms_;
-    // Finished bulk outcomes by (account, Idempotency-Key): in memory, 10,000 keys, 24 h.
-    api::IdempotencyStore idempotency_{10000, std::chrono::hours(24)};
+    // Bulk outcomes by (account, Idempotency-Key): in the registry, limits.idempotency_ttl_s.
+    api::IdempotencyStore idempotency_{&registry_,
+                                       std::chrono::seconds(options_.idempotency_ttl_s)};
     Family<Counter>* bulk_lines_ = nullptr; // idnode_bulk_lines_total{status}
     api::ResolutionCounter resolutions_;    // resolutions_today of /api/v1/stats
 };

@@ -1,5 +1,5 @@
 // Typed administrative records stored in the registry's tables (DESIGN §3): enterprise prefixes,
-// accounts and API keys, with their binary encodings and the credential primitives.
+// accounts, API keys and bulk outcomes, with their binary encodings and the credential primitives.
 //
 // The registry stores these as opaque entries (registry.hpp `PutEntry`); this header owns their
 // encoding so that every layer reads them the same way. Decoding is defensive (Errc::corrupt).
@@ -14,6 +14,7 @@
 
 #include "idnode/registry/error.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -98,6 +99,35 @@ std::optional<ParsedApiKey> parse_api_key(std::string_view key) noexcept;
 
 /// Constant-time check of a presented secret against the stored hash.
 bool api_key_matches(const ApiKeyRecord& record, std::string_view secret) noexcept;
+
+// ---- bulk outcomes (Idempotency-Key)
+// -------------------------------------------------------------
+
+/// Error lines an outcome keeps (the first ones, at most this many and this many bytes); the
+/// rest are only counted. Bounds one stored outcome to a few tens of KiB however large the upload.
+inline constexpr std::size_t kMaxOutcomeErrorLines = 100;
+inline constexpr std::size_t kMaxOutcomeErrorBytes = 32 * 1024;
+
+/// What a finished bulk upload answered, kept under its Idempotency-Key (Table::idempotency, key
+/// "<account>\0<Idempotency-Key>") so that a retry replays it instead of writing again.
+struct BulkOutcome {
+    std::int64_t expires_ms = 0; // unix milliseconds; replayed only before this
+    std::uint64_t lines = 0;     // = created + replaced + unchanged + errors
+    std::uint64_t created = 0;
+    std::uint64_t replaced = 0;
+    std::uint64_t unchanged = 0;
+    std::uint64_t errors = 0;
+    /// The first error result lines as sent (NDJSON, each ending in '\n'), within the bounds
+    /// above; errors - kept_error_lines() were cut.
+    std::string error_lines;
+
+    std::uint64_t kept_error_lines() const noexcept;
+};
+
+std::string encode_bulk_outcome(const BulkOutcome& o);
+/// Errc::corrupt (with the reason) for bytes that are not an outcome this build wrote: wrong
+/// format, truncated, counts that do not add up, error lines beyond the bounds or unterminated.
+Result<BulkOutcome> decode_bulk_outcome(std::string_view bytes);
 
 // ---- credential primitives
 // -----------------------------------------------------------------------

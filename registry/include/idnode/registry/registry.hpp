@@ -112,7 +112,18 @@ struct DeleteRecord {
 
 /// Administrative tables (prefixes, templates, accounts, API keys). The registry stores opaque
 /// bytes under a key; typed stores above it own the encoding.
-enum class Table : std::uint8_t { prefixes = 1, templates = 2, accounts = 3, api_keys = 4 };
+///
+/// `idempotency` holds the outcomes of bulk uploads by (account, Idempotency-Key) (admin.hpp
+/// BulkOutcome): node-local bookkeeping, not registry content, so its writes get no change-log
+/// entry (sequence 0) and reach no mirror or report. A read-only open of a database written
+/// before this table existed reads it as empty; a writable open creates it.
+enum class Table : std::uint8_t {
+    prefixes = 1,
+    templates = 2,
+    accounts = 3,
+    api_keys = 4,
+    idempotency = 5
+};
 struct PutEntry {
     Table table = Table::prefixes;
     std::string key;
@@ -285,7 +296,7 @@ private:
 struct VerifyReport {
     std::uint64_t identifiers = 0;     // records walked
     std::uint64_t changes = 0;         // change-log entries walked
-    std::uint64_t admin_entries = 0;   // prefixes, templates, accounts, keys walked
+    std::uint64_t admin_entries = 0;   // prefixes, templates, accounts, keys walked (not outcomes)
     std::vector<std::string> problems; // empty = consistent
     bool ok() const noexcept { return problems.empty(); }
 };

@@ -114,6 +114,8 @@ struct NodeConfig {
         std::uint32_t max_connections = 10000;
         double rate_per_ip = 0;      // requests/s; 0 = off
         double rate_per_account = 0; // requests/s; 0 = off
+        // How long a bulk upload's outcome answers a repeated Idempotency-Key.
+        std::uint32_t idempotency_ttl_s = 86400;
     } limits;
 
     struct Log {

@@ -52,6 +52,9 @@ struct NodeApiOptions {
     std::size_t max_record_bytes = 64 * 1024;
     /// Body bound of the SNMS batch routes (limits.max_batch_body_bytes).
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
+    /// How long a bulk upload's outcome answers a repeated Idempotency-Key
+    /// (limits.idempotency_ttl_s).
+    std::uint32_t idempotency_ttl_s = 86400;
 };
 
 class NodeApi {
