@@ -1,7 +1,7 @@
 // idctl end to end through the real binaries: offline load (rejects file, exit 3), export and
-// re-load round trip, the refusal to load under a running node, backup under write load restored
-// into a fresh node, verify, exit codes for usage errors, and `idctl qr` (single and bulk, PNGs
-// decoded with zbarimg).
+// re-load round trip, the refusal to load under a running node (and of a second node on one
+// data directory), backup under write load restored into a fresh node, verify, exit codes for
+// usage errors, and `idctl qr` (single and bulk, PNGs decoded with zbarimg).
 #include "harness.hpp"
 
 #include <boost/json.hpp>
@@ -433,6 +433,53 @@ TEST_CASE("idnode refuses to start while an offline load holds the database") {
     auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
     CHECK(verify.exit_code == 0);
     CHECK(json::parse(verify.out).at("identifiers").to_number<std::uint64_t>() == 1);
+}
+
+TEST_CASE("a second idnode on the same data directory refuses to start; a node killed with "
+          "SIGKILL leaves no lock behind") {
+    NodeProcess first("two-nodes-first");
+    const fs::path db = first.dir() / "db";
+    const std::string admin = "Bearer " + init(db);
+    first.start();
+
+    NodeProcess second("two-nodes-second");
+    second.set("node.data_dir", "\"" + db.string() + "\"");
+    std::string refusal;
+    try {
+        second.start();
+    } catch (const HarnessError& e) {
+        refusal = e.what();
+    }
+    CHECK_MESSAGE(refusal.find("exited (1)") != std::string::npos, refusal);
+    const std::string err = second.stderr_text();
+    CHECK_MESSAGE(err.find(db.string() + " is already in use by another idnode (pid " +
+                           std::to_string(first.pid()) + ")") != std::string::npos,
+                  err);
+    // Offline writers are still refused while a node runs.
+    const fs::path input = first.dir() / "in.ndjson";
+    write_file(input, R"({"handle":"88.118.8/x","values":[{"index":1,"type":"URL","data":"u"}]})"
+                      "\n");
+    auto offline =
+        run_command({idctl(), "load", "--offline", "--data-dir", db.string(), input.string()});
+    CHECK(offline.exit_code == 1);
+    CHECK(offline.err.find("stop idnode") != std::string::npos);
+
+    // The first node still serves; once it is killed (no clean shutdown), the second one starts.
+    {
+        HttpsClient c(first.https_port(), trust(first.pki().ca_cert));
+        c.connect();
+        auto put = c.request(V::put, "/api/handles/88.118/one",
+                             R"({"values":[{"index":1,"type":"URL","data":"u"}]})",
+                             {{"Authorization", admin}});
+        CHECK(put.result() == http::status::created);
+    }
+    first.signal(SIGKILL);
+    CHECK(first.wait() == 128 + SIGKILL);
+    second.start();
+    HttpsClient c(second.https_port(), trust(second.pki().ca_cert));
+    c.connect();
+    CHECK(c.request(V::get, "/api/handles/88.118/one").result() == http::status::ok);
+    CHECK(second.stop() == 0);
 }
 
 TEST_CASE("an offline load killed mid-way leaves a consistent database; re-running completes it") {

@@ -39,8 +39,11 @@ namespace idnode::registry {
 inline constexpr std::uint32_t kSchemaVersion = 1;
 
 /// How a process uses the environment.
-/// - shared: the node. Any number of shared and read_only openers may coexist (LMDB is
-///   multi-process safe); refused while an exclusive opener holds the directory.
+/// - shared: the node. One writing process per directory (an exclusive flock on
+///   data_dir/registry.lock, which the kernel drops when the process dies, even by SIGKILL):
+///   a second node on the same directory would keep its own rate limits, throttles and
+///   idempotency keys, so it is refused (StartupError, Errc::unavailable, naming the directory
+///   and the holder's pid); read_only openers may coexist (LMDB is multi-process safe).
 /// - exclusive: offline writers (`idctl load --offline`). Refused (StartupError, Errc::unavailable)
 ///   when any other process has the environment open, and keeps shared openers out until closed.
 /// - read_only: no writer thread, no write transactions, the environment is never created or
