@@ -937,6 +937,66 @@ TEST_CASE("idctl online: Ctrl-C stops a load with a checkpoint; --resume finishe
     CHECK(no_checkpoint.err.find("no checkpoint") != std::string::npos);
 }
 
+TEST_CASE("idctl online: Ctrl-C before the first acknowledged batch still leaves a checkpoint; "
+          "--resume loads everything") {
+    OnlineNode n("idctl-online-early-int");
+    const Online steel = n.as(set_up_enterprise(n));
+    const int rows = 1000;
+    std::string csv = kSteelHeader, ndjson;
+    for (int i = 0; i < rows; ++i) {
+        csv += steel_row(i);
+        ndjson += R"({"handle":"88.118.8/E-)" + std::to_string(i) +
+                  R"(","values":[{"index":1,"type":"URL","data":"https://e/)" + std::to_string(i) +
+                  "\"}]}\n";
+    }
+    const fs::path csv_file = n.process.dir() / "early.csv";
+    const fs::path ndjson_file = n.process.dir() / "early.ndjson";
+    write_file(csv_file, csv);
+    write_file(ndjson_file, ndjson);
+
+    // The node is stopped (SIGSTOP) while idctl runs, so nothing can be acknowledged before the
+    // interrupt: a CSV load is then still looking up its template, an NDJSON load is sending.
+    auto interrupt_early = [&](std::vector<std::string> load) {
+        n.process.signal(SIGSTOP);
+        const std::vector<std::string> args = steel.argv(std::move(load));
+        std::vector<char*> argv;
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        pid_t pid = -1;
+        posix_spawn_file_actions_t quiet;
+        posix_spawn_file_actions_init(&quiet);
+        posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+        const int spawned = ::posix_spawn(&pid, argv[0], &quiet, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&quiet);
+        REQUIRE(spawned == 0);
+        std::this_thread::sleep_for(300ms);
+        ::kill(pid, SIGINT);
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        n.process.signal(SIGCONT);
+        INFO("idctl " << (WIFEXITED(status) ? "exited " : "died of signal ")
+                      << (WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
+        CHECK((WIFEXITED(status) ? WEXITSTATUS(status) : -1) == 1);
+    };
+
+    interrupt_early(
+        {"load", "--template", "steel-1.0", "--progress-interval", "10", csv_file.string()});
+    REQUIRE(fs::exists(csv_file.string() + ".checkpoint"));
+    const json::value csv_done =
+        steel.json_of({"load", "--template", "steel-1.0", "--resume", csv_file.string()});
+    CHECK(u64(csv_done, "records") == static_cast<std::uint64_t>(rows));
+    CHECK_FALSE(fs::exists(csv_file.string() + ".checkpoint"));
+
+    interrupt_early({"load", "--progress-interval", "10", ndjson_file.string()});
+    REQUIRE(fs::exists(ndjson_file.string() + ".checkpoint"));
+    const json::value ndjson_done = steel.json_of({"load", "--resume", ndjson_file.string()});
+    CHECK(u64(ndjson_done, "records") == static_cast<std::uint64_t>(rows));
+    CHECK_FALSE(fs::exists(ndjson_file.string() + ".checkpoint"));
+    CHECK(u64(n.admin().json_of({"stats"}), "identifiers") == static_cast<std::uint64_t>(2 * rows));
+}
+
 TEST_CASE("idctl online: put, get, resolve, delete, prefix, account and template commands") {
     OnlineNode n("idctl-online-cmds");
     const std::string key = set_up_enterprise(n);
