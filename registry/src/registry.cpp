@@ -29,6 +29,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -336,6 +337,7 @@ public:
     RegistryStats stats() const;
     Status backup(const std::filesystem::path& out_dir);
     VerifyReport verify(std::size_t max_problems);
+    DiskSpace disk_space();
     void check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t changes,
                                        const std::function<void(std::string)>& problem);
 
@@ -408,6 +410,11 @@ private:
     std::atomic<std::uint64_t> stat_last_commit_us_{0};
     std::atomic<std::uint64_t> stat_growths_{0};
     std::atomic<std::uint64_t> stat_refused_{0};
+
+    // In a disk-full episode (DiskEvent); changed under disk_mutex_, which also orders the
+    // on_disk_event calls, read without it.
+    std::atomic<bool> disk_full_{false};
+    std::mutex disk_mutex_;
 };
 
 // ---- ReadSnapshot ------------------------------------------------------------------------------
@@ -1051,6 +1058,54 @@ RegistryImpl::Growth RegistryImpl::grow_map() {
     return Growth::grown;
 }
 
+// ---- disk space --------------------------------------------------------------------------------
+
+std::optional<std::uint64_t> RegistryImpl::free_bytes() const {
+    struct statvfs fs {};
+    if (::statvfs(options_.data_dir.c_str(), &fs) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+// LMDB passes on ENOSPC/EDQUOT from a write that failed outright, but turns a short write (the
+// filesystem took part of the pages, then ran out) into EIO. A short write leaves the filesystem
+// with next to nothing free, so EIO with less than kDiskFullBelow free is a full disk; with more,
+// it is a real I/O error (Errc::internal).
+bool RegistryImpl::disk_full_error(int rc) const {
+    if (rc == ENOSPC || rc == EDQUOT) {
+        return true;
+    }
+    if (rc != EIO) {
+        return false;
+    }
+    const auto free = free_bytes();
+    return free && *free < kDiskFullBelow;
+}
+
+void RegistryImpl::set_disk_full(bool full, std::string detail, std::uint64_t free) {
+    std::lock_guard lock(disk_mutex_);
+    if (disk_full_.load() == full) {
+        return; // once per episode
+    }
+    disk_full_.store(full);
+    if (options_.on_disk_event) {
+        try {
+            options_.on_disk_event(DiskEvent{full, options_.data_dir, free, std::move(detail)});
+        } catch (...) {
+            // on_disk_event must not throw (registry.hpp); the writer must go on regardless.
+        }
+    }
+}
+
+DiskSpace RegistryImpl::disk_space() {
+    const auto free = free_bytes();
+    if (free && *free >= kDiskRoomAgain && disk_full_.load()) {
+        set_disk_full(false, "space was freed", *free);
+    }
+    return DiskSpace{disk_full_.load(), free.value_or(0)};
+}
+
 // ---- the writer
 // ----------------------------------------------------------------------------------
 
@@ -1418,12 +1473,17 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
         } catch (const lmdb::MdbError& e) {
             if (e.rc() == MDB_MAP_FULL) {
                 map_full = true;
-            } else if (e.rc() == ENOSPC || e.rc() == EDQUOT) {
-                // The disk (not the map) is full: the commit failed and nothing was written.
+            } else if (disk_full_error(e.rc())) {
+                // The disk (not the map) is full: LMDB aborted the transaction, so nothing of the
+                // group is stored; the pages it managed to write lie beyond the last commit and
+                // are written over later. Every write tries again: they resume once there is room.
+                set_disk_full(true, e.what(), free_bytes().value_or(0));
                 for (std::size_t b = 0; b < count; ++b) {
                     results[b].assign(
                         group[first + b].batch.ops.size(),
-                        failed(Errc::storage_full, std::string("storage full: ") + e.what()));
+                        failed(Errc::storage_full,
+                               "storage full: no space left on the database's disk (writes "
+                               "resume once space is freed; reads still work)"));
                 }
                 return results;
             } else if (e.rc() == MDB_MAP_RESIZED) {
@@ -1478,6 +1538,9 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                                            .count());
         stat_used_bytes_ = env_->used_bytes();
         writeback_.after_commit(stat_used_bytes_);
+        if (disk_full_.load(std::memory_order_relaxed)) {
+            set_disk_full(false, "a write succeeded", free_bytes().value_or(0));
+        }
         return results;
     }
 }
@@ -1966,6 +2029,9 @@ RegistryStats Registry::stats() const {
 }
 const RegistryOptions& Registry::options() const noexcept {
     return impl_->options();
+}
+DiskSpace Registry::disk_space() const {
+    return impl_->disk_space();
 }
 
 // ---- maintenance: backup and verify -----------------------------------------------------------
