@@ -30,6 +30,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -344,6 +345,7 @@ public:
     RegistryStats stats() const;
     Status backup(const std::filesystem::path& out_dir);
     VerifyReport verify(std::size_t max_problems);
+    DiskSpace disk_space();
     void check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t changes,
                                        const std::function<void(std::string)>& problem);
 
@@ -360,12 +362,16 @@ private:
     void open_databases();
     void open_databases_read_only();
     void take_access_lock();
+    std::string lock_holder() const;
     void refuse_other_processes();
     void release_environment() noexcept;
     void check_schema(lmdb::Txn& txn);
     void writer_loop();
     std::vector<BatchResult> commit_group(std::vector<Pending>& group, std::size_t first,
                                           std::size_t count);
+    bool disk_full_error(int rc) const;
+    std::optional<std::uint64_t> free_bytes() const;
+    void set_disk_full(bool full, std::string detail, std::uint64_t free);
     enum class Growth { grown, at_limit, snapshots_open };
     Growth grow_map();
     void adopt_foreign_resize();
@@ -412,6 +418,11 @@ private:
     std::atomic<std::uint64_t> stat_last_commit_us_{0};
     std::atomic<std::uint64_t> stat_growths_{0};
     std::atomic<std::uint64_t> stat_refused_{0};
+
+    // In a disk-full episode (DiskEvent); changed under disk_mutex_, which also orders the
+    // on_disk_event calls, read without it.
+    std::atomic<bool> disk_full_{false};
+    std::mutex disk_mutex_;
 };
 
 // ---- ReadSnapshot ------------------------------------------------------------------------------
@@ -737,9 +748,12 @@ void RegistryImpl::release_environment() noexcept {
     OpenEnvironments::release(claimed_dir_);
 }
 
-// Shared openers (the node) hold a shared flock on registry.lock, an exclusive opener (offline
-// load) an exclusive one, so that neither can start while the other runs. read_only openers take
-// none: a backup may run beside anything.
+// Every writing opener, the node (shared) and an offline load (exclusive) alike, holds an
+// exclusive flock on registry.lock: neither can start while another writer runs, and two nodes
+// never serve one directory (each would keep its own rate limits, throttles and idempotency
+// keys). The holder writes its pid and role into the file, only for the refusal message: the
+// kernel drops a flock when its process dies (SIGKILL included), so a stale file never blocks a
+// restart. read_only openers take none: a backup may run beside anything.
 void RegistryImpl::take_access_lock() {
     const auto path = options_.data_dir / "registry.lock";
     access_lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
@@ -750,15 +764,54 @@ void RegistryImpl::take_access_lock() {
                            "cannot open " + path.string() + ": " + std::strerror(err));
     }
     const bool exclusive = options_.mode == OpenMode::exclusive;
-    if (::flock(access_lock_fd_, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (::flock(access_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        const std::string holder = lock_holder(); // "<pid> node" or "<pid> offline"
         release_environment();
+        const auto space = holder.find(' ');
+        const std::string pid = space == std::string::npos ? "" : holder.substr(0, space);
+        const std::string role = space == std::string::npos ? "" : holder.substr(space + 1);
+        const std::string dir = options_.data_dir.string();
+        const std::string in_pid = pid.empty() ? "" : " (pid " + pid + ")";
+        if (exclusive) {
+            throw StartupError(Errc::unavailable, "the database in " + dir +
+                                                      " is in use by another process" + in_pid +
+                                                      " (stop idnode first)");
+        }
+        if (role == "offline") {
+            throw StartupError(Errc::unavailable,
+                               "the database in " + dir +
+                                   " is being written by an offline load (idctl load --offline" +
+                                   (pid.empty() ? "" : ", pid " + pid) +
+                                   "); wait for it to finish");
+        }
+        const std::string who = role == "node" ? "another idnode" : "another process";
         throw StartupError(Errc::unavailable,
-                           exclusive ? "the database in " + options_.data_dir.string() +
-                                           " is in use by another process (stop idnode first)"
-                                     : "the database in " + options_.data_dir.string() +
-                                           " is being written by an offline load "
-                                           "(idctl load --offline); wait for it to finish");
+                           "the database in " + dir + " is already in use by " + who + in_pid +
+                               ": one node per data directory (stop that one, or give this one "
+                               "its own node.data_dir)");
     }
+    // Best effort: a full disk must not stop the node from starting.
+    const std::string holder = std::to_string(::getpid()) + (exclusive ? " offline\n" : " node\n");
+    if (::ftruncate(access_lock_fd_, 0) == 0) {
+        [[maybe_unused]] const auto written =
+            ::pwrite(access_lock_fd_, holder.data(), holder.size(), 0);
+    }
+}
+
+/// What the current holder of registry.lock wrote into it ("" if nothing readable).
+std::string RegistryImpl::lock_holder() const {
+    char buf[64];
+    const ssize_t n = ::pread(access_lock_fd_, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        return {};
+    }
+    std::string text(buf, static_cast<std::size_t>(n));
+    const auto end = text.find('\n');
+    if (end == std::string::npos) {
+        return {}; // written half-way (its holder is starting): not worth quoting
+    }
+    text.resize(end);
+    return text;
 }
 
 // Every process that has the environment open holds LMDB's shared fcntl lock on byte 0 of
@@ -1027,6 +1080,54 @@ RegistryImpl::Growth RegistryImpl::grow_map() {
     stat_map_size_ = env_->map_size();
     stat_growths_.fetch_add(1);
     return Growth::grown;
+}
+
+// ---- disk space --------------------------------------------------------------------------------
+
+std::optional<std::uint64_t> RegistryImpl::free_bytes() const {
+    struct statvfs fs {};
+    if (::statvfs(options_.data_dir.c_str(), &fs) != 0) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+// LMDB passes on ENOSPC/EDQUOT from a write that failed outright, but turns a short write (the
+// filesystem took part of the pages, then ran out) into EIO. A short write leaves the filesystem
+// with next to nothing free, so EIO with less than kDiskFullBelow free is a full disk; with more,
+// it is a real I/O error (Errc::internal).
+bool RegistryImpl::disk_full_error(int rc) const {
+    if (rc == ENOSPC || rc == EDQUOT) {
+        return true;
+    }
+    if (rc != EIO) {
+        return false;
+    }
+    const auto free = free_bytes();
+    return free && *free < kDiskFullBelow;
+}
+
+void RegistryImpl::set_disk_full(bool full, std::string detail, std::uint64_t free) {
+    std::lock_guard lock(disk_mutex_);
+    if (disk_full_.load() == full) {
+        return; // once per episode
+    }
+    disk_full_.store(full);
+    if (options_.on_disk_event) {
+        try {
+            options_.on_disk_event(DiskEvent{full, options_.data_dir, free, std::move(detail)});
+        } catch (...) {
+            // on_disk_event must not throw (registry.hpp); the writer must go on regardless.
+        }
+    }
+}
+
+DiskSpace RegistryImpl::disk_space() {
+    const auto free = free_bytes();
+    if (free && *free >= kDiskRoomAgain && disk_full_.load()) {
+        set_disk_full(false, "space was freed", *free);
+    }
+    return DiskSpace{disk_full_.load(), free.value_or(0)};
 }
 
 // ---- the writer
@@ -1396,12 +1497,17 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
         } catch (const lmdb::MdbError& e) {
             if (e.rc() == MDB_MAP_FULL) {
                 map_full = true;
-            } else if (e.rc() == ENOSPC || e.rc() == EDQUOT) {
-                // The disk (not the map) is full: the commit failed and nothing was written.
+            } else if (disk_full_error(e.rc())) {
+                // The disk (not the map) is full: LMDB aborted the transaction, so nothing of the
+                // group is stored; the pages it managed to write lie beyond the last commit and
+                // are written over later. Every write tries again: they resume once there is room.
+                set_disk_full(true, e.what(), free_bytes().value_or(0));
                 for (std::size_t b = 0; b < count; ++b) {
                     results[b].assign(
                         group[first + b].batch.ops.size(),
-                        failed(Errc::storage_full, std::string("storage full: ") + e.what()));
+                        failed(Errc::storage_full,
+                               "storage full: no space left on the database's disk (writes "
+                               "resume once space is freed; reads still work)"));
                 }
                 return results;
             } else if (e.rc() == MDB_MAP_RESIZED) {
@@ -1456,6 +1562,9 @@ std::vector<BatchResult> RegistryImpl::commit_group(std::vector<Pending>& group,
                                            .count());
         stat_used_bytes_ = env_->used_bytes();
         writeback_.after_commit(stat_used_bytes_);
+        if (disk_full_.load(std::memory_order_relaxed)) {
+            set_disk_full(false, "a write succeeded", free_bytes().value_or(0));
+        }
         return results;
     }
 }
@@ -1948,6 +2057,9 @@ RegistryStats Registry::stats() const {
 }
 const RegistryOptions& Registry::options() const noexcept {
     return impl_->options();
+}
+DiskSpace Registry::disk_space() const {
+    return impl_->disk_space();
 }
 
 // ---- maintenance: backup and verify -----------------------------------------------------------

@@ -165,6 +165,18 @@ int serve(const std::optional<std::string>& path) {
     idnode::registry::RegistryOptions store;
     store.data_dir = config.node.data_dir;
     store.max_db_size = config.node.max_db_size;
+    // One line when the disk fills up and one when it has room again: the registry raises each
+    // change once, however many writes fail meanwhile.
+    store.on_disk_event = [&logging](const idnode::registry::DiskEvent& e) {
+        if (e.full)
+            logging.app().error("storage full: the filesystem of {} has {} bytes free; writes "
+                                "fail with 507 storage_full until space is freed (LMDB: {})",
+                                e.data_dir.string(), e.free_bytes, e.detail);
+        else
+            logging.app().warn("storage: the filesystem of {} has room again ({} bytes free, {}); "
+                               "writes resume",
+                               e.data_dir.string(), e.free_bytes, e.detail);
+    };
     // Declared before the server: destroyed after it, so the writer drains every acknowledged
     // write of the requests the server finished while stopping.
     auto registry = idnode::registry::Registry::open(store);
@@ -192,6 +204,13 @@ int serve(const std::optional<std::string>& path) {
     metrics.gauge_callback(
         "idnode_writer_last_commit_seconds", "duration of the last group commit",
         [&reg] { return static_cast<double>(reg.stats().last_commit_us) / 1e6; });
+    metrics.gauge_callback(
+        "idnode_storage_full",
+        "1 while the data directory's filesystem is full (writes fail with 507 storage_full)",
+        [&reg] { return reg.disk_space().full ? 1.0 : 0.0; });
+    metrics.gauge_callback("idnode_db_disk_free_bytes",
+                           "bytes free for the database on node.data_dir's filesystem",
+                           [&reg] { return static_cast<double>(reg.disk_space().free_bytes); });
 
     NodeApi api(*registry, NodeApiOptions{config.node.homed_prefixes,
                                           {},
@@ -213,6 +232,12 @@ int serve(const std::optional<std::string>& path) {
     // bound (a wildcard listen address was refused by the configuration check).
     if (config.node.public_base_url.empty())
         api.set_public_base_url("https://" + server.https_endpoint().to_string());
+    server.add_readiness_check([&reg]() -> std::string {
+        const auto space = reg.disk_space();
+        return space.full ? "storage full (" + std::to_string(space.free_bytes) +
+                                " bytes free on the data directory's filesystem)"
+                          : std::string();
+    });
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.

@@ -108,11 +108,20 @@ private:
         if (path == "/healthz")
             return text(http::status::ok, "ok\n");
         if (path == "/readyz")
-            return core_.ready.load() ? text(http::status::ok, "ready\n")
-                                      : text(http::status::service_unavailable, "not ready\n");
+            return readiness();
         Response r = text(http::status::ok, core_.registry.render());
         r.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         return r;
+    }
+
+    Response readiness() const {
+        if (!core_.ready.load())
+            return text(http::status::service_unavailable, "not ready\n");
+        for (const auto& check : core_.readiness_checks) {
+            if (std::string why = check(); !why.empty())
+                return text(http::status::service_unavailable, "not ready: " + why + "\n");
+        }
+        return text(http::status::ok, "ready\n");
     }
 
     static Response text(http::status status, std::string body) {

@@ -103,6 +103,9 @@ public:
     HostPort https_endpoint() const { return https_endpoint_; }
     asio::io_context& ioc() noexcept { return ioc_; }
     void add_stop_hook(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
+    void add_readiness_check(std::function<std::string()> reason) {
+        core_.readiness_checks.push_back(std::move(reason));
+    }
     void set_stream_dispatch(StreamDispatch d) { core_.stream_dispatch = std::move(d); }
     void set_body_limit_lookup(BodyLimitLookup l) { core_.body_limit_lookup = std::move(l); }
     HostPort ops_endpoint() const { return ops_endpoint_; }
@@ -327,6 +330,10 @@ void Server::set_body_limit_lookup(BodyLimitLookup lookup) {
 
 void Server::on_stop(std::function<void()> hook) {
     impl_->add_stop_hook(std::move(hook));
+}
+
+void Server::add_readiness_check(std::function<std::string()> reason) {
+    impl_->add_readiness_check(std::move(reason));
 }
 
 void Server::request_stop() {

@@ -16,8 +16,10 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +92,8 @@ struct ServerCore {
     const Dispatch dispatch;
     StreamDispatch stream_dispatch;    // optional; set before the server runs
     BodyLimitLookup body_limit_lookup; // optional; set before the server runs
+    // Server::add_readiness_check; set before the server runs. Each returns "" when ready.
+    std::vector<std::function<std::string()>> readiness_checks;
     MetricsRegistry& registry;
     Logging& logging;
     ServerMetrics metrics;

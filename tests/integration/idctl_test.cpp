@@ -1,7 +1,7 @@
 // idctl end to end through the real binaries: offline load (rejects file, exit 3), export and
-// re-load round trip, the refusal to load under a running node, backup under write load restored
-// into a fresh node, verify, exit codes for usage errors, and `idctl qr` (single and bulk, PNGs
-// decoded with zbarimg).
+// re-load round trip, the refusal to load under a running node (and of a second node on one
+// data directory), backup under write load restored into a fresh node, verify, exit codes for
+// usage errors, and `idctl qr` (single and bulk, PNGs decoded with zbarimg).
 #include "harness.hpp"
 
 #include <boost/json.hpp>
@@ -433,6 +433,53 @@ TEST_CASE("idnode refuses to start while an offline load holds the database") {
     auto verify = run_command({idctl(), "--json", "verify", "--data-dir", db.string()});
     CHECK(verify.exit_code == 0);
     CHECK(json::parse(verify.out).at("identifiers").to_number<std::uint64_t>() == 1);
+}
+
+TEST_CASE("a second idnode on the same data directory refuses to start; a node killed with "
+          "SIGKILL leaves no lock behind") {
+    NodeProcess first("two-nodes-first");
+    const fs::path db = first.dir() / "db";
+    const std::string admin = "Bearer " + init(db);
+    first.start();
+
+    NodeProcess second("two-nodes-second");
+    second.set("node.data_dir", "\"" + db.string() + "\"");
+    std::string refusal;
+    try {
+        second.start();
+    } catch (const HarnessError& e) {
+        refusal = e.what();
+    }
+    CHECK_MESSAGE(refusal.find("exited (1)") != std::string::npos, refusal);
+    const std::string err = second.stderr_text();
+    CHECK_MESSAGE(err.find(db.string() + " is already in use by another idnode (pid " +
+                           std::to_string(first.pid()) + ")") != std::string::npos,
+                  err);
+    // Offline writers are still refused while a node runs.
+    const fs::path input = first.dir() / "in.ndjson";
+    write_file(input, R"({"handle":"88.118.8/x","values":[{"index":1,"type":"URL","data":"u"}]})"
+                      "\n");
+    auto offline =
+        run_command({idctl(), "load", "--offline", "--data-dir", db.string(), input.string()});
+    CHECK(offline.exit_code == 1);
+    CHECK(offline.err.find("stop idnode") != std::string::npos);
+
+    // The first node still serves; once it is killed (no clean shutdown), the second one starts.
+    {
+        HttpsClient c(first.https_port(), trust(first.pki().ca_cert));
+        c.connect();
+        auto put = c.request(V::put, "/api/handles/88.118/one",
+                             R"({"values":[{"index":1,"type":"URL","data":"u"}]})",
+                             {{"Authorization", admin}});
+        CHECK(put.result() == http::status::created);
+    }
+    first.signal(SIGKILL);
+    CHECK(first.wait() == 128 + SIGKILL);
+    second.start();
+    HttpsClient c(second.https_port(), trust(second.pki().ca_cert));
+    c.connect();
+    CHECK(c.request(V::get, "/api/handles/88.118/one").result() == http::status::ok);
+    CHECK(second.stop() == 0);
 }
 
 TEST_CASE("an offline load killed mid-way leaves a consistent database; re-running completes it") {
@@ -888,6 +935,66 @@ TEST_CASE("idctl online: Ctrl-C stops a load with a checkpoint; --resume finishe
     auto no_checkpoint = steel.run({"load", "--resume", file.string()});
     CHECK(no_checkpoint.exit_code == 1);
     CHECK(no_checkpoint.err.find("no checkpoint") != std::string::npos);
+}
+
+TEST_CASE("idctl online: Ctrl-C before the first acknowledged batch still leaves a checkpoint; "
+          "--resume loads everything") {
+    OnlineNode n("idctl-online-early-int");
+    const Online steel = n.as(set_up_enterprise(n));
+    const int rows = 1000;
+    std::string csv = kSteelHeader, ndjson;
+    for (int i = 0; i < rows; ++i) {
+        csv += steel_row(i);
+        ndjson += R"({"handle":"88.118.8/E-)" + std::to_string(i) +
+                  R"(","values":[{"index":1,"type":"URL","data":"https://e/)" + std::to_string(i) +
+                  "\"}]}\n";
+    }
+    const fs::path csv_file = n.process.dir() / "early.csv";
+    const fs::path ndjson_file = n.process.dir() / "early.ndjson";
+    write_file(csv_file, csv);
+    write_file(ndjson_file, ndjson);
+
+    // The node is stopped (SIGSTOP) while idctl runs, so nothing can be acknowledged before the
+    // interrupt: a CSV load is then still looking up its template, an NDJSON load is sending.
+    auto interrupt_early = [&](std::vector<std::string> load) {
+        n.process.signal(SIGSTOP);
+        const std::vector<std::string> args = steel.argv(std::move(load));
+        std::vector<char*> argv;
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        pid_t pid = -1;
+        posix_spawn_file_actions_t quiet;
+        posix_spawn_file_actions_init(&quiet);
+        posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+        const int spawned = ::posix_spawn(&pid, argv[0], &quiet, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&quiet);
+        REQUIRE(spawned == 0);
+        std::this_thread::sleep_for(300ms);
+        ::kill(pid, SIGINT);
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        n.process.signal(SIGCONT);
+        INFO("idctl " << (WIFEXITED(status) ? "exited " : "died of signal ")
+                      << (WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status)));
+        CHECK((WIFEXITED(status) ? WEXITSTATUS(status) : -1) == 1);
+    };
+
+    interrupt_early(
+        {"load", "--template", "steel-1.0", "--progress-interval", "10", csv_file.string()});
+    REQUIRE(fs::exists(csv_file.string() + ".checkpoint"));
+    const json::value csv_done =
+        steel.json_of({"load", "--template", "steel-1.0", "--resume", csv_file.string()});
+    CHECK(u64(csv_done, "records") == static_cast<std::uint64_t>(rows));
+    CHECK_FALSE(fs::exists(csv_file.string() + ".checkpoint"));
+
+    interrupt_early({"load", "--progress-interval", "10", ndjson_file.string()});
+    REQUIRE(fs::exists(ndjson_file.string() + ".checkpoint"));
+    const json::value ndjson_done = steel.json_of({"load", "--resume", ndjson_file.string()});
+    CHECK(u64(ndjson_done, "records") == static_cast<std::uint64_t>(rows));
+    CHECK_FALSE(fs::exists(ndjson_file.string() + ".checkpoint"));
+    CHECK(u64(n.admin().json_of({"stats"}), "identifiers") == static_cast<std::uint64_t>(2 * rows));
 }
 
 TEST_CASE("idctl online: put, get, resolve, delete, prefix, account and template commands") {

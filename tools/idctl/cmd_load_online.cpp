@@ -8,12 +8,15 @@
 //
 // Checkpoint and --resume: every acknowledged record marks its input line done; the checkpoint is
 // the highest line up to which every record is acknowledged (and the byte offset after it). It is
-// written atomically (temporary file, fsync, rename) at every progress tick, on Ctrl-C and on
-// failure, and removed when the load completes. `--resume` checks that the file is the same
-// (path, size, modification time, format, mode, template), seeks to the offset, drops the rejects
-// of lines after the checkpoint (they are about to be read again) and continues. Lines after the
-// checkpoint that the node had already committed come back `unchanged` in create mode, so the
-// final state has no duplicates; in upsert/replace mode they are simply written again.
+// written atomically (temporary file, fsync, rename) before anything is sent (a fresh load: at
+// line 0), at every progress tick, on Ctrl-C and on failure, and removed when the load completes,
+// so that a load interrupted at any point, even before its first acknowledged batch, can be
+// resumed. Ctrl-C before the records are being sent (e.g. while a template is looked up) ends
+// idctl at once; from then on it stops the load at the next tick. `--resume` checks that the file
+// is the same (path, size, modification time, format, mode, template), seeks to the offset, drops
+// the rejects of lines after the checkpoint (they are about to be read again) and continues. Lines
+// after the checkpoint that the node had already committed come back `unchanged` in create mode, so
+// the final state has no duplicates; in upsert/replace mode they are simply written again.
 //
 // Progress: on a terminal a bar redrawn in place on stderr (records, % of the file, rate, ETA);
 // otherwise a plain line on stderr every 5 s. The summary goes to stdout (a table, or --json).
@@ -53,6 +56,17 @@ std::atomic<bool> g_interrupted{false}; // set by SIGINT/SIGTERM; the load stops
 
 extern "C" void on_interrupt(int) {
     g_interrupted = true;
+}
+
+// Ctrl-C before the records are being sent: nothing to drain, and the checkpoint is already on
+// disk, so idctl ends at once with this message (prepared beforehand: a signal handler may only
+// write and exit).
+std::string g_setup_interrupt_message;
+
+extern "C" void on_setup_interrupt(int) {
+    [[maybe_unused]] const auto written =
+        ::write(STDERR_FILENO, g_setup_interrupt_message.data(), g_setup_interrupt_message.size());
+    ::_exit(kExitFailed);
 }
 
 struct FileIdentity {
@@ -337,9 +351,45 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
         if (start.offset > identity->size) {
             return fail(cmd, "--resume: the checkpoint lies beyond the end of the file");
         }
-    } else {
-        std::filesystem::remove(checkpoint_path, fs_ec); // from a run the user chose to restart
     }
+    bool checkpoint_failed = false;
+    if (!a.resume && a.file != "-") {
+        // Replaces a checkpoint of a run the user chose to restart. Written before anything is
+        // sent: whenever this load is interrupted from now on, --resume finds where to go on.
+        if (!write_atomically(checkpoint_path,
+                              json::serialize(checkpoint_json(a, format, *identity, start)) +
+                                  "\n")) {
+            checkpoint_failed = true;
+            // Not the old run's either: this one started over.
+            std::filesystem::remove(checkpoint_path, fs_ec);
+            std::cerr << "idctl load: cannot write the checkpoint " << checkpoint_path
+                      << " (the load goes on; --resume would not find it)\n";
+        }
+    }
+    struct sigaction setup_sa {};
+    setup_sa.sa_handler = on_setup_interrupt;
+    sigemptyset(&setup_sa.sa_mask);
+    struct sigaction old_int {
+    }, old_term{};
+    if (a.file != "-") {
+        g_setup_interrupt_message = "idctl load: interrupted before any record was sent; the "
+                                    "checkpoint is " +
+                                    checkpoint_path +
+                                    ": run the same command with --resume to continue\n";
+        sigaction(SIGINT, &setup_sa, &old_int);
+        sigaction(SIGTERM, &setup_sa, &old_term);
+    } else {
+        sigaction(SIGINT, nullptr, &old_int);
+        sigaction(SIGTERM, nullptr, &old_term);
+    }
+    // Whatever happens next, the caller's handlers come back.
+    struct RestoreSignals {
+        struct sigaction int_sa, term_sa;
+        ~RestoreSignals() {
+            sigaction(SIGINT, &int_sa, nullptr);
+            sigaction(SIGTERM, &term_sa, nullptr);
+        }
+    } restore_signals{old_int, old_term};
 
     std::optional<sdk::Client> client;
     if (int rc = open_client(cmd, global, client, 2); rc != kExitOk) {
@@ -481,7 +531,6 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
                                                                            : (tty ? 200 : 5000));
     const std::uint64_t file_bytes = identity->size;
     Checkpoint last_written{~0ull, 0};
-    bool checkpoint_failed = false;
     auto save_checkpoint = [&] {
         const Checkpoint c = tracker.checkpoint();
         if (a.file == "-" || c.line == last_written.line) {
@@ -558,10 +607,8 @@ int load_online(const LoadArgs& a, const GlobalOptions& global) {
     struct sigaction sa {};
     sa.sa_handler = on_interrupt;
     sigemptyset(&sa.sa_mask);
-    struct sigaction old_int {
-    }, old_term{};
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     if (a.resume && start.line > 0) {
         std::cerr << "idctl load: resuming after line " << start.line << '\n';
     }

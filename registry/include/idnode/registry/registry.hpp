@@ -39,14 +39,41 @@ namespace idnode::registry {
 inline constexpr std::uint32_t kSchemaVersion = 1;
 
 /// How a process uses the environment.
-/// - shared: the node. Any number of shared and read_only openers may coexist (LMDB is
-///   multi-process safe); refused while an exclusive opener holds the directory.
+/// - shared: the node. One writing process per directory (an exclusive flock on
+///   data_dir/registry.lock, which the kernel drops when the process dies, even by SIGKILL):
+///   a second node on the same directory would keep its own rate limits, throttles and
+///   idempotency keys, so it is refused (StartupError, Errc::unavailable, naming the directory
+///   and the holder's pid); read_only openers may coexist (LMDB is multi-process safe).
 /// - exclusive: offline writers (`idctl load --offline`). Refused (StartupError, Errc::unavailable)
 ///   when any other process has the environment open, and keeps shared openers out until closed.
 /// - read_only: no writer thread, no write transactions, the environment is never created or
 ///   upgraded (StartupError not_found if it was never initialised). Safe alongside a running node
 ///   (backup, verify, export). submit() completes at once with Errc::unavailable.
 enum class OpenMode : std::uint8_t { shared, exclusive, read_only };
+
+/// A disk-full episode of the data directory's filesystem begins or ends. It begins when a commit
+/// fails for lack of space (ENOSPC or EDQUOT, or an I/O error while less than kDiskFullBelow
+/// bytes are free: LMDB reports a short write as EIO): that group's writes fail with
+/// Errc::storage_full and nothing of it is stored. It ends with the next commit that succeeds, or
+/// when Registry::disk_space() finds kDiskRoomAgain bytes free. Not raised for the max_db_size
+/// limit, which is the operator's own bound (writes fail with storage_full then too).
+struct DiskEvent {
+    bool full = false; // true: an episode begins; false: it ended
+    std::filesystem::path data_dir;
+    std::uint64_t free_bytes = 0; // available to this process when the event was raised
+    std::string detail;           // begins: LMDB's error text; ends: how it was noticed
+};
+
+/// Below this many free bytes, an I/O error at commit counts as a full disk.
+inline constexpr std::uint64_t kDiskFullBelow = 1ull << 20;
+/// A disk-full episode ends once this many bytes are free again (or a commit succeeds).
+inline constexpr std::uint64_t kDiskRoomAgain = 8ull << 20;
+
+/// Registry::disk_space(): the episode state and the room on data_dir's filesystem now.
+struct DiskSpace {
+    bool full = false;            // in a disk-full episode (DiskEvent)
+    std::uint64_t free_bytes = 0; // statvfs: blocks available to this process * fragment size
+};
 
 struct RegistryOptions {
     std::filesystem::path data_dir = "var/db";
@@ -78,6 +105,11 @@ struct RegistryOptions {
     OpenMode mode = OpenMode::shared;
     /// Clock used for value timestamps and change-log times (tests inject a fixed one).
     std::function<std::int64_t()> clock;
+    /// Told when the filesystem of data_dir runs out of space and when it has room again (see
+    /// DiskEvent): once per change, so a caller can log each disk-full episode once. Runs on the
+    /// writer thread or on the thread calling disk_space(); must be thread-safe, must not throw
+    /// and must not call into the registry.
+    std::function<void(const DiskEvent&)> on_disk_event;
 };
 
 // ---- writes ------------------------------------------------------------------------------------
@@ -369,6 +401,11 @@ public:
 
     RegistryStats stats() const;
     const RegistryOptions& options() const noexcept;
+
+    /// The data directory's filesystem (one statvfs; thread-safe). While in a disk-full episode,
+    /// finding kDiskRoomAgain bytes free ends it (on_disk_event) without waiting for a write, so
+    /// that a node's readiness returns as soon as the operator frees space.
+    DiskSpace disk_space() const;
 
     /// Writes a consistent, compacted copy of the environment (one read transaction; free pages
     /// dropped) as `out_dir`/data.mdb. `out_dir` is created if needed and must not already hold a

@@ -37,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 namespace boost::asio {
 class io_context;
@@ -98,6 +99,11 @@ public:
     /// Registers `hook` to run (on an I/O thread) when a graceful stop begins, before the drain:
     /// other listeners on io_context() stop accepting there. Call before run().
     void on_stop(std::function<void()> hook);
+
+    /// Adds a condition to /readyz: `reason` is asked on every probe (on the ops thread; keep it
+    /// cheap) and returns "" when ready, otherwise why not (/readyz then answers 503
+    /// "not ready: <reason>"). Call before run().
+    void add_readiness_check(std::function<std::string()> reason);
 
 private:
     class Impl;
