@@ -1032,6 +1032,13 @@ Call with_body(http::verb m, std::string target, std::string_view body, bool ide
     c.idempotent = idempotent;
     return c;
 }
+/// The node wants the current password before a caller that authenticated by login token
+/// mints a lasting credential for itself (a key, a password): the client adds it when it logs
+/// in with a password as `username` (the node ignores it when it is not needed).
+void add_current_password(const ClientOptions& o, std::string_view username, json::object& body) {
+    if (o.api_key.empty() && !o.password.empty() && o.username == username)
+        body["current_password"] = o.password;
+}
 } // namespace
 
 Result<std::string> Client::allocate_prefix(std::string_view request_json) const {
@@ -1061,13 +1068,32 @@ Result<std::string> Client::list_accounts() const {
     return body_of(impl_->execute_ok(get("/api/v1/accounts")));
 }
 Status Client::set_password(std::string_view username, std::string_view password) const {
+    json::object body{{"password", password}};
+    add_current_password(impl_->options, username, body);
     return status_of(impl_->execute_ok(
         with_body(http::verb::put, "/api/v1/accounts/" + encode_path(username, false) + "/password",
-                  json::serialize(json::object{{"password", password}}), true)));
+                  json::serialize(body), true)));
+}
+Status Client::disable_account(std::string_view username) const {
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/disable",
+                  {}, true)));
+}
+Status Client::enable_account(std::string_view username) const {
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/enable",
+                  {}, true)));
+}
+Status Client::delete_account(std::string_view username) const {
+    return status_of(impl_->execute_ok(with_body(
+        http::verb::delete_, "/api/v1/accounts/" + encode_path(username, false), {}, false)));
 }
 Result<ApiKey> Client::create_key(std::string_view username) const {
-    auto r = impl_->execute_ok(with_body(
-        http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/keys", {}, false));
+    json::object body;
+    add_current_password(impl_->options, username, body);
+    auto r = impl_->execute_ok(
+        with_body(http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/keys",
+                  body.empty() ? std::string() : json::serialize(body), false));
     if (!r)
         return r.error();
     error_code ec;

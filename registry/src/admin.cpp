@@ -15,6 +15,9 @@ namespace idnode::registry {
 namespace {
 
 constexpr std::uint8_t kEntryFormat = 1;
+// Accounts only: format 1 followed by a flags byte (admin.hpp); unknown flag bits are corrupt.
+constexpr std::uint8_t kAccountFormatFlags = 2;
+constexpr std::uint8_t kAccountDisabled = 1;
 
 Error corrupt(const char* what) {
     return Error{Errc::corrupt, std::string("stored ") + what + " is corrupt"};
@@ -193,7 +196,7 @@ Status validate_username(std::string_view name) {
 
 std::string encode_account(const Account& a) {
     std::string out;
-    wire::put_u8(out, kEntryFormat);
+    wire::put_u8(out, a.disabled ? kAccountFormatFlags : kEntryFormat);
     wire::put_u8(out, static_cast<std::uint8_t>(a.role));
     wire::put_u64(out, a.token_generation);
     wire::put_u64(out, static_cast<std::uint64_t>(a.created));
@@ -204,6 +207,9 @@ std::string encode_account(const Account& a) {
     for (const auto& p : a.prefixes) {
         wire::put_bytes(out, p);
     }
+    if (a.disabled) {
+        wire::put_u8(out, kAccountDisabled);
+    }
     return out;
 }
 
@@ -213,9 +219,9 @@ Result<Account> decode_account(std::string_view bytes) {
     std::uint64_t generation, created;
     std::string_view username, hash, v1;
     std::uint32_t count;
-    if (!r.u8(format) || format != kEntryFormat || !r.u8(role) || role < 1 || role > 3 ||
-        !r.u64(generation) || !r.u64(created) || !r.bytes(username) || !r.bytes(hash) ||
-        !r.bytes(v1) || !r.u32(count) || count > r.remaining() / 4) {
+    if (!r.u8(format) || (format != kEntryFormat && format != kAccountFormatFlags) || !r.u8(role) ||
+        role < 1 || role > 3 || !r.u64(generation) || !r.u64(created) || !r.bytes(username) ||
+        !r.bytes(hash) || !r.bytes(v1) || !r.u32(count) || count > r.remaining() / 4) {
         return corrupt("account");
     }
     Account a;
@@ -232,6 +238,11 @@ Result<Account> decode_account(std::string_view bytes) {
         }
         a.prefixes.emplace_back(p);
     }
+    std::uint8_t flags = 0;
+    if (format == kAccountFormatFlags && (!r.u8(flags) || (flags & ~kAccountDisabled) != 0)) {
+        return corrupt("account");
+    }
+    a.disabled = (flags & kAccountDisabled) != 0;
     if (r.remaining() != 0) {
         return corrupt("account");
     }

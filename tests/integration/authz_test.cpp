@@ -533,14 +533,28 @@ TEST_CASE("authorisation matrix: every role on every route family") {
          forbidden},
         {admin, V::put, "/api/v1/accounts/pharma/password", R"({"password":"pharma-new-1"})",
          N(S::ok)},
+        // By API key or token a non-admin needs its current password (frozen has none).
         {frozen, V::put, "/api/v1/accounts/frozen/password", R"({"password":"frozen-new-1"})",
+         N(S::forbidden, "current_password_required")},
+        {admin, V::put, "/api/v1/accounts/frozen/password", R"({"password":"frozen-new-1"})",
          N(S::ok)},
         {anonymous, V::post, "/api/v1/accounts/pharma/keys", {}, bad401n},
         {bad_password, V::post, "/api/v1/accounts/pharma/keys", {}, bad401n},
         {reader, V::post, "/api/v1/accounts/pharma/keys", {}, forbidden},
         {steel, V::post, "/api/v1/accounts/pharma/keys", {}, forbidden},
         {steel, V::post, "/api/v1/accounts/admin/keys", {}, forbidden},
-        {reader, V::post, "/api/v1/accounts/auditor/keys", {}, N(S::created)},
+        {reader,
+         V::post,
+         "/api/v1/accounts/auditor/keys",
+         {},
+         N(S::forbidden, "current_password_required")},
+        {steel_token,
+         V::post,
+         "/api/v1/accounts/steel/keys",
+         {},
+         N(S::forbidden, "current_password_required")},
+        {steel_token, V::post, "/api/v1/accounts/steel/keys",
+         R"({"current_password":")" + n.steel_password + R"("})", N(S::created)},
         {admin, V::post, "/api/v1/accounts/pharma/keys", {}, N(S::created)},
         {anonymous, V::delete_, "/api/v1/accounts/pharma/keys/" + n.pharma_spare_key, {}, bad401n},
         {bad_key, V::delete_, "/api/v1/accounts/pharma/keys/" + n.pharma_spare_key, {}, bad401n},
@@ -565,6 +579,22 @@ TEST_CASE("authorisation matrix: every role on every route family") {
         {reader, V::delete_, "/api/v1/accounts/pharma/tokens", {}, forbidden},
         {frozen, V::delete_, "/api/v1/accounts/frozen/tokens", {}, plain(S::no_content)},
         {admin, V::delete_, "/api/v1/accounts/pharma/tokens", {}, plain(S::no_content)},
+        // Disable, enable, delete an account and take a prefix from it: admins only (the effects
+        // are in integration_accounts_test).
+        {anonymous, V::post, "/api/v1/accounts/pharma/disable", {}, bad401n},
+        {bad_key, V::post, "/api/v1/accounts/pharma/disable", {}, bad401n},
+        {reader, V::post, "/api/v1/accounts/pharma/disable", {}, forbidden},
+        {steel, V::post, "/api/v1/accounts/pharma/disable", {}, forbidden},
+        {steel_token, V::post, "/api/v1/accounts/steel/disable", {}, forbidden},
+        {steel, V::post, "/api/v1/accounts/steel/enable", {}, forbidden},
+        {anonymous, V::delete_, "/api/v1/accounts/pharma", {}, bad401n},
+        {reader, V::delete_, "/api/v1/accounts/pharma", {}, forbidden},
+        {steel, V::delete_, "/api/v1/accounts/steel", {}, forbidden},
+        {anonymous, V::delete_, "/api/v1/accounts/steel/prefixes/88.118.8", {}, bad401n},
+        {frozen, V::delete_, "/api/v1/accounts/frozen/prefixes/88.118.10", {}, forbidden},
+        {steel, V::delete_, "/api/v1/accounts/steel/prefixes/88.118.8", {}, forbidden},
+        {admin, V::post, "/api/v1/accounts/admin/disable", {}, N(S::conflict, "own_account")},
+        {admin, V::delete_, "/api/v1/accounts/admin", {}, N(S::conflict, "own_account")},
 
         // ---- POST /api/v1/bulk ----
         {anonymous, V::post, "/api/v1/bulk", bulk_line("88.118.8/B1"), bad401n},
@@ -707,7 +737,7 @@ TEST_CASE("authorisation matrix: every role on every route family") {
               .result() == S::not_found);
     CHECK(c->request(V::get, "/api/v1/templates/88.118.10/del-1", {}, {{"Authorization", n.admin}})
               .result() == S::ok);
-    // The account that changed its own password uses the new one; pharma's old key is gone.
+    // The password the admin gave frozen works.
     CHECK(c->request(V::get, "/api/prefixes", {},
                      {{"Authorization", basic_authorization("frozen", "frozen-new-1")}})
               .result() == S::ok);

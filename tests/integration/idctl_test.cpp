@@ -1084,6 +1084,16 @@ TEST_CASE("idctl online: put, get, resolve, delete, prefix, account and template
     CHECK(revoked.exit_code == 1);
     CHECK(revoked.err.find("http 401") != std::string::npos);
     CHECK(admin.json_of({"account", "list"}).at("accounts").as_array().size() == 3);
+    // disable, enable, delete: the password stops working, works again, and the account goes
+    CHECK(admin.json_of({"account", "disable", "reader1"}).at("status").as_string() == "disabled");
+    CHECK(admin.run({"account", "list"}).out.find("disabled") != std::string::npos);
+    CHECK(as_user("second-pass").exit_code == 1);
+    CHECK(admin.json_of({"account", "enable", "reader1"}).at("status").as_string() == "active");
+    CHECK(as_user("second-pass").exit_code == 0);
+    CHECK(admin.run({"account", "delete", "reader1"}).out == "reader1 deleted\n");
+    CHECK(as_user("second-pass").exit_code == 1);
+    CHECK(admin.json_of({"account", "list"}).at("accounts").as_array().size() == 2);
+    CHECK(admin.run({"account", "delete", "reader1"}).exit_code == 1);
 
     // templates
     auto list = steel.json_of({"template", "list", "--prefix", "88.118.8"});

@@ -567,6 +567,19 @@ TEST_CASE("username/password: token when the node has the endpoint, else HTTP Ba
         auto w = make_client(wrong);
         CHECK(w.create(steel_record("88.118.9/T4")).error().kind == sdk::ErrorKind::auth);
     }
+    // The client's own key and password: the node wants the current password from a token
+    // caller, and the client sends it.
+    auto own_key = pharma.create_key("pharma");
+    REQUIRE_MESSAGE(own_key.ok(), own_key.error().to_string());
+    CHECK(n.client(own_key->key).list_handles("88.118.9").ok());
+    REQUIRE(pharma.set_password("pharma", n.pharma_password));
+    // Disable / enable / delete (admin): a disabled account's credentials fail with an auth error.
+    auto admin_client = n.client(n.admin_key);
+    REQUIRE(admin_client.disable_account("pharma"));
+    CHECK(n.client(own_key->key).list_handles("88.118.9").error().kind == sdk::ErrorKind::auth);
+    REQUIRE(admin_client.enable_account("pharma"));
+    CHECK(n.client(own_key->key).list_handles("88.118.9").ok());
+    CHECK(pharma.delete_account("pharma").error().http_status == 403);
     // Basic works explicitly, and a wrong password is an auth error with the server's message
     auto basic = o;
     basic.password_auth = sdk::PasswordAuth::basic;

@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 using namespace idnode::registry;
 
 TEST_CASE("password hashes verify the right password only") {
@@ -82,6 +85,65 @@ TEST_CASE("admin records round-trip and reject truncation") {
             CHECK_FALSE(decode_api_key(cut).ok());
         }
     }
+}
+
+TEST_CASE("accounts written before the disabled flag still decode; disabled ones use format 2") {
+    // An enterprise account as binaries before the flag wrote it (entry format 1): username
+    // "mes-1", role 2, token generation 3, created 42, password hash "h", v1 secret "v",
+    // prefixes ["88.118.8"].
+    const std::string old_hex = "01"
+                                "02"
+                                "0000000000000003"
+                                "000000000000002a"
+                                "00000005"
+                                "6d65732d31"
+                                "00000001"
+                                "68"
+                                "00000001"
+                                "76"
+                                "00000001"
+                                "00000008"
+                                "38382e3131382e38";
+    std::string old_bytes;
+    for (std::size_t i = 0; i < old_hex.size(); i += 2)
+        old_bytes.push_back(static_cast<char>(std::stoi(old_hex.substr(i, 2), nullptr, 16)));
+    auto old = decode_account(old_bytes);
+    REQUIRE(old.ok());
+    CHECK(old->username == "mes-1");
+    CHECK(old->role == Role::enterprise);
+    CHECK(old->token_generation == 3);
+    CHECK(old->created == 42);
+    CHECK(old->password_hash == "h");
+    CHECK(old->v1_secret == "v");
+    CHECK(old->prefixes == std::vector<std::string>{"88.118.8"});
+    CHECK_FALSE(old->disabled);
+    // An enabled account is written exactly as before (an older binary still reads it) ...
+    CHECK(encode_account(*old) == old_bytes);
+
+    // ... a disabled one gets format 2 and a trailing flags byte, which round-trips.
+    Account off = *old;
+    off.disabled = true;
+    const std::string bytes = encode_account(off);
+    CHECK(bytes[0] == '\x02');
+    CHECK(bytes.size() == old_bytes.size() + 1);
+    auto back = decode_account(bytes);
+    REQUIRE(back.ok());
+    CHECK(back->disabled);
+    CHECK(back->prefixes == off.prefixes);
+    off.disabled = false;
+    CHECK(encode_account(off) == old_bytes);
+
+    // Unknown formats, unknown flag bits, a missing flags byte and trailing bytes are corrupt.
+    std::string bad = bytes;
+    bad[0] = '\x03';
+    CHECK(decode_account(bad).code() == Errc::corrupt);
+    bad = bytes;
+    bad.back() = '\x02';
+    CHECK(decode_account(bad).code() == Errc::corrupt);
+    bad = old_bytes;
+    bad[0] = '\x02';
+    CHECK(decode_account(bad).code() == Errc::corrupt);
+    CHECK(decode_account(old_bytes + '\x01').code() == Errc::corrupt);
 }
 
 TEST_CASE("roles and usernames") {

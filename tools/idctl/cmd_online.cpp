@@ -2,7 +2,8 @@
 //   resolve HANDLE… [--type T]… [--index N]…     values as a table (--json: the records)
 //   get HANDLE                                    the record as one NDJSON line (put/load accept
 //   it) put HANDLE [--value INDEX:TYPE=DATA]… [--file F] [--template V] [--mode …] [--merge] delete
-//   HANDLE [--index N]… prefix allocate|list|show|suspend|resume account create|list|passwd,
+//   HANDLE [--index N]… prefix allocate|list|show|suspend|resume account
+//   create|list|passwd|disable|enable|delete,
 //   account key create|revoke template import|list|show stats
 // Human tables by default, one JSON document with --json. Exit 0 ok, 1 the node refused or could
 // not be reached, 2 usage.
@@ -521,11 +522,16 @@ std::vector<std::string> account_row(const json::value& v) {
     for (const auto& p : array_at(v, "prefixes")) {
         prefixes += (prefixes.empty() ? "" : ",") + str(&p);
     }
-    return {field(o, "username"), field(o, "role"), prefixes, field(o, "has_password"),
+    const auto* disabled = o.if_contains("disabled");
+    return {field(o, "username"),
+            field(o, "role"),
+            prefixes,
+            field(o, "has_password"),
+            disabled && disabled->is_bool() && disabled->get_bool() ? "disabled" : "active",
             field(o, "created")};
 }
-const std::vector<std::string> kAccountHeaders = {"username", "role", "prefixes", "password",
-                                                  "created"};
+const std::vector<std::string> kAccountHeaders = {"username", "role",   "prefixes",
+                                                  "password", "status", "created"};
 
 Command add_account(CLI::App& root, const GlobalOptions& global) {
     Group g{root.add_subcommand("account", "accounts and API keys (admin)"), {}};
@@ -615,6 +621,42 @@ Command add_account(CLI::App& root, const GlobalOptions& global) {
                               }
                               return static_cast<int>(kExitOk);
                           }});
+
+    // disable | enable | delete USER: one request each, the same output shape.
+    struct Switch {
+        const char* name;
+        const char* help;
+        sdk::Status (sdk::Client::*call)(std::string_view) const;
+        const char* done; // the JSON "status" and the text's verb
+    };
+    for (const Switch& sw : {
+             Switch{"disable", "disable an account: none of its credentials works until enabled",
+                    &sdk::Client::disable_account, "disabled"},
+             Switch{"enable", "enable a disabled account", &sdk::Client::enable_account, "active"},
+             Switch{"delete", "delete an account and its API keys (its prefixes stay allocated)",
+                    &sdk::Client::delete_account, "deleted"},
+         }) {
+        auto user = std::make_shared<std::string>();
+        auto* cmd = g.app->add_subcommand(sw.name, sw.help);
+        cmd->add_option("username", *user, "the account")->required();
+        const std::string command = std::string("account ") + sw.name;
+        g.children.push_back(
+            {cmd, [user, sw, command, &global] {
+                 std::optional<sdk::Client> client;
+                 if (int rc = open_client(command, global, client)) {
+                     return rc;
+                 }
+                 if (auto st = ((*client).*sw.call)(*user); !st) {
+                     return sdk_fail(command, st.error());
+                 }
+                 if (global.json) {
+                     print_json(std::cout, json::object{{"username", *user}, {"status", sw.done}});
+                 } else {
+                     std::cout << *user << ' ' << sw.done << '\n';
+                 }
+                 return static_cast<int>(kExitOk);
+             }});
+    }
 
     Group keys{g.app->add_subcommand("key", "API keys of an account"), {}};
     keys.app->require_subcommand(1);

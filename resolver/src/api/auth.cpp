@@ -121,6 +121,25 @@ std::optional<std::chrono::seconds> AccountRateLimit::refuse(const Principal& wh
            std::chrono::seconds(1);
 }
 
+std::vector<std::string> api_key_ids(const registry::ReadSnapshot& snapshot,
+                                     std::string_view username) {
+    std::vector<std::string> out;
+    snapshot.for_each_entry(registry::Table::api_keys,
+                            [&](const std::string& key, const std::string& bytes) {
+                                auto record = registry::decode_api_key(bytes);
+                                if (record && record->username == username)
+                                    out.push_back(key);
+                            });
+    return out;
+}
+
+void AccountLock::release() {
+    std::lock_guard lock(mutex_);
+    if (!released_)
+        held_.erase(name_);
+    released_ = true;
+}
+
 std::string issue_token(const registry::Account& account, std::int64_t expires_at) {
     const std::string payload = "idt_" + hex_of(account.username) + "_" +
                                 std::to_string(account.token_generation) + "_" +
@@ -180,6 +199,55 @@ AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string&
     return out;
 }
 
+AuthOutcome Authenticator::admit(const registry::Account& account, Credential credential) {
+    AuthOutcome out;
+    if (account.disabled) {
+        out.status = 401;
+        out.message = "account " + account.username + " is disabled";
+        return out;
+    }
+    out.principal.username = account.username;
+    out.principal.role = account.role;
+    out.principal.prefixes = account.prefixes;
+    out.principal.credential = credential;
+    return out;
+}
+
+std::shared_ptr<AccountLock> Authenticator::try_lock_account(const std::string& name) {
+    std::lock_guard lock(locks_mutex_);
+    if (!locked_accounts_.insert(name).second)
+        return nullptr;
+    return std::make_shared<AccountLock>(locks_mutex_, locked_accounts_, name);
+}
+
+AuthOutcome Authenticator::confirm_password(const std::string& username,
+                                            std::optional<std::string_view> password,
+                                            const std::string& client_ip) {
+    AuthOutcome out;
+    if (!password) {
+        const auto now = std::chrono::steady_clock::now();
+        std::lock_guard lock(mutex_);
+        if (throttled("ip:" + client_ip, now, out.retry_after) ||
+            throttled("user:" + username, now, out.retry_after)) {
+            out.status = 429;
+            out.message = "too many failed logins; retry later";
+            return out;
+        }
+        record_failure("ip:" + client_ip, now);
+        record_failure("user:" + username, now);
+        out.status = 403;
+        out.message = "authenticated by login token or API key: give the account's "
+                      "\"current_password\" too";
+        return out;
+    }
+    out = login(username, *password, client_ip);
+    if (out.status == 401) {
+        out.status = 403;
+        out.message = "current_password is wrong";
+    }
+    return out;
+}
+
 void Authenticator::forget(const std::string& username) {
     std::lock_guard lock(mutex_);
     const std::string prefix = username + '\0';
@@ -198,11 +266,7 @@ AuthOutcome Authenticator::from_account(const registry::ReadSnapshot& snapshot,
     if (!account) {
         return fail(client_ip, std::string(username), "account record is unreadable");
     }
-    AuthOutcome out;
-    out.principal.username = account->username;
-    out.principal.role = account->role;
-    out.principal.prefixes = account->prefixes;
-    return out;
+    return admit(*account, Credential::api_key);
 }
 
 AuthOutcome Authenticator::from_token(const registry::ReadSnapshot& snapshot,
@@ -236,15 +300,15 @@ AuthOutcome Authenticator::from_token(const registry::ReadSnapshot& snapshot,
         !registry::constant_time_equal(token_signature(*account, payload), parts[4])) {
         return fail(client_ip, {}, "invalid token");
     }
+    // Before the generation, which disabling bumps: a disabled account's client is told so,
+    // and that is not a failed login (auth.hpp).
+    if (account->disabled)
+        return admit(*account, Credential::token);
     if (generation != account->token_generation)
         return fail(client_ip, {}, "the token has been revoked");
     if (expires <= system_now())
         return fail(client_ip, {}, "the token has expired");
-    AuthOutcome out;
-    out.principal.username = account->username;
-    out.principal.role = account->role;
-    out.principal.prefixes = account->prefixes;
-    return out;
+    return admit(*account, Credential::token);
 }
 
 AuthOutcome Authenticator::login(std::string_view username, std::string_view password,
@@ -285,11 +349,7 @@ AuthOutcome Authenticator::login_v1(std::string_view username, std::string_view 
     }
     if (!matched)
         return fail(client_ip, user, "wrong username or password");
-    AuthOutcome out;
-    out.principal.username = account->username;
-    out.principal.role = account->role;
-    out.principal.prefixes = account->prefixes;
-    return out;
+    return admit(*account, Credential::password);
 }
 
 AuthOutcome Authenticator::authenticate(std::string_view authorization,
@@ -376,11 +436,7 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization,
         }
         verified_[cache_key] = {account->password_hash, now + options_.cache_ttl};
     }
-    AuthOutcome out;
-    out.principal.username = account->username;
-    out.principal.role = account->role;
-    out.principal.prefixes = account->prefixes;
-    return out;
+    return admit(*account, Credential::password);
 }
 
 } // namespace idnode::resolver::api

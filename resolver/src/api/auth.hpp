@@ -15,6 +15,10 @@
 //   without even checking the password (PBKDF2 is deliberately slow).
 // - Verified Basic credentials are cached (keyed by username and a SHA-256 of the password, bound
 //   to the stored hash) so that keep-alive clients do not pay PBKDF2 on every request.
+// - The account is read from the registry on every call, after the credential checked out (so
+//   that the answer says nothing about an account to someone without its credential): a disabled
+//   or deleted account is refused at once, whatever is cached. Refusing a disabled account's
+//   valid credential is not a failed login (its client's address must not be throttled for it).
 // - Secrets never reach logs: only usernames and key ids appear in messages.
 // Thread safety: authenticate() may be called from many threads at once.
 #pragma once
@@ -25,19 +29,27 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace idnode::resolver::api {
+
+/// How a caller proved who it is. Only a password proves the password: a login token or an API
+/// key may be a stolen copy, so the routes that turn a credential into a lasting one (new API
+/// keys, a new password) ask such callers for the current password.
+enum class Credential : std::uint8_t { none, password, token, api_key };
 
 struct Principal {
     std::string username;               // empty = anonymous
     std::optional<registry::Role> role; // nullopt = anonymous
     std::vector<std::string> prefixes;  // folded
+    Credential credential = Credential::none;
 
     bool anonymous() const noexcept { return !role.has_value(); }
     bool is_admin() const noexcept { return role == registry::Role::admin; }
@@ -101,6 +113,31 @@ private:
 /// A login token for `account` (which must have a password) valid until `expires_at`.
 std::string issue_token(const registry::Account& account, std::int64_t expires_at);
 
+/// The ids of every API key of `username` (a scan of the keys table: it holds a few entries per
+/// account, and only account administration calls this).
+std::vector<std::string> api_key_ids(const registry::ReadSnapshot& snapshot,
+                                     std::string_view username);
+
+/// Held while a route reads, changes and writes back an account (or its keys), so that two such
+/// changes of one account never interleave (a password change must not write back an account
+/// that an admin disabled meanwhile, a new key must not outlive a concurrent delete). Released
+/// by release() or when the last copy goes.
+class AccountLock {
+public:
+    AccountLock(std::mutex& mutex, std::unordered_set<std::string>& held, std::string name)
+        : mutex_(mutex), held_(held), name_(std::move(name)) {}
+    AccountLock(const AccountLock&) = delete;
+    AccountLock& operator=(const AccountLock&) = delete;
+    ~AccountLock() { release(); }
+    void release();
+
+private:
+    std::mutex& mutex_;
+    std::unordered_set<std::string>& held_;
+    std::string name_;
+    bool released_ = false;
+};
+
 class Authenticator {
 public:
     Authenticator(registry::Registry& registry, AuthOptions options);
@@ -116,8 +153,20 @@ public:
     AuthOutcome login_v1(std::string_view username, std::string_view digest,
                          const std::string& client_ip, std::int64_t now);
 
+    /// Checks the current password of `username` (who authenticated by token or API key) before
+    /// a change that needs it. nullopt password = not given. Throttled like a login, and a
+    /// missing or wrong password counts as a failed login; refusals are 403 (or 429).
+    AuthOutcome confirm_password(const std::string& username,
+                                 std::optional<std::string_view> password,
+                                 const std::string& client_ip);
+
     /// Forgets cached verifications of `username` (password changed, key revoked).
     void forget(const std::string& username);
+
+    /// The lock of one account's changes (AccountLock), or null when another change of it is
+    /// under way (the caller answers 409: retry). `name` may also be a lock of its own that is
+    /// not an account name (it cannot collide: usernames never contain '\0').
+    std::shared_ptr<AccountLock> try_lock_account(const std::string& name);
 
 private:
     AuthOutcome from_account(const registry::ReadSnapshot& snapshot, std::string_view username,
@@ -128,6 +177,8 @@ private:
     AuthOutcome from_token(const registry::ReadSnapshot& snapshot, std::string_view token,
                            const std::string& client_ip);
     AuthOutcome fail(const std::string& client_ip, const std::string& account, std::string message);
+    /// The principal of a verified credential, or the refusal of a disabled account.
+    static AuthOutcome admit(const registry::Account& account, Credential credential);
 
     registry::Registry& registry_;
     AuthOptions options_;
@@ -141,6 +192,8 @@ private:
     // username + '\0' + sha256(password) -> (stored hash it was verified against, expiry)
     std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>>
         verified_;
+    std::mutex locks_mutex_;
+    std::unordered_set<std::string> locked_accounts_;
 };
 
 } // namespace idnode::resolver::api

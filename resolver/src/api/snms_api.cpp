@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <initializer_list>
 #include <map>
 
@@ -171,6 +172,8 @@ std::string auth_message_zh(std::string_view en) {
         return "token已失效，请重新获取token";
     if (en.find("too many") != std::string_view::npos)
         return "登录失败次数过多，请稍后再试";
+    if (en.find("disabled") != std::string_view::npos)
+        return "账号已停用";
     return "未登录或token无效";
 }
 
@@ -556,8 +559,9 @@ private:
         });
     }
 
-    /// DELETE /api/v1/accounts/{user}/tokens: bumps the account's token generation, which
-    /// invalidates every login token issued to it (admin or the account itself).
+    /// DELETE /api/v1/accounts/{user}/tokens[?keys=true]: bumps the account's token generation,
+    /// which invalidates every login token issued to it, and with keys=true also deletes every
+    /// API key of it (admin or the account itself).
     void revoke_tokens(Request&& req, Responder responder) {
         Call call;
         if (auto r = begin(req, responder.context(), call, true))
@@ -567,6 +571,16 @@ private:
         if (!who.is_admin() && who.username != name)
             return responder.send(error_response(req, http::status::forbidden, "forbidden",
                                                  "only an admin or the account itself"));
+        const std::string keys = query_param(req, "keys");
+        if (keys != "" && keys != "true" && keys != "false")
+            return responder.send(error_response(req, http::status::bad_request, "invalid_query",
+                                                 "keys must be true or false"));
+        // The same lock as the native account changes (a key made meanwhile must not survive).
+        auto lock = auth_.try_lock_account(name);
+        if (!lock)
+            return responder.send(
+                error_response(req, http::status::conflict, "account_busy",
+                               "another change of account " + name + " is under way; retry"));
         auto bytes = registry_.snapshot().get_entry(Table::accounts, name);
         if (!bytes)
             return responder.send(error_response(req, http::status::not_found, "not_found",
@@ -579,12 +593,20 @@ private:
         WriteBatch batch;
         batch.account = who.username;
         batch.ops.push_back(PutEntry{Table::accounts, name, encode_account(*a), PutMode::replace});
+        if (keys == "true") {
+            for (auto& id : api_key_ids(registry_.snapshot(), name))
+                batch.ops.push_back(DeleteEntry{Table::api_keys, std::move(id)});
+        }
+        auth_.forget(name);
         auto shared = std::make_shared<Request>(std::move(req));
-        registry_.submit(std::move(batch), [shared, responder](BatchResult results) {
-            const OpResult& r = results.front();
-            if (!r.ok())
-                return responder.send(native_answer(
-                    *shared, outcome_of(r.error.code, r.error.message, r.error.message)));
+        registry_.submit(std::move(batch), [shared, responder, lock](BatchResult results) {
+            lock->release(); // before the answer: the client's next change must find it free
+            const auto failed = std::find_if(results.begin(), results.end(),
+                                             [](const OpResult& r) { return !r.ok(); });
+            if (failed != results.end())
+                return responder.send(
+                    native_answer(*shared, outcome_of(failed->error.code, failed->error.message,
+                                                      failed->error.message)));
             Response res{http::status::no_content, shared->version()};
             res.keep_alive(shared->keep_alive());
             res.prepare_payload();
@@ -605,9 +627,12 @@ private:
         auto outcome = v1 ? auth_.login_v1(username, pass->get_string(), ctx.client_ip, unix_now())
                           : auth_.login(username, pass->get_string(), ctx.client_ip);
         if (!outcome.ok()) {
+            // "disabled" is only said to a caller whose password was right (auth.hpp).
             return envelope(req, kBusiness,
                             outcome.status == 429 ? "登录失败次数过多，请稍后再试"
-                                                  : "用户名或密码错误");
+                            : outcome.message.find("disabled") != std::string::npos
+                                ? "账号已停用"
+                                : "用户名或密码错误");
         }
         ctx.account = outcome.principal.username;
         auto bytes = registry_.snapshot().get_entry(Table::accounts, username);

@@ -233,7 +233,13 @@ public:
     Status resume_prefix(std::string_view prefix) const;
     Result<std::string> create_account(std::string_view request_json) const;
     Result<std::string> list_accounts() const;
+    /// set_password and create_key for the client's own account send its password as
+    /// "current_password" (the node wants it from a caller that logged in with a token).
     Status set_password(std::string_view username, std::string_view password) const;
+    /// POST /api/v1/accounts/{u}/disable, /enable; DELETE /api/v1/accounts/{u} (admin).
+    Status disable_account(std::string_view username) const;
+    Status enable_account(std::string_view username) const;
+    Status delete_account(std::string_view username) const;
     Result<ApiKey> create_key(std::string_view username) const;
     Status revoke_key(std::string_view username, std::string_view key_id) const;
     Result<std::string> list_templates() const;

@@ -62,7 +62,13 @@ struct Account {
     std::string v1_secret;     // hex(sha256(password)) or empty; a secret
     std::uint64_t token_generation = 0; // bumped to revoke every bearer token of the account
     std::int64_t created = 0;
+    bool disabled = false; // an admin switched it off: no credential of it authenticates
 };
+
+/// Accounts that are not disabled are written in entry format 1, byte for byte what binaries
+/// before the `disabled` flag wrote, so that such a binary still reads them after a downgrade;
+/// a disabled account is written in format 2 (format 1 followed by a flags byte), which such a
+/// binary refuses as corrupt: a downgrade can only lock a disabled account out, never let it in.
 
 std::string encode_account(const Account& a);
 Result<Account> decode_account(std::string_view bytes);
