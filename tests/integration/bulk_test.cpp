@@ -715,3 +715,62 @@ TEST_CASE("stats: resolutions_today counts every HTTPS resolution; an enterprise
     CHECK(resolutions(n.pharma) == 2);
     CHECK(resolutions(n.admin) - before == 12); // the misses count for the node
 }
+
+TEST_CASE("bulk: an account disabled or deprived of its prefix mid-stream is refused from the "
+          "next group on") {
+    BulkNode n;
+    auto admin = n.client();
+    // Opens a stream as `auth`, sends 20 lines that must be created, applies `change` as the
+    // admin, then sends 20 more: each must be refused with `code`.
+    auto stream = [&](const std::string& auth, const std::string& prefix, const std::string& change,
+                      const char* code) {
+        auto c = n.client();
+        c->write_raw(
+            "POST /api/v1/bulk?mode=create HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + auth +
+            "\r\nContent-Length: 100000000\r\n\r\n");
+        std::string received;
+        std::size_t consumed = 0;
+        auto next_results = [&](std::size_t count) {
+            std::vector<json::value> out;
+            REQUIRE(eventually(
+                [&] {
+                    received += c->read_some(100ms);
+                    std::size_t end;
+                    while (out.size() < count &&
+                           (end = received.find('\n', consumed)) != std::string::npos) {
+                        const std::string line = received.substr(consumed, end - consumed);
+                        consumed = end + 1;
+                        if (line.find("\"line\"") != std::string::npos)
+                            out.push_back(parse_json(line));
+                    }
+                    return out.size() == count;
+                },
+                20s));
+            return out;
+        };
+        auto send = [&](int from) {
+            std::string lines;
+            for (int i = from; i < from + 20; ++i)
+                lines += record(prefix + "/A-" + std::to_string(i), "https://e.cn/a");
+            c->write_raw(lines);
+        };
+        send(0);
+        for (const auto& r : next_results(20))
+            CHECK(r.at("status").as_string() == "created");
+        const auto changed =
+            admin->request(change.find("/prefixes/") != std::string::npos ? V::delete_ : V::post,
+                           change, {}, {{"Authorization", n.admin}});
+        REQUIRE_MESSAGE(changed.result() == http::status::ok, changed.body());
+        send(20);
+        for (const auto& r : next_results(20)) {
+            CAPTURE(json::serialize(r));
+            CHECK(r.at("status").as_string() == "error");
+            CHECK(r.at("error").at("code").as_string() == code);
+        }
+        c->close();
+        CHECK(n.codes(*admin, {prefix + "/A-19", prefix + "/A-20", prefix + "/A-39"}) ==
+              std::vector<int>{1, 100, 100});
+    };
+    stream(n.steel, "88.118.8", "/api/v1/accounts/steel/disable", "unauthorized");
+    stream(n.pharma, "88.118.9", "/api/v1/accounts/pharma/prefixes/88.118.9", "forbidden");
+}

@@ -248,6 +248,19 @@ AuthOutcome Authenticator::confirm_password(const std::string& username,
     return out;
 }
 
+std::optional<std::string> Authenticator::recheck(Principal& who) {
+    auto bytes = registry_.snapshot().get_entry(registry::Table::accounts, who.username);
+    auto account =
+        bytes ? registry::decode_account(*bytes)
+              : registry::Result<registry::Account>(registry::Error{registry::Errc::not_found, ""});
+    if (!account)
+        return "account " + who.username + " no longer exists";
+    if (account->disabled)
+        return "account " + who.username + " is disabled";
+    who.prefixes = account->prefixes;
+    return std::nullopt;
+}
+
 void Authenticator::forget(const std::string& username) {
     std::lock_guard lock(mutex_);
     const std::string prefix = username + '\0';

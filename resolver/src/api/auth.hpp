@@ -163,6 +163,10 @@ public:
     /// Forgets cached verifications of `username` (password changed, key revoked).
     void forget(const std::string& username);
 
+    /// For a request that outlives a moment (a bulk stream): reads `who`'s account again and
+    /// takes its current prefixes; the reason, when the account is gone or disabled.
+    std::optional<std::string> recheck(Principal& who);
+
     /// The lock of one account's changes (AccountLock), or null when another change of it is
     /// under way (the caller answers 409: retry). `name` may also be a lock of its own that is
     /// not an account name (it cannot collide: usernames never contain '\0').

@@ -482,12 +482,32 @@ private:
 
         // Prefix decisions are cached for one group (a batch) of the upload and made again for
         // the next one, so a suspension takes effect within a group; bounded by the prefixes seen.
+        // The account is read again with them: one disabled, deleted or deprived of a prefix
+        // meanwhile loses those rights from the next group on too.
         auto decisions =
             std::make_shared<std::unordered_map<std::string, std::optional<api::LineError>>>();
-        options.on_group_closed = [decisions] { decisions->clear(); };
+        struct Rights {
+            Principal who;
+            bool stale = false;
+            std::optional<api::LineError> refusal; // the account may no longer write at all
+        };
+        auto rights = std::make_shared<Rights>(Rights{who, false, std::nullopt});
+        options.on_group_closed = [decisions, rights] {
+            decisions->clear();
+            rights->stale = true;
+        };
         // Templates are cached for the upload too (items are only ever added or disabled).
         auto templates = std::make_shared<api::TemplateCache>();
-        auto authorise = [this, who, decisions](const Handle& h) -> std::optional<api::LineError> {
+        auto authorise = [this, rights,
+                          decisions](const Handle& h) -> std::optional<api::LineError> {
+            if (rights->stale) {
+                rights->stale = false;
+                if (auto reason = auth_.recheck(rights->who))
+                    rights->refusal = api::LineError{"unauthorized", std::move(*reason)};
+            }
+            if (rights->refusal)
+                return rights->refusal;
+            const Principal& who = rights->who;
             const std::string prefix(h.prefix_key());
             if (auto it = decisions->find(prefix); it != decisions->end())
                 return it->second;
