@@ -9,7 +9,8 @@
 //   POST /identityv2/data/batchCreate   PUT .../batchUpdate   DELETE .../batchDelete (<= 2000)
 //   GET|POST|PUT|DELETE /snms/api/v5/template (and /snms/api/v3/template)
 // Native: GET|POST /api/v1/templates, GET|PUT|DELETE /api/v1/templates/{prefix}/{version},
-//   DELETE /api/v1/accounts/{user}/tokens (revokes every login token of the account).
+//   DELETE /api/v1/accounts/{user}/tokens (revokes every login token of the account; with
+//   ?keys=true its API keys too).
 //
 // Decisions where DESIGN is silent (also in README):
 // - Detail is readable anonymously (public values only), like GET /api/handles.
