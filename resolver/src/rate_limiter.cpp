@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 
 namespace idnode::resolver {
 
@@ -14,15 +15,22 @@ void TokenBucket::refill(Clock::time_point now) noexcept {
     updated_ = now;
 }
 
-bool TokenBucket::try_take(Clock::time_point now, std::chrono::nanoseconds& wait) noexcept {
+bool TokenBucket::try_take(Clock::time_point now, double cost, double need,
+                           std::chrono::nanoseconds& wait) noexcept {
     refill(now);
-    if (tokens_ >= 1.0) {
-        tokens_ -= 1.0;
+    if (tokens_ >= need) {
+        tokens_ -= cost;
         return true;
     }
-    const double missing = 1.0 - tokens_;
+    const double missing = need - tokens_;
     wait = std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(missing / rate_ * 1e9)));
     return false;
+}
+
+bool TokenBucket::would_admit(Clock::time_point now) const noexcept {
+    const double elapsed =
+        now > updated_ ? std::chrono::duration<double>(now - updated_).count() : 0.0;
+    return std::min(burst_, tokens_ + elapsed * rate_) >= 1.0;
 }
 
 bool TokenBucket::full_at(Clock::time_point now) const noexcept {
@@ -49,6 +57,46 @@ RateLimiter::Decision RateLimiter::acquire(std::string_view key, Clock::time_poi
     Decision decision;
     decision.allowed = it->second.try_take(now, decision.retry_after);
     return decision;
+}
+
+RateLimiter::Decision RateLimiter::charge(std::string_view key, double extra,
+                                          Clock::time_point now) {
+    if (!enabled() || extra <= 0)
+        return {};
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.buckets.find(std::string(key));
+    if (it == shard.buckets.end())
+        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    // The request's own token is already taken, so a full bucket holds burst - 1 more.
+    const double need = std::min(extra, std::max(0.0, burst_ - 1.0));
+    Decision decision;
+    decision.allowed = it->second.try_take(now, extra, need, decision.retry_after);
+    if (!decision.allowed) // a new request must also find its own token
+        decision.retry_after +=
+            std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(1e9 / rate_)));
+    return decision;
+}
+
+void RateLimiter::spend(std::string_view key, double cost, Clock::time_point now) {
+    if (!enabled() || cost <= 0)
+        return;
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.buckets.find(std::string(key));
+    if (it == shard.buckets.end())
+        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    std::chrono::nanoseconds unused{};
+    it->second.try_take(now, cost, -std::numeric_limits<double>::infinity(), unused);
+}
+
+bool RateLimiter::would_admit(std::string_view key, Clock::time_point now) {
+    if (!enabled())
+        return true;
+    Shard& shard = shard_for(key);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.buckets.find(std::string(key));
+    return it == shard.buckets.end() || it->second.would_admit(now);
 }
 
 std::size_t RateLimiter::prune(Clock::time_point now) {

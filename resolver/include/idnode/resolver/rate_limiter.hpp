@@ -3,6 +3,9 @@
 // Each key owns a bucket of capacity `burst` tokens refilled at `rate` tokens per second; a
 // request takes one token. When the bucket is empty the request is refused and the caller learns
 // how long until a token is available (for Retry-After, rounded up to whole seconds by the server).
+// A request that costs more than one token (a batch of handles) is admitted when the bucket holds
+// its cost or is full, and then takes its whole cost: the bucket may go into debt, which later
+// requests wait out, so the long-run rate stays `rate` whatever the batch size.
 //
 // Time is passed in explicitly so the arithmetic is testable without sleeping.
 // Thread safety: `TokenBucket` is a plain value (not synchronised). `RateLimiter` is safe to call
@@ -30,7 +33,18 @@ public:
 
     /// Takes one token if available. Otherwise returns false and sets `wait` to the time until
     /// one token will be available.
-    bool try_take(Clock::time_point now, std::chrono::nanoseconds& wait) noexcept;
+    bool try_take(Clock::time_point now, std::chrono::nanoseconds& wait) noexcept {
+        return try_take(now, 1.0, 1.0, wait);
+    }
+
+    /// Takes `cost` tokens if the bucket holds at least `need` (<= cost; the bucket may go into
+    /// debt). Otherwise returns false, takes nothing and sets `wait` to the time until it holds
+    /// `need`.
+    bool try_take(Clock::time_point now, double cost, double need,
+                  std::chrono::nanoseconds& wait) noexcept;
+
+    /// Whether a request costing one token would be admitted at `now` (nothing is taken).
+    bool would_admit(Clock::time_point now) const noexcept;
 
     /// True if the bucket would be full at `now` (it can be forgotten).
     bool full_at(Clock::time_point now) const noexcept;
@@ -57,6 +71,21 @@ public:
         std::chrono::nanoseconds retry_after{0}; // meaningful when !allowed
     };
     Decision acquire(std::string_view key, Clock::time_point now = Clock::now());
+
+    /// The rest of the cost of a request that `acquire` already admitted: `extra` more tokens
+    /// (one per handle of a batch beyond the first). Admitted when the bucket holds them, or as
+    /// many as it can hold besides the request's own token (`burst` - 1: a batch larger than the
+    /// bucket needs a full bucket), then takes all `extra`, possibly into debt. When refused,
+    /// nothing is taken and `retry_after` is the time until a new request of the same size would
+    /// be admitted (its own token included).
+    Decision charge(std::string_view key, double extra, Clock::time_point now = Clock::now());
+
+    /// Takes `cost` tokens whatever the bucket holds (possibly into debt): for requests counted
+    /// after they were answered.
+    void spend(std::string_view key, double cost, Clock::time_point now = Clock::now());
+
+    /// Whether `acquire(key)` would admit a request now; takes nothing, creates no bucket.
+    bool would_admit(std::string_view key, Clock::time_point now = Clock::now());
 
     /// Forgets buckets that are full at `now`. Returns how many keys remain.
     std::size_t prune(Clock::time_point now = Clock::now());
