@@ -23,6 +23,14 @@
 // default: chunked or a larger Content-Length). A Content-Length over the bound is refused with
 // 413 before any of the body is read; a chunked body as soon as it passes the bound.
 //
+// Per-IP rate limit (limits.rate_per_ip) counts anonymous requests: a request without an
+// Authorization header takes a token before it is handled. One with credentials is admitted
+// without a token (its account has limits.rate_per_account), unless the address is in debt on its
+// second bucket ("<ip> credentials"); if its handler did not authenticate it (bad credentials,
+// or a route that ignores them), that bucket is charged once it is answered. So sending any
+// Authorization header does not lift the limit, and anonymous traffic from an address does not
+// throttle an account calling from the same address.
+//
 // Streamed requests (streaming.hpp): when the header names a streaming route, the session hands
 // the body to the route's BodyConsumer piece by piece (no body limit) instead of reading it whole,
 // and the route's output is sent with chunked transfer encoding from the request's slot. Reading
@@ -230,6 +238,8 @@ private:
         std::uint64_t stream_bytes = 0; // body bytes, for the access log
         std::string pending;
         std::string in_flight;
+        // Admitted with credentials and no per-IP token: charged when answered unauthenticated.
+        bool ip_deferred = false;
     };
 
     /// The StreamChannel of one streamed request: posts every call onto the session's strand.
@@ -614,6 +624,7 @@ private:
         RequestContext context;
         context.client_ip = client_ip_;
         context.tls = true;
+        context.ip_limiter = &core_.ip_limiter;
         context.request_id = core_.next_request_id.fetch_add(1, std::memory_order_relaxed);
         context.received = header_done_;
         return context;
@@ -630,6 +641,25 @@ private:
         return slot;
     }
 
+    /// The per-IP rate decision for a request (see the top of this file).
+    RateLimiter::Decision admit(const Request& request, Slot& slot) {
+        if (request[http::field::authorization].empty())
+            return core_.ip_limiter.acquire(client_ip_);
+        if (!core_.ip_limiter.would_admit(credentials_key()))
+            return {false, std::chrono::seconds(1)};
+        slot.ip_deferred = true;
+        return {};
+    }
+
+    std::string credentials_key() const { return client_ip_ + " credentials"; }
+
+    /// A request admitted on its credentials that turned out anonymous costs its address a token.
+    void settle_rate(Slot& slot, const RequestContext& context) {
+        if (slot.ip_deferred && context.account.empty())
+            core_.ip_limiter.spend(credentials_key(), 1);
+        slot.ip_deferred = false;
+    }
+
     void on_request() {
         phase_ = Phase::idle;
         disarm_read_timer();
@@ -644,7 +674,7 @@ private:
         context.family = family;
 
         if (core_.ip_limiter.enabled()) {
-            const auto decision = core_.ip_limiter.acquire(client_ip_);
+            const auto decision = admit(request, pipeline_.back());
             if (!decision.allowed) {
                 core_.metrics.rate_limited.inc();
                 const auto seconds = std::max<long long>(
@@ -694,7 +724,7 @@ private:
         slot.streaming = true;
         slot.context = context;
         const std::uint64_t seq = slot.seq;
-        if (core_.ip_limiter.enabled() && !core_.ip_limiter.acquire(client_ip_).allowed) {
+        if (core_.ip_limiter.enabled() && !admit(header, slot).allowed) {
             core_.metrics.rate_limited.inc();
             Response response =
                 refusal_response(header, Refusal::rate_limited,
@@ -877,6 +907,7 @@ private:
         if (slot == nullptr || slot->stream_status == 0 || slot->stream_done)
             return;
         slot->context = context;
+        settle_rate(*slot, context);
         slot->pending += "0\r\n\r\n";
         slot->stream_done = true;
         try_write();
@@ -977,6 +1008,7 @@ private:
         response.set(http::field::server, std::string("idnode/") + version());
         response.set("X-Request-Id", hex(context.request_id));
         add_common_headers(response.base(), context, core_.config);
+        settle_rate(slot, context);
         if (slot.head) {
             const auto size = response.body().size();
             response.body().clear();

@@ -74,6 +74,7 @@ TEST_CASE("Expect: 100-continue gets an interim response before the body is sent
 
 TEST_CASE("1,000 requests over one keep-alive connection") {
     NodeProcess node("keepalive");
+    node.set("limits.rate_per_ip", "0"); // 1,000 anonymous requests at full speed
     node.start();
     HttpsClient client(node.https_port(), trusting(node));
     client.connect();

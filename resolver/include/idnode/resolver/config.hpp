@@ -112,7 +112,10 @@ struct NodeConfig {
         std::chrono::seconds header_timeout{10};
         std::chrono::seconds idle_timeout{60};
         std::uint32_t max_connections = 10000;
-        double rate_per_ip = 0;      // requests/s; 0 = off
+        // Requests/s per client address for anonymous callers (HTTPS) and for the Handle
+        // protocol; burst = one second's worth; 0 = off. On by default so that a fresh install
+        // is not open to floods.
+        double rate_per_ip = 200;
         double rate_per_account = 0; // requests/s; 0 = off
         // How long a bulk upload's outcome answers a repeated Idempotency-Key.
         std::uint32_t idempotency_ttl_s = 86400;

@@ -44,6 +44,8 @@ enum class ApiFamily { handle, snms, native };
 /// The family of a request target (path with or without the query). Pure, no allocation.
 ApiFamily api_family(std::string_view target) noexcept;
 
+class RateLimiter;
+
 /// What the server knows about a request besides its bytes, plus annotations that handlers set
 /// for the access log and metrics.
 struct RequestContext {
@@ -54,6 +56,10 @@ struct RequestContext {
     std::chrono::steady_clock::time_point received{}; // when the request header was complete
     /// api_family() of the request target, for errors produced without the request at hand.
     ApiFamily family = ApiFamily::native;
+    /// The server's per-IP limiter (limits.rate_per_ip; it outlives every request), for handlers
+    /// whose request costs more than one token (a batch resolve costs one per handle); the
+    /// request's own token is already taken. nullptr = no per-IP limiting.
+    RateLimiter* ip_limiter = nullptr;
 
     // --- set by the router -----------------------------------------------------------------
     /// The matched route pattern ("/api/handles/{handle...}"), "unmatched" for 404/405. Used as

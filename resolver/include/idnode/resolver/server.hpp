@@ -9,7 +9,8 @@
 // - limits.max_header_bytes -> 431, limits.max_body_bytes (or the larger bound a route declares,
 //   set_body_limit_lookup) -> 413 (JSON error, then close);
 //   limits.header_timeout_s / idle_timeout_s close slow or idle connections;
-//   limits.rate_per_ip -> 429 with Retry-After (0 = off).
+//   limits.rate_per_ip -> 429 with Retry-After (0 = off), for anonymous requests (requests with
+//   credentials count per account, see https_session.cpp).
 // - limits.max_connections: connections beyond the cap are ACCEPTED AND CLOSED IMMEDIATELY
 //   (the client sees the connection end during its TLS handshake; counted in
 //   idnode_connections_rejected_total{reason="max_connections"}). Leaving them in the kernel
