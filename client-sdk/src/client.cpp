@@ -898,34 +898,62 @@ Result<Record> Client::resolve(std::string_view handle, const ResolveFilter& fil
 
 Result<std::vector<Record>> Client::resolve_many(const std::vector<std::string>& handles) const {
     constexpr std::size_t kMaxPerRequest = 1000; // DESIGN §5.3
-    std::vector<Record> out;
-    out.reserve(handles.size());
-    for (std::size_t start = 0; start < handles.size(); start += kMaxPerRequest) {
-        const std::size_t end = std::min(handles.size(), start + kMaxPerRequest);
-        json::array body;
-        for (std::size_t i = start; i < end; ++i)
-            body.emplace_back(handles[i]);
-        Call call;
-        call.method = http::verb::post;
-        call.target = "/api/v1/resolve";
-        call.body = json::serialize(body);
-        call.idempotent = true;
-        auto r = impl_->execute_ok(call);
-        if (!r)
-            return r.error();
-        error_code ec;
-        json::value v = json::parse(r->body, ec);
-        if (ec || !v.is_array() || v.get_array().size() != end - start)
-            return make_error(ErrorKind::protocol,
-                              "resolve answer is not an array of " + std::to_string(end - start) +
-                                  " records",
-                              r->status);
-        for (std::size_t i = 0; i < end - start; ++i) {
-            auto rec = record_from(v.get_array()[i], handles[start + i]);
-            if (!rec)
-                return make_error(ErrorKind::protocol, rec.error().message, r->status);
-            out.push_back(std::move(rec).value());
+    std::vector<Record> out(handles.size());
+    // Positions still to ask for. The node answers a handle it was asked twice in one request
+    // once ({"sameAs": i}, copied here), and records past the size limit of one answer RC 3
+    // "ask again": those are asked for again as long as each round answers something.
+    std::vector<std::size_t> todo(handles.size());
+    for (std::size_t i = 0; i < todo.size(); ++i)
+        todo[i] = i;
+    while (!todo.empty()) {
+        std::vector<std::size_t> again;
+        bool progress = false;
+        for (std::size_t start = 0; start < todo.size(); start += kMaxPerRequest) {
+            const std::size_t end = std::min(todo.size(), start + kMaxPerRequest);
+            json::array body;
+            for (std::size_t i = start; i < end; ++i)
+                body.emplace_back(handles[todo[i]]);
+            Call call;
+            call.method = http::verb::post;
+            call.target = "/api/v1/resolve";
+            call.body = json::serialize(body);
+            call.idempotent = true;
+            auto r = impl_->execute_ok(call);
+            if (!r)
+                return r.error();
+            error_code ec;
+            json::value v = json::parse(r->body, ec);
+            if (ec || !v.is_array() || v.get_array().size() != end - start)
+                return make_error(ErrorKind::protocol,
+                                  "resolve answer is not an array of " +
+                                      std::to_string(end - start) + " records",
+                                  r->status);
+            const json::array& entries = v.get_array();
+            for (std::size_t i = 0; i < end - start; ++i) {
+                const std::size_t at = todo[start + i];
+                const auto* o = entries[i].if_object();
+                if (const auto* same = o ? o->if_contains("sameAs") : nullptr) {
+                    const auto* n = same->if_int64();
+                    if (n == nullptr || *n < 0 || static_cast<std::size_t>(*n) >= i)
+                        return make_error(ErrorKind::protocol, "bad \"sameAs\" in resolve answer",
+                                          r->status);
+                    out[at] = out[todo[start + static_cast<std::size_t>(*n)]];
+                    out[at].handle = handles[at];
+                } else {
+                    auto rec = record_from(entries[i], handles[at]);
+                    if (!rec)
+                        return make_error(ErrorKind::protocol, rec.error().message, r->status);
+                    out[at] = std::move(rec).value();
+                }
+                if (out[at].response_code == 3)
+                    again.push_back(at);
+                else
+                    progress = true;
+            }
         }
+        if (!progress) // the node is busy, not just full: report RC 3 as it came
+            break;
+        todo = std::move(again);
     }
     return out;
 }

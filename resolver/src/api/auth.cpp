@@ -121,6 +121,15 @@ std::optional<std::chrono::seconds> AccountRateLimit::refuse(const Principal& wh
            std::chrono::seconds(1);
 }
 
+std::optional<std::chrono::seconds> AccountRateLimit::charge(const Principal& who, double extra) {
+    if (!limiter_.enabled() || who.anonymous())
+        return std::nullopt;
+    const auto decision = limiter_.charge(who.username, extra);
+    if (decision.allowed)
+        return std::nullopt;
+    return std::chrono::ceil<std::chrono::seconds>(decision.retry_after);
+}
+
 std::vector<std::string> api_key_ids(const registry::ReadSnapshot& snapshot,
                                      std::string_view username) {
     std::vector<std::string> out;

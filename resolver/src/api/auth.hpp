@@ -105,6 +105,11 @@ public:
     /// (whole seconds, at least 1, for Retry-After).
     std::optional<std::chrono::seconds> refuse(const Principal& who);
 
+    /// The rest of a request's cost after `refuse` admitted it (`extra` tokens, e.g. one per
+    /// handle of a batch beyond the first; RateLimiter::charge): nullopt when admitted, otherwise
+    /// how long to wait.
+    std::optional<std::chrono::seconds> charge(const Principal& who, double extra);
+
 private:
     RateLimiter limiter_;
     std::atomic<std::uint64_t> calls_{0}; // prunes idle buckets every 4096 calls

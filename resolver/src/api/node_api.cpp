@@ -32,6 +32,10 @@ namespace {
 
 // Handle response codes (DESIGN §5.1).
 constexpr std::size_t kMaxBatchResolve = 1000; // handles per POST /api/v1/resolve
+// The body of a POST /api/v1/resolve answer stops growing past this: later records are answered
+// RC 3 "ask again" (the first record is always answered, whatever its size), so that a small
+// request for large records cannot make the node build and send an answer of any size.
+constexpr std::size_t kMaxResolveAnswerBytes = 4 * 1024 * 1024;
 
 constexpr int kRcSuccess = 1, kRcError = 2, kRcServerBusy = 3, kRcNotFound = 100, kRcExists = 101,
               kRcInvalidHandle = 102, kRcInsufficientPermissions = 400, kRcInvalidAdmin = 401,
@@ -582,47 +586,113 @@ private:
                 return error_response(req, http::status::bad_request, "invalid_json",
                                       "element " + std::to_string(i) + " is not a string");
 
-        json::array out;
-        out.reserve(handles->size());
+        // Every handle costs one request's worth of the caller's rate (the request itself paid
+        // for the first): per account when authenticated, per address otherwise.
+        if (const double extra = static_cast<double>(handles->size()) - 1; extra > 0) {
+            std::optional<std::chrono::seconds> wait;
+            if (!who.anonymous()) {
+                wait = account_limit_.charge(who, extra);
+            } else if (ctx.ip_limiter != nullptr) {
+                const auto d = ctx.ip_limiter->charge(ctx.client_ip, extra);
+                if (!d.allowed)
+                    wait = std::chrono::ceil<std::chrono::seconds>(d.retry_after);
+            }
+            if (wait) {
+                Response r =
+                    refusal_response(req, Refusal::rate_limited,
+                                     "a batch of " + std::to_string(handles->size()) +
+                                         " handles exceeds the rate limit of this " +
+                                         (who.anonymous() ? "address" : "account") +
+                                         " (each handle counts as one request); retry after " +
+                                         std::to_string(wait->count()) + " s");
+                r.set(http::field::retry_after, std::to_string(wait->count()));
+                return r;
+            }
+        }
+
+        // Serialized entry by entry into one string bounded by kMaxResolveAnswerBytes (plus one
+        // record): never a JSON document of the whole answer. A handle asked again in the same
+        // request (same registry key) is answered once; its later entries say {"sameAs": i}.
+        std::string out = "[";
+        std::unordered_map<std::string, std::size_t> first_of; // handle key -> entry index
+        std::vector<int> codes(handles->size(), 0);            // responseCode of each entry
+        std::size_t answered = 0;                              // records answered with their values
         auto snapshot = registry_.snapshot(); // one consistent view for the whole batch
-        for (const auto& element : *handles) {
-            const std::string_view spelling = element.get_string();
-            json::object entry{{"handle", echo_safe(spelling)}};
+        for (std::size_t i = 0; i < handles->size(); ++i) {
+            const std::string_view spelling = (*handles)[i].get_string();
+            out += i == 0 ? "{\"handle\":" : ",{\"handle\":";
+            api::append_json_string(out, echo_safe(spelling));
+            auto finish = [&](int rc, std::string_view message) {
+                codes[i] = rc;
+                out += ",\"responseCode\":" + std::to_string(rc);
+                if (!message.empty()) {
+                    out += ",\"message\":";
+                    api::append_json_string(out, message);
+                }
+                out += '}';
+            };
             auto h = parse_handle(spelling, options_.handle_limits);
             if (!h) {
                 resolutions_.count(unix_now());
-                entry["responseCode"] = kRcInvalidHandle;
-                entry["message"] = echo_safe(h.error().message);
-            } else if (!homed(h->prefix_key())) {
-                resolutions_.count(unix_now());
-                entry["responseCode"] = kRcNotHomed;
-                entry["message"] =
-                    "prefix " + echo_safe(h->prefix()) + " is not homed on this node";
-            } else {
-                const bool include_private = who.may_read_private(snapshot, h->prefix_key());
-                json::array values;
-                auto st = snapshot.visit(*h, [&](const RecordView& view) {
-                    for (const ValueView& v : view) {
-                        if (include_private || v.permissions.public_read()) {
-                            json::object o;
-                            api::value_to_json(o, v);
-                            values.push_back(std::move(o));
-                        }
-                    }
-                });
-                count_resolution(*h, static_cast<bool>(st));
-                if (st) {
-                    entry["responseCode"] = kRcSuccess;
-                    entry["values"] = std::move(values);
-                } else {
-                    entry["responseCode"] = map_errc(st.code()).rc;
-                    if (st.code() != Errc::not_found)
-                        entry["message"] = st.error().message;
-                }
+                finish(kRcInvalidHandle, echo_safe(h.error().message));
+                continue;
             }
-            out.push_back(std::move(entry));
+            if (!homed(h->prefix_key())) {
+                resolutions_.count(unix_now());
+                finish(kRcNotHomed,
+                       "prefix " + echo_safe(h->prefix()) + " is not homed on this node");
+                continue;
+            }
+            if (auto [it, fresh] = first_of.try_emplace(h->key(), i); !fresh) {
+                codes[i] = codes[it->second];
+                if (codes[i] != kRcServerBusy)
+                    count_resolution(*h, codes[i] == kRcSuccess);
+                out += ",\"responseCode\":" + std::to_string(codes[i]) +
+                       ",\"sameAs\":" + std::to_string(it->second) + "}";
+                continue;
+            }
+            const bool include_private = who.may_read_private(snapshot, h->prefix_key());
+            const std::size_t mark = out.size();
+            bool over_budget = false;
+            auto st = snapshot.visit(*h, [&](const RecordView& view) {
+                // The stored size is a cheap lower bound of the JSON: skip the work when even
+                // that cannot fit.
+                if (answered > 0 && mark + view.bytes().size() > kMaxResolveAnswerBytes) {
+                    over_budget = true;
+                    return;
+                }
+                out += ",\"responseCode\":1,\"values\":[";
+                bool first = true;
+                for (const ValueView& v : view) {
+                    if (include_private || v.permissions.public_read()) {
+                        if (!first)
+                            out += ',';
+                        first = false;
+                        api::append_value_json(out, v);
+                    }
+                }
+                out += "]}";
+                if (answered > 0 && out.size() > kMaxResolveAnswerBytes) {
+                    out.resize(mark);
+                    over_budget = true;
+                }
+            });
+            if (over_budget) {
+                finish(kRcServerBusy, "not resolved: this answer reached its limit of " +
+                                          std::to_string(kMaxResolveAnswerBytes / (1024 * 1024)) +
+                                          " MiB; ask again for the handles answered 3");
+            } else if (st) {
+                count_resolution(*h, true);
+                codes[i] = kRcSuccess;
+                ++answered;
+            } else {
+                count_resolution(*h, false);
+                finish(map_errc(st.code()).rc,
+                       st.code() != Errc::not_found ? st.error().message : std::string());
+            }
         }
-        return json_response(req, http::status::ok, json::serialize(out));
+        out += ']';
+        return json_response(req, http::status::ok, std::move(out));
     }
 
     Response stats(const Request& req, RequestContext& ctx) {

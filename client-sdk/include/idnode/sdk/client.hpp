@@ -201,6 +201,7 @@ public:
     Result<Record> resolve(std::string_view handle, const ResolveFilter& filter = {}) const;
     /// POST /api/v1/resolve, ≤ 1000 handles per request (longer lists are split). Same order as
     /// `handles`; each record carries its own response_code (100 = not found; no values).
+    /// Records the node defers because one answer reached its size limit are asked for again.
     Result<std::vector<Record>> resolve_many(const std::vector<std::string>& handles) const;
     /// PUT overwrite=false: conflict (RC 101) if the handle exists. Not retried after sending.
     Result<PutOutcome> create(const Record& record) const;

@@ -19,6 +19,9 @@
 //   worth), one budget across the Handle REST, native and SNMS routes; beyond it 429 with
 //   Retry-After (SNMS: HTTP 200, status -2 "请求过于频繁，请稍后再试", Retry-After).
 //   Anonymous callers are limited per IP by the server.
+// - Batch resolve: every handle costs one request of the caller's rate (per account, or per IP
+//   through RequestContext::ip_limiter); a handle repeated in one request is answered once
+//   ({"sameAs": i}); the answer stops growing at 4 MiB (later records RC 3 "ask again").
 // - Body limits: limits.max_body_bytes, except routes declaring a larger documented payload
 //   (RouteOptions): POST /api/v1/resolve (1000 handles of the longest allowed length) and the
 //   SNMS batch routes (limits.max_batch_body_bytes); bulk is streamed.
