@@ -132,13 +132,41 @@ std::vector<std::shared_ptr<HttpsSession>> ServerCore::live_sessions() {
     return out;
 }
 
+namespace {
+
+// Metric labels come from fixed sets, never from the client's bytes: every distinct label value
+// is a series kept (and scraped) forever, so a client sending invented methods would otherwise
+// grow /metrics without bound.
+std::string_view method_label(std::string_view method) noexcept {
+    static constexpr std::string_view kKnown[] = {"GET",     "HEAD",  "POST",  "PUT",    "DELETE",
+                                                  "OPTIONS", "PATCH", "TRACE", "CONNECT"};
+    for (const auto known : kKnown)
+        if (method == known)
+            return known;
+    return "other";
+}
+
+// The router's patterns (fixed at startup), "unmatched" (no route) and "-" (refused before
+// routing) are the only routes; anything else would be a bug, and is still kept bounded.
+std::string_view route_label(const std::string& route) noexcept {
+    if (route == "unmatched" || route == "-" || (!route.empty() && route.front() == '/'))
+        return route;
+    return "other";
+}
+
+std::string status_label(unsigned status) {
+    return status >= 100 && status <= 599 ? std::to_string(status) : std::string("other");
+}
+
+} // namespace
+
 void ServerCore::record(const RequestContext& context, std::string_view method,
                         std::string_view path, unsigned status, std::uint64_t body_bytes) {
     const auto elapsed = std::chrono::steady_clock::now() - context.received;
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
-    const std::string status_text = std::to_string(status);
-    metrics.requests.with({method, context.route, status_text}).inc();
-    metrics.latency.with({context.route}).observe(std::chrono::duration<double>(elapsed).count());
+    const std::string_view route = route_label(context.route);
+    metrics.requests.with({method_label(method), route, status_label(status)}).inc();
+    metrics.latency.with({route}).observe(std::chrono::duration<double>(elapsed).count());
     metrics.response_bytes.inc(body_bytes);
     logging.access(AccessRecord{method, context.route, path, context.client_ip, context.account,
                                 status, body_bytes, static_cast<std::uint64_t>(micros),
