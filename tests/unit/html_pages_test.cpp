@@ -182,6 +182,31 @@ TEST_CASE("the identifier page shows header, labels and values, all escaped") {
     }
 }
 
+TEST_CASE(
+    "a page stays small whatever the record: long values cut, values past the budget counted") {
+    // One long URL of quotes: escaped twice (href and text) it would be 12 times its size.
+    const std::string quotes = "https://e.example/" + std::string(100000, '"');
+    const auto cut = format_value(value(1, "URL", quotes), nullptr);
+    CHECK_FALSE(contains(cut, "<a ")); // a cut link would point elsewhere
+    CHECK(cut.size() < 2048 * 6 + 200);
+    CHECK(contains(cut, std::to_string(quotes.size() - 2048) + " more bytes"));
+    // Cut on a UTF-8 boundary: 3-byte characters, 2048 is not a multiple of 3.
+    std::string chinese;
+    for (int i = 0; i < 1000; ++i)
+        chinese += "钢";
+    const auto zh = format_value(value(2, "NOTE", chinese), nullptr);
+    CHECK(contains(zh, "<bdi>" + chinese.substr(0, 2046) + "</bdi>…"));
+
+    auto page = sample_page();
+    page.values.clear();
+    for (int i = 0; i < 2048; ++i)
+        page.values.push_back(value(2000 + i, "URL", "https://e.example/" + std::string(400, '"')));
+    const auto html = render_handle_page(page);
+    CHECK(html.size() < 512 * 1024 + 16 * 1024);
+    CHECK(contains(html, " more values not shown; see the JSON"));
+    CHECK(contains(html, "</body></html>"));
+}
+
 TEST_CASE("search and problem pages") {
     const auto search = render_search_page("\"><script>x", "");
     CHECK(contains(search, "<form action=\"/\" method=\"get\""));

@@ -13,6 +13,13 @@ using namespace registry;
 
 namespace {
 
+// A page is for people: a very long value is cut (the JSON has it whole), and the values of a
+// large record stop once the page reaches its budget, so that one anonymous GET cannot buy many
+// megabytes of HTML and the CPU to escape them (escaping and links multiply a value's bytes by up
+// to 12).
+constexpr std::size_t kMaxShownValueBytes = 2048;
+constexpr std::size_t kMaxPageBytes = 512 * 1024;
+
 // ---- small text helpers -----------------------------------------------------------------------
 
 bool is_digits(std::string_view s) {
@@ -253,6 +260,13 @@ std::string format_value(const PageValue& value, const ItemLabel* label) {
     if (find_invalid_utf8(data) != std::string_view::npos) {
         s = "<span class=\"muted\">二进制数据<span class=\"en\">binary data</span>, " +
             std::to_string(data.size()) + " 字节 bytes</span>";
+    } else if (data.size() > kMaxShownValueBytes) { // text only: a cut link would be wrong
+        std::size_t cut = kMaxShownValueBytes;
+        while (cut > 0 && (static_cast<unsigned char>(data[cut]) & 0xC0) == 0x80)
+            --cut;
+        const std::string more = std::to_string(data.size() - cut);
+        s = "<bdi>" + escape(data.substr(0, cut)) + "</bdi>… <span class=\"muted\">另有" + more +
+            "字节<span class=\"en\">" + more + " more bytes</span></span>";
     } else {
         const std::string_view kind = label != nullptr ? std::string_view(label->data_type) : "";
         const bool url_kind =
@@ -331,7 +345,10 @@ std::string render_handle_page(const HandlePage& page) {
         s += "<div class=\"row\"><dd class=\"muted\">没有公开的数据<span class=\"en\">No public "
              "values</span></dd></div>";
     }
+    std::size_t shown = 0;
     for (const auto& v : page.values) {
+        if (s.size() > kMaxPageBytes)
+            break;
         const ItemLabel* label = nullptr;
         if (page.template_info) {
             auto it = page.template_info->items.find(v.index);
@@ -340,6 +357,12 @@ std::string render_handle_page(const HandlePage& page) {
         }
         s += "<div class=\"row\">" + label_html(v, label) + "<dd>" + format_value(v, label) +
              "</dd></div>";
+        ++shown;
+    }
+    if (const std::size_t more = page.values.size() - shown; more > 0) {
+        s += "<div class=\"row\"><dd class=\"muted\">另有" + std::to_string(more) +
+             "项数据未显示，请查看 JSON<span class=\"en\">" + std::to_string(more) +
+             " more values not shown; see the JSON</span></dd></div>";
     }
     const std::string href = escape(handle_href(page.handle));
     s += "</dl></div>";

@@ -89,10 +89,12 @@ std::string escape(std::string_view text);
 /// One value as an HTML fragment, formatted by its kind: the template item's data type when
 /// known, else the value type (URL / URL.* = link, HS_ALIAS = identifier). Links only for http and
 /// https URLs (other schemes are shown as text) and for references that parse as handles
-/// (href="/{handle}"); dates and datetimes in <time>; non-UTF-8 data as its size.
+/// (href="/{handle}"); dates and datetimes in <time>; non-UTF-8 data as its size. Text over
+/// 2 KiB is cut there (plain text, with the number of bytes left out).
 std::string format_value(const PageValue& value, const ItemLabel* label);
 
-/// The page for one identifier.
+/// The page for one identifier. Values stop once the page passes 512 KiB (a last row says how
+/// many were left out; the JSON has them all).
 std::string render_handle_page(const HandlePage& page);
 
 /// The search page (GET /): one input, submitted with GET to "/?handle=". `prefill` is put back

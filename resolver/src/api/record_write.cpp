@@ -123,9 +123,30 @@ Result<Template> load_template(const ReadSnapshot& snapshot, std::string_view pr
 std::string PreparedRecord::message(bool chinese) const {
     if (violations.empty())
         return error ? error->message : std::string();
+    // Bounded: a record may violate its template once per value (2048) and an enum item's
+    // message lists its choices, so the full text could be far larger than the record, and a
+    // batch answers one message per record. The first problems are what a person fixes first.
+    constexpr std::size_t kMaxBytes = 1024;
     std::string out;
-    for (const auto& v : violations)
-        out += (out.empty() ? "" : "; ") + (chinese ? v.chinese() : v.english());
+    std::size_t listed = 0;
+    for (const auto& v : violations) {
+        std::string text = chinese ? v.chinese() : v.english();
+        if (listed > 0 && out.size() + 2 + text.size() > kMaxBytes)
+            break;
+        if (text.size() > kMaxBytes) { // cut on a UTF-8 boundary
+            std::size_t cut = kMaxBytes;
+            while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+                --cut;
+            text.resize(cut);
+            text += "…";
+        }
+        out += (out.empty() ? "" : "; ") + text;
+        ++listed;
+    }
+    if (const std::size_t more = violations.size() - listed; more > 0) {
+        out += chinese ? "；另有" + std::to_string(more) + "处错误"
+                       : "; and " + std::to_string(more) + " more";
+    }
     return out;
 }
 

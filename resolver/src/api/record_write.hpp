@@ -65,7 +65,8 @@ struct PreparedRecord {
     std::vector<registry::Violation> violations; // template violations (error is then set)
 
     bool ok() const noexcept { return !error.has_value(); }
-    /// All violations joined ("; "), in English or Chinese; else the error's message.
+    /// The violations joined ("; "), in English or Chinese, at most about 1 KiB (the first ones,
+    /// then "and N more"); else the error's message.
     std::string message(bool chinese) const;
 };
 
