@@ -144,7 +144,9 @@ TEST_CASE("batch resolve: 1000 copies of one large record answer it once, memory
     }
     const long rss_after = status_kib(n.node.pid(), "VmRSS");
     MESSAGE("RSS " << rss_before << " KiB -> " << rss_after << " KiB");
-    CHECK(rss_after - rss_before < 16 * 1024); // 1000 copies held at once cost ~60 MiB
+    // ASan's quarantine keeps freed memory resident by design: not asserted in that run.
+    if (!reduced_mode())
+        CHECK(rss_after - rss_before < 16 * 1024); // 1000 copies held at once cost ~60 MiB
 
     // Case variants of the prefix are the same registry key: answered once as well.
     const std::string variant = "88.118.8/" + std::string(240, 'H');
@@ -316,7 +318,9 @@ TEST_CASE("an SNMS batch of records that violate a long enum answers short messa
     REQUIRE(answer.result() == S::ok);
     // Each record's message names the problem and the first choices, then stops.
     CHECK(answer.body().size() < 2000 * 1300);
-    CHECK(rss_after - rss_before < 32 * 1024);
+    // ASan's quarantine keeps freed memory resident by design: not asserted in that run.
+    if (!reduced_mode())
+        CHECK(rss_after - rss_before < 32 * 1024);
     const json::value body = parse_json(answer.body());
     CHECK(body.at("message") == "成功0条，失败2000条");
     const std::string msg(body.at("data").as_array()[0].at("msg").as_string());
