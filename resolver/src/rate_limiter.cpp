@@ -46,14 +46,20 @@ RateLimiter::Shard& RateLimiter::shard_for(std::string_view key) noexcept {
     return shards_[std::hash<std::string_view>{}(key) % shards_.size()];
 }
 
+RateLimiter::Buckets::iterator RateLimiter::bucket_in(Shard& shard, std::string_view key,
+                                                      Clock::time_point now) {
+    auto it = shard.buckets.find(std::string(key));
+    if (it == shard.buckets.end())
+        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    return it;
+}
+
 RateLimiter::Decision RateLimiter::acquire(std::string_view key, Clock::time_point now) {
     if (!enabled())
         return {};
     Shard& shard = shard_for(key);
     std::lock_guard lock(shard.mutex);
-    auto it = shard.buckets.find(std::string(key));
-    if (it == shard.buckets.end())
-        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    auto it = bucket_in(shard, key, now);
     Decision decision;
     decision.allowed = it->second.try_take(now, decision.retry_after);
     return decision;
@@ -65,9 +71,7 @@ RateLimiter::Decision RateLimiter::charge(std::string_view key, double extra,
         return {};
     Shard& shard = shard_for(key);
     std::lock_guard lock(shard.mutex);
-    auto it = shard.buckets.find(std::string(key));
-    if (it == shard.buckets.end())
-        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    auto it = bucket_in(shard, key, now);
     // The request's own token is already taken, so a full bucket holds burst - 1 more.
     const double need = std::min(extra, std::max(0.0, burst_ - 1.0));
     Decision decision;
@@ -83,9 +87,7 @@ void RateLimiter::spend(std::string_view key, double cost, Clock::time_point now
         return;
     Shard& shard = shard_for(key);
     std::lock_guard lock(shard.mutex);
-    auto it = shard.buckets.find(std::string(key));
-    if (it == shard.buckets.end())
-        it = shard.buckets.emplace(std::string(key), TokenBucket(rate_, burst_, now)).first;
+    auto it = bucket_in(shard, key, now);
     std::chrono::nanoseconds unused{};
     it->second.try_take(now, cost, -std::numeric_limits<double>::infinity(), unused);
 }

@@ -91,11 +91,14 @@ public:
     std::size_t prune(Clock::time_point now = Clock::now());
 
 private:
+    using Buckets = std::unordered_map<std::string, TokenBucket>;
     struct Shard {
         std::mutex mutex;
-        std::unordered_map<std::string, TokenBucket> buckets;
+        Buckets buckets;
     };
     Shard& shard_for(std::string_view key) noexcept;
+    /// `key`'s bucket in `shard` (whose mutex the caller holds), made full at `now` if new.
+    Buckets::iterator bucket_in(Shard& shard, std::string_view key, Clock::time_point now);
 
     double rate_;
     double burst_;
