@@ -1,6 +1,4 @@
-#include "auth.hpp"
-
-#include "values_json.hpp"
+#include "idnode/node/authenticator.hpp"
 
 #include <openssl/hmac.h>
 
@@ -8,53 +6,8 @@
 #include <charconv>
 #include <ctime>
 
-namespace idnode::resolver::api {
+namespace idnode::node {
 using registry::Role;
-
-std::optional<std::string> owning_prefix(const registry::ReadSnapshot& snapshot,
-                                         std::string_view prefix_key) {
-    std::string_view candidate = prefix_key;
-    while (!candidate.empty()) {
-        if (snapshot.get_entry(registry::Table::prefixes, candidate))
-            return std::string(candidate);
-        const auto dot = candidate.rfind('.');
-        if (dot == std::string_view::npos)
-            break;
-        candidate = candidate.substr(0, dot);
-    }
-    return std::nullopt;
-}
-
-bool Principal::holds_owner_of(const registry::ReadSnapshot& snapshot,
-                               std::string_view prefix_key) const {
-    // Cheap refusal first: an account none of whose prefixes contains `prefix_key` cannot hold
-    // its owner, and most calls (other enterprises' handles) end here without a lookup.
-    const bool related = std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
-        return registry::prefix_is_under(prefix_key, p);
-    });
-    if (!related)
-        return false;
-    const auto owner = owning_prefix(snapshot, prefix_key);
-    return owner && std::find(prefixes.begin(), prefixes.end(), *owner) != prefixes.end();
-}
-
-bool Principal::may_write(const registry::ReadSnapshot& snapshot,
-                          std::string_view prefix_key) const {
-    if (is_admin())
-        return true;
-    if (role != Role::enterprise)
-        return false;
-    return holds_owner_of(snapshot, prefix_key);
-}
-
-bool Principal::may_read_private(const registry::ReadSnapshot& snapshot,
-                                 std::string_view prefix_key) const {
-    if (is_admin())
-        return true;
-    if (anonymous())
-        return false;
-    return holds_owner_of(snapshot, prefix_key); // enterprise: owned; reader: granted
-}
 
 namespace {
 
@@ -97,7 +50,7 @@ std::int64_t system_now() {
         .count();
 }
 
-/// The server's local calendar date (DESIGN §5.2: "today, server time").
+/// The server's local calendar date ("today, server time": docs/api.md#snms-login).
 std::string local_date(std::int64_t unix_seconds) {
     const std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};
@@ -203,7 +156,7 @@ AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string&
         record_failure("user:" + account, now);
     }
     AuthOutcome out;
-    out.status = 401;
+    out.outcome = Outcome::unauthorized;
     out.message = std::move(message);
     return out;
 }
@@ -211,7 +164,7 @@ AuthOutcome Authenticator::fail(const std::string& client_ip, const std::string&
 AuthOutcome Authenticator::admit(const registry::Account& account, Credential credential) {
     AuthOutcome out;
     if (account.disabled) {
-        out.status = 401;
+        out.outcome = Outcome::unauthorized;
         out.message = "account " + account.username + " is disabled";
         return out;
     }
@@ -238,20 +191,20 @@ AuthOutcome Authenticator::confirm_password(const std::string& username,
         std::lock_guard lock(mutex_);
         if (throttled("ip:" + client_ip, now, out.retry_after) ||
             throttled("user:" + username, now, out.retry_after)) {
-            out.status = 429;
+            out.outcome = Outcome::throttled;
             out.message = "too many failed logins; retry later";
             return out;
         }
         record_failure("ip:" + client_ip, now);
         record_failure("user:" + username, now);
-        out.status = 403;
+        out.outcome = Outcome::forbidden;
         out.message = "authenticated by login token or API key: give the account's "
                       "\"current_password\" too";
         return out;
     }
     out = login(username, *password, client_ip);
-    if (out.status == 401) {
-        out.status = 403;
+    if (out.outcome == Outcome::unauthorized) {
+        out.outcome = Outcome::forbidden;
         out.message = "current_password is wrong";
     }
     return out;
@@ -337,26 +290,14 @@ AuthOutcome Authenticator::login(std::string_view username, std::string_view pas
                                  const std::string& client_ip) {
     if (username.empty())
         return fail(client_ip, {}, "wrong username or password");
-    return authenticate(
-        "Basic " + base64_encode(std::string(username) + ":" + std::string(password)), client_ip);
+    return password_login(username, password, client_ip);
 }
 
 AuthOutcome Authenticator::login_v1(std::string_view username, std::string_view digest,
                                     const std::string& client_ip, std::int64_t now) {
     const std::string user(username);
-    {
-        std::lock_guard lock(mutex_);
-        std::chrono::seconds retry{0};
-        const auto steady = std::chrono::steady_clock::now();
-        if (throttled("ip:" + client_ip, steady, retry) ||
-            (!user.empty() && throttled("user:" + user, steady, retry))) {
-            AuthOutcome out;
-            out.status = 429;
-            out.message = "too many failed logins; retry later";
-            out.retry_after = retry;
-            return out;
-        }
-    }
+    if (auto refused = throttle_check(client_ip, user); !refused.ok())
+        return refused;
     auto snapshot = registry_.snapshot();
     auto bytes = snapshot.get_entry(registry::Table::accounts, user);
     auto account =
@@ -374,65 +315,49 @@ AuthOutcome Authenticator::login_v1(std::string_view username, std::string_view 
     return admit(*account, Credential::password);
 }
 
-AuthOutcome Authenticator::authenticate(std::string_view authorization,
-                                        const std::string& client_ip) {
-    if (authorization.empty()) {
-        return {};
-    }
+AuthOutcome Authenticator::refuse(const std::string& client_ip, std::string message) {
+    return fail(client_ip, {}, std::move(message));
+}
+
+AuthOutcome Authenticator::throttle_check(const std::string& client_ip, std::string_view username) {
     const auto now = std::chrono::steady_clock::now();
-    const auto space = authorization.find(' ');
-    const std::string_view scheme = authorization.substr(0, space);
-    const std::string_view credentials =
-        space == std::string_view::npos ? std::string_view{} : authorization.substr(space + 1);
+    std::lock_guard lock(mutex_);
+    AuthOutcome out;
+    if (throttled("ip:" + client_ip, now, out.retry_after) ||
+        (!username.empty() && throttled("user:" + std::string(username), now, out.retry_after))) {
+        out.outcome = Outcome::throttled;
+        out.message = "too many failed logins; retry later";
+    }
+    return out;
+}
 
-    std::string username;
-    std::string password;
-    std::optional<registry::ParsedApiKey> key;
-    if (registry::equals_folded(scheme, "Bearer") && credentials.substr(0, 4) == "idt_") {
+AuthOutcome Authenticator::bearer(std::string_view token, const std::string& client_ip) {
+    if (token.substr(0, 4) == "idt_") {
         auto snapshot = registry_.snapshot();
-        return from_token(snapshot, credentials, client_ip);
+        return from_token(snapshot, token, client_ip);
     }
-    if (registry::equals_folded(scheme, "Bearer")) {
-        key = registry::parse_api_key(credentials);
-        if (!key) {
-            return fail(client_ip, {}, "the bearer token is not an idnode API key");
-        }
-    } else if (registry::equals_folded(scheme, "Basic")) {
-        std::string decoded;
-        if (!base64_decode(credentials, decoded) || decoded.find(':') == std::string::npos) {
-            return fail(client_ip, {}, "malformed Basic credentials");
-        }
-        username = decoded.substr(0, decoded.find(':'));
-        password = decoded.substr(decoded.find(':') + 1);
-    } else {
-        return fail(client_ip, {}, "unsupported Authorization scheme (use Bearer or Basic)");
-    }
-
-    {
-        std::lock_guard lock(mutex_);
-        std::chrono::seconds retry{0};
-        if (throttled("ip:" + client_ip, now, retry) ||
-            (!username.empty() && throttled("user:" + username, now, retry))) {
-            AuthOutcome out;
-            out.status = 429;
-            out.message = "too many failed logins; retry later";
-            out.retry_after = retry;
-            return out;
-        }
-    }
-
+    auto key = registry::parse_api_key(token);
+    if (!key)
+        return fail(client_ip, {}, "the bearer token is not an idnode API key");
+    if (auto refused = throttle_check(client_ip, {}); !refused.ok())
+        return refused;
     auto snapshot = registry_.snapshot();
-    if (key) {
-        auto bytes = snapshot.get_entry(registry::Table::api_keys, key->key_id);
-        auto record = bytes ? registry::decode_api_key(*bytes)
-                            : registry::Result<registry::ApiKeyRecord>(
-                                  registry::Error{registry::Errc::not_found, ""});
-        if (!record || !registry::api_key_matches(*record, key->secret)) {
-            return fail(client_ip, {}, "unknown or revoked API key");
-        }
-        return from_account(snapshot, record->username, client_ip);
-    }
+    auto bytes = snapshot.get_entry(registry::Table::api_keys, key->key_id);
+    auto record = bytes ? registry::decode_api_key(*bytes)
+                        : registry::Result<registry::ApiKeyRecord>(
+                              registry::Error{registry::Errc::not_found, ""});
+    if (!record || !registry::api_key_matches(*record, key->secret))
+        return fail(client_ip, {}, "unknown or revoked API key");
+    return from_account(snapshot, record->username, client_ip);
+}
 
+AuthOutcome Authenticator::password_login(std::string_view username_view, std::string_view password,
+                                          const std::string& client_ip) {
+    const std::string username(username_view);
+    if (auto refused = throttle_check(client_ip, username); !refused.ok())
+        return refused;
+    const auto now = std::chrono::steady_clock::now();
+    auto snapshot = registry_.snapshot();
     auto bytes = snapshot.get_entry(registry::Table::accounts, username);
     auto account =
         bytes ? registry::decode_account(*bytes)
@@ -461,4 +386,4 @@ AuthOutcome Authenticator::authenticate(std::string_view authorization,
     return admit(*account, Credential::password);
 }
 
-} // namespace idnode::resolver::api
+} // namespace idnode::node

@@ -1,11 +1,11 @@
-#include "idnode/resolver/rate_limiter.hpp"
+#include "idnode/node/rate_limiter.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
 
-namespace idnode::resolver {
+namespace idnode::node {
 
 void TokenBucket::refill(Clock::time_point now) noexcept {
     if (now <= updated_)
@@ -111,4 +111,4 @@ std::size_t RateLimiter::prune(Clock::time_point now) {
     return remaining;
 }
 
-} // namespace idnode::resolver
+} // namespace idnode::node

@@ -1,6 +1,6 @@
-#include "resolution_counter.hpp"
+#include "idnode/node/resolution_counter.hpp"
 
-namespace idnode::resolver::api {
+namespace idnode::node {
 
 void ResolutionCounter::roll(std::int64_t day) {
     if (day != day_) {
@@ -46,4 +46,4 @@ ResolutionCounter::total_where(std::int64_t now,
     return sum;
 }
 
-} // namespace idnode::resolver::api
+} // namespace idnode::node

@@ -2,11 +2,11 @@
 // OpenSSL types are confined to resolver/src.
 #pragma once
 
+#include "idnode/node/rate_limiter.hpp"
 #include "idnode/resolver/config.hpp"
 #include "idnode/resolver/http.hpp"
 #include "idnode/resolver/logging.hpp"
 #include "idnode/resolver/metrics.hpp"
-#include "idnode/resolver/rate_limiter.hpp"
 #include "idnode/resolver/streaming.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -14,7 +14,7 @@
 // BulkLineParser (one per input, reused across its lines like an upload's; the fast scanner for
 // the common record shape) must give exactly the same result: the same record (handle, values)
 // or the same error (handle, code, message).
-#include "api/bulk.hpp"
+#include "api/native/bulk.hpp"
 #include "fuzz_support.hpp"
 
 #include <algorithm>

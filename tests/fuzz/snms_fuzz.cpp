@@ -9,8 +9,8 @@
 // accepted record's handle is the one sent and its values pass check_stored_values
 // (fuzz_support.hpp); an accepted template has a key, survives its binary encoding and its JSON
 // form unchanged, and is a valid update of itself.
-#include "api/record_write.hpp"
-#include "api/snms_api.hpp"
+#include "api/record_json.hpp"
+#include "api/snms/snms_api.hpp"
 #include "api/template_json.hpp"
 #include "fuzz_support.hpp"
 #include "idnode/registry/template.hpp"

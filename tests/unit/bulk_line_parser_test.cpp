@@ -2,7 +2,7 @@
 // line, the same result (record: handle and values; error: handle, code, message; blank), and the
 // line takes the path the table says (so that the scanner really is exercised and really steps
 // aside). The bulk_ndjson fuzz target checks the same equality on arbitrary lines.
-#include "api/bulk.hpp"
+#include "api/native/bulk.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // The resolution pages for people (resolver/src/api/html_pages): escaping, formatting by type,
 // rendering, content negotiation, and the view model built from a real registry.
-#include "api/html_pages.hpp"
+#include "api/html/html_pages.hpp"
 #include "idnode/registry/admin.hpp"
 #include "store_helpers.hpp"
 

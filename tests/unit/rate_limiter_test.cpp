@@ -1,8 +1,8 @@
-#include "idnode/resolver/rate_limiter.hpp"
+#include "idnode/node/rate_limiter.hpp"
 
 #include <doctest/doctest.h>
 
-using namespace idnode::resolver;
+using namespace idnode::node;
 using namespace std::chrono_literals;
 
 TEST_CASE("a token bucket allows a burst, then refills at the rate") {

@@ -1,7 +1,7 @@
 // The parse step of SNMS identifier writes (snms_record_from_json, resolver/src/api/
 // snms_api.hpp): what POST|PUT /identityv2/data and each batch element go through before the
 // store is consulted. Also fuzzed: tests/fuzz/snms_fuzz.cpp.
-#include "api/snms_api.hpp"
+#include "api/snms/snms_api.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

@@ -8,9 +8,9 @@
 //   bulk_pipeline_bench [--records N] [--order asc|random] [--dir DIR]
 //
 // Prints a table and `bench:` lines (DESIGN §5.6).
-#include "api/bulk.hpp"
-#include "api/record_write.hpp"
+#include "api/native/bulk.hpp"
 #include "api/template_json.hpp"
+#include "idnode/node/records.hpp"
 #include "steel_record.hpp"
 
 #include <idnode/registry/registry.hpp>
@@ -137,13 +137,13 @@ int main(int argc, char** argv) {
         bench::append_steel_record(body, prefix, "RUN1", s);
 
     auto channel = std::make_shared<BenchChannel>();
-    auto templates = std::make_shared<resolver::api::TemplateCache>();
+    auto templates = std::make_shared<node::TemplateCache>();
     auto check =
         [&store, templates](
             const registry::Handle& h,
             std::vector<registry::HandleValue>& values) -> std::optional<resolver::api::LineError> {
-        auto prepared = resolver::api::prepare_record(store->snapshot(), h, std::nullopt,
-                                                      std::move(values), false, templates.get());
+        auto prepared = node::prepare_record(store->snapshot(), h, std::nullopt, std::move(values),
+                                             false, templates.get());
         if (!prepared.ok())
             return resolver::api::LineError{"invalid_value", prepared.message(false)};
         values = std::move(prepared.values);

@@ -1,17 +1,17 @@
-// Who is calling: API keys (Authorization: Bearer idn_…), login tokens (Bearer idt_…, issued by
-// the SNMS login) and HTTP Basic (username:password).
+// Who is calling: API keys (idn_…), login tokens (idt_…, issued by the SNMS login) and
+// username + password. Front ends take the credential out of their protocol (the HTTPS API's
+// Authorization header: resolver/src/api/http_auth.hpp) and ask here.
 //
 // Login tokens: "idt_<hex username>_<generation>_<expiry unix s>_<hex HMAC-SHA256>". The HMAC key
 // is SHA-256("idnode-token-v1" || the account's stored PBKDF2 hash), i.e. derived from a random
 // secret kept in the registry: tokens survive restarts, need no token table, and die when the
 // password changes. `generation` must equal the account's token_generation, so bumping it revokes
 // every token of the account.
-// Internal to the resolver.
 //
 // - Anonymous callers get a Principal with role "anonymous": public resolution only.
-// - Bad credentials are an error (HTTP 401), never a silent downgrade to anonymous.
+// - Bad credentials are an error (`unauthorized`), never a silent downgrade to anonymous.
 // - Failed logins are throttled per client IP and per account: after `max_failures` failures
-//   within `failure_window`, further attempts are refused with 429 until the window passes,
+//   within `failure_window`, further attempts are refused (`throttled`) until the window passes,
 //   without even checking the password (PBKDF2 is deliberately slow).
 // - Verified Basic credentials are cached (keyed by username and a SHA-256 of the password, bound
 //   to the stored hash) so that keep-alive clients do not pay PBKDF2 on every request.
@@ -23,9 +23,11 @@
 // Thread safety: authenticate() may be called from many threads at once.
 #pragma once
 
+#include "idnode/node/outcome.hpp"
+#include "idnode/node/principal.hpp"
+#include "idnode/node/rate_limiter.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/registry.hpp"
-#include "idnode/resolver/rate_limiter.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -38,42 +40,7 @@
 #include <unordered_set>
 #include <vector>
 
-namespace idnode::resolver::api {
-
-/// How a caller proved who it is. Only a password proves the password: a login token or an API
-/// key may be a stolen copy, so the routes that turn a credential into a lasting one (new API
-/// keys, a new password) ask such callers for the current password.
-enum class Credential : std::uint8_t { none, password, token, api_key };
-
-struct Principal {
-    std::string username;               // empty = anonymous
-    std::optional<registry::Role> role; // nullopt = anonymous
-    std::vector<std::string> prefixes;  // folded
-    Credential credential = Credential::none;
-
-    bool anonymous() const noexcept { return !role.has_value(); }
-    bool is_admin() const noexcept { return role == registry::Role::admin; }
-    /// May write identifiers (and templates) whose prefix is `prefix_key`: an admin anywhere; an
-    /// enterprise where it owns the prefix (owning_prefix below: never by string nesting, so
-    /// the owner of 88.118.10 has no rights under 88.118.10.5 when that is allocated to
-    /// another account).
-    bool may_write(const registry::ReadSnapshot& snapshot, std::string_view prefix_key) const;
-    /// May see non-public values under `prefix_key`: an admin; the enterprise owning it; a reader
-    /// granted the owning prefix.
-    bool may_read_private(const registry::ReadSnapshot& snapshot,
-                          std::string_view prefix_key) const;
-
-private:
-    bool holds_owner_of(const registry::ReadSnapshot& snapshot, std::string_view prefix_key) const;
-};
-
-/// The allocated prefix that handles with prefix `prefix_key` (folded) belong to: the longest
-/// prefix with a record in the prefixes table that equals `prefix_key` or contains it segment-wise
-/// (88.118.10.5, then 88.118.10, then 88.118, ...). nullopt when none does. Every authorisation
-/// decision about a handle or template is made against this owner (docs: README "Accounts and
-/// prefixes").
-std::optional<std::string> owning_prefix(const registry::ReadSnapshot& snapshot,
-                                         std::string_view prefix_key);
+namespace idnode::node {
 
 struct AuthOptions {
     unsigned max_failures = 10;
@@ -84,12 +51,14 @@ struct AuthOptions {
 
 struct AuthOutcome {
     Principal principal;
-    // When set, the request must be refused with this status (401 or 429) and message.
-    unsigned status = 0;
+    /// ok, or why the request must be refused: unauthorized (a bad credential, a disabled
+    /// account), throttled (too many failed logins: retry after `retry_after`), forbidden
+    /// (confirm_password: the current password is missing or wrong).
+    Outcome outcome = Outcome::ok;
     std::string message;
     std::chrono::seconds retry_after{0};
 
-    bool ok() const noexcept { return status == 0; }
+    bool ok() const noexcept { return outcome == Outcome::ok; }
 };
 
 /// limits.rate_per_account: one token bucket per authenticated account (burst = one second's
@@ -147,10 +116,17 @@ class Authenticator {
 public:
     Authenticator(registry::Registry& registry, AuthOptions options);
 
-    /// Inspects the Authorization header value (empty = none).
-    AuthOutcome authenticate(std::string_view authorization, const std::string& client_ip);
+    /// A bearer credential: a login token (idt_…) or an API key (idn_…).
+    AuthOutcome bearer(std::string_view token, const std::string& client_ip);
+    /// Username + password (HTTP Basic). Verified passwords are cached (see above).
+    AuthOutcome password_login(std::string_view username, std::string_view password,
+                               const std::string& client_ip);
+    /// A credential the front end could not even read (a malformed header): refused, and counted
+    /// as a failed login of `client_ip`.
+    AuthOutcome refuse(const std::string& client_ip, std::string message);
 
-    /// Checks username + password (the SNMS plain login); same throttling as Basic.
+    /// Checks username + password (the SNMS plain login): password_login, but an empty
+    /// username is refused at once.
     AuthOutcome login(std::string_view username, std::string_view password,
                       const std::string& client_ip);
     /// The SNMS v1 login: `digest` = hex(sha256(hex(sha256(password)) + "YYYY-MM-DD")) for the
@@ -160,7 +136,8 @@ public:
 
     /// Checks the current password of `username` (who authenticated by token or API key) before
     /// a change that needs it. nullopt password = not given. Throttled like a login, and a
-    /// missing or wrong password counts as a failed login; refusals are 403 (or 429).
+    /// missing or wrong password counts as a failed login; refusals are `forbidden` (or
+    /// `throttled`).
     AuthOutcome confirm_password(const std::string& username,
                                  std::optional<std::string_view> password,
                                  const std::string& client_ip);
@@ -178,6 +155,8 @@ public:
     std::shared_ptr<AccountLock> try_lock_account(const std::string& name);
 
 private:
+    /// ok, or `throttled` when `client_ip` (or `username`, when not empty) failed too often.
+    AuthOutcome throttle_check(const std::string& client_ip, std::string_view username);
     AuthOutcome from_account(const registry::ReadSnapshot& snapshot, std::string_view username,
                              const std::string& client_ip);
     bool throttled(const std::string& key, std::chrono::steady_clock::time_point now,
@@ -205,4 +184,4 @@ private:
     std::unordered_set<std::string> locked_accounts_;
 };
 
-} // namespace idnode::resolver::api
+} // namespace idnode::node

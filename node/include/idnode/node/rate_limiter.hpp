@@ -22,7 +22,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace idnode::resolver {
+namespace idnode::node {
 
 using Clock = std::chrono::steady_clock;
 
@@ -105,4 +105,4 @@ private:
     std::array<Shard, 16> shards_;
 };
 
-} // namespace idnode::resolver
+} // namespace idnode::node

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace idnode::resolver::api {
+namespace idnode::node {
 
 class ResolutionCounter {
 public:
@@ -43,4 +43,4 @@ private:
     std::unordered_map<std::string, std::uint64_t> by_prefix_;
 };
 
-} // namespace idnode::resolver::api
+} // namespace idnode::node

@@ -27,9 +27,14 @@
 #include <utility>
 #include <vector>
 
+namespace idnode::node {
+class RateLimiter;
+}
+
 namespace idnode::resolver {
 
 namespace http = boost::beast::http;
+using node::RateLimiter;
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
@@ -43,8 +48,6 @@ enum class ApiFamily { handle, snms, native };
 
 /// The family of a request target (path with or without the query). Pure, no allocation.
 ApiFamily api_family(std::string_view target) noexcept;
-
-class RateLimiter;
 
 /// What the server knows about a request besides its bytes, plus annotations that handlers set
 /// for the access log and metrics.

@@ -1,32 +1,13 @@
-// The node's HTTP API over the registry: the Handle REST API (DESIGN §5.1), the native admin
-// API for prefixes, accounts and keys (§5.3), and (api/snms_api.hpp) the SNMS API (§5.2) and the
-// template routes. Routes are registered on a Router; handlers never
-// see a socket. Reads run on the I/O thread (one short snapshot each); writes are submitted to the
-// registry's group-commit writer and answered from its completion, so an I/O thread never waits
-// for a durable commit.
-//
-// Decisions where DESIGN is silent (also in README):
-// - A prefix is homed when it equals or lies below a configured homed prefix
-//   (node.homed_prefixes) or a node prefix recorded by `idctl init`.
-// - Writes need the identifier's prefix to be exactly an allocated, active enterprise prefix or a
-//   homed node prefix (admin only). Not homed -> 400 RC 301; homed but not allocated -> 404
-//   RC 100 with a message saying so; suspended -> 403 RC 400.
-// - Anonymous writes -> 401 RC 402; a caller writing outside its prefixes -> 403 RC 401.
-// - PUT with overwrite=false on an existing handle -> 409 RC 101, even when the content is
-//   identical (HANDLE.NET's behaviour; bulk create is the idempotent path).
-// - Storage full -> 507 RC 2; registry shutting down -> 503 RC 3.
-// - limits.rate_per_account: a token bucket per authenticated account (burst = one second's
-//   worth), one budget across the Handle REST, native and SNMS routes; beyond it 429 with
-//   Retry-After (SNMS: HTTP 200, status -2 "请求过于频繁，请稍后再试", Retry-After).
-//   Anonymous callers are limited per IP by the server.
-// - Batch resolve: every handle costs one request of the caller's rate (per account, or per IP
-//   through RequestContext::ip_limiter); a handle repeated in one request is answered once
-//   ({"sameAs": i}); the answer stops growing at 4 MiB (later records RC 3 "ask again").
-// - Body limits: limits.max_body_bytes, except routes declaring a larger documented payload
-//   (RouteOptions): POST /api/v1/resolve (1000 handles of the longest allowed length) and the
-//   SNMS batch routes (limits.max_batch_body_bytes); bulk is streamed.
+// The node's HTTPS API: the route families of resolver/src/api (Handle REST, native, SNMS,
+// pages — api/families.hpp) over one set of node services (node/: authentication, the write
+// policy, homing, prefix allocation, records, resolution). Routes are registered on a Router;
+// handlers never see a socket. Reads run on the I/O thread (one short snapshot each); writes are
+// submitted to the registry's group-commit writer and answered from its completion, so an I/O
+// thread never waits for a durable commit. Every decision of the API is in docs/api.md.
 #pragma once
 
+#include "idnode/node/homing.hpp"
+#include "idnode/node/resolution.hpp"
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/router.hpp"
 
@@ -78,6 +59,10 @@ public:
     /// The prefixes this node homes, case-folded: node.homed_prefixes plus the node prefixes
     /// recorded in the registry (fixed at construction).
     const std::vector<std::string>& homed_prefixes() const noexcept;
+    /// Which prefixes this node serves, for the other front ends (the Handle protocol server).
+    const node::Homing& homing() const noexcept;
+    /// The resolution counters of /api/v1/stats, for the other front ends to count into.
+    node::Resolutions& resolutions() noexcept;
 
 private:
     class Impl;

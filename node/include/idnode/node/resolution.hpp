@@ -1,0 +1,70 @@
+// Resolution as every front end does it: the record of a handle, with the values the caller may
+// see, counted for /api/v1/stats (resolutions_today). The front end renders the values in its
+// own shape while it visits the stored record (no copy of the record is made).
+// See docs/api.md#stats.
+//
+// Counting rule: every resolution asked for counts once in the node's total, found or not,
+// whichever protocol asked (Handle REST, native, batch, SNMS, pages, the Handle protocol); one
+// that found a record also counts under the record's prefix.
+// Thread safety: every member may be called from many threads at once.
+#pragma once
+
+#include "idnode/node/policy.hpp"
+#include "idnode/node/principal.hpp"
+#include "idnode/node/resolution_counter.hpp"
+#include "idnode/registry/registry.hpp"
+
+#include <chrono>
+#include <cstdint>
+
+namespace idnode::node {
+
+/// Unix seconds now (system clock).
+inline std::int64_t unix_now() noexcept {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+/// Which values of a record the caller sees.
+struct Visibility {
+    bool include_private = false;
+    bool shows(const registry::ValueView& value) const noexcept {
+        return include_private || value.permissions.public_read();
+    }
+};
+
+class Resolutions {
+public:
+    explicit Resolutions(std::size_t max_prefixes = 65536) : counter_(max_prefixes) {}
+
+    /// Visits the record of `handle` (`on_record(view, visibility)`) and counts the resolution.
+    /// The status is the registry's: not_found, corrupt, unavailable...
+    template <class OnRecord>
+    registry::Status resolve(const registry::ReadSnapshot& snapshot, const Principal& who,
+                             const registry::Handle& handle, OnRecord&& on_record) {
+        const Visibility visibility{may_read_private(snapshot, who, handle.prefix_key())};
+        auto status = snapshot.visit(
+            handle, [&](const registry::RecordView& view) { on_record(view, visibility); });
+        count(handle, static_cast<bool>(status));
+        return status;
+    }
+
+    /// A resolution of `handle` answered elsewhere (a repeat within a batch; the Handle
+    /// protocol's responder): counts it as found or not.
+    void count(const registry::Handle& handle, bool found) {
+        if (found)
+            counter_.count_found(unix_now(), handle.prefix_key());
+        else
+            counter_.count(unix_now());
+    }
+    /// `n` resolutions that could not even look (an invalid handle, a prefix not homed here).
+    void count_unresolved(std::uint64_t n = 1) { counter_.count(unix_now(), n); }
+
+    const ResolutionCounter& counter() const noexcept { return counter_; }
+
+private:
+    ResolutionCounter counter_;
+};
+
+} // namespace idnode::node

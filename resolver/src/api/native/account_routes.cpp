@@ -1,0 +1,486 @@
+#include "api/families.hpp"
+
+#include "values_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+
+namespace idnode::resolver::api::native {
+namespace json = boost::json;
+using namespace registry;
+using node::Principal;
+
+namespace {
+
+json::object account_json(const Account& a) {
+    json::array prefixes;
+    for (const auto& p : a.prefixes)
+        prefixes.emplace_back(p);
+    return json::object{{"username", a.username},
+                        {"role", role_name(a.role)},
+                        {"prefixes", std::move(prefixes)},
+                        {"has_password", !a.password_hash.empty()},
+                        {"disabled", a.disabled},
+                        {"created", iso8601(static_cast<std::uint32_t>(a.created))}};
+}
+
+} // namespace
+
+class AccountRoutes final : public RouteFamily {
+public:
+    explicit AccountRoutes(ApiContext& api) : api_(api) {}
+
+    void register_routes(Router& router) override;
+
+private:
+    void create_account(Request&& req, Responder responder) {
+        Principal who;
+        if (auto r = require_admin(api_, req, responder.context(), who))
+            return responder.send(*r);
+        auto body = object_body(req);
+        if (!body.ok())
+            return responder.send(std::move(body.refusal));
+        const json::object& o = body.value.get_object();
+        Account a;
+        a.created = node::unix_now();
+        const auto* user = o.if_contains("username");
+        a.username = user && user->is_string() ? std::string(user->get_string()) : "";
+        if (Status st = validate_username(a.username); !st) {
+            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                                                 st.error().message));
+        }
+        const auto* role = o.if_contains("role");
+        auto parsed_role =
+            role && role->is_string() ? parse_role(role->get_string()) : std::nullopt;
+        if (!parsed_role) {
+            return responder.send(error_response(req, http::status::bad_request, "invalid_value",
+                                                 "role must be admin, enterprise or reader"));
+        }
+        a.role = *parsed_role;
+        if (const auto* prefixes = o.if_contains("prefixes")) {
+            if (!prefixes->is_array()) {
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value", "prefixes must be an array"));
+            }
+            auto snapshot = api_.registry.snapshot();
+            for (const auto& p : prefixes->get_array()) {
+                auto folded = p.is_string()
+                                  ? parse_prefix(p.get_string())
+                                  : Result<std::string>(Error{Errc::invalid_value, "not a string"});
+                if (!folded)
+                    return responder.send(error_response(req, http::status::bad_request,
+                                                         "invalid_prefix", folded.error().message));
+                if (!snapshot.get_entry(Table::prefixes, *folded) && !api_.homing.homes(*folded)) {
+                    return responder.send(error_response(
+                        req, http::status::bad_request, "invalid_prefix",
+                        "prefix " + std::string(p.get_string()) + " is not allocated here"));
+                }
+                a.prefixes.push_back(*folded);
+            }
+        }
+        if (a.role == Role::enterprise && a.prefixes.empty()) {
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_value",
+                               "an enterprise account needs at least one prefix"));
+        }
+        if (const auto* pw = o.if_contains("password")) {
+            if (!pw->is_string() || pw->get_string().size() < 8 || pw->get_string().size() > 256) {
+                return responder.send(error_response(req, http::status::bad_request,
+                                                     "invalid_value",
+                                                     "password must be 8 to 256 characters"));
+            }
+            a.password_hash = hash_password(pw->get_string());
+            a.v1_secret = sha256_hex(pw->get_string());
+        }
+        const Account created = a;
+        submit_and_respond(
+            api_, PutEntry{Table::accounts, a.username, encode_account(a), PutMode::create},
+            who.username,
+            [req = std::move(req), created](const OpResult& r) {
+                if (r.outcome == Outcome::created) {
+                    return json_response(req, http::status::created,
+                                         json::serialize(account_json(created)));
+                }
+                if (r.outcome == Outcome::unchanged || r.error.code == Errc::already_exists) {
+                    return error_response(req, http::status::conflict, "already_exists",
+                                          "account " + created.username + " already exists");
+                }
+                return native_error(req, r.error.code, r.error.message);
+            },
+            responder);
+    }
+
+    Response list_accounts(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = require_admin(api_, req, ctx, who))
+            return *r;
+        json::array out;
+        auto snapshot = api_.registry.snapshot();
+        snapshot.for_each_entry(Table::accounts, [&](const std::string&, const std::string& bytes) {
+            if (auto a = decode_account(bytes))
+                out.push_back(account_json(*a));
+        });
+        return json_response(req, http::status::ok,
+                             json::serialize(json::object{{"accounts", std::move(out)}}));
+    }
+
+    /// The account named by the {user} parameter when `who` is an admin or that account, read
+    /// under the account's lock (node::AccountLock), which `lock` then holds.
+    std::optional<Response> own_or_admin(const Request& req, RequestContext& ctx, Principal& who,
+                                         Account& target,
+                                         std::shared_ptr<node::AccountLock>& lock) {
+        if (auto r = authenticate(api_, req, ctx, who, ApiFamily::native))
+            return r;
+        if (who.anonymous())
+            return error_response(req, http::status::unauthorized, "unauthorized",
+                                  "authentication is needed");
+        auto name = percent_decode(ctx.param("user")).value_or("");
+        if (!who.is_admin() && who.username != name) {
+            return error_response(req, http::status::forbidden, "forbidden",
+                                  "only an admin or the account itself");
+        }
+        return locked_account(req, name, target, lock);
+    }
+
+    /// Takes the lock of account `name` and reads it (404 when absent, 409 when another change
+    /// of it is under way).
+    std::optional<Response> locked_account(const Request& req, const std::string& name,
+                                           Account& target,
+                                           std::shared_ptr<node::AccountLock>& lock) {
+        lock = api_.auth.try_lock_account(name);
+        if (!lock)
+            return busy(req, name);
+        auto bytes = api_.registry.snapshot().get_entry(Table::accounts, name);
+        if (!bytes)
+            return error_response(req, http::status::not_found, "not_found",
+                                  "account " + name + " does not exist");
+        auto a = decode_account(*bytes);
+        if (!a)
+            return native_error(req, a.code(), a.error().message);
+        target = std::move(a).value();
+        return std::nullopt;
+    }
+
+    static Response busy(const Request& req, const std::string& name) {
+        return error_response(req, http::status::conflict, "account_busy",
+                              "another change of account " + name + " is under way; retry");
+    }
+
+    /// A token or an API key may be a stolen copy: before it mints a lasting credential (a key,
+    /// a password) its holder must show the current password, unless an admin acts or the
+    /// caller authenticated with the password itself. `body` is the request's JSON object (null
+    /// for none).
+    std::optional<Response> require_current_password(const Request& req, RequestContext& ctx,
+                                                     const Principal& who, const json::object* body,
+                                                     const Account& target) {
+        if (who.is_admin() || who.credential == node::Credential::password)
+            return std::nullopt;
+        if (target.password_hash.empty()) {
+            return error_response(req, http::status::forbidden, "current_password_required",
+                                  "account " + target.username +
+                                      " has no password to confirm this with: an admin must do it");
+        }
+        const json::value* given = body ? body->if_contains("current_password") : nullptr;
+        if (given != nullptr && !given->is_string())
+            return error_response(req, http::status::bad_request, "invalid_value",
+                                  "current_password must be a string");
+        auto outcome = api_.auth.confirm_password(
+            who.username,
+            given ? std::optional<std::string_view>(given->get_string()) : std::nullopt,
+            ctx.client_ip);
+        if (outcome.ok())
+            return std::nullopt;
+        if (outcome.outcome == node::Outcome::throttled)
+            return rate_limited(req, outcome.retry_after, outcome.message);
+        return error_response(req, http::status::forbidden,
+                              given ? "wrong_current_password" : "current_password_required",
+                              outcome.message);
+    }
+
+    /// Submits an account change while `locks` are held; they are released before the answer
+    /// goes out, so that the client's next change never finds them still taken.
+    void submit_locked(WriteBatch batch, std::vector<std::shared_ptr<node::AccountLock>> locks,
+                       std::function<Response(const BatchResult&)> respond, Responder responder) {
+        api_.registry.submit(std::move(batch),
+                             [locks = std::move(locks), respond = std::move(respond),
+                              responder](BatchResult results) {
+                                 Response r = respond(results);
+                                 for (const auto& lock : locks)
+                                     lock->release();
+                                 responder.send(std::move(r));
+                             });
+    }
+
+    void set_password(Request&& req, Responder responder) {
+        Principal who;
+        Account a;
+        std::shared_ptr<node::AccountLock> lock;
+        if (auto r = own_or_admin(req, responder.context(), who, a, lock))
+            return responder.send(*r);
+        auto body = parse_json_body(req.body());
+        const json::object* o = body ? body->if_object() : nullptr;
+        const json::value* pw = o ? o->if_contains("password") : nullptr;
+        if (pw == nullptr || !pw->is_string() || pw->get_string().size() < 8 ||
+            pw->get_string().size() > 256) {
+            return responder.send(error_response(
+                req, http::status::bad_request, "invalid_value",
+                body ? "body must be {\"password\": 8 to 256 characters}" : body.error().message));
+        }
+        if (auto r = require_current_password(req, responder.context(), who, o, a))
+            return responder.send(*r);
+        a.password_hash = hash_password(pw->get_string());
+        a.v1_secret = sha256_hex(pw->get_string());
+        ++a.token_generation; // a new password revokes outstanding bearer tokens
+        api_.auth.forget(a.username);
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(
+            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        submit_locked(
+            std::move(batch), {lock},
+            [req = std::move(req)](const BatchResult& r) {
+                if (!r.front().ok())
+                    return native_error(req, r.front().error.code, r.front().error.message);
+                return json_response(req, http::status::ok, "{\"password\":\"changed\"}");
+            },
+            responder);
+    }
+
+    void create_key(Request&& req, Responder responder) {
+        Principal who;
+        Account a;
+        std::shared_ptr<node::AccountLock> lock;
+        if (auto r = own_or_admin(req, responder.context(), who, a, lock))
+            return responder.send(*r);
+        // The body is optional: {"current_password": …} when require_current_password wants it.
+        json::value body;
+        if (!req.body().empty()) {
+            auto parsed = object_body(req);
+            if (!parsed.ok())
+                return responder.send(std::move(parsed.refusal));
+            body = std::move(parsed.value);
+        }
+        if (auto r = require_current_password(req, responder.context(), who, body.if_object(), a))
+            return responder.send(*r);
+        auto key = generate_api_key(a.username, node::unix_now());
+        const std::string shown = key.key, id = key.record.key_id;
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record),
+                                     PutMode::create});
+        submit_locked(
+            std::move(batch), {lock},
+            [req = std::move(req), shown, id](const BatchResult& r) {
+                if (!r.front().ok())
+                    return native_error(req, r.front().error.code, r.front().error.message);
+                return json_response(req, http::status::created,
+                                     json::serialize(json::object{{"key_id", id}, {"key", shown}}));
+            },
+            responder);
+    }
+
+    /// POST /api/v1/accounts/{user}/disable|enable (admin). Disabling also bumps the token
+    /// generation: the login tokens issued before stay dead after a later enable, while the API
+    /// keys and the password work again.
+    void set_disabled(Request&& req, Responder responder, bool disabled) {
+        Principal who;
+        if (auto r = require_admin(api_, req, responder.context(), who))
+            return responder.send(*r);
+        const std::string name = percent_decode(responder.context().param("user")).value_or("");
+        if (disabled && name == who.username)
+            return responder.send(error_response(req, http::status::conflict, "own_account",
+                                                 "an admin cannot disable its own account"));
+        Account a;
+        std::vector<std::shared_ptr<node::AccountLock>> locks(1);
+        if (auto r = locked_account(req, name, a, locks[0]))
+            return responder.send(*r);
+        if (a.disabled == disabled)
+            return responder.send(
+                json_response(req, http::status::ok, json::serialize(account_json(a))));
+        if (disabled) {
+            if (auto r = keep_an_admin(req, a, locks))
+                return responder.send(*r);
+            ++a.token_generation;
+        }
+        a.disabled = disabled;
+        api_.auth.forget(a.username);
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(
+            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        submit_locked(
+            std::move(batch), std::move(locks),
+            [req = std::move(req), a](const BatchResult& r) {
+                if (!r.front().ok())
+                    return native_error(req, r.front().error.code, r.front().error.message);
+                return json_response(req, http::status::ok, json::serialize(account_json(a)));
+            },
+            responder);
+    }
+
+    /// Before `target` stops being a working admin: refuses (409) unless another enabled admin
+    /// remains. Admin changes are serialised by one more lock, taken here and added to `locks`,
+    /// so that two admins cannot disable each other at once; the count is read after it.
+    std::optional<Response> keep_an_admin(const Request& req, const Account& target,
+                                          std::vector<std::shared_ptr<node::AccountLock>>& locks) {
+        if (target.role != Role::admin || target.disabled)
+            return std::nullopt;
+        auto lock = api_.auth.try_lock_account(std::string("\0admins", 7));
+        if (!lock)
+            return busy(req, target.username);
+        locks.push_back(std::move(lock));
+        bool another = false;
+        api_.registry.snapshot().for_each_entry(
+            Table::accounts, [&](const std::string& key, const std::string& bytes) {
+                auto other = decode_account(bytes);
+                another = another || (other && key != target.username &&
+                                      other->role == Role::admin && !other->disabled);
+            });
+        if (another)
+            return std::nullopt;
+        return error_response(req, http::status::conflict, "last_admin",
+                              "account " + target.username + " is the last enabled admin");
+    }
+
+    /// DELETE /api/v1/accounts/{user} (admin): the account and its API keys go; its login tokens
+    /// die with it (a new account of the same name has a new password hash, hence new token
+    /// keys). Its prefixes, their records and templates stay, owned by nobody until an admin
+    /// names them in another account.
+    void delete_account(Request&& req, Responder responder) {
+        Principal who;
+        if (auto r = require_admin(api_, req, responder.context(), who))
+            return responder.send(*r);
+        const std::string name = percent_decode(responder.context().param("user")).value_or("");
+        if (name == who.username)
+            return responder.send(error_response(req, http::status::conflict, "own_account",
+                                                 "an admin cannot delete its own account"));
+        Account a;
+        std::vector<std::shared_ptr<node::AccountLock>> locks(1);
+        if (auto r = locked_account(req, name, a, locks[0]))
+            return responder.send(*r);
+        if (auto r = keep_an_admin(req, a, locks))
+            return responder.send(*r);
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(DeleteEntry{Table::accounts, a.username});
+        for (auto& id : node::api_key_ids(api_.registry.snapshot(), a.username))
+            batch.ops.push_back(DeleteEntry{Table::api_keys, std::move(id)});
+        api_.auth.forget(a.username);
+        submit_locked(
+            std::move(batch), std::move(locks),
+            [req = std::move(req)](const BatchResult& results) {
+                for (const OpResult& r : results) {
+                    if (!r.ok())
+                        return native_error(req, r.error.code, r.error.message);
+                }
+                Response res{http::status::no_content, req.version()};
+                res.keep_alive(req.keep_alive());
+                res.prepare_payload();
+                return res;
+            },
+            responder);
+    }
+
+    /// DELETE /api/v1/accounts/{user}/prefixes/{prefix} (admin): the account no longer owns
+    /// (enterprise) or may read privately (reader) under the prefix, from its next request on.
+    void remove_account_prefix(Request&& req, Responder responder) {
+        Principal who;
+        RequestContext& ctx = responder.context();
+        if (auto r = require_admin(api_, req, ctx, who))
+            return responder.send(*r);
+        const auto decoded = percent_decode(ctx.param("prefix"));
+        auto folded = decoded ? parse_prefix(*decoded)
+                              : Result<std::string>(Error{Errc::invalid_value, "bad escape"});
+        if (!folded)
+            return responder.send(error_response(req, http::status::bad_request, "invalid_prefix",
+                                                 folded.error().message));
+        const std::string name = percent_decode(ctx.param("user")).value_or("");
+        Account a;
+        std::shared_ptr<node::AccountLock> lock;
+        if (auto r = locked_account(req, name, a, lock))
+            return responder.send(*r);
+        const auto it = std::find(a.prefixes.begin(), a.prefixes.end(), *folded);
+        if (it == a.prefixes.end())
+            return responder.send(
+                error_response(req, http::status::not_found, "not_found",
+                               "account " + a.username + " has no prefix " + *decoded));
+        a.prefixes.erase(it);
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(
+            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        submit_locked(
+            std::move(batch), {lock},
+            [req = std::move(req), a](const BatchResult& r) {
+                if (!r.front().ok())
+                    return native_error(req, r.front().error.code, r.front().error.message);
+                return json_response(req, http::status::ok, json::serialize(account_json(a)));
+            },
+            responder);
+    }
+
+    void revoke_key(Request&& req, Responder responder) {
+        Principal who;
+        Account a;
+        RequestContext& ctx = responder.context();
+        std::shared_ptr<node::AccountLock> lock;
+        if (auto r = own_or_admin(req, ctx, who, a, lock))
+            return responder.send(*r);
+        const std::string key_id = percent_decode(ctx.param("key_id")).value_or("");
+        auto bytes = api_.registry.snapshot().get_entry(Table::api_keys, key_id);
+        auto rec =
+            bytes ? decode_api_key(*bytes) : Result<ApiKeyRecord>(Error{Errc::not_found, ""});
+        if (!rec || rec->username != a.username) {
+            return responder.send(
+                error_response(req, http::status::not_found, "not_found",
+                               "account " + a.username + " has no key " + key_id));
+        }
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(DeleteEntry{Table::api_keys, key_id});
+        submit_locked(
+            std::move(batch), {lock},
+            [req = std::move(req)](const BatchResult& r) {
+                if (!r.front().ok())
+                    return native_error(req, r.front().error.code, r.front().error.message);
+                Response res{http::status::no_content, req.version()};
+                res.keep_alive(req.keep_alive());
+                res.prepare_payload();
+                return res;
+            },
+            responder);
+    }
+
+    ApiContext& api_;
+};
+
+void AccountRoutes::register_routes(Router& router) {
+    using V = http::verb;
+    AccountRoutes* self = this;
+    router.add_async(V::post, "/api/v1/accounts", bind_async(self, &AccountRoutes::create_account));
+    router.add(V::get, "/api/v1/accounts", bind_sync(self, &AccountRoutes::list_accounts));
+    router.add_async(V::put, "/api/v1/accounts/{user}/password",
+                     bind_async(self, &AccountRoutes::set_password));
+    router.add_async(V::post, "/api/v1/accounts/{user}/keys",
+                     bind_async(self, &AccountRoutes::create_key));
+    router.add_async(V::delete_, "/api/v1/accounts/{user}/keys/{key_id}",
+                     bind_async(self, &AccountRoutes::revoke_key));
+    router.add_async(V::post, "/api/v1/accounts/{user}/disable",
+                     [self](Request&& req, Responder r) {
+                         self->set_disabled(std::move(req), std::move(r), true);
+                     });
+    router.add_async(V::post, "/api/v1/accounts/{user}/enable", [self](Request&& req, Responder r) {
+        self->set_disabled(std::move(req), std::move(r), false);
+    });
+    router.add_async(V::delete_, "/api/v1/accounts/{user}",
+                     bind_async(self, &AccountRoutes::delete_account));
+    router.add_async(V::delete_, "/api/v1/accounts/{user}/prefixes/{prefix}",
+                     bind_async(self, &AccountRoutes::remove_account_prefix));
+}
+
+std::unique_ptr<RouteFamily> make_account_routes(ApiContext& api) {
+    return std::make_unique<AccountRoutes>(api);
+}
+
+} // namespace idnode::resolver::api::native
