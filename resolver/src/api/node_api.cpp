@@ -5,6 +5,7 @@
 #include "html_pages.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/resolver/metrics.hpp"
+#include "idnode/resolver/openapi.hpp"
 #include "idnode/resolver/qr.hpp"
 #include "idnode/resolver/rate_limiter.hpp"
 #include "record_write.hpp"
@@ -1910,6 +1911,7 @@ NodeApi::NodeApi(Registry& registry, NodeApiOptions options)
 NodeApi::~NodeApi() = default;
 void NodeApi::register_routes(Router& router) {
     impl_->register_routes(router);
+    register_openapi_route(router); // GET /api/openapi.json
 }
 void NodeApi::set_public_base_url(std::string url) {
     impl_->set_public_base_url(std::move(url));
