@@ -4,6 +4,7 @@
 #include "idnode/resolver/node_api.hpp"
 #include "idnode/resolver/openapi.hpp"
 #include "idnode/resolver/router.hpp"
+#include "idnode/resolver/version.hpp"
 #include "store_helpers.hpp"
 #include "temp_dir.hpp"
 
@@ -11,6 +12,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -87,6 +90,8 @@ TEST_CASE("docs/openapi.json documents every route of the node and invents none"
     NodeRouter node;
     const json::value doc = json::parse(openapi_document());
     CHECK(std::string_view(doc.at("openapi").as_string()).substr(0, 4) == "3.1.");
+    // The document describes this binary: its version follows the project's.
+    CHECK(doc.at("info").at("version").as_string() == version());
 
     const auto routed = router_operations(node.router);
     const auto documented = document_operations(doc);
@@ -110,6 +115,13 @@ TEST_CASE("the route check maps router patterns onto document paths") {
 }
 
 TEST_CASE("GET /api/openapi.json serves the embedded document, public and cacheable") {
+    // The build embeds docs/openapi.json byte for byte.
+    std::ifstream file(std::string(IDNODE_SOURCE_DIR) + "/docs/openapi.json", std::ios::binary);
+    REQUIRE(file);
+    const std::string source((std::istreambuf_iterator<char>(file)),
+                             std::istreambuf_iterator<char>());
+    CHECK(openapi_document() == source);
+
     NodeRouter node;
     for (const auto method : {http::verb::get, http::verb::head}) {
         std::optional<Response> out;
