@@ -183,6 +183,14 @@ BodyLimit Router::body_limit(const Request& header) const {
     return {route->options.max_body_bytes, route->pattern};
 }
 
+std::vector<Router::RouteInfo> Router::routes() const {
+    std::vector<RouteInfo> out;
+    out.reserve(routes_.size());
+    for (const auto& r : routes_)
+        out.push_back({r.method, r.pattern});
+    return out;
+}
+
 BodyLimitLookup Router::as_body_limit_lookup() const {
     return [this](const Request& header) { return body_limit(header); };
 }

@@ -4,6 +4,7 @@
 #include "api/families.hpp"
 #include "api/html/page_routes.hpp"
 #include "api/snms/answers.hpp"
+#include "idnode/resolver/openapi.hpp"
 
 #include <stdexcept>
 
@@ -40,6 +41,7 @@ public:
     }
 
     void register_routes(Router& router) {
+        register_openapi_route(router); // GET /api/openapi.json (docs/openapi.json)
         pages_.register_routes(router);
         for (const auto& family : families_)
             family->register_routes(router);

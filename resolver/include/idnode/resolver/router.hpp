@@ -63,6 +63,16 @@ public:
     /// A `BodyLimitLookup` bound to this router; the router must outlive every use of it.
     BodyLimitLookup as_body_limit_lookup() const;
 
+    /// One registered route as it was registered (the HEAD fallback to GET is not a route).
+    struct RouteInfo {
+        http::verb method;
+        std::string pattern;
+        friend bool operator==(const RouteInfo&, const RouteInfo&) = default;
+    };
+    /// Every registered route in registration order: lets a test hold the routes against the
+    /// API description (docs/openapi.json).
+    std::vector<RouteInfo> routes() const;
+
 private:
     enum class SegmentKind { literal = 0, param = 1, rest = 2 };
     struct Segment {
