@@ -87,15 +87,19 @@ void HttpsSession::read_next() {
         arm_read_timer(core_.config.limits.idle_timeout);
     else
         disarm_read_timer(); // in-flight requests: the write side watches the connection
-    stream_.async_read_some(
-        buffer_.prepare(kFirstReadSize),
-        [self = shared_from_this()](error_code ec, std::size_t n) { self->on_first_bytes(ec, n); });
+    read_some(&HttpsSession::on_first_bytes);
 }
 
-void HttpsSession::on_first_bytes(error_code ec, std::size_t n) {
-    buffer_.commit(n);
-    if (closed_)
-        return;
+void HttpsSession::read_some(void (HttpsSession::*then)(error_code)) {
+    stream_.async_read_some(buffer_.prepare(kFirstReadSize),
+                            [self = shared_from_this(), then](error_code ec, std::size_t n) {
+                                self->buffer_.commit(n);
+                                if (!self->closed_)
+                                    ((*self).*then)(ec);
+                            });
+}
+
+void HttpsSession::on_first_bytes(error_code ec) {
     if (ec) {
         phase_ = Phase::idle;
         if ((ec == asio::error::eof || ec == ssl::error::stream_truncated) &&
@@ -140,16 +144,10 @@ void HttpsSession::read_header_some() {
         parse_header_bytes();
         return;
     }
-    stream_.async_read_some(buffer_.prepare(kFirstReadSize),
-                            [self = shared_from_this()](error_code ec, std::size_t n) {
-                                self->on_header_bytes(ec, n);
-                            });
+    read_some(&HttpsSession::on_header_bytes);
 }
 
-void HttpsSession::on_header_bytes(error_code ec, std::size_t n) {
-    buffer_.commit(n);
-    if (closed_)
-        return;
+void HttpsSession::on_header_bytes(error_code ec) {
     if (ec) {
         on_header(ec); // a disconnect closes quietly; the rest is answered 400
         return;

@@ -145,10 +145,12 @@ private:
     // ---- reading requests -------------------------------------------------------------------
 
     void read_next();
-    void on_first_bytes(error_code ec, std::size_t n);
+    /// Reads what has arrived into buffer_, then calls `then` unless the session has closed.
+    void read_some(void (HttpsSession::*then)(error_code));
+    void on_first_bytes(error_code ec);
     void read_header();
     void read_header_some();
-    void on_header_bytes(error_code ec, std::size_t n);
+    void on_header_bytes(error_code ec);
     void parse_header_bytes();
 
     /// `why` (with an error) replaces the parser's wording in the 400.
