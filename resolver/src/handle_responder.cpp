@@ -280,7 +280,9 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         if (!record) {
             return error_answer(ex, rc::kError, "internal server error");
         }
-        return answer_from_record(ex, *request, *record);
+        Answer a = answer_from_record(ex, *request, *record);
+        a.resolved = true;
+        return a;
     }
 
     if (!ctx.is_homed(handle->prefix_key())) {
@@ -291,11 +293,15 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         answer = answer_from_record(ex, *request, record);
     });
     if (!status.ok()) {
-        return answer_lookup_failure(ex, status.error());
+        Answer a = answer_lookup_failure(ex, status.error());
+        a.resolved = true;
+        return a;
     }
     if (!answer) {
         return error_answer(ex, rc::kError, "internal server error");
     }
+    answer->resolved = true;
+    answer->found_prefix = handle->prefix_key();
     return std::move(*answer);
 }
 

@@ -6,6 +6,8 @@
 
 #include "idnode/resolver/handle_server.hpp"
 
+#include "api/resolution_counter.hpp"
+
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/registry.hpp"
 
@@ -280,6 +282,19 @@ public:
         return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                               std::chrono::system_clock::now().time_since_epoch())
                                               .count());
+    }
+
+    /// Counts one answer of the batch answered at `now` (unix seconds): the metrics, and a
+    /// resolution in the node's resolutions_today (see HandleServerOptions::resolutions).
+    void account(const Answer& a, std::uint32_t now) {
+        counters_.record(a);
+        if (a.resolved && options_.resolutions != nullptr) {
+            if (a.found_prefix.empty()) {
+                options_.resolutions->count(now);
+            } else {
+                options_.resolutions->count_found(now, a.found_prefix);
+            }
+        }
     }
 
     /// True if `ip` is over its rate (never when the limit is off); takes a token otherwise.

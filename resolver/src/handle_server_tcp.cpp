@@ -182,7 +182,7 @@ private:
                                                                    : Disposition::reply_and_close;
                 closing_ = true;
             }
-            s.counters_.record(a);
+            s.account(a, now);
             if (a.disposition == Disposition::drop) {
                 continue;
             }

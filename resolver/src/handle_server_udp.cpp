@@ -127,7 +127,7 @@ private:
                 lookup_.end_batch();
                 continue;
             }
-            s.counters_.record(a);
+            s.account(a, now);
             if (a.disposition == Disposition::drop) {
                 continue;
             }

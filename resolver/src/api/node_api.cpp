@@ -285,6 +285,7 @@ public:
 
     void register_routes(Router& router);
     const std::vector<std::string>& homed() const noexcept { return homed_; }
+    api::ResolutionCounter& resolutions() noexcept { return resolutions_; }
     void set_public_base_url(std::string url) { options_.public_base_url = std::move(url); }
 
 private:
@@ -1916,6 +1917,9 @@ void NodeApi::set_public_base_url(std::string url) {
 }
 const std::vector<std::string>& NodeApi::homed_prefixes() const noexcept {
     return impl_->homed();
+}
+api::ResolutionCounter& NodeApi::resolutions() noexcept {
+    return impl_->resolutions();
 }
 
 } // namespace idnode::resolver

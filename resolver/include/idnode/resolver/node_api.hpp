@@ -37,6 +37,9 @@
 namespace idnode::resolver {
 
 class MetricsRegistry;
+namespace api {
+class ResolutionCounter;
+}
 
 struct NodeApiOptions {
     std::vector<std::string> homed_prefixes; // as configured; folded internally
@@ -78,6 +81,10 @@ public:
     /// The prefixes this node homes, case-folded: node.homed_prefixes plus the node prefixes
     /// recorded in the registry (fixed at construction).
     const std::vector<std::string>& homed_prefixes() const noexcept;
+
+    /// The node's resolutions_today (GET /api/v1/stats), counted by every HTTPS resolution route;
+    /// the Handle protocol server counts in it too (HandleServerOptions::resolutions).
+    api::ResolutionCounter& resolutions() noexcept;
 
 private:
     class Impl;
