@@ -43,7 +43,7 @@ void HttpsSession::reject_and_close(Refusal refusal, const std::string& message)
     parser_.reset();
     const std::uint64_t seq = push_slot(request).seq;
     RequestContext context = new_context();
-    context.route = "-";
+    context.route.assign(1, '-'); // `= "-"` trips GCC 12's -Wrestrict false positive here
     context.family = family;
     Response response = refusal_response(family, request.version(), false, refusal, message);
     response.keep_alive(false);
