@@ -117,16 +117,21 @@ void HttpsSession::try_write() {
                       [self](error_code ec, std::size_t) { self->on_write(ec); });
 }
 
-void HttpsSession::on_write(error_code ec) {
+bool HttpsSession::write_completed(error_code ec) {
     writing_ = false;
     write_timer_.cancel();
     if (closed_)
-        return;
+        return false;
     if (ec) {
         close();
-        return;
+        return false;
     }
-    retire_front();
+    return true;
+}
+
+void HttpsSession::on_write(error_code ec) {
+    if (write_completed(ec))
+        retire_front();
 }
 
 void HttpsSession::retire_front() {

@@ -178,6 +178,8 @@ private:
     void read_stream_body();
     void on_stream_body(error_code ec);
     void maybe_resume_stream();
+    /// Lets go of the streamed body (its consumer is returned, for a last call) and its state.
+    std::unique_ptr<BodyConsumer> release_stream();
     void end_stream();
 
     /// Graceful stop while a body streams in: no more body; the route finishes its response.
@@ -197,6 +199,8 @@ private:
     void reject_and_close(Refusal refusal, const std::string& message);
     void complete(std::uint64_t seq, Response&& response, RequestContext&& context);
     void try_write();
+    /// The bookkeeping of a completed write; false when the session is, or now is, closed.
+    bool write_completed(error_code ec);
     void on_write(error_code ec);
 
     /// The front slot's response is written completely: log it and move on.

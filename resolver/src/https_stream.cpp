@@ -223,11 +223,16 @@ void HttpsSession::maybe_resume_stream() {
         read_stream_body();
 }
 
-void HttpsSession::end_stream() {
+std::unique_ptr<BodyConsumer> HttpsSession::release_stream() {
     discarding_refused_ = false;
     auto consumer = std::move(consumer_);
     stream_parser_.reset();
     stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
+    return consumer;
+}
+
+void HttpsSession::end_stream() {
+    auto consumer = release_stream();
     phase_ = Phase::idle;
     disarm_read_timer();
     consumer->on_end();
@@ -235,10 +240,7 @@ void HttpsSession::end_stream() {
 }
 
 void HttpsSession::stop_stream() {
-    discarding_refused_ = false;
-    auto consumer = std::move(consumer_);
-    stream_parser_.reset();
-    stream_paused_by_consumer_ = stream_paused_by_backlog_ = false;
+    auto consumer = release_stream();
     // A read still outstanding (phase body) completes later and is ignored; until then
     // phase_ stays `body` so that closing does not start a TLS shutdown beside it.
     disarm_read_timer();
@@ -317,14 +319,8 @@ void HttpsSession::stream_resume(std::uint64_t seq) {
 }
 
 void HttpsSession::on_stream_write(error_code ec, bool last) {
-    writing_ = false;
-    write_timer_.cancel();
-    if (closed_)
+    if (!write_completed(ec))
         return;
-    if (ec) {
-        close();
-        return;
-    }
     if (last) {
         retire_front();
         return;
