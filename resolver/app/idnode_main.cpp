@@ -71,11 +71,12 @@ int check_config(const std::string& path) {
     }
 }
 
-handle::HandleServerOptions handle_options(const NodeConfig& config, const NodeApi& api) {
+handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& api) {
     handle::HandleServerOptions o;
     o.address = config.handle.listen.host;
     o.port = config.handle.listen.port;
     o.homed_prefixes = api.homed_prefixes();
+    o.resolutions = &api.resolutions(); // one resolutions_today for HTTPS and the Handle protocol
     o.idle_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(config.limits.idle_timeout);
     o.max_connections = config.limits.max_connections;

@@ -352,18 +352,28 @@ void encode_resolution_request(std::string& out, std::string_view handle,
     }
 }
 
+namespace {
+
+/// A body made of one length-prefixed string (`what`) and nothing after it.
+Decoded<std::string_view> decode_one_string(std::string_view body, const char* what,
+                                            const char* after) noexcept {
+    wire::Reader r(body);
+    std::string_view value;
+    r.bytes(value, what);
+    r.at_end(after);
+    if (r.failed()) {
+        return failure<std::string_view>(r);
+    }
+    return value;
+}
+
+} // namespace
+
 Decoded<std::string_view> decode_site_info_request(std::string_view body) noexcept {
     if (body.empty()) {
         return std::string_view{};
     }
-    wire::Reader r(body);
-    std::string_view handle;
-    r.bytes(handle, "handle");
-    r.at_end("after the handle");
-    if (r.failed()) {
-        return failure<std::string_view>(r);
-    }
-    return handle;
+    return decode_one_string(body, "handle", "after the handle");
 }
 
 void encode_error_body(std::string& out, std::string_view message) {
@@ -371,14 +381,7 @@ void encode_error_body(std::string& out, std::string_view message) {
 }
 
 Decoded<std::string_view> decode_error_body(std::string_view body) noexcept {
-    wire::Reader r(body);
-    std::string_view message;
-    r.bytes(message, "error message");
-    r.at_end("after the error message");
-    if (r.failed()) {
-        return failure<std::string_view>(r);
-    }
-    return message;
+    return decode_one_string(body, "error message", "after the error message");
 }
 
 DigestAlgorithm digest_algorithm_for(std::uint8_t major, std::uint8_t minor) noexcept {

@@ -19,8 +19,11 @@ constexpr std::size_t kHeaderBodyLengthOffset = kEnvelopeSize + 20;
 
 /// One exchange: the request as far as it could be read, and how to write the response.
 struct Exchange {
+    /// Answers in the version negotiate_version() picks.
     Exchange(const ResponderConfig& c, const RequestContext& ctx, const Envelope& envelope)
-        : config(c), context(ctx), request_envelope(envelope) {}
+        : config(c), context(ctx), request_envelope(envelope) {
+        negotiate_version();
+    }
 
     const ResponderConfig& config;
     const RequestContext& context;
@@ -50,10 +53,39 @@ struct Exchange {
         minor = want_minor > kMinorVersion ? kMinorVersion : want_minor;
     }
 
+    /// Whatever else is wrong with `request`, learns its opcode (for the reply and metrics) when
+    /// the header is there. Returns the answer that drops it when it is itself a response: those
+    /// are never answered.
+    std::optional<Answer> read_opcode(std::string_view request) {
+        if (request.size() >= kEnvelopeSize + 8) {
+            opcode = wire::load_u32(request.data() + kEnvelopeSize);
+            if (wire::load_u32(request.data() + kEnvelopeSize + 4) != rc::kReserved) {
+                Answer dropped;
+                dropped.opcode = opcode;
+                return dropped;
+            }
+        }
+        return std::nullopt;
+    }
+
+    /// Takes what a response echoes from the decoded request's header.
+    void take_header(const MessageView& message) noexcept {
+        request_flags = message.header.op_flags;
+        recursion_count = message.header.recursion_count;
+        header_and_body = message.header_and_body;
+    }
+
     bool digest_requested() const noexcept {
         return !header_and_body.empty() && (request_flags & opflag::kRequestDigest) != 0;
     }
 };
+
+/// The answer to input without a readable envelope: nothing to address a reply to.
+Answer unaddressable(const WireError& error) {
+    Answer dropped;
+    dropped.malformed = error;
+    return dropped;
+}
 
 /// A response under construction: envelope and header are written first with zero lengths,
 /// the body is appended, and finish() writes the credential length and patches the lengths.
@@ -248,7 +280,9 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         if (!record) {
             return error_answer(ex, rc::kError, "internal server error");
         }
-        return answer_from_record(ex, *request, *record);
+        Answer a = answer_from_record(ex, *request, *record);
+        a.resolved = true;
+        return a;
     }
 
     if (!ctx.is_homed(handle->prefix_key())) {
@@ -259,11 +293,15 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         answer = answer_from_record(ex, *request, record);
     });
     if (!status.ok()) {
-        return answer_lookup_failure(ex, status.error());
+        Answer a = answer_lookup_failure(ex, status.error());
+        a.resolved = true;
+        return a;
     }
     if (!answer) {
         return error_answer(ex, rc::kError, "internal server error");
     }
+    answer->resolved = true;
+    answer->found_prefix = handle->prefix_key();
     return std::move(*answer);
 }
 
@@ -301,21 +339,11 @@ Answer answer(std::string_view request, const ResponderConfig& config,
               const RequestContext& context) {
     auto envelope = decode_envelope(request);
     if (!envelope) {
-        Answer dropped; // nothing to address a reply to
-        dropped.malformed = envelope.error();
-        return dropped;
+        return unaddressable(envelope.error());
     }
     Exchange ex(config, context, *envelope);
-    ex.negotiate_version();
-    // Whatever else is wrong, learn the opcode (for the reply and metrics) and never answer a
-    // message that is itself a response.
-    if (request.size() >= kEnvelopeSize + 8) {
-        ex.opcode = wire::load_u32(request.data() + kEnvelopeSize);
-        if (wire::load_u32(request.data() + kEnvelopeSize + 4) != rc::kReserved) {
-            Answer dropped;
-            dropped.opcode = ex.opcode;
-            return dropped;
-        }
+    if (auto dropped = ex.read_opcode(request)) {
+        return std::move(*dropped);
     }
 
     auto message = decode_message(request);
@@ -324,9 +352,7 @@ Answer answer(std::string_view request, const ResponderConfig& config,
         return protocol_error(ex, message.error(),
                               oversize ? Disposition::reply_and_close : Disposition::reply);
     }
-    ex.request_flags = message->header.op_flags;
-    ex.recursion_count = message->header.recursion_count;
-    ex.header_and_body = message->header_and_body;
+    ex.take_header(*message);
 
     switch (message->header.opcode) {
     case opcode::kResolution:
@@ -344,28 +370,18 @@ Answer refuse(std::string_view request, std::uint32_t response_code, std::string
               const ResponderConfig& config, std::uint32_t now) {
     auto envelope = decode_envelope(request);
     if (!envelope) {
-        Answer dropped;
-        dropped.malformed = envelope.error();
-        return dropped;
+        return unaddressable(envelope.error());
     }
     const Lookup no_lookup;
     const HomedPredicate no_homed;
     const RandomFill no_random;
     const RequestContext context{no_lookup, no_homed, no_random, now};
     Exchange ex(config, context, *envelope);
-    ex.negotiate_version();
-    if (request.size() >= kEnvelopeSize + 8) {
-        ex.opcode = wire::load_u32(request.data() + kEnvelopeSize);
-        if (wire::load_u32(request.data() + kEnvelopeSize + 4) != rc::kReserved) {
-            Answer dropped;
-            dropped.opcode = ex.opcode;
-            return dropped;
-        }
+    if (auto dropped = ex.read_opcode(request)) {
+        return std::move(*dropped);
     }
     if (auto decoded = decode_message(request)) {
-        ex.request_flags = decoded->header.op_flags;
-        ex.recursion_count = decoded->header.recursion_count;
-        ex.header_and_body = decoded->header_and_body;
+        ex.take_header(*decoded);
     }
     return error_answer(ex, response_code, message);
 }

@@ -72,22 +72,8 @@ public:
         v = static_cast<std::uint8_t>(data_[pos_++]);
         return true;
     }
-    bool u16(std::uint16_t& v, const char* what) noexcept {
-        if (!need(2, what)) {
-            return false;
-        }
-        v = load_u16(data_.data() + pos_);
-        pos_ += 2;
-        return true;
-    }
-    bool u32(std::uint32_t& v, const char* what) noexcept {
-        if (!need(4, what)) {
-            return false;
-        }
-        v = load_u32(data_.data() + pos_);
-        pos_ += 4;
-        return true;
-    }
+    bool u16(std::uint16_t& v, const char* what) noexcept { return fixed<load_u16>(v, what); }
+    bool u32(std::uint32_t& v, const char* what) noexcept { return fixed<load_u32>(v, what); }
     bool i32(std::int32_t& v, const char* what) noexcept {
         std::uint32_t u = 0;
         if (!u32(u, what)) {
@@ -148,6 +134,15 @@ private:
         if (remaining() < n) {
             return fail_at(WireErrc::truncated, pos_, what);
         }
+        return true;
+    }
+    /// A big-endian integer of the width `load` reads.
+    template <auto load, class T> bool fixed(T& v, const char* what) noexcept {
+        if (!need(sizeof(T), what)) {
+            return false;
+        }
+        v = load(data_.data() + pos_);
+        pos_ += sizeof(T);
         return true;
     }
     bool fail_at(WireErrc code, std::size_t at, const char* detail) noexcept {

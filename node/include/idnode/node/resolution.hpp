@@ -54,11 +54,14 @@ public:
     /// protocol's responder): counts it as found or not.
     void count(const registry::Handle& handle, bool found) {
         if (found)
-            counter_.count_found(unix_now(), handle.prefix_key());
+            count_found(handle.prefix_key());
         else
-            counter_.count(unix_now());
+            count_unresolved();
     }
-    /// `n` resolutions that could not even look (an invalid handle, a prefix not homed here).
+    /// One resolution that found a record under the (folded) prefix `prefix_key`.
+    void count_found(std::string_view prefix_key) { counter_.count_found(unix_now(), prefix_key); }
+    /// `n` resolutions that found nothing, or could not even look (an invalid handle, a prefix not
+    /// homed here): the node's total only.
     void count_unresolved(std::uint64_t n = 1) { counter_.count(unix_now(), n); }
 
     const ResolutionCounter& counter() const noexcept { return counter_; }

@@ -103,6 +103,12 @@ struct Answer {
     std::uint32_t response_code = 0;    // the RC sent (0 when dropped), for metrics
     std::optional<WireError> malformed; // why the request was rejected as malformed, for the log
     std::optional<Challenge> challenge; // set with RC 402
+    /// A RESOLUTION whose handle was valid and homed, so that the store was asked (the node's
+    /// resolutions_today counts these, as it counts the HTTPS resolutions), whatever the outcome.
+    bool resolved = false;
+    /// ... and the case-folded prefix key of the stored record it found; empty when none was
+    /// (not found, a lookup failure, or the synthesized 0.NA/<prefix> record).
+    std::string found_prefix;
 };
 
 /// Answers one request. `request_message` is one whole message, envelope included: a UDP datagram

@@ -54,6 +54,10 @@ namespace idnode::registry {
 class Registry;
 }
 
+namespace idnode::node {
+class Resolutions;
+}
+
 namespace idnode::resolver::handle {
 
 struct HandleServerOptions {
@@ -98,6 +102,12 @@ struct HandleServerOptions {
     std::function<std::uint32_t()> clock;
     /// Randomness for challenge nonces and session ids; empty = secure_random_fill.
     RandomFill random;
+    /// Where answered resolutions are counted: the node's resolutions_today, the counter the
+    /// HTTPS API counts its resolutions in (NodeApi::resolutions()). A RESOLUTION counts when its
+    /// handle is valid and homed, found or not, like a Handle REST GET; refused ones (malformed,
+    /// invalid, not homed, over the rate limit) do not. nullptr = not counted. Must outlive the
+    /// server.
+    node::Resolutions* resolutions = nullptr;
 };
 
 /// Counters since start(), for the ops endpoint (Prometheus). All monotonic except the gauges

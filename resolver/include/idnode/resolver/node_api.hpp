@@ -61,8 +61,10 @@ public:
     const std::vector<std::string>& homed_prefixes() const noexcept;
     /// Which prefixes this node serves, for the other front ends (the Handle protocol server).
     const node::Homing& homing() const noexcept;
-    /// The resolution counters of /api/v1/stats, for the other front ends to count into.
+    /// The node's resolutions_today (GET /api/v1/stats), counted by every HTTPS resolution route;
+    /// the Handle protocol server counts in it too (HandleServerOptions::resolutions).
     node::Resolutions& resolutions() noexcept;
+
 
 private:
     class Impl;
