@@ -12,15 +12,6 @@ namespace idnode::resolver::handle {
 
 using namespace detail;
 
-bool prefix_is_homed(std::string_view prefix_key, const std::vector<std::string>& homed) noexcept {
-    for (const auto& parent : homed) {
-        if (registry::prefix_is_under(prefix_key, parent)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 // ---- Bind, start, stop --------------------------------------------------------------------------
 
 void HandleServer::Impl::bind(const asio::ip::address& address) {

@@ -6,6 +6,7 @@
 
 #include "idnode/resolver/handle_server.hpp"
 
+#include "idnode/node/homing.hpp"
 #include "idnode/node/resolution.hpp"
 
 #include "idnode/registry/identifier.hpp"
@@ -260,12 +261,11 @@ public:
         for (auto& prefix : options_.homed_prefixes) {
             prefix = registry::fold_case(prefix); // tolerate a configured "88.abc"
         }
+        homing_ = node::Homing(options_.homed_prefixes);
         if (options_.rate_per_ip > 0) {
             limiter_.emplace(options_.rate_per_ip, options_.rate_burst, options_.rate_table_size);
         }
-        homed_ = [this](std::string_view prefix_key) {
-            return prefix_is_homed(prefix_key, options_.homed_prefixes);
-        };
+        homed_ = [this](std::string_view prefix_key) { return homing_.homes(prefix_key); };
         random_ = options_.random
                       ? options_.random
                       : RandomFill([](std::span<std::uint8_t> out) { secure_random_fill(out); });
@@ -306,6 +306,7 @@ public:
     asio::io_context& io_;
     registry::Registry& registry_;
     HandleServerOptions options_;
+    node::Homing homing_; // the HTTPS API's rule (node/homing.hpp), over the same prefixes
     HomedPredicate homed_;
     RandomFill random_;
     std::optional<detail::RateLimiter> limiter_;

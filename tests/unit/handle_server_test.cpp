@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "idnode/node/homing.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -332,16 +334,16 @@ std::uint64_t count_of(const std::vector<hp::HandleServerStats::CodeCount>& v, s
 
 } // namespace
 
-TEST_CASE("homed prefixes: equal to or under a configured one") {
-    const std::vector<std::string> homed{"88.118", "20.500.123"};
-    CHECK(hp::prefix_is_homed("88.118", homed));
-    CHECK(hp::prefix_is_homed("88.118.8", homed));
-    CHECK(hp::prefix_is_homed("88.118.8.1", homed));
-    CHECK(hp::prefix_is_homed("20.500.123", homed));
-    CHECK_FALSE(hp::prefix_is_homed("88.1180", homed));
-    CHECK_FALSE(hp::prefix_is_homed("88", homed));
-    CHECK_FALSE(hp::prefix_is_homed("20.500", homed));
-    CHECK_FALSE(hp::prefix_is_homed("88.118", {}));
+TEST_CASE("homed prefixes: equal to or under a configured one (node::Homing, as the HTTPS API)") {
+    const idnode::node::Homing homing({"88.118", "20.500.123"});
+    CHECK(homing.homes("88.118"));
+    CHECK(homing.homes("88.118.8"));
+    CHECK(homing.homes("88.118.8.1"));
+    CHECK(homing.homes("20.500.123"));
+    CHECK_FALSE(homing.homes("88.1180"));
+    CHECK_FALSE(homing.homes("88"));
+    CHECK_FALSE(homing.homes("20.500"));
+    CHECK_FALSE(idnode::node::Homing().homes("88.118"));
 }
 
 TEST_CASE("golden vectors over TCP, one connection for all, byte for byte (clock fields masked)") {

@@ -186,7 +186,4 @@ private:
     std::shared_ptr<Impl> impl_;
 };
 
-/// True if `prefix_key` equals one of `homed` or lies under one (all case-folded).
-bool prefix_is_homed(std::string_view prefix_key, const std::vector<std::string>& homed) noexcept;
-
 } // namespace idnode::resolver::handle
