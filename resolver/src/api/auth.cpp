@@ -1,6 +1,6 @@
 #include "auth.hpp"
 
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <openssl/hmac.h>
 

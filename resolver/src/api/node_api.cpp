@@ -2,6 +2,7 @@
 
 #include "auth.hpp"
 #include "bulk.hpp"
+#include "codec.hpp"
 #include "html_pages.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/resolver/metrics.hpp"
@@ -10,7 +11,6 @@
 #include "record_write.hpp"
 #include "resolution_counter.hpp"
 #include "snms_api.hpp"
-#include "values_json.hpp"
 
 #include <boost/json.hpp>
 

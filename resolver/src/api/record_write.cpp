@@ -1,7 +1,7 @@
 #include "record_write.hpp"
 
+#include "codec.hpp"
 #include "idnode/registry/admin.hpp"
-#include "values_json.hpp"
 
 #include <boost/json.hpp>
 

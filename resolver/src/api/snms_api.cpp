@@ -2,11 +2,10 @@
 
 #include "resolution_counter.hpp"
 
+#include "codec.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
 #include "record_write.hpp"
-#include "template_json.hpp"
-#include "values_json.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "record_scan.hpp"
+#include "idnode/codec/record_scan.hpp"
 
 #include "idnode/registry/identifier.hpp"
 
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 
 namespace {
 
@@ -299,4 +299,4 @@ void RecordLineScanner::encode(std::string& record, std::string_view spelling) c
     });
 }
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec
