@@ -445,6 +445,11 @@ Call with_body(http::verb m, std::string target, std::string_view body, bool ide
     c.idempotent = idempotent;
     return c;
 }
+/// The admin state switches: POST `object`/`action` without a body (idempotent: the node answers
+/// the same when the state is already there).
+Call post_action(std::string object, std::string_view action) {
+    return with_body(http::verb::post, std::move(object) + "/" + std::string(action), {}, true);
+}
 /// The node wants the current password before a caller that authenticated by login token
 /// mints a lasting credential for itself (a key, a password): the client adds it when it logs
 /// in with a password as `username` (the node ignores it when it is not needed).
@@ -466,12 +471,11 @@ Result<std::string> Client::get_prefix(std::string_view prefix) const {
 }
 Status Client::suspend_prefix(std::string_view prefix) const {
     return status_of(impl_->execute_ok(
-        with_body(http::verb::post, "/api/v1/prefixes/" + encode_path(prefix, false) + "/suspend",
-                  {}, true)));
+        post_action("/api/v1/prefixes/" + encode_path(prefix, false), "suspend")));
 }
 Status Client::resume_prefix(std::string_view prefix) const {
-    return status_of(impl_->execute_ok(with_body(
-        http::verb::post, "/api/v1/prefixes/" + encode_path(prefix, false) + "/resume", {}, true)));
+    return status_of(
+        impl_->execute_ok(post_action("/api/v1/prefixes/" + encode_path(prefix, false), "resume")));
 }
 Result<std::string> Client::create_account(std::string_view request_json) const {
     return body_of(
@@ -489,13 +493,11 @@ Status Client::set_password(std::string_view username, std::string_view password
 }
 Status Client::disable_account(std::string_view username) const {
     return status_of(impl_->execute_ok(
-        with_body(http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/disable",
-                  {}, true)));
+        post_action("/api/v1/accounts/" + encode_path(username, false), "disable")));
 }
 Status Client::enable_account(std::string_view username) const {
     return status_of(impl_->execute_ok(
-        with_body(http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/enable",
-                  {}, true)));
+        post_action("/api/v1/accounts/" + encode_path(username, false), "enable")));
 }
 Status Client::delete_account(std::string_view username) const {
     return status_of(impl_->execute_ok(with_body(
