@@ -12,6 +12,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/json/fwd.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -166,10 +167,12 @@ private:
 
 namespace idnode::sdk::detail {
 
-/// A JSON string literal (with quotes) for `text`; invalid UTF-8 is escaped byte-wise is not
-/// possible in JSON, so callers only pass UTF-8.
-std::string json_quote(std::string_view text);
-bool is_utf8_text(std::string_view bytes);
-std::string base64_encode(std::string_view bytes);
+/// An integer member of the node's JSON (0 when absent or not an integer).
+int int_of(const boost::json::value* v);
+
+/// {"handle"?,"templateVersion"?,"values":[…]}: a record as the SDK sends it (record_json.cpp).
+boost::json::object record_json(const Record& r, bool with_handle);
+/// A record from the Handle REST / bulk shape (a bare values array takes `handle`).
+Result<Record> record_from(const boost::json::value& jv, std::string_view handle);
 
 } // namespace idnode::sdk::detail

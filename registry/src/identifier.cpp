@@ -1,5 +1,7 @@
 #include "idnode/registry/identifier.hpp"
 
+#include "idnode/codec/utf8.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -60,45 +62,7 @@ std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexc
 }
 
 std::size_t find_invalid_utf8(std::string_view text) noexcept {
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    const std::size_t n = text.size();
-    std::size_t i = 0;
-    while (i < n) {
-        const unsigned char c = s[i];
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len;
-        std::uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return i; // continuation byte, overlong lead (C0/C1) or > F4
-        }
-        if (n - i < len) {
-            return i;
-        }
-        for (std::size_t k = 1; k < len; ++k) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return i;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return i; // overlong, out of range or surrogate
-        }
-        i += len;
-    }
-    return std::string_view::npos;
+    return codec::find_invalid_utf8(text); // the project's one validator (header-only)
 }
 
 std::string fold_case(std::string_view text) {

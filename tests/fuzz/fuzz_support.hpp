@@ -2,7 +2,7 @@
 // every accepted value list must satisfy on its way to the store and back out as JSON.
 #pragma once
 
-#include "api/values_json.hpp"
+#include "idnode/codec/values_json.hpp"
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
 
@@ -37,7 +37,6 @@ inline void require_message(const std::string& message) {
 ///   (string, base64, admin) the server chose.
 inline void check_stored_values(std::span<const registry::HandleValue> values) {
     namespace json = boost::json;
-    namespace api = resolver::api;
     if (!registry::validate_values(values))
         return;
     const std::string record = registry::encode_record("88.999/FUZZ", values);
@@ -49,14 +48,14 @@ inline void check_stored_values(std::span<const registry::HandleValue> values) {
         const registry::HandleValue& sent = values[i++];
         require(stored.to_value().same_content(sent));
         json::object general;
-        api::value_to_json(general, stored);
+        codec::value_to_json(general, stored);
         std::string fast;
-        api::append_value_json(fast, stored);
+        codec::append_value_json(fast, stored);
         require(fast == json::serialize(general));
         boost::system::error_code ec;
         const json::value reparsed = json::parse(fast, ec);
         require(!ec);
-        auto back = api::value_from_json(reparsed, "value");
+        auto back = codec::value_from_json(reparsed, "value");
         require(back.ok());
         require(back->same_content(sent));
     }

@@ -6,8 +6,8 @@
 // Beyond "no crash": a refusal has a UTF-8 message; an accepted templateVersion is exactly one
 // index 1001 TEMPLATE value holding it; accepted values pass check_stored_values (fuzz_support.hpp:
 // encode/parse round trip, GET's two serializers agree, GET -> PUT gives the same value).
-#include "api/values_json.hpp"
 #include "fuzz_support.hpp"
+#include "idnode/codec/values_json.hpp"
 
 #include <boost/json.hpp>
 
@@ -19,7 +19,7 @@
 namespace {
 
 namespace reg = idnode::registry;
-namespace api = idnode::resolver::api;
+namespace codec = idnode::codec;
 namespace json = boost::json;
 using idnode::fuzz::require;
 
@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const json::value parsed = json::parse(body, ec);
     if (ec)
         return 0;
-    auto values = api::record_values_from_json(parsed);
+    auto values = codec::record_values_from_json(parsed);
     if (!values) {
         idnode::fuzz::require_message(values.error().message);
         return 0;

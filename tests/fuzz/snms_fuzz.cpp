@@ -11,8 +11,8 @@
 // form unchanged, and is a valid update of itself.
 #include "api/record_json.hpp"
 #include "api/snms/snms_api.hpp"
-#include "api/template_json.hpp"
 #include "fuzz_support.hpp"
+#include "idnode/codec/template_json.hpp"
 #include "idnode/registry/template.hpp"
 
 #include <boost/json.hpp>
@@ -26,6 +26,7 @@ namespace {
 
 namespace reg = idnode::registry;
 namespace api = idnode::resolver::api;
+namespace codec = idnode::codec;
 namespace json = boost::json;
 using idnode::fuzz::require;
 
@@ -48,7 +49,7 @@ void check_record(const json::value& doc) {
 }
 
 void check_template(const json::value& doc) {
-    auto parsed = api::template_from_json(doc);
+    auto parsed = codec::template_from_json(doc);
     if (!parsed) {
         idnode::fuzz::require_message(parsed.error().message);
         return;
@@ -62,8 +63,8 @@ void check_template(const json::value& doc) {
     auto decoded = reg::decode_template(reg::encode_template(t));
     require(decoded.ok() && *decoded == t);
     // What GET returns, POSTed again, is the same template (created/updated are the server's).
-    const std::string out = json::serialize(api::template_to_json(t));
-    auto again = api::template_from_json(json::parse(out));
+    const std::string out = json::serialize(codec::template_to_json(t));
+    auto again = codec::template_from_json(json::parse(out));
     require(again.ok() && *again == t);
     require(reg::check_template_update(t, t).ok());
 }

@@ -8,9 +8,9 @@
 // messages that are valid UTF-8 (they go into JSON answers); a record without violations has
 // every required enabled item, and each of its template fields is an enabled item of its idType
 // whose data is UTF-8 of an allowed length and passes check_field_type.
-#include "api/template_json.hpp"
-#include "api/values_json.hpp"
 #include "fuzz_support.hpp"
+#include "idnode/codec/template_json.hpp"
+#include "idnode/codec/values_json.hpp"
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/template.hpp"
 
@@ -25,7 +25,7 @@
 namespace {
 
 namespace reg = idnode::registry;
-namespace api = idnode::resolver::api;
+namespace codec = idnode::codec;
 namespace json = boost::json;
 using idnode::fuzz::require;
 
@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const json::value* template_json = doc.if_contains("template");
     if (template_json == nullptr)
         return 0;
-    auto t = api::template_from_json(*template_json);
+    auto t = codec::template_from_json(*template_json);
     if (!t) {
         idnode::fuzz::require_message(t.error().message);
         return 0;
@@ -80,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const json::value* values_json = doc.if_contains("values");
     if (values_json == nullptr)
         return 0;
-    auto values = api::values_from_json(*values_json);
+    auto values = codec::values_from_json(*values_json);
     if (values)
         check_record(*t, *values);
     return 0;

@@ -4,7 +4,7 @@
 //
 // Beyond "no crash": every value list accepted and validated can be encoded into a record that
 // parses back, and whose JSON form (value_to_json) is produced without error.
-#include "api/values_json.hpp"
+#include "idnode/codec/values_json.hpp"
 #include "idnode/registry/value.hpp"
 
 #include <boost/json.hpp>
@@ -17,7 +17,7 @@
 namespace {
 
 namespace reg = idnode::registry;
-namespace api = idnode::resolver::api;
+namespace codec = idnode::codec;
 namespace json = boost::json;
 
 void require(bool condition) {
@@ -26,7 +26,7 @@ void require(bool condition) {
 }
 
 void check_values(const json::value& input) {
-    auto values = api::values_from_json(input);
+    auto values = codec::values_from_json(input);
     if (!values) {
         require(!values.error().message.empty());
         return;
@@ -39,7 +39,7 @@ void check_values(const json::value& input) {
     require(view->size() == values->size());
     for (const auto& value : *view) {
         json::object out;
-        api::value_to_json(out, value);
+        codec::value_to_json(out, value);
         require(out.contains("index") && out.contains("data"));
     }
 }
@@ -55,11 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (const auto* object = parsed.if_object()) {
         if (const auto* values = object->if_contains("values"))
             check_values(*values);
-        (void)api::value_from_json(parsed, "value");
+        (void)codec::value_from_json(parsed, "value");
     }
     check_values(parsed);
     std::string decoded;
     if (const auto* text = parsed.if_string())
-        (void)api::base64_decode(*text, decoded);
+        (void)codec::base64_decode(*text, decoded);
     return 0;
 }

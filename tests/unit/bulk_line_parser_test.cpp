@@ -117,6 +117,14 @@ std::vector<Case> cases() {
         {line_of(R"({"index":1,"type":"URL","data":"x","ttl":-0})"), general},
         {line_of(""), general}, // an empty values array
         {R"({"handle":"88.1/x","values":[)" + kUrl + R"(],"templateVersion":null})", general},
+        // ---- not JSON: the general path (invalid_json) ----
+        // A value member name without its colon, followed by another known name (the scanner
+        // used to consume "ttl" while trying it and then read "timestamp" as the member).
+        {line_of(
+             R"({"index":2,"type":"名","data":"值 ü 😀","ttl""timestamp":"2024-01-01T00:00:00Z"})"),
+         general},
+        {line_of(R"({"index":1,"type""ttl":5,"data":"x"})"), general},
+        {line_of(R"({"index":1,"type":"T","data":"x","ttl""timestamp":"t","ttl":5})"), general},
         // Duplicate members: the general parser decides which one counts.
         {R"({"handle":"88.1/x","handle":"88.1/y","values":[)" + kUrl + "]}", general},
         {R"({"handle":"88.1/x","values":[],"values":[)" + kUrl + "]}", general},

@@ -1,6 +1,6 @@
 // The four seed templates in conf/templates/ (issue 4) parse, pass the structural validation with
 // a prefix, carry distinct versions, and each has at least one private (public:false) item.
-#include "template_json.hpp"
+#include "idnode/codec/template_json.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -27,7 +27,7 @@ TEST_CASE("seed templates load and validate") {
         boost::system::error_code ec;
         auto doc = json::parse(text.str(), ec);
         REQUIRE(!ec);
-        auto t = idnode::resolver::api::template_from_json(doc);
+        auto t = idnode::codec::template_from_json(doc);
         REQUIRE_MESSAGE(t.ok(), t.error().message);
         CHECK(t->prefix.empty()); // loaded under a prefix given at import time
         t->prefix = "88.118.8";
@@ -39,8 +39,8 @@ TEST_CASE("seed templates load and validate") {
         CHECK(std::any_of(t->items.begin(), t->items.end(),
                           [](const TemplateItem& i) { return i.type != FieldType::string; }));
         // Round trip through the JSON form the API returns.
-        auto again = idnode::resolver::api::template_from_json(
-            json::value(idnode::resolver::api::template_to_json(*t)));
+        auto again =
+            idnode::codec::template_from_json(json::value(idnode::codec::template_to_json(*t)));
         REQUIRE(again.ok());
         CHECK(again->items == t->items);
     }

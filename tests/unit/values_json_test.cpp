@@ -1,6 +1,6 @@
 // The direct serializer of the Handle REST GET body (append_value_json, append_json_string,
 // append_iso8601) must produce byte for byte what the boost::json path produced before it.
-#include "values_json.hpp"
+#include "idnode/codec/values_json.hpp"
 
 #include "idnode/registry/value.hpp"
 
@@ -15,7 +15,6 @@
 #include <vector>
 
 using namespace idnode;
-using namespace idnode::resolver;
 
 namespace {
 
@@ -36,9 +35,9 @@ void check_same(const std::vector<registry::HandleValue>& values) {
     REQUIRE(view);
     for (const registry::ValueView& v : *view) {
         boost::json::object o;
-        api::value_to_json(o, v);
+        codec::value_to_json(o, v);
         std::string direct;
-        api::append_value_json(direct, v);
+        codec::append_value_json(direct, v);
         CHECK(direct == boost::json::serialize(o));
     }
 }
@@ -63,7 +62,7 @@ TEST_CASE("append_json_string escapes exactly like boost::json") {
           std::string("\b\f\n\r\t\x01\x1f\x7f"), std::string("钢卷 炉号 H2024"),
           std::string("a\0b", 3), all}) {
         std::string direct;
-        api::append_json_string(direct, s);
+        codec::append_json_string(direct, s);
         CHECK(direct == boost::json::serialize(boost::json::string(s)));
     }
 }
@@ -82,7 +81,7 @@ TEST_CASE("append_value_json matches json::serialize(value_to_json) for every da
                 value(2, "DESC", "line\nbreak\ttab \\ 炉号"), value(5, "EMPTY", ""), ttl_zero,
                 epoch, value(6, "BIN", std::string("\x00\x01\xff\xfe", 4)),
                 value(7, "BADUTF8", "ok \xc3\x28 not"), value(8, "NUL", std::string("a\0b", 3)),
-                value(100, "HS_ADMIN", api::encode_admin("0.NA/88.118.8", 200, 0x0FF2)),
+                value(100, "HS_ADMIN", codec::encode_admin("0.NA/88.118.8", 200, 0x0FF2)),
                 value(101, "hs_admin", "not an admin record"), private_value, big});
 }
 
@@ -91,7 +90,7 @@ TEST_CASE("HS_ADMIN bytes the admin format cannot carry exactly are shown as bas
     // bits dropped or a negative index, so writing back what was read changed the value (or was
     // refused: index must be >= 0).
     auto admin = [](std::uint16_t perms, std::uint32_t index) {
-        std::string bytes = api::encode_admin("ABCD", 0, perms);
+        std::string bytes = codec::encode_admin("ABCD", 0, perms);
         bytes.resize(bytes.size() - 4);
         for (int s = 24; s >= 0; s -= 8)
             bytes.push_back(static_cast<char>(index >> s));
@@ -108,10 +107,10 @@ TEST_CASE("HS_ADMIN bytes the admin format cannot carry exactly are shown as bas
     for (const auto& c : cases) {
         CAPTURE(c.format);
         const auto sent = value(100, "HS_ADMIN", c.bytes);
-        const auto out = api::value_to_json(sent);
+        const auto out = codec::value_to_json(sent);
         CHECK(out.at("data").at("format").as_string() == c.format);
         // Written back as read, the value is the same.
-        auto back = api::value_from_json(boost::json::parse(boost::json::serialize(out)), "v");
+        auto back = codec::value_from_json(boost::json::parse(boost::json::serialize(out)), "v");
         REQUIRE(back.ok());
         CHECK(back->data == c.bytes);
         check_same({sent});
@@ -121,7 +120,7 @@ TEST_CASE("HS_ADMIN bytes the admin format cannot carry exactly are shown as bas
 TEST_CASE("an unknown data format is quoted without cutting a character") {
     // Found by the handle_rest fuzz target: the quote was cut at byte 32, inside 炉.
     const std::string format = std::string(31, 'a') + "炉号";
-    auto v = api::value_from_json(
+    auto v = codec::value_from_json(
         boost::json::object{{"index", 1},
                             {"type", "URL"},
                             {"data", boost::json::object{{"format", format}, {"value", "x"}}}},
@@ -140,8 +139,8 @@ TEST_CASE("append_iso8601 agrees with gmtime/strftime") {
         times.push_back(static_cast<std::uint32_t>(rng()));
     for (const auto t : times) {
         std::string direct;
-        api::append_iso8601(direct, t);
+        codec::append_iso8601(direct, t);
         CHECK(direct == reference_iso8601(t));
-        CHECK(api::iso8601(t) == direct);
+        CHECK(codec::iso8601(t) == direct);
     }
 }

@@ -9,7 +9,7 @@
 //
 // Prints a table and `bench:` lines (DESIGN §5.6).
 #include "api/native/bulk.hpp"
-#include "api/template_json.hpp"
+#include "idnode/codec/template_json.hpp"
 #include "idnode/node/records.hpp"
 #include "steel_record.hpp"
 
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     std::ifstream in(template_file);
     std::stringstream text;
     text << in.rdbuf();
-    auto tpl = resolver::api::template_from_json(boost::json::parse(text.str()));
+    auto tpl = codec::template_from_json(boost::json::parse(text.str()));
     if (!tpl) {
         std::cerr << "template: " << tpl.error().message << "\n";
         return 1;

@@ -7,8 +7,9 @@
 //   account key create|revoke template import|list|show stats
 // Human tables by default, one JSON document with --json. Exit 0 ok, 1 the node refused or could
 // not be reached, 2 usage.
+#include "idnode/codec/base64.hpp"
+#include "idnode/codec/client_value_json.hpp"
 #include "online.hpp"
-#include "values_json.hpp"
 
 #include <boost/json.hpp>
 
@@ -82,11 +83,56 @@ int show(const std::string& command, const GlobalOptions& global, const std::str
     return kExitOk;
 }
 
+/// Most admin subcommands: open a client, make one call that answers JSON, show the answer.
+int call_and_show(const std::string& command, const GlobalOptions& global,
+                  const std::function<sdk::Result<std::string>(sdk::Client&)>& call,
+                  const std::function<void(const json::value&)>& human) {
+    std::optional<sdk::Client> client;
+    if (int rc = open_client(command, global, client)) {
+        return rc;
+    }
+    auto r = call(*client);
+    if (!r) {
+        return sdk_fail(command, r.error());
+    }
+    return show(command, global, *r, human);
+}
+
+/// The subcommands whose call answers only "done": open a client, call, then print `done`
+/// (--json) or the line `text`.
+int call_and_report(const std::string& command, const GlobalOptions& global,
+                    const std::function<sdk::Status(sdk::Client&)>& call, const json::object& done,
+                    const std::string& text) {
+    std::optional<sdk::Client> client;
+    if (int rc = open_client(command, global, client)) {
+        return rc;
+    }
+    if (auto st = call(*client); !st) {
+        return sdk_fail(command, st.error());
+    }
+    if (global.json) {
+        print_json(std::cout, done);
+    } else {
+        std::cout << text << '\n';
+    }
+    return kExitOk;
+}
+
 const json::array& array_at(const json::value& v, std::string_view key) {
     static const json::array empty;
     const auto* o = v.if_object();
     const auto* a = o ? o->if_contains(key) : nullptr;
     return a && a->is_array() ? a->get_array() : empty;
+}
+
+/// A table of the objects of the array `v[key]`, one row each.
+void print_rows(const json::value& v, std::string_view key, const std::vector<std::string>& headers,
+                std::vector<std::string> (*row)(const json::value&)) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& item : array_at(v, key)) {
+        rows.push_back(row(item));
+    }
+    print_table(std::cout, headers, rows);
 }
 
 /// Reads a secret from stdin: without echo on a terminal (after a prompt on stderr), else one
@@ -118,29 +164,14 @@ std::optional<std::string> read_secret(const char* prompt) {
 
 // ---- values -------------------------------------------------------------------------------------
 
-// One base64 encoder for the project: the resolver's (values_json.hpp), which idctl links.
-using resolver::api::base64_encode;
+using codec::base64_encode;
 
-/// The value as the Handle REST API shows it (§5.1), timestamp and permissions included.
+/// The value as the Handle REST API shows it, timestamp and permissions included (the codec's
+/// client value JSON, the SDK's own).
 json::object value_json(const sdk::Value& v) {
-    json::object o{{"index", v.index}, {"type", v.type}};
-    if (v.format == "admin") {
-        auto admin = parse_json_text(v.data);
-        o["data"] =
-            json::object{{"format", "admin"}, {"value", admin ? *admin : json::value(v.data)}};
-    } else if (v.format == "base64") {
-        o["data"] = json::object{{"format", "base64"}, {"value", base64_encode(v.data)}};
-    } else {
-        o["data"] = json::object{{"format", "string"}, {"value", v.data}};
-    }
-    o["ttl"] = v.ttl;
-    if (!v.timestamp.empty()) {
-        o["timestamp"] = v.timestamp;
-    }
-    if (!v.permissions.empty()) {
-        o["permissions"] = v.permissions;
-    }
-    return o;
+    return codec::client_value_to_json(
+        codec::ClientValue{v.index, v.type, v.data, v.format, v.ttl, v.timestamp, v.permissions},
+        true);
 }
 
 std::string shown_data(const sdk::Value& v) {
@@ -434,53 +465,34 @@ Command add_prefix(CLI::App& root, const GlobalOptions& global) {
              } else {
                  req["parent"] = a->parent;
              }
-             std::optional<sdk::Client> client;
-             if (int rc = open_client("prefix allocate", global, client)) {
-                 return rc;
-             }
-             auto r = client->allocate_prefix(json::serialize(req));
-             if (!r) {
-                 return sdk_fail("prefix allocate", r.error());
-             }
-             return show("prefix allocate", global, *r, [](const json::value& v) {
-                 print_table(std::cout, kPrefixHeaders, {prefix_row(v)});
-             });
+             return call_and_show(
+                 "prefix allocate", global,
+                 [&req](sdk::Client& c) { return c.allocate_prefix(json::serialize(req)); },
+                 [](const json::value& v) {
+                     print_table(std::cout, kPrefixHeaders, {prefix_row(v)});
+                 });
          }});
 
     auto* list = g.app->add_subcommand("list", "list the prefixes of this node");
     g.children.push_back({list, [&global] {
-                              std::optional<sdk::Client> client;
-                              if (int rc = open_client("prefix list", global, client)) {
-                                  return rc;
-                              }
-                              auto r = client->list_prefixes();
-                              if (!r) {
-                                  return sdk_fail("prefix list", r.error());
-                              }
-                              return show("prefix list", global, *r, [](const json::value& v) {
-                                  std::vector<std::vector<std::string>> rows;
-                                  for (const auto& p : array_at(v, "prefixes")) {
-                                      rows.push_back(prefix_row(p));
-                                  }
-                                  print_table(std::cout, kPrefixHeaders, rows);
-                              });
+                              return call_and_show(
+                                  "prefix list", global,
+                                  [](sdk::Client& c) { return c.list_prefixes(); },
+                                  [](const json::value& v) {
+                                      print_rows(v, "prefixes", kPrefixHeaders, prefix_row);
+                                  });
                           }});
 
     auto shown = std::make_shared<std::string>();
     auto* show_cmd = g.app->add_subcommand("show", "show one prefix");
     show_cmd->add_option("prefix", *shown, "the prefix")->required();
     g.children.push_back({show_cmd, [shown, &global] {
-                              std::optional<sdk::Client> client;
-                              if (int rc = open_client("prefix show", global, client)) {
-                                  return rc;
-                              }
-                              auto r = client->get_prefix(*shown);
-                              if (!r) {
-                                  return sdk_fail("prefix show", r.error());
-                              }
-                              return show("prefix show", global, *r, [](const json::value& v) {
-                                  print_table(std::cout, kPrefixHeaders, {prefix_row(v)});
-                              });
+                              return call_and_show(
+                                  "prefix show", global,
+                                  [&shown](sdk::Client& c) { return c.get_prefix(*shown); },
+                                  [](const json::value& v) {
+                                      print_table(std::cout, kPrefixHeaders, {prefix_row(v)});
+                                  });
                           }});
 
     for (const bool suspend : {true, false}) {
@@ -492,23 +504,13 @@ Command add_prefix(CLI::App& root, const GlobalOptions& global) {
         sub->add_option("prefix", *target, "the prefix")->required();
         g.children.push_back(
             {sub, [target, suspend, name, &global] {
-                 const std::string command = "prefix " + name;
-                 std::optional<sdk::Client> client;
-                 if (int rc = open_client(command, global, client)) {
-                     return rc;
-                 }
-                 auto st =
-                     suspend ? client->suspend_prefix(*target) : client->resume_prefix(*target);
-                 if (!st) {
-                     return sdk_fail(command, st.error());
-                 }
                  const std::string status = suspend ? "suspended" : "active";
-                 if (global.json) {
-                     print_json(std::cout, json::object{{"prefix", *target}, {"status", status}});
-                 } else {
-                     std::cout << *target << ' ' << status << '\n';
-                 }
-                 return static_cast<int>(kExitOk);
+                 return call_and_report(
+                     "prefix " + name, global,
+                     [&](sdk::Client& c) {
+                         return suspend ? c.suspend_prefix(*target) : c.resume_prefix(*target);
+                     },
+                     json::object{{"prefix", *target}, {"status", status}}, *target + ' ' + status);
              }});
     }
     return g.command();
@@ -565,36 +567,22 @@ Command add_account(CLI::App& root, const GlobalOptions& global) {
                  }
                  req["password"] = *pw;
              }
-             std::optional<sdk::Client> client;
-             if (int rc = open_client("account create", global, client)) {
-                 return rc;
-             }
-             auto r = client->create_account(json::serialize(req));
-             if (!r) {
-                 return sdk_fail("account create", r.error());
-             }
-             return show("account create", global, *r, [](const json::value& v) {
-                 print_table(std::cout, kAccountHeaders, {account_row(v)});
-             });
+             return call_and_show(
+                 "account create", global,
+                 [&req](sdk::Client& cl) { return cl.create_account(json::serialize(req)); },
+                 [](const json::value& v) {
+                     print_table(std::cout, kAccountHeaders, {account_row(v)});
+                 });
          }});
 
     auto* list = g.app->add_subcommand("list", "list the accounts");
     g.children.push_back({list, [&global] {
-                              std::optional<sdk::Client> client;
-                              if (int rc = open_client("account list", global, client)) {
-                                  return rc;
-                              }
-                              auto r = client->list_accounts();
-                              if (!r) {
-                                  return sdk_fail("account list", r.error());
-                              }
-                              return show("account list", global, *r, [](const json::value& v) {
-                                  std::vector<std::vector<std::string>> rows;
-                                  for (const auto& a : array_at(v, "accounts")) {
-                                      rows.push_back(account_row(a));
-                                  }
-                                  print_table(std::cout, kAccountHeaders, rows);
-                              });
+                              return call_and_show(
+                                  "account list", global,
+                                  [](sdk::Client& c) { return c.list_accounts(); },
+                                  [](const json::value& v) {
+                                      print_rows(v, "accounts", kAccountHeaders, account_row);
+                                  });
                           }});
 
     auto pw_user = std::make_shared<std::string>();
@@ -606,20 +594,11 @@ Command add_account(CLI::App& root, const GlobalOptions& global) {
                               if (!pw || pw->empty()) {
                                   return fail("account passwd", "no password on stdin", kExitUsage);
                               }
-                              std::optional<sdk::Client> client;
-                              if (int rc = open_client("account passwd", global, client)) {
-                                  return rc;
-                              }
-                              if (auto st = client->set_password(*pw_user, *pw); !st) {
-                                  return sdk_fail("account passwd", st.error());
-                              }
-                              if (global.json) {
-                                  print_json(std::cout, json::object{{"username", *pw_user},
-                                                                     {"password", "changed"}});
-                              } else {
-                                  std::cout << "password of " << *pw_user << " changed\n";
-                              }
-                              return static_cast<int>(kExitOk);
+                              return call_and_report(
+                                  "account passwd", global,
+                                  [&](sdk::Client& c) { return c.set_password(*pw_user, *pw); },
+                                  json::object{{"username", *pw_user}, {"password", "changed"}},
+                                  "password of " + *pw_user + " changed");
                           }});
 
     // disable | enable | delete USER: one request each, the same output shape.
@@ -642,19 +621,9 @@ Command add_account(CLI::App& root, const GlobalOptions& global) {
         const std::string command = std::string("account ") + sw.name;
         g.children.push_back(
             {cmd, [user, sw, command, &global] {
-                 std::optional<sdk::Client> client;
-                 if (int rc = open_client(command, global, client)) {
-                     return rc;
-                 }
-                 if (auto st = ((*client).*sw.call)(*user); !st) {
-                     return sdk_fail(command, st.error());
-                 }
-                 if (global.json) {
-                     print_json(std::cout, json::object{{"username", *user}, {"status", sw.done}});
-                 } else {
-                     std::cout << *user << ' ' << sw.done << '\n';
-                 }
-                 return static_cast<int>(kExitOk);
+                 return call_and_report(
+                     command, global, [&](sdk::Client& c) { return (c.*sw.call)(*user); },
+                     json::object{{"username", *user}, {"status", sw.done}}, *user + ' ' + sw.done);
              }});
     }
 
@@ -691,24 +660,15 @@ Command add_account(CLI::App& root, const GlobalOptions& global) {
     auto* key_revoke = keys.app->add_subcommand("revoke", "revoke an API key");
     key_revoke->add_option("username", rv->username, "the account")->required();
     key_revoke->add_option("key_id", rv->key_id, "the key's id (key create shows it)")->required();
-    keys.children.push_back({key_revoke, [rv, &global] {
-                                 std::optional<sdk::Client> client;
-                                 if (int rc = open_client("account key revoke", global, client)) {
-                                     return rc;
-                                 }
-                                 if (auto st = client->revoke_key(rv->username, rv->key_id); !st) {
-                                     return sdk_fail("account key revoke", st.error());
-                                 }
-                                 if (global.json) {
-                                     print_json(std::cout, json::object{{"username", rv->username},
-                                                                        {"key_id", rv->key_id},
-                                                                        {"revoked", true}});
-                                 } else {
-                                     std::cout << "revoked key " << rv->key_id << " of "
-                                               << rv->username << '\n';
-                                 }
-                                 return static_cast<int>(kExitOk);
-                             }});
+    keys.children.push_back(
+        {key_revoke, [rv, &global] {
+             return call_and_report(
+                 "account key revoke", global,
+                 [&](sdk::Client& c) { return c.revoke_key(rv->username, rv->key_id); },
+                 json::object{
+                     {"username", rv->username}, {"key_id", rv->key_id}, {"revoked", true}},
+                 "revoked key " + rv->key_id + " of " + rv->username);
+         }});
     g.children.push_back(keys.command());
     return g.command();
 }
@@ -836,32 +796,27 @@ Command add_template(CLI::App& root, const GlobalOptions& global) {
     show_cmd->add_option("version", sh->version, "the version")->required();
     g.children.push_back(
         {show_cmd, [sh, &global] {
-             std::optional<sdk::Client> client;
-             if (int rc = open_client("template show", global, client)) {
-                 return rc;
-             }
-             auto r = client->get_template(sh->prefix, sh->version);
-             if (!r) {
-                 return sdk_fail("template show", r.error());
-             }
-             return show("template show", global, *r, [](const json::value& v) {
-                 print_table(std::cout, kTemplateHeaders, {template_row(v)});
-                 std::cout << '\n';
-                 std::vector<std::vector<std::string>> rows;
-                 for (const auto& item : array_at(v, "items")) {
-                     const auto& o = item.as_object();
-                     const auto* m = o.if_contains("metadata");
-                     const json::object none;
-                     const json::object& meta = m && m->is_object() ? m->get_object() : none;
-                     rows.push_back({field(o, "idIndex"), field(o, "idType"), field(o, "name"),
-                                     field(meta, "type"), field(o, "required"),
-                                     field(o, "state") == "1" ? "enabled" : "disabled",
-                                     o.contains("public") ? field(o, "public") : "true"});
-                 }
-                 print_table(std::cout,
-                             {"index", "idType", "name", "type", "required", "state", "public"},
-                             rows);
-             });
+             return call_and_show(
+                 "template show", global,
+                 [&sh](sdk::Client& c) { return c.get_template(sh->prefix, sh->version); },
+                 [](const json::value& v) {
+                     print_table(std::cout, kTemplateHeaders, {template_row(v)});
+                     std::cout << '\n';
+                     std::vector<std::vector<std::string>> rows;
+                     for (const auto& item : array_at(v, "items")) {
+                         const auto& o = item.as_object();
+                         const auto* m = o.if_contains("metadata");
+                         const json::object none;
+                         const json::object& meta = m && m->is_object() ? m->get_object() : none;
+                         rows.push_back({field(o, "idIndex"), field(o, "idType"), field(o, "name"),
+                                         field(meta, "type"), field(o, "required"),
+                                         field(o, "state") == "1" ? "enabled" : "disabled",
+                                         o.contains("public") ? field(o, "public") : "true"});
+                     }
+                     print_table(std::cout,
+                                 {"index", "idType", "name", "type", "required", "state", "public"},
+                                 rows);
+                 });
          }});
     return g.command();
 }
@@ -872,30 +827,24 @@ Command add_stats(CLI::App& root, const GlobalOptions& global) {
     auto* cmd = root.add_subcommand("stats", "identifiers per prefix, registrations and "
                                              "resolutions today");
     return {cmd, [&global] {
-                std::optional<sdk::Client> client;
-                if (int rc = open_client("stats", global, client)) {
-                    return rc;
-                }
-                auto r = client->stats();
-                if (!r) {
-                    return sdk_fail("stats", r.error());
-                }
-                return show("stats", global, *r, [](const json::value& v) {
-                    const auto& o = v.as_object();
-                    print_table(std::cout,
-                                {"identifiers", "registrations_today", "resolutions_today"},
-                                {{field(o, "identifiers"), field(o, "registrations_today"),
-                                  field(o, "resolutions_today")}});
-                    std::vector<std::vector<std::string>> rows;
-                    for (const auto& p : array_at(v, "prefixes")) {
-                        rows.push_back(
-                            {field(p.as_object(), "prefix"), field(p.as_object(), "identifiers")});
-                    }
-                    if (!rows.empty()) {
-                        std::cout << '\n';
-                        print_table(std::cout, {"prefix", "identifiers"}, rows);
-                    }
-                });
+                return call_and_show(
+                    "stats", global, [](sdk::Client& c) { return c.stats(); },
+                    [](const json::value& v) {
+                        const auto& o = v.as_object();
+                        print_table(std::cout,
+                                    {"identifiers", "registrations_today", "resolutions_today"},
+                                    {{field(o, "identifiers"), field(o, "registrations_today"),
+                                      field(o, "resolutions_today")}});
+                        std::vector<std::vector<std::string>> rows;
+                        for (const auto& p : array_at(v, "prefixes")) {
+                            rows.push_back({field(p.as_object(), "prefix"),
+                                            field(p.as_object(), "identifiers")});
+                        }
+                        if (!rows.empty()) {
+                            std::cout << '\n';
+                            print_table(std::cout, {"prefix", "identifiers"}, rows);
+                        }
+                    });
             }};
 }
 

@@ -1,7 +1,7 @@
 #include "record_io.hpp"
 
-#include "record_scan.hpp" // resolver/src/api: the bulk endpoint's fast line scanner
-#include "values_json.hpp" // resolver/src/api: the server's own JSON form of values
+#include "idnode/codec/record_scan.hpp" // the bulk endpoint's fast line scanner
+#include "idnode/codec/values_json.hpp" // the server's own JSON form of values
 
 #include <boost/json.hpp>
 
@@ -23,7 +23,7 @@ void set_template_version(std::vector<HandleValue>& values, const std::string& v
     values.push_back(std::move(t));
 }
 
-NdjsonReader::NdjsonReader() : scanner_(std::make_unique<resolver::api::RecordLineScanner>()) {}
+NdjsonReader::NdjsonReader() : scanner_(std::make_unique<codec::RecordLineScanner>()) {}
 NdjsonReader::~NdjsonReader() = default;
 
 bool NdjsonReader::parse(std::string_view line, InputRecord& out, LineError& error) {
@@ -54,7 +54,7 @@ bool NdjsonReader::parse(std::string_view line, InputRecord& out, LineError& err
         error.error = Error{Errc::invalid_value, "the line needs \"values\""};
         return false;
     }
-    auto parsed = resolver::api::values_from_json(*values);
+    auto parsed = codec::values_from_json(*values);
     if (!parsed) {
         error.error = parsed.error();
         return false;
@@ -220,7 +220,7 @@ std::string input_record_to_ndjson(const InputRecord& record) {
     json::array values;
     values.reserve(record.values.size());
     for (const HandleValue& v : record.values) {
-        values.push_back(resolver::api::value_to_json(v));
+        values.push_back(codec::value_to_json(v));
     }
     line["values"] = std::move(values);
     return json::serialize(line);
@@ -233,7 +233,7 @@ std::string record_to_ndjson(const registry::RecordView& record) {
     values.reserve(record.size());
     for (const registry::ValueView& v : record) {
         json::object o;
-        resolver::api::value_to_json(o, v);
+        codec::value_to_json(o, v);
         values.push_back(std::move(o));
     }
     line["values"] = std::move(values);

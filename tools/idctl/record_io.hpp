@@ -1,6 +1,6 @@
 // Records as idctl reads and writes them: NDJSON lines in the bulk shape (DESIGN §5.3)
 // `{"handle":…,"templateVersion"?:…,"values":[…]}` with values as in §5.1 (parsed by the
-// resolver's values_json, so the formats are exactly the server's), and CSV whose header is
+// codec's value JSON, so the formats are exactly the server's), and CSV whose header is
 // `handle` followed by one column per value.
 //
 // CSV header cells: `TYPE` or `INDEX:TYPE` (`1:URL`, `2000:heat_no`). A plain TYPE column gets
@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-namespace idnode::resolver::api {
-class RecordLineScanner; // resolver/src/api/record_scan.hpp
+namespace idnode::codec {
+class RecordLineScanner; // idnode/codec/record_scan.hpp
 }
 
 namespace idnode::idctl {
@@ -55,7 +55,7 @@ public:
     /// data as a string or {"format":"string","value":…}, ttl, permissions, timestamp; strings
     /// without escapes) is scanned without building a JSON document or value objects; any other
     /// line goes through parse(), so results and error messages are parse()'s. The scanner is the
-    /// bulk endpoint's (resolver/src/api/record_scan.hpp).
+    /// bulk endpoint's (idnode/codec/record_scan.hpp).
     bool parse_encoded(std::string_view line, std::string& handle, std::string& record,
                        LineError& error);
 
@@ -64,7 +64,7 @@ public:
     std::uint64_t general_lines() const noexcept { return general_lines_; }
 
 private:
-    std::unique_ptr<resolver::api::RecordLineScanner> scanner_;
+    std::unique_ptr<codec::RecordLineScanner> scanner_;
     unsigned char buffer_[16384];
     boost::json::parser parser_;
     InputRecord general_;

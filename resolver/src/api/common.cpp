@@ -2,7 +2,7 @@
 
 #include "api/handle_rest/codes.hpp"
 #include "idnode/node/records.hpp"
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <boost/json.hpp>
 

@@ -5,7 +5,7 @@
 #include "api/html/page_routes.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <boost/json.hpp>
 

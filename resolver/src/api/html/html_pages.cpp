@@ -1,10 +1,10 @@
 #include "html_pages.hpp"
 
+#include "codec.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
 #include "idnode/registry/value.hpp"
 #include "idnode/resolver/qr.hpp"
-#include "values_json.hpp"
 
 #include <algorithm>
 

@@ -1,6 +1,6 @@
 #include "api/families.hpp"
 
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,7 +1,6 @@
 #include "bulk.hpp"
 
-#include "record_scan.hpp"
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <boost/json.hpp>
 

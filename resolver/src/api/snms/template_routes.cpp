@@ -4,8 +4,7 @@
 #include "idnode/node/records.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
-#include "template_json.hpp"
-#include "values_json.hpp"
+#include "codec.hpp"
 
 #include <boost/json.hpp>
 

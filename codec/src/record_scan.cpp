@@ -1,4 +1,4 @@
-#include "record_scan.hpp"
+#include "idnode/codec/record_scan.hpp"
 
 #include "idnode/registry/identifier.hpp"
 
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 
 namespace {
 
@@ -49,6 +49,9 @@ public:
         }
         return false;
     }
+    /// The position, for going back after a member name that matched only in part.
+    const char* mark() const noexcept { return p_; }
+    void reset(const char* mark) noexcept { p_ = mark; }
     bool peek(char c) noexcept {
         skip_ws();
         return p_ != end_ && *p_ == c;
@@ -148,9 +151,16 @@ private:
 // The members of a value object this scanner knows; none for any other name (not handled).
 enum class Member { index, type, data, ttl, permissions, timestamp, none };
 
-/// Consumes the member name `quoted` (with its quotes) and the colon after it.
+/// Consumes the member name `quoted` (with its quotes) and the colon after it; on failure
+/// consumes nothing, so that the caller can try the next name from the same place. (Consuming a
+/// name whose colon is missing let `"ttl""timestamp":…` scan as a timestamp member: a line that
+/// is not JSON accepted by the fast path.)
 template <std::size_t N> bool eat_name(Cursor& s, const char (&quoted)[N]) {
-    return s.eat_token(quoted) && s.eat(':');
+    const char* const start = s.mark();
+    if (s.eat_token(quoted) && s.eat(':'))
+        return true;
+    s.reset(start);
+    return false;
 }
 
 /// The member name of a value object (and its colon), or none for anything else.
@@ -299,4 +309,4 @@ void RecordLineScanner::encode(std::string& record, std::string_view spelling) c
     });
 }
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec

@@ -1,5 +1,5 @@
-// JSON form of metadata templates (DESIGN §3, §5.2, §5.3): the SNMS v5 document plus our typed
-// extension. Internal to the resolver.
+// JSON form of metadata templates (docs/, the data model and the template APIs): the SNMS v5
+// document plus our typed extension.
 //
 //   {"prefix":"88.118.8","version":"1.0","industryCategory":"C","industrySpecific":"31",
 //    "industryTrade":"312","industrySubclass":"3120","type":1,"description":"...",
@@ -16,7 +16,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 
 /// Parses a template document; invalid_value naming the member on failure. Does not run
 /// registry::validate_template (callers do, after filling prefix/version from the path).
@@ -24,4 +24,4 @@ registry::Result<registry::Template> template_from_json(const boost::json::value
 
 boost::json::object template_to_json(const registry::Template& t);
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec

@@ -1,8 +1,7 @@
-// The fast path for one NDJSON record line of the bulk shape (DESIGN §5.3)
+// The fast path for one NDJSON record line of the bulk shape (docs/, the bulk upload API)
 // `{"handle":…,"templateVersion"?:…,"values":[…]}`: a hand-written scanner that reads the common
 // shape straight into views of the line, without a JSON document or value objects. Shared by the
 // bulk endpoint (bulk.hpp BulkLineParser) and idctl (record_io.hpp NdjsonReader::parse_encoded).
-// Internal to the resolver.
 //
 // The common shape: an object with exactly the members handle (string), values (non-empty array)
 // and optionally templateVersion (non-empty string), each at most once, in any order; each value
@@ -29,7 +28,7 @@
 #include <string_view>
 #include <vector>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 
 /// One value of a scanned line; the views point into the scanned line.
 struct ScannedValue {
@@ -71,4 +70,4 @@ private:
     std::vector<ScannedValue> values_;
 };
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec

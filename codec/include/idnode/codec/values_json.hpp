@@ -1,5 +1,5 @@
 // JSON forms of identifier values, shared by the Handle REST API, the native API and (later) the
-// SNMS and bulk endpoints. Internal to the resolver.
+// SNMS and bulk endpoints, and by idctl (which reads and writes exactly what the server does).
 //
 // Value in (HANDLE.NET v9 REST shape, lenient where clients differ):
 //   {"index":1,"type":"URL","data":{"format":"string","value":"https://..."},"ttl":86400,
@@ -12,6 +12,7 @@
 //   for a decodable HS_ADMIN value, "base64" otherwise.
 #pragma once
 
+#include "idnode/codec/base64.hpp"
 #include "idnode/registry/value.hpp"
 
 #include <boost/json/storage_ptr.hpp>
@@ -21,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 
 /// A request body as JSON, the one parser of every JSON API body (Handle REST, native, SNMS).
 /// Errors: invalid_value "request body is not valid JSON: <reason>". `storage` lets a caller
@@ -60,10 +61,7 @@ void append_json_string(std::string& out, std::string_view s);
 /// without building a json::object.
 void append_value_json(std::string& out, const registry::ValueView& value);
 
-std::string base64_encode(std::string_view bytes);
-bool base64_decode(std::string_view text, std::string& out);
-
 /// HS_ADMIN value bytes: permissions u16, handle (u32 length + bytes), index u32.
 std::string encode_admin(std::string_view handle, std::int32_t index, std::uint16_t permissions);
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec

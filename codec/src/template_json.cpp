@@ -1,12 +1,12 @@
-#include "template_json.hpp"
+#include "idnode/codec/template_json.hpp"
 
-#include "values_json.hpp"
+#include "idnode/codec/values_json.hpp"
 
 #include <boost/json.hpp>
 
 #include <charconv>
 
-namespace idnode::resolver::api {
+namespace idnode::codec {
 namespace json = boost::json;
 using namespace registry;
 
@@ -181,4 +181,4 @@ json::object template_to_json(const Template& t) {
                         {"updated", iso8601(static_cast<std::uint32_t>(t.updated))}};
 }
 
-} // namespace idnode::resolver::api
+} // namespace idnode::codec
