@@ -21,6 +21,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -32,33 +33,22 @@ using namespace detail;
 // ---- errors -------------------------------------------------------------------------------------
 
 const char* to_string(ErrorKind kind) noexcept {
-    switch (kind) {
-    case ErrorKind::ok:
-        return "ok";
-    case ErrorKind::invalid_argument:
-        return "invalid argument";
-    case ErrorKind::connect:
-        return "connection failed";
-    case ErrorKind::tls:
-        return "TLS failure";
-    case ErrorKind::timeout:
-        return "timeout";
-    case ErrorKind::connection:
-        return "connection lost";
-    case ErrorKind::protocol:
-        return "protocol error";
-    case ErrorKind::http:
-        return "server error";
-    case ErrorKind::auth:
-        return "authentication failed";
-    case ErrorKind::not_found:
-        return "not found";
-    case ErrorKind::conflict:
-        return "already exists";
-    case ErrorKind::cancelled:
-        return "cancelled";
-    }
-    return "unknown error";
+    // Indexed by the enumerator's value.
+    static constexpr const char* kNames[] = {"ok",
+                                             "invalid argument",
+                                             "connection failed",
+                                             "TLS failure",
+                                             "timeout",
+                                             "connection lost",
+                                             "protocol error",
+                                             "server error",
+                                             "authentication failed",
+                                             "not found",
+                                             "already exists",
+                                             "cancelled"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(ErrorKind::cancelled) + 1);
+    const auto i = static_cast<std::size_t>(kind);
+    return i < std::size(kNames) ? kNames[i] : "unknown error";
 }
 
 std::string Error::to_string() const {

@@ -1,5 +1,7 @@
 #include "idnode/node/authenticator.hpp"
 
+#include "idnode/node/clock.hpp"
+
 #include <openssl/hmac.h>
 
 #include <algorithm>
@@ -44,11 +46,6 @@ std::string token_signature(const registry::Account& account, std::string_view p
     return hex_of(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
-std::int64_t system_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 /// The server's local calendar date ("today, server time": docs/api.md#snms-login).
 std::string local_date(std::int64_t unix_seconds) {
@@ -281,7 +278,7 @@ AuthOutcome Authenticator::from_token(const registry::ReadSnapshot& snapshot,
         return admit(*account, Credential::token);
     if (generation != account->token_generation)
         return fail(client_ip, {}, "the token has been revoked");
-    if (expires <= system_now())
+    if (expires <= unix_now())
         return fail(client_ip, {}, "the token has expired");
     return admit(*account, Credential::token);
 }

@@ -44,30 +44,14 @@ std::string_view outcome_message(Outcome outcome, Language language) noexcept {
 }
 
 Outcome outcome_of(registry::Errc code) noexcept {
-    using registry::Errc;
-    switch (code) {
-    case Errc::ok:
-        return Outcome::ok;
-    case Errc::not_found:
-        return Outcome::not_found;
-    case Errc::already_exists:
-        return Outcome::conflict;
-    case Errc::invalid_handle:
-    case Errc::invalid_value:
-    case Errc::too_large:
-    case Errc::not_homed:
-        return Outcome::invalid;
-    case Errc::storage_full:
-        return Outcome::storage_full;
-    case Errc::unavailable:
-        return Outcome::unavailable;
-    case Errc::in_use:
-        return Outcome::in_use;
-    case Errc::corrupt:
-    case Errc::internal:
-        return Outcome::internal;
-    }
-    return Outcome::internal;
+    // Indexed by registry::Errc (ok = 0 … in_use = 11).
+    static constexpr std::array<Outcome, 12> kOutcome{
+        Outcome::ok,      Outcome::not_found,   Outcome::conflict,     Outcome::invalid,
+        Outcome::invalid, Outcome::invalid,     Outcome::storage_full, Outcome::internal,
+        Outcome::invalid, Outcome::unavailable, Outcome::internal,     Outcome::in_use};
+    static_assert(static_cast<std::size_t>(registry::Errc::in_use) + 1 == kOutcome.size());
+    const auto i = static_cast<std::size_t>(code);
+    return i < kOutcome.size() ? kOutcome[i] : Outcome::internal;
 }
 
 std::string_view Refusal::text(Language language) const noexcept {

@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 namespace idnode::resolver::handle {
@@ -132,27 +133,14 @@ std::size_t digest_size(DigestAlgorithm algorithm) noexcept {
 // ---- Errors ------------------------------------------------------------------------------------
 
 const char* wire_errc_name(WireErrc code) noexcept {
-    switch (code) {
-    case WireErrc::truncated:
-        return "truncated";
-    case WireErrc::length_overrun:
-        return "length_overrun";
-    case WireErrc::negative_length:
-        return "negative_length";
-    case WireErrc::oversize:
-        return "oversize";
-    case WireErrc::length_mismatch:
-        return "length_mismatch";
-    case WireErrc::trailing_bytes:
-        return "trailing_bytes";
-    case WireErrc::unsupported_envelope:
-        return "unsupported_envelope";
-    case WireErrc::unsupported_version:
-        return "unsupported_version";
-    case WireErrc::invalid_field:
-        return "invalid_field";
-    }
-    return "unknown";
+    // Indexed by the enumerator's value minus 1.
+    static constexpr const char* kNames[] = {
+        "truncated",       "length_overrun", "negative_length",      "oversize",
+        "length_mismatch", "trailing_bytes", "unsupported_envelope", "unsupported_version",
+        "invalid_field"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(WireErrc::invalid_field));
+    const auto i = static_cast<std::size_t>(code) - 1;
+    return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
 std::string WireError::describe() const {

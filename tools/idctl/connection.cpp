@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <cstdlib>
+#include <iterator>
 
 namespace idnode::idctl {
 
@@ -10,17 +11,11 @@ using registry::Errc;
 using registry::Error;
 
 const char* source_name(Source s) noexcept {
-    switch (s) {
-    case Source::none:
-        return "none";
-    case Source::flag:
-        return "flag";
-    case Source::environment:
-        return "environment";
-    case Source::config_file:
-        return "config file";
-    }
-    return "none";
+    // Indexed by the enumerator's value.
+    static constexpr const char* kNames[] = {"none", "flag", "environment", "config file"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(Source::config_file) + 1);
+    const auto i = static_cast<std::size_t>(s);
+    return i < std::size(kNames) ? kNames[i] : "none";
 }
 
 EnvLookup process_environment() {

@@ -1,12 +1,13 @@
 #include "api/common.hpp"
 
 #include "api/handle_rest/codes.hpp"
-#include "idnode/node/records.hpp"
 #include "codec.hpp"
+#include "idnode/node/records.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace idnode::resolver::api {
@@ -159,35 +160,24 @@ void submit_and_respond(ApiContext& api, registry::WriteOp op, const std::string
 }
 
 http::status native_status(node::Outcome outcome) noexcept {
-    using node::Outcome;
-    switch (outcome) {
-    case Outcome::ok:
-    case Outcome::replaced:
-    case Outcome::unchanged:
-        return http::status::ok;
-    case Outcome::created:
-        return http::status::created;
-    case Outcome::unauthorized:
-        return http::status::unauthorized;
-    case Outcome::forbidden:
-        return http::status::forbidden;
-    case Outcome::not_found:
-        return http::status::not_found;
-    case Outcome::conflict:
-    case Outcome::in_use:
-        return http::status::conflict;
-    case Outcome::invalid:
-        return http::status::bad_request;
-    case Outcome::throttled:
-        return http::status::too_many_requests;
-    case Outcome::unavailable:
-        return http::status::service_unavailable;
-    case Outcome::storage_full:
-        return http::status::insufficient_storage;
-    case Outcome::internal:
-        break;
-    }
-    return http::status::internal_server_error;
+    // Indexed by node::Outcome (ok … internal).
+    static constexpr std::array<http::status, 14> kStatus{http::status::ok,
+                                                          http::status::created,
+                                                          http::status::ok,
+                                                          http::status::ok,
+                                                          http::status::unauthorized,
+                                                          http::status::forbidden,
+                                                          http::status::not_found,
+                                                          http::status::conflict,
+                                                          http::status::bad_request,
+                                                          http::status::conflict,
+                                                          http::status::too_many_requests,
+                                                          http::status::service_unavailable,
+                                                          http::status::insufficient_storage,
+                                                          http::status::internal_server_error};
+    static_assert(kStatus.size() == static_cast<std::size_t>(node::Outcome::internal) + 1);
+    const auto i = static_cast<std::size_t>(outcome);
+    return i < kStatus.size() ? kStatus[i] : http::status::internal_server_error;
 }
 
 Response native_error(const Request& req, registry::Errc code, std::string_view message) {

@@ -9,6 +9,7 @@
 // Thread safety: every member may be called from many threads at once.
 #pragma once
 
+#include "idnode/node/clock.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/principal.hpp"
 #include "idnode/node/resolution_counter.hpp"
@@ -18,13 +19,6 @@
 #include <cstdint>
 
 namespace idnode::node {
-
-/// Unix seconds now (system clock).
-inline std::int64_t unix_now() noexcept {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 /// Which values of a record the caller sees.
 struct Visibility {

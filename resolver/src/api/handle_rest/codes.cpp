@@ -4,40 +4,34 @@
 
 #include <boost/json.hpp>
 
+#include <array>
+
 namespace idnode::resolver::api::handle_rest {
 namespace json = boost::json;
 namespace rc = handle::rc;
 using node::Outcome;
 
 WireCode wire_code(Outcome outcome) noexcept {
-    switch (outcome) {
-    case Outcome::ok:
-    case Outcome::replaced:
-    case Outcome::unchanged:
-        return {rc::kSuccess, http::status::ok};
-    case Outcome::created:
-        return {rc::kSuccess, http::status::created};
-    case Outcome::unauthorized:
-        return {rc::kAuthenticationNeeded, http::status::unauthorized};
-    case Outcome::forbidden:
-        return {rc::kInsufficientPermissions, http::status::forbidden};
-    case Outcome::not_found:
-        return {rc::kHandleNotFound, http::status::not_found};
-    case Outcome::conflict:
-    case Outcome::in_use:
-        return {rc::kHandleAlreadyExists, http::status::conflict};
-    case Outcome::invalid:
-        return {rc::kInvalidValue, http::status::bad_request};
-    case Outcome::throttled:
-        return {rc::kServerTooBusy, http::status::too_many_requests};
-    case Outcome::unavailable:
-        return {rc::kServerTooBusy, http::status::service_unavailable};
-    case Outcome::storage_full:
-        return {rc::kError, http::status::insufficient_storage};
-    case Outcome::internal:
-        break;
-    }
-    return {rc::kError, http::status::internal_server_error};
+    // Indexed by node::Outcome (ok … internal).
+    static constexpr std::array<WireCode, 14> kCodes{{
+        {rc::kSuccess, http::status::ok},
+        {rc::kSuccess, http::status::created},
+        {rc::kSuccess, http::status::ok},
+        {rc::kSuccess, http::status::ok},
+        {rc::kAuthenticationNeeded, http::status::unauthorized},
+        {rc::kInsufficientPermissions, http::status::forbidden},
+        {rc::kHandleNotFound, http::status::not_found},
+        {rc::kHandleAlreadyExists, http::status::conflict},
+        {rc::kInvalidValue, http::status::bad_request},
+        {rc::kHandleAlreadyExists, http::status::conflict},
+        {rc::kServerTooBusy, http::status::too_many_requests},
+        {rc::kServerTooBusy, http::status::service_unavailable},
+        {rc::kError, http::status::insufficient_storage},
+        {rc::kError, http::status::internal_server_error},
+    }};
+    static_assert(kCodes.size() == static_cast<std::size_t>(Outcome::internal) + 1);
+    const auto i = static_cast<std::size_t>(outcome);
+    return i < kCodes.size() ? kCodes[i] : kCodes.back();
 }
 
 WireCode wire_code(const node::Refusal& refusal) noexcept {

@@ -3,9 +3,9 @@
 #include "api/handle_rest/codes.hpp"
 #include "api/html/html_pages.hpp"
 #include "api/html/page_routes.hpp"
+#include "codec.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
-#include "codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -86,6 +86,20 @@ private:
         return std::nullopt;
     }
 
+    /// The path's handle and the caller, who must be allowed to write it (node::write_refusal);
+    /// otherwise the response to send.
+    std::optional<Response> writer_of(const Request& req, RequestContext& ctx,
+                                      std::optional<Handle>& h, Principal& who,
+                                      std::string suffix = {}) {
+        if (auto r = path_handle(req, ctx, h, std::move(suffix)))
+            return r;
+        if (auto r = authenticate(api_, req, ctx, who, ApiFamily::handle))
+            return r;
+        if (auto refusal = node::write_refusal(api_.registry.snapshot(), who, *h))
+            return handle_refusal(req, *refusal, h->spelling());
+        return std::nullopt;
+    }
+
     Response get_handle(const Request& req, RequestContext& ctx) {
         if (resolver::html::wants_html(req[http::field::accept]))
             return pages_.html_resolution(req, ctx, false);
@@ -163,13 +177,9 @@ private:
         const Query q{std::move(*query)};
         const bool mint = q.flag("mintNewSuffix", false);
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h, mint ? uuid4() : std::string{}))
-            return responder.send(*r);
         Principal who;
-        if (auto r = authenticate(api_, req, ctx, who, ApiFamily::handle))
+        if (auto r = writer_of(req, ctx, h, who, mint ? uuid4() : std::string{}))
             return responder.send(*r);
-        if (auto refusal = node::write_refusal(api_.registry.snapshot(), who, *h))
-            return responder.send(handle_refusal(req, *refusal, h->spelling()));
 
         auto body = parse_json_body(req.body());
         if (!body)
@@ -238,13 +248,9 @@ private:
     void delete_handle(Request&& req, Responder responder) {
         RequestContext& ctx = responder.context();
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h))
-            return responder.send(*r);
         Principal who;
-        if (auto r = authenticate(api_, req, ctx, who, ApiFamily::handle))
+        if (auto r = writer_of(req, ctx, h, who))
             return responder.send(*r);
-        if (auto refusal = node::write_refusal(api_.registry.snapshot(), who, *h))
-            return responder.send(handle_refusal(req, *refusal, h->spelling()));
         auto query = parse_query(req.target());
         if (!query)
             return responder.send(

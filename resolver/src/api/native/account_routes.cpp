@@ -25,6 +25,13 @@ json::object account_json(const Account& a) {
                         {"created", iso8601(static_cast<std::uint32_t>(a.created))}};
 }
 
+Response no_content(const Request& req) {
+    Response res{http::status::no_content, req.version()};
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
+}
+
 } // namespace
 
 class AccountRoutes final : public RouteFamily {
@@ -201,15 +208,20 @@ private:
     /// Submits an account change while `locks` are held; they are released before the answer
     /// goes out, so that the client's next change never finds them still taken.
     void submit_locked(WriteBatch batch, std::vector<std::shared_ptr<node::AccountLock>> locks,
-                       std::function<Response(const BatchResult&)> respond, Responder responder) {
-        api_.registry.submit(std::move(batch),
-                             [locks = std::move(locks), respond = std::move(respond),
-                              responder](BatchResult results) {
-                                 Response r = respond(results);
-                                 for (const auto& lock : locks)
-                                     lock->release();
-                                 responder.send(std::move(r));
-                             });
+                       Request req, std::function<Response(const Request&)> on_success,
+                       Responder responder) {
+        api_.registry.submit(std::move(batch), [locks = std::move(locks), req = std::move(req),
+                                                on_success = std::move(on_success),
+                                                responder](BatchResult results) {
+            const auto failed = std::find_if(results.begin(), results.end(),
+                                             [](const OpResult& r) { return !r.ok(); });
+            Response r = failed != results.end()
+                             ? native_error(req, failed->error.code, failed->error.message)
+                             : on_success(req);
+            for (const auto& lock : locks)
+                lock->release();
+            responder.send(std::move(r));
+        });
     }
 
     void set_password(Request&& req, Responder responder) {
@@ -238,10 +250,8 @@ private:
         batch.ops.push_back(
             PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
         submit_locked(
-            std::move(batch), {lock},
-            [req = std::move(req)](const BatchResult& r) {
-                if (!r.front().ok())
-                    return native_error(req, r.front().error.code, r.front().error.message);
+            std::move(batch), {lock}, std::move(req),
+            [](const Request& req) {
                 return json_response(req, http::status::ok, "{\"password\":\"changed\"}");
             },
             responder);
@@ -270,10 +280,8 @@ private:
         batch.ops.push_back(PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record),
                                      PutMode::create});
         submit_locked(
-            std::move(batch), {lock},
-            [req = std::move(req), shown, id](const BatchResult& r) {
-                if (!r.front().ok())
-                    return native_error(req, r.front().error.code, r.front().error.message);
+            std::move(batch), {lock}, std::move(req),
+            [shown, id](const Request& req) {
                 return json_response(req, http::status::created,
                                      json::serialize(json::object{{"key_id", id}, {"key", shown}}));
             },
@@ -310,10 +318,8 @@ private:
         batch.ops.push_back(
             PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
         submit_locked(
-            std::move(batch), std::move(locks),
-            [req = std::move(req), a](const BatchResult& r) {
-                if (!r.front().ok())
-                    return native_error(req, r.front().error.code, r.front().error.message);
+            std::move(batch), std::move(locks), std::move(req),
+            [a](const Request& req) {
                 return json_response(req, http::status::ok, json::serialize(account_json(a)));
             },
             responder);
@@ -367,19 +373,7 @@ private:
         for (auto& id : node::api_key_ids(api_.registry.snapshot(), a.username))
             batch.ops.push_back(DeleteEntry{Table::api_keys, std::move(id)});
         api_.auth.forget(a.username);
-        submit_locked(
-            std::move(batch), std::move(locks),
-            [req = std::move(req)](const BatchResult& results) {
-                for (const OpResult& r : results) {
-                    if (!r.ok())
-                        return native_error(req, r.error.code, r.error.message);
-                }
-                Response res{http::status::no_content, req.version()};
-                res.keep_alive(req.keep_alive());
-                res.prepare_payload();
-                return res;
-            },
-            responder);
+        submit_locked(std::move(batch), std::move(locks), std::move(req), no_content, responder);
     }
 
     /// DELETE /api/v1/accounts/{user}/prefixes/{prefix} (admin): the account no longer owns
@@ -411,10 +405,8 @@ private:
         batch.ops.push_back(
             PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
         submit_locked(
-            std::move(batch), {lock},
-            [req = std::move(req), a](const BatchResult& r) {
-                if (!r.front().ok())
-                    return native_error(req, r.front().error.code, r.front().error.message);
+            std::move(batch), {lock}, std::move(req),
+            [a](const Request& req) {
                 return json_response(req, http::status::ok, json::serialize(account_json(a)));
             },
             responder);
@@ -439,17 +431,7 @@ private:
         WriteBatch batch;
         batch.account = who.username;
         batch.ops.push_back(DeleteEntry{Table::api_keys, key_id});
-        submit_locked(
-            std::move(batch), {lock},
-            [req = std::move(req)](const BatchResult& r) {
-                if (!r.front().ok())
-                    return native_error(req, r.front().error.code, r.front().error.message);
-                Response res{http::status::no_content, req.version()};
-                res.keep_alive(req.keep_alive());
-                res.prepare_payload();
-                return res;
-            },
-            responder);
+        submit_locked(std::move(batch), {lock}, std::move(req), no_content, responder);
     }
 
     ApiContext& api_;
