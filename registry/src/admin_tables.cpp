@@ -38,25 +38,13 @@ Result<PrefixRecord> ReadSnapshot::prefix_record(std::string_view folded_prefix)
     return get_decoded(*this, Table::prefixes, folded_prefix, "prefix", decode_prefix);
 }
 
-Result<Account> ReadSnapshot::account(std::string_view username) const {
-    return get_decoded(*this, Table::accounts, username, "account", decode_account);
-}
-
-Result<ApiKeyRecord> ReadSnapshot::api_key(std::string_view key_id) const {
-    return get_decoded(*this, Table::api_keys, key_id, "API key", decode_api_key);
-}
-
-Result<Template> ReadSnapshot::template_entry(std::string_view template_key) const {
-    return get_decoded(*this, Table::templates, template_key, "template", decode_template);
-}
-
-Result<BulkOutcome> ReadSnapshot::bulk_outcome(std::string_view key) const {
-    return get_decoded(*this, Table::idempotency, key, "bulk outcome", decode_bulk_outcome);
-}
-
 void ReadSnapshot::for_each_prefix(
     const std::function<void(const std::string&, const PrefixRecord&)>& fn) const {
     for_each_decoded(*this, Table::prefixes, decode_prefix, fn);
+}
+
+Result<Account> ReadSnapshot::account(std::string_view username) const {
+    return get_decoded(*this, Table::accounts, username, "account", decode_account);
 }
 
 void ReadSnapshot::for_each_account(
@@ -64,14 +52,26 @@ void ReadSnapshot::for_each_account(
     for_each_decoded(*this, Table::accounts, decode_account, fn);
 }
 
+Result<ApiKeyRecord> ReadSnapshot::api_key(std::string_view key_id) const {
+    return get_decoded(*this, Table::api_keys, key_id, "API key", decode_api_key);
+}
+
 void ReadSnapshot::for_each_api_key(
     const std::function<void(const std::string&, const ApiKeyRecord&)>& fn) const {
     for_each_decoded(*this, Table::api_keys, decode_api_key, fn);
 }
 
+Result<Template> ReadSnapshot::template_entry(std::string_view template_key) const {
+    return get_decoded(*this, Table::templates, template_key, "template", decode_template);
+}
+
 void ReadSnapshot::for_each_template(
     const std::function<void(const std::string&, const Template&)>& fn) const {
     for_each_decoded(*this, Table::templates, decode_template, fn);
+}
+
+Result<BulkOutcome> ReadSnapshot::bulk_outcome(std::string_view key) const {
+    return get_decoded(*this, Table::idempotency, key, "bulk outcome", decode_bulk_outcome);
 }
 
 bool ReadSnapshot::has_entries(Table table) const {

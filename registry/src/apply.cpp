@@ -33,11 +33,14 @@ void sort_by_index(std::vector<HandleValue>& values) {
 
 /// Timestamps: a value whose content is unchanged keeps the timestamp it was stored with; every
 /// new or changed value is stamped `now`.
-void stamp(std::vector<HandleValue>& values, const std::vector<HandleValue>& previous,
+void stamp(std::vector<HandleValue>& values, const std::vector<HandleValue>* previous,
            std::uint32_t now) {
     for (auto& v : values) {
         v.timestamp = now;
-        for (const auto& old : previous) {
+        if (previous == nullptr) {
+            continue;
+        }
+        for (const auto& old : *previous) {
             if (old.index == v.index && old.same_content(v)) {
                 v.timestamp = old.timestamp;
                 break;
@@ -139,17 +142,25 @@ OpResult RegistryImpl::apply_put(GroupContext& ctx, const PutRecord& op,
         }
         outcome = Outcome::created;
     }
-    stamp(values, existing.record.values, ctx.now);
-    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
-                       &values);
+    return store_record(ctx, key, op.handle, spelling, values,
+                        existing.found ? &existing.record.values : nullptr, outcome, account);
+}
+
+// The one tail of every write that stores a whole record through a plain put (put, set,
+// remove): timestamps kept for unchanged values (stamp), the template usage moved, the bytes
+// built by the shared encoder (record_encoding.hpp), a creation counted, the change logged.
+OpResult RegistryImpl::store_record(GroupContext& ctx, std::string_view key, const Handle& handle,
+                                    const std::string& spelling, std::vector<HandleValue>& values,
+                                    const std::vector<HandleValue>* previous, Outcome outcome,
+                                    const std::string& account) {
+    stamp(values, previous, ctx.now);
+    ctx.track_template(handle.prefix_key(), previous, &values);
     const std::string bytes = encode_record(spelling, values);
     if (outcome == Outcome::created) {
         ctx.insert_identifier(ids_, key, bytes);
+        ctx.count_created(handle.prefix_key());
     } else {
         ctx.txn.put(ids_, key, bytes);
-    }
-    if (outcome == Outcome::created) {
-        ctx.count_created(op.handle.prefix_key());
     }
     OpResult result{outcome, {}, 0};
     ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
@@ -186,23 +197,10 @@ OpResult RegistryImpl::apply_set(GroupContext& ctx, const SetValues& op,
     if (Status st = validate_values(merged, options_.value_limits); !st) {
         return failed(st.code(), op.handle.spelling() + ": " + st.error().message);
     }
-    stamp(merged, existing.record.values, ctx.now);
-    ctx.track_template(op.handle.prefix_key(), existing.found ? &existing.record.values : nullptr,
-                       &merged);
     const std::string spelling = existing.found ? existing.record.spelling : op.handle.spelling();
-    const std::string bytes = encode_record(spelling, merged);
-    if (existing.found) {
-        ctx.txn.put(ids_, key, bytes);
-    } else {
-        ctx.insert_identifier(ids_, key, bytes);
-    }
-    const Outcome outcome = existing.found ? Outcome::updated : Outcome::created;
-    if (!existing.found) {
-        ctx.count_created(op.handle.prefix_key());
-    }
-    OpResult result{outcome, {}, 0};
-    ctx.log(ChangeKind::identifier, outcome, account, spelling, bytes, result, changes_);
-    return result;
+    return store_record(ctx, key, op.handle, spelling, merged,
+                        existing.found ? &existing.record.values : nullptr,
+                        existing.found ? Outcome::updated : Outcome::created, account);
 }
 
 OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
@@ -227,13 +225,9 @@ OpResult RegistryImpl::apply_remove(GroupContext& ctx, const RemoveValues& op,
     if (kept.empty()) {
         return apply_delete(ctx, DeleteRecord{op.handle}, account);
     }
-    ctx.track_template(op.handle.prefix_key(), &existing.record.values, &kept);
-    const std::string bytes = encode_record(existing.record.spelling, kept);
-    ctx.txn.put(ids_, key, bytes);
-    OpResult result{Outcome::updated, {}, 0};
-    ctx.log(ChangeKind::identifier, Outcome::updated, account, existing.record.spelling, bytes,
-            result, changes_);
-    return result;
+    // Every kept value is unchanged, so store_record's stamp keeps its timestamp.
+    return store_record(ctx, key, op.handle, existing.record.spelling, kept,
+                        &existing.record.values, Outcome::updated, account);
 }
 
 OpResult RegistryImpl::apply_delete(GroupContext& ctx, const DeleteRecord& op,

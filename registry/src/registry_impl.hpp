@@ -102,6 +102,10 @@ private:
     OpResult apply_put(GroupContext& ctx, const PutRecord& op, const std::string& account);
     OpResult append_new_put(GroupContext& ctx, const PutRecord& op, std::string_view key,
                             const std::string& account);
+    OpResult store_record(GroupContext& ctx, std::string_view key, const Handle& handle,
+                          const std::string& spelling, std::vector<HandleValue>& values,
+                          const std::vector<HandleValue>* previous, Outcome outcome,
+                          const std::string& account);
     OpResult apply_set(GroupContext& ctx, const SetValues& op, const std::string& account);
     OpResult apply_remove(GroupContext& ctx, const RemoveValues& op, const std::string& account);
     OpResult apply_delete(GroupContext& ctx, const DeleteRecord& op, const std::string& account);
