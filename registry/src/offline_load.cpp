@@ -583,20 +583,12 @@ std::unique_ptr<OfflineLoader> OfflineLoader::open(OfflineLoadOptions options,
     ro.mode = OpenMode::exclusive;
     ro.clock = options.clock;
     impl->registry = Registry::open(std::move(ro));
-    {
-        auto snap = impl->registry->snapshot();
-        std::string cursor;
-        do {
-            auto page = snap.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, value] : page.entries) {
-                auto prefix = decode_prefix(value);
-                if (prefix && prefix->kind == PrefixKind::node) {
-                    impl->homed.push_back(key);
-                }
+    impl->registry->snapshot().for_each_prefix(
+        [&](const std::string& key, const PrefixRecord& prefix) {
+            if (prefix.kind == PrefixKind::node) {
+                impl->homed.push_back(key);
             }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
-    }
+        });
     if (impl->homed.empty()) {
         throw StartupError(Errc::not_found, "the database in " + options.data_dir.string() +
                                                 " homes no node prefix (initialise it with idctl "

@@ -11,7 +11,7 @@
 namespace idnode::registry {
 namespace {
 
-constexpr std::uint8_t kRecordFormat = 1;
+using layout::kRecordFormat;
 
 Error corrupt(std::string what, std::size_t offset) {
     return Error{Errc::corrupt,
@@ -20,6 +20,15 @@ Error corrupt(std::string what, std::size_t offset) {
 
 std::string value_label(const HandleValue& v, std::size_t position) {
     return "value " + std::to_string(position) + " (index " + std::to_string(v.index) + ")";
+}
+
+/// Writes `bytes` with its u32 length at `p`; returns the end.
+char* put_sized(char* p, std::string_view bytes) noexcept {
+    wire::store_u32(p, static_cast<std::uint32_t>(bytes.size()));
+    if (!bytes.empty()) { // memcpy from a default string_view's null pointer is undefined
+        std::memcpy(p + 4, bytes.data(), bytes.size());
+    }
+    return p + 4 + bytes.size();
 }
 
 bool has_control(std::string_view s) noexcept {
@@ -46,8 +55,8 @@ bool parse_value(wire::Reader& r, ValueView& view) noexcept {
     view.ttl_type = static_cast<TtlType>(ttl_type);
     view.permissions.bits = perms;
     const std::size_t refs_start = r.position();
-    if (view.reference_count > r.remaining() / 8) {
-        return false; // each reference needs at least 8 bytes: cheap guard against huge counts
+    if (view.reference_count > r.remaining() / layout::kReferenceMinBytes) {
+        return false; // cheap guard against huge counts
     }
     for (std::uint32_t i = 0; i < view.reference_count; ++i) {
         std::string_view handle;
@@ -74,7 +83,7 @@ bool check_value(wire::Reader& r) noexcept {
         !r.u32(refs)) {
         return false;
     }
-    if (refs > r.remaining() / 8) {
+    if (refs > r.remaining() / layout::kReferenceMinBytes) {
         return false;
     }
     for (std::uint32_t i = 0; i < refs; ++i) {
@@ -93,18 +102,16 @@ bool plain_values_well_formed(std::string_view values, std::uint32_t count) noex
     const char* p = values.data();
     std::size_t left = values.size();
     for (std::uint32_t i = 0; i < count; ++i) {
-        // index 4, timestamp 4, ttl type 1, ttl 4, permissions 1, then type, data, references.
-        constexpr std::size_t kFixed = 18;
-        if (left < kFixed + 8) {
+        if (left < layout::kValueMinBytes) {
             return false;
         }
-        const auto ttl_type = static_cast<unsigned char>(p[8]);
-        const auto perms = static_cast<unsigned char>(p[13]);
+        const auto ttl_type = static_cast<unsigned char>(p[layout::kValueTtlTypeAt]);
+        const auto perms = static_cast<unsigned char>(p[layout::kValuePermissionsAt]);
         if (ttl_type > 1 || (perms & 0xF0) != 0) {
             return false;
         }
-        std::size_t at = kFixed;
-        const std::size_t type_len = wire::load_u32(p + 14);
+        std::size_t at = layout::kValueFixedBytes;
+        const std::size_t type_len = wire::load_u32(p + layout::kValueTypeLengthAt);
         if (left - at < type_len + 4) {
             return false;
         }
@@ -169,7 +176,7 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
     // built only at the first index that is not above its predecessor.
     std::unordered_set<std::int32_t> seen;
     bool ascending = true;
-    std::size_t bytes = 16;
+    std::size_t bytes = layout::kRecordEstimateBase;
     for (std::size_t i = 0; i < values.size(); ++i) {
         const HandleValue& v = values[i];
         if (v.index <= 0) {
@@ -208,9 +215,9 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
                 return Error{Errc::invalid_value,
                              value_label(v, i) + ": a reference's handle must be non-empty UTF-8"};
             }
-            bytes += 8 + ref.handle.size();
+            bytes += layout::kReferenceMinBytes + ref.handle.size();
         }
-        bytes += 26 + v.type.size() + v.data.size();
+        bytes += layout::kValueMinBytes + v.type.size() + v.data.size();
     }
     if (bytes > limits.max_record_bytes) {
         return Error{Errc::too_large, "record is about " + std::to_string(bytes) +
@@ -220,32 +227,54 @@ Status validate_values(std::span<const HandleValue> values, const ValueLimits& l
     return {};
 }
 
-void encode_value(std::string& out, const HandleValue& v) {
-    wire::put_u32(out, static_cast<std::uint32_t>(v.index));
-    wire::put_u32(out, v.timestamp);
-    wire::put_u8(out, static_cast<std::uint8_t>(v.ttl_type));
-    wire::put_u32(out, static_cast<std::uint32_t>(v.ttl));
-    wire::put_u8(out, v.permissions.bits);
-    wire::put_bytes(out, v.type);
-    wire::put_bytes(out, v.data);
-    wire::put_u32(out, static_cast<std::uint32_t>(v.references.size()));
-    for (const auto& ref : v.references) {
-        wire::put_bytes(out, ref.handle);
-        wire::put_u32(out, static_cast<std::uint32_t>(ref.index));
+char* write_value(char* p, std::int32_t index, std::uint32_t timestamp, TtlType ttl_type,
+                  std::int32_t ttl, Permissions permissions, std::string_view type,
+                  std::string_view data, std::span<const ValueReference> references) noexcept {
+    // Direct stores instead of one append per field (the bulk loaders' per-value cost).
+    wire::store_u32(p + layout::kValueIndexAt, static_cast<std::uint32_t>(index));
+    wire::store_u32(p + layout::kValueTimestampAt, timestamp);
+    p[layout::kValueTtlTypeAt] = static_cast<char>(ttl_type);
+    wire::store_u32(p + layout::kValueTtlAt, static_cast<std::uint32_t>(ttl));
+    p[layout::kValuePermissionsAt] = static_cast<char>(permissions.bits);
+    p = put_sized(p + layout::kValueTypeLengthAt, type);
+    p = put_sized(p, data);
+    wire::store_u32(p, static_cast<std::uint32_t>(references.size()));
+    p += 4;
+    for (const auto& ref : references) {
+        p = put_sized(p, ref.handle);
+        wire::store_u32(p, static_cast<std::uint32_t>(ref.index));
+        p += 4;
     }
+    return p;
 }
 
-std::string encode_record(std::string_view spelling, std::span<const HandleValue> values) {
-    std::size_t size = 2 + 4 + spelling.size() + 4;
-    for (const auto& v : values) {
-        size += 30 + v.type.size() + v.data.size();
-    }
-    std::string out;
-    out.reserve(size);
+void encode_value(std::string& out, const HandleValue& v) {
+    const std::size_t at = out.size();
+    out.resize(at + value_bytes(v.type, v.data, v.references));
+    write_value(out.data() + at, v.index, v.timestamp, v.ttl_type, v.ttl, v.permissions, v.type,
+                v.data, v.references);
+}
+
+namespace {
+
+/// The record header with a value count of `count`.
+void put_record_header(std::string& out, std::string_view spelling, std::uint32_t count) {
     wire::put_u8(out, kRecordFormat);
     wire::put_u8(out, 0);
     wire::put_bytes(out, spelling);
-    wire::put_u32(out, static_cast<std::uint32_t>(values.size()));
+    wire::put_u32(out, count);
+}
+
+} // namespace
+
+std::string encode_record(std::string_view spelling, std::span<const HandleValue> values) {
+    std::size_t size = layout::kRecordHeaderBytes + spelling.size();
+    for (const auto& v : values) {
+        size += value_bytes(v.type, v.data, v.references);
+    }
+    std::string out;
+    out.reserve(size);
+    put_record_header(out, spelling, static_cast<std::uint32_t>(values.size()));
     for (const auto& v : values) {
         encode_value(out, v);
     }
@@ -255,53 +284,27 @@ std::string encode_record(std::string_view spelling, std::span<const HandleValue
 void encode_record_stamped(std::string& out, std::string_view spelling,
                            std::span<const HandleValue* const> values, std::uint32_t timestamp) {
     out.clear();
-    wire::put_u8(out, kRecordFormat);
-    wire::put_u8(out, 0);
-    wire::put_bytes(out, spelling);
-    wire::put_u32(out, static_cast<std::uint32_t>(values.size()));
+    put_record_header(out, spelling, static_cast<std::uint32_t>(values.size()));
     for (const HandleValue* v : values) {
         const std::size_t at = out.size();
         encode_value(out, *v);
-        // The timestamp follows the 4-byte index (encode_value).
-        for (int i = 0; i < 4; ++i) {
-            out[at + 4 + static_cast<std::size_t>(i)] =
-                static_cast<char>(timestamp >> (24 - 8 * i));
-        }
+        stamp_value(out.data() + at, timestamp);
     }
 }
 
 RecordEncoder::RecordEncoder(std::string& out, std::string_view spelling) : out_(out) {
     out_.clear();
-    wire::put_u8(out_, kRecordFormat);
-    wire::put_u8(out_, 0);
-    wire::put_bytes(out_, spelling);
-    count_at_ = out_.size();
-    wire::put_u32(out_, 0);
+    put_record_header(out_, spelling, 0);
+    count_at_ = out_.size() - 4;
 }
 
 void RecordEncoder::add(std::int32_t index, std::string_view type, std::string_view data,
                         std::int32_t ttl, Permissions permissions, TtlType ttl_type) {
-    // One resize and direct stores instead of eight appends (the bulk loaders' per-value cost);
-    // the same bytes as encode_value of the equivalent HandleValue.
+    // The same bytes as encode_value of the equivalent HandleValue; the writer stamps the
+    // timestamp (0 here).
     const std::size_t at = out_.size();
-    out_.resize(at + 26 + type.size() + data.size());
-    char* p = out_.data() + at;
-    wire::store_u32(p, static_cast<std::uint32_t>(index));
-    wire::store_u32(p + 4, 0); // timestamp: stamped by the writer
-    p[8] = static_cast<char>(ttl_type);
-    wire::store_u32(p + 9, static_cast<std::uint32_t>(ttl));
-    p[13] = static_cast<char>(permissions.bits);
-    wire::store_u32(p + 14, static_cast<std::uint32_t>(type.size()));
-    p += 18;
-    if (!type.empty()) { // memcpy from a default string_view's null pointer is undefined
-        std::memcpy(p, type.data(), type.size());
-    }
-    p += type.size();
-    wire::store_u32(p, static_cast<std::uint32_t>(data.size()));
-    if (!data.empty()) {
-        std::memcpy(p + 4, data.data(), data.size());
-    }
-    wire::store_u32(p + 4 + data.size(), 0); // no references
+    out_.resize(at + value_bytes(type, data, {}));
+    write_value(out_.data() + at, index, 0, ttl_type, ttl, permissions, type, data, {});
     bump_count();
 }
 
@@ -311,11 +314,7 @@ void RecordEncoder::add(const HandleValue& value) {
 }
 
 void RecordEncoder::bump_count() noexcept {
-    const std::uint32_t c = ++count_;
-    out_[count_at_] = static_cast<char>(c >> 24);
-    out_[count_at_ + 1] = static_cast<char>(c >> 16);
-    out_[count_at_ + 2] = static_cast<char>(c >> 8);
-    out_[count_at_ + 3] = static_cast<char>(c);
+    wire::store_u32(out_.data() + count_at_, ++count_);
 }
 
 HandleValue ValueView::to_value() const {
@@ -364,9 +363,8 @@ Result<RecordView> RecordView::parse(std::string_view bytes) {
         return corrupt("truncated value count", r.position());
     }
     const std::size_t values_start = r.position();
-    // A value takes at least 26 bytes (empty type, data and references): reject absurd counts
-    // before walking.
-    if (count > r.remaining() / 26) {
+    // Reject value counts the record cannot hold before walking.
+    if (count > r.remaining() / layout::kValueMinBytes) {
         return corrupt("value count " + std::to_string(count) + " exceeds the record",
                        values_start - 4);
     }

@@ -34,6 +34,12 @@ inline void store_u32(char* p, std::uint32_t v) noexcept {
     p[3] = static_cast<char>(v);
 }
 
+/// put_u64 into 8 bytes already in place.
+inline void store_u64(char* p, std::uint64_t v) noexcept {
+    store_u32(p, static_cast<std::uint32_t>(v >> 32));
+    store_u32(p + 4, static_cast<std::uint32_t>(v));
+}
+
 inline std::uint32_t load_u32(const char* p) noexcept {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
     return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
@@ -95,20 +101,8 @@ public:
         v = static_cast<std::uint8_t>(data_[pos_++]);
         return true;
     }
-    bool u32(std::uint32_t& v) noexcept {
-        if (remaining() < 4)
-            return false;
-        v = load_u32(data_.data() + pos_);
-        pos_ += 4;
-        return true;
-    }
-    bool u64(std::uint64_t& v) noexcept {
-        if (remaining() < 8)
-            return false;
-        v = load_u64(data_.data() + pos_);
-        pos_ += 8;
-        return true;
-    }
+    bool u32(std::uint32_t& v) noexcept { return fixed(v, load_u32); }
+    bool u64(std::uint64_t& v) noexcept { return fixed(v, load_u64); }
     bool i32(std::int32_t& v) noexcept {
         std::uint32_t u;
         if (!u32(u))
@@ -137,6 +131,15 @@ public:
     }
 
 private:
+    /// Reads a big-endian integer of sizeof(T) bytes with `load`.
+    template <class T> bool fixed(T& v, T (*load)(const char*) noexcept) noexcept {
+        if (remaining() < sizeof(T))
+            return false;
+        v = load(data_.data() + pos_);
+        pos_ += sizeof(T);
+        return true;
+    }
+
     std::string_view data_;
     std::size_t pos_ = 0;
 };

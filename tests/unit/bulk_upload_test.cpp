@@ -322,10 +322,9 @@ const std::string kKey = std::string("tester") + '\0' + "run-1";
 
 std::optional<registry::BulkOutcome> stored_outcome(registry::Registry& store,
                                                     const std::string& key) {
-    auto bytes = store.snapshot().get_entry(registry::Table::idempotency, key);
-    if (!bytes)
+    auto outcome = store.snapshot().bulk_outcome(key);
+    if (outcome.code() == registry::Errc::not_found)
         return std::nullopt;
-    auto outcome = registry::decode_bulk_outcome(*bytes);
     REQUIRE(outcome.ok());
     return *outcome;
 }

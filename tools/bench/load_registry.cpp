@@ -390,19 +390,12 @@ int main(int argc, char** argv) {
 
     // The enterprise prefix must lie under a node prefix homed by `idctl init`.
     {
-        auto snapshot = registry->snapshot();
         bool under_homed = false;
-        std::string cursor;
-        do {
-            auto page = snapshot.list_entries(Table::prefixes, cursor, 1000);
-            for (const auto& [key, bytes] : page.entries) {
-                auto rec = decode_prefix(bytes);
-                if (rec && rec->kind == PrefixKind::node && key != *folded_prefix &&
-                    prefix_is_under(*folded_prefix, key))
-                    under_homed = true;
-            }
-            cursor = page.next_cursor;
-        } while (!cursor.empty());
+        registry->snapshot().for_each_prefix([&](const std::string& key, const PrefixRecord& rec) {
+            if (rec.kind == PrefixKind::node && key != *folded_prefix &&
+                prefix_is_under(*folded_prefix, key))
+                under_homed = true;
+        });
         if (!under_homed)
             die("prefix " + prefix + " is not below a node prefix homed in " + data_dir);
     }

@@ -41,7 +41,7 @@ int init(const std::string& data_dir, const std::string& node_prefix,
     } catch (const StartupError& e) {
         return fail("init", e.what());
     }
-    if (!registry->snapshot().list_entries(Table::accounts, {}, 1).entries.empty()) {
+    if (registry->snapshot().has_entries(Table::accounts)) {
         return fail("init", data_dir + " is already initialised (it has accounts)");
     }
     const std::int64_t now = unix_now();

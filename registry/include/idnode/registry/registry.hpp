@@ -19,8 +19,10 @@
 //   if they do not end, that group's writes fail with Errc::unavailable.
 #pragma once
 
+#include "idnode/registry/admin.hpp"
 #include "idnode/registry/error.hpp"
 #include "idnode/registry/identifier.hpp"
+#include "idnode/registry/template.hpp"
 #include "idnode/registry/value.hpp"
 
 #include <chrono>
@@ -305,6 +307,35 @@ public:
     /// O(1). A template with a non-zero usage cannot be deleted (DeleteEntry fails with in_use).
     std::uint64_t template_usage(std::string_view template_key) const;
 
+    // ---- administrative tables, typed (admin.hpp, template.hpp) ----------------------------
+    // Each get reads one entry and decodes it: Errc::not_found (naming the key) when absent,
+    // Errc::corrupt when the stored bytes do not decode. Each for_each visits every entry that
+    // decodes, in key order, with its entry key; entries that do not decode are skipped (verify()
+    // reports them). Prefer these to get_entry + decode_*: they are the one place that pairs a
+    // table with its codec.
+
+    /// Under the folded prefix (Handle::prefix_key(), parse_prefix).
+    Result<PrefixRecord> prefix_record(std::string_view folded_prefix) const;
+    Result<Account> account(std::string_view username) const;
+    /// Under the key id (ParsedApiKey::key_id).
+    Result<ApiKeyRecord> api_key(std::string_view key_id) const;
+    /// Under the template entry key (template_key(prefix, version)).
+    Result<Template> template_entry(std::string_view template_key) const;
+    /// Under "<account>\0<Idempotency-Key>".
+    Result<BulkOutcome> bulk_outcome(std::string_view key) const;
+
+    void for_each_prefix(
+        const std::function<void(const std::string& key, const PrefixRecord&)>& fn) const;
+    void
+    for_each_account(const std::function<void(const std::string& key, const Account&)>& fn) const;
+    void for_each_api_key(
+        const std::function<void(const std::string& key, const ApiKeyRecord&)>& fn) const;
+    void
+    for_each_template(const std::function<void(const std::string& key, const Template&)>& fn) const;
+    /// Whether `table` holds any entry.
+    bool has_entries(Table table) const;
+
+    // ---- administrative tables, raw -----------------------------------------------------
     std::optional<std::string> get_entry(Table table, std::string_view key) const;
     EntryPage list_entries(Table table, std::string_view cursor, std::size_t limit) const;
     /// Every entry of `table` in key order (list_entries page by page): `fn(key, value)`.
