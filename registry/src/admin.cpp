@@ -1,4 +1,5 @@
 #include "idnode/registry/admin.hpp"
+#include "enum_names.hpp"
 
 #include "wire.hpp"
 
@@ -158,15 +159,9 @@ Result<PrefixRecord> decode_prefix(std::string_view bytes) {
 // ------------------------------------------------------------------------------------
 
 const char* role_name(Role r) noexcept {
-    switch (r) {
-    case Role::admin:
-        return "admin";
-    case Role::enterprise:
-        return "enterprise";
-    case Role::reader:
-        return "reader";
-    }
-    return "unknown";
+    static constexpr const char* kNames[] = {"admin", "enterprise", "reader"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(Role::reader));
+    return detail::enum_name(r, kNames, 1, "unknown");
 }
 
 std::optional<Role> parse_role(std::string_view text) noexcept {

@@ -1,35 +1,16 @@
 #include "idnode/registry/error.hpp"
 
+#include "enum_names.hpp"
+
 namespace idnode::registry {
 
 const char* errc_name(Errc e) noexcept {
-    switch (e) {
-    case Errc::ok:
-        return "ok";
-    case Errc::not_found:
-        return "not_found";
-    case Errc::already_exists:
-        return "already_exists";
-    case Errc::invalid_handle:
-        return "invalid_handle";
-    case Errc::invalid_value:
-        return "invalid_value";
-    case Errc::too_large:
-        return "too_large";
-    case Errc::storage_full:
-        return "storage_full";
-    case Errc::corrupt:
-        return "corrupt";
-    case Errc::not_homed:
-        return "not_homed";
-    case Errc::unavailable:
-        return "unavailable";
-    case Errc::internal:
-        return "internal";
-    case Errc::in_use:
-        return "in_use";
-    }
-    return "unknown";
+    static constexpr const char* kNames[] = {
+        "ok",        "not_found",    "already_exists", "invalid_handle", "invalid_value",
+        "too_large", "storage_full", "corrupt",        "not_homed",      "unavailable",
+        "internal",  "in_use"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(Errc::in_use) + 1);
+    return detail::enum_name(e, kNames, 0, "unknown");
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // The Registry facade (registry.hpp) over RegistryImpl (registry_impl.hpp lists the files that
 // implement it, one concern each).
 #include "idnode/registry/registry.hpp"
+#include "enum_names.hpp"
 
 #include "registry_impl.hpp"
 
@@ -11,21 +12,10 @@
 namespace idnode::registry {
 
 const char* outcome_name(Outcome o) noexcept {
-    switch (o) {
-    case Outcome::created:
-        return "created";
-    case Outcome::replaced:
-        return "replaced";
-    case Outcome::updated:
-        return "updated";
-    case Outcome::unchanged:
-        return "unchanged";
-    case Outcome::deleted:
-        return "deleted";
-    case Outcome::failed:
-        return "failed";
-    }
-    return "unknown";
+    static constexpr const char* kNames[] = {"created",   "replaced", "updated",
+                                             "unchanged", "deleted",  "failed"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(Outcome::failed) + 1);
+    return detail::enum_name(o, kNames, 0, "unknown");
 }
 
 // ---- Registry facade

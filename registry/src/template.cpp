@@ -1,4 +1,5 @@
 #include "idnode/registry/template.hpp"
+#include "enum_names.hpp"
 
 #include "idnode/registry/identifier.hpp"
 #include "wire.hpp"
@@ -130,25 +131,10 @@ bool valid_url(std::string_view s) {
 } // namespace
 
 const char* field_type_name(FieldType t) noexcept {
-    switch (t) {
-    case FieldType::string:
-        return "string";
-    case FieldType::integer:
-        return "integer";
-    case FieldType::number:
-        return "number";
-    case FieldType::date:
-        return "date";
-    case FieldType::datetime:
-        return "datetime";
-    case FieldType::url:
-        return "url";
-    case FieldType::enumeration:
-        return "enum";
-    case FieldType::handle:
-        return "handle";
-    }
-    return "string";
+    static constexpr const char* kNames[] = {"string",   "integer", "number", "date",
+                                             "datetime", "url",     "enum",   "handle"};
+    static_assert(std::size(kNames) == static_cast<std::size_t>(FieldType::handle));
+    return detail::enum_name(t, kNames, 1, "string");
 }
 
 std::optional<FieldType> parse_field_type(std::string_view text) noexcept {
