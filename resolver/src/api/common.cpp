@@ -160,24 +160,18 @@ void submit_and_respond(ApiContext& api, registry::WriteOp op, const std::string
 }
 
 http::status native_status(node::Outcome outcome) noexcept {
-    // Indexed by node::Outcome (ok … internal).
-    static constexpr std::array<http::status, 14> kStatus{http::status::ok,
-                                                          http::status::created,
-                                                          http::status::ok,
-                                                          http::status::ok,
-                                                          http::status::unauthorized,
-                                                          http::status::forbidden,
-                                                          http::status::not_found,
-                                                          http::status::conflict,
-                                                          http::status::bad_request,
-                                                          http::status::conflict,
-                                                          http::status::too_many_requests,
-                                                          http::status::service_unavailable,
-                                                          http::status::insufficient_storage,
-                                                          http::status::internal_server_error};
+    using S = http::status;
+    // Indexed by node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden,
+    // not_found, conflict, invalid, in_use, throttled, unavailable, storage_full, internal.
+    // clang-format off
+    static constexpr std::array<S, 14> kStatus{
+        S::ok, S::created, S::ok, S::ok, S::unauthorized, S::forbidden, S::not_found, S::conflict,
+        S::bad_request, S::conflict, S::too_many_requests, S::service_unavailable,
+        S::insufficient_storage, S::internal_server_error};
+    // clang-format on
     static_assert(kStatus.size() == static_cast<std::size_t>(node::Outcome::internal) + 1);
     const auto i = static_cast<std::size_t>(outcome);
-    return i < kStatus.size() ? kStatus[i] : http::status::internal_server_error;
+    return i < kStatus.size() ? kStatus[i] : S::internal_server_error;
 }
 
 Response native_error(const Request& req, registry::Errc code, std::string_view message) {

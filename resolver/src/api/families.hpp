@@ -18,11 +18,18 @@ class PageRoutes;
 
 namespace idnode::resolver::api {
 
+/// A family of routes over the node's services (`api_`, which must outlive the family).
 class RouteFamily {
 public:
+    explicit RouteFamily(ApiContext& api) : api_(api) {}
     virtual ~RouteFamily() = default;
+    RouteFamily(const RouteFamily&) = delete;
+    RouteFamily& operator=(const RouteFamily&) = delete;
     /// Registers the family's routes; the family must outlive the router's use.
     virtual void register_routes(Router& router) = 0;
+
+protected:
+    ApiContext& api_;
 };
 
 namespace handle_rest {

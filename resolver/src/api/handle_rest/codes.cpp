@@ -12,23 +12,23 @@ namespace rc = handle::rc;
 using node::Outcome;
 
 WireCode wire_code(Outcome outcome) noexcept {
-    // Indexed by node::Outcome (ok … internal).
-    static constexpr std::array<WireCode, 14> kCodes{{
-        {rc::kSuccess, http::status::ok},
-        {rc::kSuccess, http::status::created},
-        {rc::kSuccess, http::status::ok},
-        {rc::kSuccess, http::status::ok},
-        {rc::kAuthenticationNeeded, http::status::unauthorized},
-        {rc::kInsufficientPermissions, http::status::forbidden},
-        {rc::kHandleNotFound, http::status::not_found},
-        {rc::kHandleAlreadyExists, http::status::conflict},
-        {rc::kInvalidValue, http::status::bad_request},
-        {rc::kHandleAlreadyExists, http::status::conflict},
-        {rc::kServerTooBusy, http::status::too_many_requests},
-        {rc::kServerTooBusy, http::status::service_unavailable},
-        {rc::kError, http::status::insufficient_storage},
-        {rc::kError, http::status::internal_server_error},
-    }};
+    using S = http::status;
+    // Indexed by node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden,
+    // not_found, conflict, invalid, in_use, throttled, unavailable, storage_full, internal.
+    static constexpr std::array<WireCode, 14> kCodes{{{rc::kSuccess, S::ok},
+                                                      {rc::kSuccess, S::created},
+                                                      {rc::kSuccess, S::ok},
+                                                      {rc::kSuccess, S::ok},
+                                                      {rc::kAuthenticationNeeded, S::unauthorized},
+                                                      {rc::kInsufficientPermissions, S::forbidden},
+                                                      {rc::kHandleNotFound, S::not_found},
+                                                      {rc::kHandleAlreadyExists, S::conflict},
+                                                      {rc::kInvalidValue, S::bad_request},
+                                                      {rc::kHandleAlreadyExists, S::conflict},
+                                                      {rc::kServerTooBusy, S::too_many_requests},
+                                                      {rc::kServerTooBusy, S::service_unavailable},
+                                                      {rc::kError, S::insufficient_storage},
+                                                      {rc::kError, S::internal_server_error}}};
     static_assert(kCodes.size() == static_cast<std::size_t>(Outcome::internal) + 1);
     const auto i = static_cast<std::size_t>(outcome);
     return i < kCodes.size() ? kCodes[i] : kCodes.back();
@@ -52,28 +52,23 @@ WireCode wire_code(registry::Errc code) noexcept {
 }
 
 http::status status_of_rc(std::uint32_t code) noexcept {
-    switch (code) {
-    case rc::kSuccess:
-        return http::status::ok;
-    case rc::kHandleNotFound:
-        return http::status::not_found;
-    case rc::kHandleAlreadyExists:
-    case rc::kValueAlreadyExists:
-        return http::status::conflict;
-    case rc::kInvalidHandle:
-    case rc::kInvalidValue:
-    case rc::kServerNotResponsible:
-        return http::status::bad_request;
-    case rc::kAuthenticationNeeded:
-        return http::status::unauthorized;
-    case rc::kInvalidAdmin:
-    case rc::kInsufficientPermissions:
-        return http::status::forbidden;
-    case rc::kServerTooBusy:
-        return http::status::service_unavailable;
-    default:
-        return http::status::internal_server_error;
+    using S = http::status;
+    static constexpr WireCode kRows[] = {{rc::kSuccess, S::ok},
+                                         {rc::kHandleNotFound, S::not_found},
+                                         {rc::kHandleAlreadyExists, S::conflict},
+                                         {rc::kValueAlreadyExists, S::conflict},
+                                         {rc::kInvalidHandle, S::bad_request},
+                                         {rc::kInvalidValue, S::bad_request},
+                                         {rc::kServerNotResponsible, S::bad_request},
+                                         {rc::kAuthenticationNeeded, S::unauthorized},
+                                         {rc::kInvalidAdmin, S::forbidden},
+                                         {rc::kInsufficientPermissions, S::forbidden},
+                                         {rc::kServerTooBusy, S::service_unavailable}};
+    for (const WireCode& row : kRows) {
+        if (row.rc == code)
+            return row.status;
     }
+    return S::internal_server_error;
 }
 
 Response handle_json(const Request& req, std::uint32_t code, std::string_view handle,

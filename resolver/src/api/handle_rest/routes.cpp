@@ -59,7 +59,7 @@ std::string uuid4() {
 class HandleRestRoutes final : public RouteFamily {
 public:
     HandleRestRoutes(ApiContext& api, resolver::html::PageRoutes& pages)
-        : api_(api), pages_(pages) {}
+        : RouteFamily(api), pages_(pages) {}
 
     void register_routes(Router& router) override;
 
@@ -414,7 +414,6 @@ private:
         return json_response(req, http::status::ok, json::serialize(body));
     }
 
-    ApiContext& api_;
     resolver::html::PageRoutes& pages_;
 };
 

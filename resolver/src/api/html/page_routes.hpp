@@ -20,7 +20,7 @@ namespace idnode::resolver::html {
 class PageRoutes final : public api::RouteFamily {
 public:
     /// `api` must outlive the routes.
-    explicit PageRoutes(api::ApiContext& api) : api_(api) {}
+    explicit PageRoutes(api::ApiContext& api) : RouteFamily(api) {}
 
     /// GET / and GET /api/v1/qr/{handle...}.
     void register_routes(Router& router) override;
@@ -35,8 +35,6 @@ private:
                        PageRoute route);
     Response search_page(const Request& req, RequestContext& ctx);
     Response qr_code(const Request& req, RequestContext& ctx);
-
-    api::ApiContext& api_;
 };
 
 } // namespace idnode::resolver::html

@@ -25,6 +25,14 @@ json::object account_json(const Account& a) {
                         {"created", iso8601(static_cast<std::uint32_t>(a.created))}};
 }
 
+/// The batch that stores the changed account `a`, made by `who` (recorded in the change log).
+WriteBatch account_write(const Principal& who, const Account& a) {
+    WriteBatch batch;
+    batch.account = who.username;
+    batch.ops.push_back(PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+    return batch;
+}
+
 Response no_content(const Request& req) {
     Response res{http::status::no_content, req.version()};
     res.keep_alive(req.keep_alive());
@@ -35,12 +43,9 @@ Response no_content(const Request& req) {
 } // namespace
 
 class AccountRoutes final : public RouteFamily {
-public:
-    explicit AccountRoutes(ApiContext& api) : api_(api) {}
-
+    using RouteFamily::RouteFamily;
     void register_routes(Router& router) override;
 
-private:
     void create_account(Request&& req, Responder responder) {
         Principal who;
         if (auto r = require_admin(api_, req, responder.context(), who))
@@ -245,10 +250,7 @@ private:
         a.v1_secret = sha256_hex(pw->get_string());
         ++a.token_generation; // a new password revokes outstanding bearer tokens
         api_.auth.forget(a.username);
-        WriteBatch batch;
-        batch.account = who.username;
-        batch.ops.push_back(
-            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        WriteBatch batch = account_write(who, a);
         submit_locked(
             std::move(batch), {lock}, std::move(req),
             [](const Request& req) {
@@ -313,10 +315,7 @@ private:
         }
         a.disabled = disabled;
         api_.auth.forget(a.username);
-        WriteBatch batch;
-        batch.account = who.username;
-        batch.ops.push_back(
-            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        WriteBatch batch = account_write(who, a);
         submit_locked(
             std::move(batch), std::move(locks), std::move(req),
             [a](const Request& req) {
@@ -400,10 +399,7 @@ private:
                 error_response(req, http::status::not_found, "not_found",
                                "account " + a.username + " has no prefix " + *decoded));
         a.prefixes.erase(it);
-        WriteBatch batch;
-        batch.account = who.username;
-        batch.ops.push_back(
-            PutEntry{Table::accounts, a.username, encode_account(a), PutMode::replace});
+        WriteBatch batch = account_write(who, a);
         submit_locked(
             std::move(batch), {lock}, std::move(req),
             [a](const Request& req) {
@@ -433,8 +429,6 @@ private:
         batch.ops.push_back(DeleteEntry{Table::api_keys, key_id});
         submit_locked(std::move(batch), {lock}, std::move(req), no_content, responder);
     }
-
-    ApiContext& api_;
 };
 
 void AccountRoutes::register_routes(Router& router) {

@@ -28,12 +28,9 @@ json::object prefix_json(const PrefixRecord& p) {
 } // namespace
 
 class PrefixRoutes final : public RouteFamily {
-public:
-    explicit PrefixRoutes(ApiContext& api) : api_(api) {}
-
+    using RouteFamily::RouteFamily;
     void register_routes(Router& router) override;
 
-private:
     void create_prefix(Request&& req, Responder responder) {
         Principal who;
         if (auto r = require_admin(api_, req, responder.context(), who))
@@ -153,8 +150,6 @@ private:
             },
             responder);
     }
-
-    ApiContext& api_;
 };
 
 void PrefixRoutes::register_routes(Router& router) {

@@ -1,9 +1,9 @@
 #include "api/families.hpp"
 
 #include "api/handle_rest/codes.hpp"
+#include "codec.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
-#include "codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -25,12 +25,9 @@ constexpr std::size_t kMaxResolveAnswerBytes = 4 * 1024 * 1024;
 } // namespace
 
 class RecordRoutes final : public RouteFamily {
-public:
-    explicit RecordRoutes(ApiContext& api) : api_(api) {}
-
+    using RouteFamily::RouteFamily;
     void register_routes(Router& router) override;
 
-private:
     std::unique_ptr<BodyConsumer> bulk(const Request& req,
                                        const std::shared_ptr<StreamChannel>& channel) {
         RequestContext& ctx = channel->context();
@@ -345,8 +342,6 @@ private:
                           {"resolutions_today", resolved}};
         return json_response(req, http::status::ok, json::serialize(body));
     }
-
-    ApiContext& api_;
 };
 
 void RecordRoutes::register_routes(Router& router) {

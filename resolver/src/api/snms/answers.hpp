@@ -10,6 +10,7 @@
 #pragma once
 
 #include "api/common.hpp"
+#include "api/families.hpp"
 #include "idnode/node/outcome.hpp"
 
 #include <boost/json/storage_ptr.hpp>
@@ -104,6 +105,16 @@ struct SnmsOptions {
     std::uint64_t max_batch_body_bytes = 8 * 1024 * 1024;
     /// The per-record limit: one batch element's JSON text, as sent.
     std::size_t max_record_bytes = 64 * 1024;
+};
+
+/// A route family of the SNMS API: the node's services and the SNMS options.
+class SnmsFamily : public RouteFamily {
+public:
+    SnmsFamily(ApiContext& api, SnmsOptions options)
+        : RouteFamily(api), options_(std::move(options)) {}
+
+protected:
+    SnmsOptions options_;
 };
 
 } // namespace idnode::resolver::api::snms

@@ -2,11 +2,11 @@
 #include "api/record_json.hpp"
 #include "api/snms/answers.hpp"
 #include "api/snms/snms_api.hpp"
+#include "codec.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
-#include "codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -42,14 +42,10 @@ namespace json = boost::json;
 using namespace registry;
 using node::Principal;
 
-class IdentityRoutes final : public RouteFamily {
-public:
-    IdentityRoutes(ApiContext& api, SnmsOptions options)
-        : api_(api), options_(std::move(options)) {}
-
+class IdentityRoutes final : public SnmsFamily {
+    using SnmsFamily::SnmsFamily;
     void register_routes(Router& router) override;
 
-private:
     void revoke_tokens(Request&& req, Responder responder) {
         Call call;
         if (auto r = begin(api_, req, responder.context(), call, true))
@@ -426,9 +422,6 @@ private:
             return finish(nullptr);
         api_.registry.submit(std::move(batch), [finish](BatchResult results) { finish(&results); });
     }
-
-    ApiContext& api_;
-    SnmsOptions options_;
 };
 
 void IdentityRoutes::register_routes(Router& router) {

@@ -1,10 +1,10 @@
 #include "api/families.hpp"
 #include "api/snms/answers.hpp"
+#include "codec.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
-#include "codec.hpp"
 
 #include <boost/json.hpp>
 
@@ -16,14 +16,10 @@ namespace json = boost::json;
 using namespace registry;
 using node::Principal;
 
-class TemplateRoutes final : public RouteFamily {
-public:
-    TemplateRoutes(ApiContext& api, SnmsOptions options)
-        : api_(api), options_(std::move(options)) {}
-
+class TemplateRoutes final : public SnmsFamily {
+    using SnmsFamily::SnmsFamily;
     void register_routes(Router& router) override;
 
-private:
     // ---- templates --------------------------------------------------------------------------
 
     /// May `who` read (or write) the templates of `prefix`, and is the prefix allocated here?
@@ -301,9 +297,6 @@ private:
             responder.send(snms_answer(*shared, std::move(o)));
         });
     }
-
-    ApiContext& api_;
-    SnmsOptions options_;
 };
 
 void TemplateRoutes::register_routes(Router& router) {
