@@ -46,17 +46,6 @@ std::string token_signature(const registry::Account& account, std::string_view p
     return hex_of(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
-
-/// The server's local calendar date ("today, server time": docs/api.md#snms-login).
-std::string local_date(std::int64_t unix_seconds) {
-    const std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-    return buf;
-}
-
 } // namespace
 
 std::optional<std::chrono::seconds> AccountRateLimit::refuse(const Principal& who) {
@@ -304,7 +293,8 @@ AuthOutcome Authenticator::login_v1(std::string_view username, std::string_view 
         return fail(client_ip, user, "wrong username or password");
     bool matched = false;
     for (const std::int64_t day : {now - 86400, now, now + 86400}) {
-        const std::string expected = registry::sha256_hex(account->v1_secret + local_date(day));
+        const std::string expected = registry::sha256_hex(
+            account->v1_secret + registry::calendar_date(day, /*local_time=*/true));
         matched = registry::constant_time_equal(expected, digest) || matched;
     }
     if (!matched)

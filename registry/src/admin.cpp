@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 #include <stdexcept>
 
 namespace idnode::registry {
@@ -57,6 +58,18 @@ std::string sha256_raw(std::string_view data) {
     SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
            reinterpret_cast<unsigned char*>(out.data()));
     return out;
+}
+
+std::string calendar_date(std::int64_t unix_seconds, bool local_time) {
+    const std::time_t t = static_cast<std::time_t>(unix_seconds);
+    std::tm tm{};
+    if (local_time)
+        localtime_r(&t, &tm);
+    else
+        gmtime_r(&t, &tm);
+    char buffer[16];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
+    return buffer;
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -1,6 +1,8 @@
 // Key building of the store's schema (schema.hpp).
 #include "schema.hpp"
 
+#include "idnode/registry/admin.hpp"
+
 #include <openssl/sha.h>
 
 #include <ctime>
@@ -48,12 +50,7 @@ std::string template_usage_key(std::string_view prefix_key,
 }
 
 std::string day_counter_key(std::int64_t unix_seconds) {
-    const std::time_t t = static_cast<std::time_t>(unix_seconds);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buffer[16];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%d", &tm);
-    return std::string("d/") + buffer;
+    return "d/" + calendar_date(unix_seconds);
 }
 
 std::string day_prefix_counter_key(std::string_view day_key, std::string_view prefix_key) {

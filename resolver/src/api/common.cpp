@@ -131,6 +131,17 @@ std::optional<Response> require_admin(ApiContext& api, const Request& req, Reque
     return std::nullopt;
 }
 
+std::optional<Response> admin_request(ApiContext& api, const Request& req, RequestContext& ctx,
+                                      node::Principal& who, json::value& body) {
+    if (auto r = require_admin(api, req, ctx, who))
+        return r;
+    auto parsed = object_body(req);
+    if (!parsed.ok())
+        return std::move(parsed.refusal);
+    body = std::move(parsed.value);
+    return std::nullopt;
+}
+
 ObjectBody object_body(const Request& req) {
     auto body = parse_json_body(req.body());
     if (body && body->is_object())

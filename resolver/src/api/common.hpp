@@ -81,6 +81,11 @@ std::optional<Response> authenticate(ApiContext& api, const Request& req, Reques
 std::optional<Response> require_admin(ApiContext& api, const Request& req, RequestContext& ctx,
                                       node::Principal& who);
 
+/// require_admin, then a request body that must be a JSON object (`body`); on failure the response
+/// to send.
+std::optional<Response> admin_request(ApiContext& api, const Request& req, RequestContext& ctx,
+                                      node::Principal& who, boost::json::value& body);
+
 /// 429 with Retry-After (the server-level refusal shape of the request's family).
 Response rate_limited(const Request& req, std::chrono::seconds wait, std::string_view message);
 

@@ -147,6 +147,9 @@ std::string hash_password(std::string_view password,
 bool verify_password(std::string_view password, std::string_view stored) noexcept;
 
 std::string sha256_hex(std::string_view data);
+/// "YYYY-MM-DD" of `unix_seconds`: in UTC (the day counters), or in the server's local time zone
+/// (`local_time`: the SNMS v1 login digest).
+std::string calendar_date(std::int64_t unix_seconds, bool local_time = false);
 std::string sha256_raw(std::string_view data);
 std::string random_hex(std::size_t bytes);
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;

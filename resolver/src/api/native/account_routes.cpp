@@ -48,12 +48,10 @@ class AccountRoutes final : public RouteFamily {
 
     void create_account(Request&& req, Responder responder) {
         Principal who;
-        if (auto r = require_admin(api_, req, responder.context(), who))
+        json::value body;
+        if (auto r = admin_request(api_, req, responder.context(), who, body))
             return responder.send(*r);
-        auto body = object_body(req);
-        if (!body.ok())
-            return responder.send(std::move(body.refusal));
-        const json::object& o = body.value.get_object();
+        const json::object& o = body.get_object();
         Account a;
         a.created = node::unix_now();
         const auto* user = o.if_contains("username");
@@ -139,9 +137,15 @@ class AccountRoutes final : public RouteFamily {
 
     /// The account named by the {user} parameter when `who` is an admin or that account, read
     /// under the account's lock (node::AccountLock), which `lock` then holds.
-    std::optional<Response> own_or_admin(const Request& req, RequestContext& ctx, Principal& who,
-                                         Account& target,
-                                         std::shared_ptr<node::AccountLock>& lock) {
+    /// The caller, and the account a request of the account itself (or of an admin) is about,
+    /// read under the account's lock.
+    struct Target {
+        Principal who;
+        Account account;
+        std::shared_ptr<node::AccountLock> lock;
+    };
+    std::optional<Response> own_or_admin(const Request& req, RequestContext& ctx, Target& t) {
+        Principal& who = t.who;
         if (auto r = authenticate(api_, req, ctx, who, ApiFamily::native))
             return r;
         if (who.anonymous())
@@ -152,7 +156,7 @@ class AccountRoutes final : public RouteFamily {
             return error_response(req, http::status::forbidden, "forbidden",
                                   "only an admin or the account itself");
         }
-        return locked_account(req, name, target, lock);
+        return locked_account(req, name, t.account, t.lock);
     }
 
     /// Takes the lock of account `name` and reads it (404 when absent, 409 when another change
@@ -230,11 +234,10 @@ class AccountRoutes final : public RouteFamily {
     }
 
     void set_password(Request&& req, Responder responder) {
-        Principal who;
-        Account a;
-        std::shared_ptr<node::AccountLock> lock;
-        if (auto r = own_or_admin(req, responder.context(), who, a, lock))
+        Target target;
+        if (auto r = own_or_admin(req, responder.context(), target))
             return responder.send(*r);
+        auto& [who, a, lock] = target;
         auto body = parse_json_body(req.body());
         const json::object* o = body ? body->if_object() : nullptr;
         const json::value* pw = o ? o->if_contains("password") : nullptr;
@@ -260,11 +263,10 @@ class AccountRoutes final : public RouteFamily {
     }
 
     void create_key(Request&& req, Responder responder) {
-        Principal who;
-        Account a;
-        std::shared_ptr<node::AccountLock> lock;
-        if (auto r = own_or_admin(req, responder.context(), who, a, lock))
+        Target target;
+        if (auto r = own_or_admin(req, responder.context(), target))
             return responder.send(*r);
+        auto& [who, a, lock] = target;
         // The body is optional: {"current_password": …} when require_current_password wants it.
         json::value body;
         if (!req.body().empty()) {
@@ -409,12 +411,11 @@ class AccountRoutes final : public RouteFamily {
     }
 
     void revoke_key(Request&& req, Responder responder) {
-        Principal who;
-        Account a;
         RequestContext& ctx = responder.context();
-        std::shared_ptr<node::AccountLock> lock;
-        if (auto r = own_or_admin(req, ctx, who, a, lock))
+        Target target;
+        if (auto r = own_or_admin(req, ctx, target))
             return responder.send(*r);
+        auto& [who, a, lock] = target;
         const std::string key_id = percent_decode(ctx.param("key_id")).value_or("");
         auto bytes = api_.registry.snapshot().get_entry(Table::api_keys, key_id);
         auto rec =

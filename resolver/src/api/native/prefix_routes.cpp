@@ -33,12 +33,10 @@ class PrefixRoutes final : public RouteFamily {
 
     void create_prefix(Request&& req, Responder responder) {
         Principal who;
-        if (auto r = require_admin(api_, req, responder.context(), who))
+        json::value body;
+        if (auto r = admin_request(api_, req, responder.context(), who, body))
             return responder.send(*r);
-        auto body = object_body(req);
-        if (!body.ok())
-            return responder.send(std::move(body.refusal));
-        const json::object& o = body.value.get_object();
+        const json::object& o = body.get_object();
         const auto* ent = o.if_contains("enterprise");
         if (ent == nullptr || !ent->is_object()) {
             return responder.send(error_response(req, http::status::bad_request, "invalid_value",
