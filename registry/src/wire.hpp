@@ -2,6 +2,8 @@
 // Internal to the registry.
 #pragma once
 
+#include "idnode/codec/hex.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -66,15 +68,7 @@ inline bool from_hex(std::string_view hex, std::string& out) {
     if (hex.size() % 2 != 0) {
         return false;
     }
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-            return c - '0';
-        if (c >= 'a' && c <= 'f')
-            return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-            return c - 'A' + 10;
-        return -1;
-    };
+    constexpr auto nibble = codec::hex_digit;
     out.clear();
     out.reserve(hex.size() / 2);
     for (std::size_t i = 0; i < hex.size(); i += 2) {

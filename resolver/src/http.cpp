@@ -1,5 +1,7 @@
 #include "idnode/resolver/http.hpp"
 
+#include "idnode/codec/hex.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <iterator>
@@ -191,16 +193,6 @@ Response refusal_response(const Request& request, Refusal refusal, std::string_v
 
 namespace {
 
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 std::optional<std::string> decode(std::string_view text, bool plus_is_space) {
     std::string out;
     out.reserve(text.size());
@@ -209,8 +201,8 @@ std::optional<std::string> decode(std::string_view text, bool plus_is_space) {
         if (c == '%') {
             if (i + 2 >= text.size()) // fewer than two characters follow
                 return std::nullopt;
-            const int hi = hex_value(text[i + 1]);
-            const int lo = hex_value(text[i + 2]);
+            const int hi = codec::hex_digit(text[i + 1]);
+            const int lo = codec::hex_digit(text[i + 2]);
             if (hi < 0 || lo < 0)
                 return std::nullopt;
             out.push_back(static_cast<char>(hi * 16 + lo));

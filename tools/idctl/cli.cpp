@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -33,6 +34,22 @@ void print_table(std::ostream& out, const std::vector<std::string>& headers,
     for (const auto& row : rows) {
         line(row);
     }
+}
+
+int finish_export(std::ostream& out, const std::string& output, std::uint64_t exported,
+                  const GlobalOptions& global) {
+    out.flush();
+    if (!out) {
+        return fail("export", "writing the export failed");
+    }
+    if (!output.empty()) {
+        if (global.json) {
+            print_json(std::cout, boost::json::object{{"exported", exported}, {"file", output}});
+        } else {
+            std::cout << "exported " << exported << " identifiers to " << output << '\n';
+        }
+    }
+    return kExitOk;
 }
 
 void print_json(std::ostream& out, const boost::json::value& value) {

@@ -61,6 +61,12 @@ void print_json(std::ostream& out, const boost::json::value& value);
 /// "idctl <command>: <message>" on stderr; returns `code` for `return fail(...)`.
 int fail(const std::string& command, const std::string& message, int code = kExitFailed);
 
+/// The end of an export (online or offline) written to `out`: flushes it, reports a write
+/// failure, and, for an export to the file `output` (not stdout), says how many identifiers went
+/// there. Returns the exit code.
+int finish_export(std::ostream& out, const std::string& output, std::uint64_t exported,
+                  const GlobalOptions& global);
+
 /// Parses a size: bytes, or with a suffix KiB/MiB/GiB (also K/M/G). nullopt when invalid.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 

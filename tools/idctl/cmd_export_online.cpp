@@ -80,18 +80,7 @@ int export_online(const std::string& prefix, const std::string& output,
             return fail("export", "writing the export failed");
         }
     } while (!cursor.empty());
-    out.flush();
-    if (!out) {
-        return fail("export", "writing the export failed");
-    }
-    if (!output.empty()) {
-        if (global.json) {
-            print_json(std::cout, json::object{{"exported", exported}, {"file", output}});
-        } else {
-            std::cout << "exported " << exported << " identifiers to " << output << '\n';
-        }
-    }
-    return kExitOk;
+    return finish_export(out, output, exported, global);
 }
 
 } // namespace idnode::idctl

@@ -91,9 +91,7 @@ Command add_config_command(CLI::App& root, const GlobalOptions& global) {
         "config", "show the connection settings online commands use, and where each came from");
     return {cmd, [&global] {
                 const EnvLookup env = process_environment();
-                const std::filesystem::path file = global.config_file.empty()
-                                                       ? default_config_path(env)
-                                                       : std::filesystem::path(global.config_file);
+                const std::filesystem::path file = config_file_path(global.config_file, env);
                 auto s = resolve_connection(global.connection, env, file);
                 if (!s) {
                     return fail("config", s.error().message, kExitUsage);

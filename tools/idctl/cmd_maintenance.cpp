@@ -74,18 +74,7 @@ int export_prefix(const std::string& data_dir, const std::string& prefix, const 
         }
         cursor = page->next_cursor;
     } while (!cursor.empty());
-    out.flush();
-    if (!out) {
-        return fail("export", "writing the export failed");
-    }
-    if (!output.empty()) {
-        if (global.json) {
-            print_json(std::cout, boost::json::object{{"exported", exported}, {"file", output}});
-        } else {
-            std::cout << "exported " << exported << " identifiers to " << output << '\n';
-        }
-    }
-    return kExitOk;
+    return finish_export(out, output, exported, global);
 }
 
 int backup(const std::string& data_dir, const std::string& out_dir, const GlobalOptions& global) {

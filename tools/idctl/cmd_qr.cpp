@@ -205,9 +205,7 @@ int run_qr(const QrArgs& a, const GlobalOptions& global) {
     }
     std::string base_url = a.base_url;
     if (base_url.empty()) {
-        const fs::path config = global.config_file.empty()
-                                    ? default_config_path(process_environment())
-                                    : fs::path(global.config_file);
+        const fs::path config = config_file_path(global.config_file, process_environment());
         auto settings = resolve_connection(global.connection, process_environment(), config);
         if (!settings) {
             return fail("qr", settings.error().message, kExitUsage);

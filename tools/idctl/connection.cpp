@@ -94,6 +94,10 @@ Source pick(std::string& out, const std::optional<T>& flag, const std::optional<
 
 } // namespace
 
+std::filesystem::path config_file_path(const std::string& flag, const EnvLookup& env) {
+    return flag.empty() ? default_config_path(env) : std::filesystem::path(flag);
+}
+
 registry::Result<ConnectionSettings> resolve_connection(const ConnectionFlags& flags,
                                                         const EnvLookup& env,
                                                         const std::filesystem::path& config_file) {

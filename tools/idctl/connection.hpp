@@ -50,6 +50,8 @@ EnvLookup process_environment();
 /// $XDG_CONFIG_HOME/idctl/config.toml, else $HOME/.config/idctl/config.toml; empty path when
 /// neither variable is set.
 std::filesystem::path default_config_path(const EnvLookup& env);
+/// The config file to read: `flag` (--config) when given, else default_config_path(env).
+std::filesystem::path config_file_path(const std::string& flag, const EnvLookup& env);
 
 /// Resolves the settings. A missing config file is fine; an unreadable or malformed one, an
 /// unknown key, a non-string value, `--password` without `--user` (or the reverse), both

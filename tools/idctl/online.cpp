@@ -9,9 +9,7 @@ namespace idnode::idctl {
 int open_client(const std::string& command, const GlobalOptions& global,
                 std::optional<sdk::Client>& out, int max_connections) {
     const EnvLookup env = process_environment();
-    const std::filesystem::path file = global.config_file.empty()
-                                           ? default_config_path(env)
-                                           : std::filesystem::path(global.config_file);
+    const std::filesystem::path file = config_file_path(global.config_file, env);
     auto settings = resolve_connection(global.connection, env, file);
     if (!settings) {
         return fail(command, settings.error().message, kExitUsage);

@@ -159,6 +159,20 @@ class AccountRoutes final : public RouteFamily {
         return locked_account(req, name, t.account, t.lock);
     }
 
+    /// An admin's change of the {user} account, read under its lock (locked_account). `own`: the
+    /// change an admin may not make to its own account ("disable", "delete"), or nullptr.
+    std::optional<Response> admin_target(const Request& req, RequestContext& ctx, const char* own,
+                                         Principal& who, Account& target,
+                                         std::shared_ptr<node::AccountLock>& lock) {
+        if (auto r = require_admin(api_, req, ctx, who))
+            return r;
+        const std::string name = percent_decode(ctx.param("user")).value_or("");
+        if (own != nullptr && name == who.username)
+            return error_response(req, http::status::conflict, "own_account",
+                                  "an admin cannot " + std::string(own) + " its own account");
+        return locked_account(req, name, target, lock);
+    }
+
     /// Takes the lock of account `name` and reads it (404 when absent, 409 when another change
     /// of it is under way).
     std::optional<Response> locked_account(const Request& req, const std::string& name,
@@ -297,15 +311,10 @@ class AccountRoutes final : public RouteFamily {
     /// keys and the password work again.
     void set_disabled(Request&& req, Responder responder, bool disabled) {
         Principal who;
-        if (auto r = require_admin(api_, req, responder.context(), who))
-            return responder.send(*r);
-        const std::string name = percent_decode(responder.context().param("user")).value_or("");
-        if (disabled && name == who.username)
-            return responder.send(error_response(req, http::status::conflict, "own_account",
-                                                 "an admin cannot disable its own account"));
         Account a;
         std::vector<std::shared_ptr<node::AccountLock>> locks(1);
-        if (auto r = locked_account(req, name, a, locks[0]))
+        if (auto r = admin_target(req, responder.context(), disabled ? "disable" : nullptr, who, a,
+                                  locks[0]))
             return responder.send(*r);
         if (a.disabled == disabled)
             return responder.send(
@@ -356,15 +365,9 @@ class AccountRoutes final : public RouteFamily {
     /// names them in another account.
     void delete_account(Request&& req, Responder responder) {
         Principal who;
-        if (auto r = require_admin(api_, req, responder.context(), who))
-            return responder.send(*r);
-        const std::string name = percent_decode(responder.context().param("user")).value_or("");
-        if (name == who.username)
-            return responder.send(error_response(req, http::status::conflict, "own_account",
-                                                 "an admin cannot delete its own account"));
         Account a;
         std::vector<std::shared_ptr<node::AccountLock>> locks(1);
-        if (auto r = locked_account(req, name, a, locks[0]))
+        if (auto r = admin_target(req, responder.context(), "delete", who, a, locks[0]))
             return responder.send(*r);
         if (auto r = keep_an_admin(req, a, locks))
             return responder.send(*r);
