@@ -25,6 +25,7 @@
 //
 // Prints a table, the server's own counters in --self mode, then `bench:` lines (DESIGN §5.6).
 // Traffic goes only where HOST:PORT says; use a loopback address on shared machines.
+#include "coil_values.hpp"
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
 #include "idnode/resolver/handle_server.hpp"
@@ -469,26 +470,6 @@ Result run_tcp(const sockaddr_storage& server, socklen_t server_length, const Re
 
 // ---- --self: registry + server in this process -------------------------------------------------
 
-/// About 400 encoded bytes: a URL plus six template-like fields of a steel record (as
-/// registry_bench).
-std::vector<reg::HandleValue> record_values(std::uint64_t i) {
-    auto value = [](std::int32_t index, std::string type, std::string data) {
-        reg::HandleValue v;
-        v.index = index;
-        v.type = std::move(type);
-        v.data = std::move(data);
-        return v;
-    };
-    const std::string n = std::to_string(i);
-    return {value(1, "URL", "https://steel.example.cn/coil/" + n),
-            value(2000, "heat_no", "H2024-" + n),
-            value(2001, "grade", "Q235B"),
-            value(2002, "standard", "GB/T 700-2006"),
-            value(2003, "dimensions", "2.75x1250 mm"),
-            value(2004, "batch", "B" + n + "-07"),
-            value(2005, "mill_cert", "MC-2024-" + n + "-HRC-QA-LINE2")};
-}
-
 void load_registry(reg::Registry& registry, const std::string& prefix, std::uint64_t records) {
     const auto start = Clock::now();
     constexpr std::uint64_t kBatch = 1000;
@@ -496,7 +477,8 @@ void load_registry(reg::Registry& registry, const std::string& prefix, std::uint
         reg::WriteBatch batch;
         for (std::uint64_t j = i; j < std::min(records, i + kBatch); ++j) {
             batch.ops.push_back(reg::PutRecord{reg::parse_handle(handle_text(prefix, j)).value(),
-                                               record_values(j), reg::PutMode::create});
+                                               idnode::bench::coil_values(j),
+                                               reg::PutMode::create});
         }
         for (const auto& r : registry.write(std::move(batch))) {
             if (!r.ok()) {

@@ -11,6 +11,7 @@
 //   html_page_bench [--requests N] [--dir PATH]
 //
 // Prints a table, then `bench:` lines (DESIGN §5.6).
+#include "coil_values.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/node_api.hpp"
@@ -95,13 +96,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "cannot store the prefix\n");
             return 1;
         }
-        auto value = [](std::int32_t index, std::string type, std::string data) {
-            reg::HandleValue v;
-            v.index = index;
-            v.type = std::move(type);
-            v.data = std::move(data);
-            return v;
-        };
+        using idnode::bench::value;
         // Ten public values typical of a steel coil, one private.
         std::vector<reg::HandleValue> values{value(1, "DESC", "热轧卷板 Q235B 4.75×1500×C"),
                                              value(2, "EMAIL", "quality@baosteel.example.cn"),

@@ -25,6 +25,7 @@
 // Files are written on this thread while the registry's writer commits the previous batch.
 //
 // Prints one summary line: records, seconds, average encoded record and body bytes.
+#include "idnode/codec/values_json.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/registry.hpp"
@@ -123,47 +124,6 @@ std::vector<HandleValue> steel_record(std::uint64_t i, std::uint64_t seed) {
             value(2005, "mill_cert", cert),
             value(2006, "delivery_condition", conditions[rng.below(std::size(conditions))]),
             value(2007, "production_date", date)};
-}
-
-/// A JSON string as boost::json::serialize writes it: '"' and '\\' escaped, control characters
-/// as \b \f \n \r \t or \u00XX, everything else (including '/' and non-ASCII UTF-8) verbatim.
-void json_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out.push_back(ch);
-            }
-        }
-    }
-    out.push_back('"');
 }
 
 std::string fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -280,15 +240,15 @@ std::vector<HandleValue> optoelectronics_record(std::uint64_t i, std::uint64_t s
 /// One NDJSON line of `idctl load` / POST /api/v1/bulk for a record of text values.
 std::string ndjson_line(std::string_view handle, const std::vector<HandleValue>& values) {
     std::string out = "{\"handle\":";
-    json_string(out, handle);
+    idnode::codec::append_json_string(out, handle);
     out += ",\"values\":[";
     for (std::size_t k = 0; k < values.size(); ++k) {
         if (k)
             out.push_back(',');
         out += "{\"index\":" + std::to_string(values[k].index) + ",\"type\":";
-        json_string(out, values[k].type);
+        idnode::codec::append_json_string(out, values[k].type);
         out += ",\"data\":{\"format\":\"string\",\"value\":";
-        json_string(out, values[k].data);
+        idnode::codec::append_json_string(out, values[k].data);
         out += "}}";
     }
     out += "]}\n";
@@ -311,7 +271,7 @@ std::string handle_body(std::string_view handle, const std::vector<HandleValue>&
     std::string out;
     out.reserve(1024);
     out += "{\"responseCode\":1,\"handle\":";
-    json_string(out, handle);
+    idnode::codec::append_json_string(out, handle);
     out += ",\"values\":[";
     bool first = true;
     for (const auto& v : values) {
@@ -319,9 +279,9 @@ std::string handle_body(std::string_view handle, const std::vector<HandleValue>&
             out.push_back(',');
         first = false;
         out += "{\"index\":" + std::to_string(v.index) + ",\"type\":";
-        json_string(out, v.type);
+        idnode::codec::append_json_string(out, v.type);
         out += ",\"data\":{\"format\":\"string\",\"value\":";
-        json_string(out, v.data);
+        idnode::codec::append_json_string(out, v.data);
         out += "},\"ttl\":" + std::to_string(v.ttl) + ",\"timestamp\":\"" + timestamp + "\"}";
     }
     out += "]}";

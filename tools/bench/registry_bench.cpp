@@ -11,6 +11,7 @@
 // --gets-only runs phases 1 and 3 (tools/bench/run's scaling row needs only the reads; a durable
 // random-order load of 10 M records alone would take most of an hour on this machine).
 // Prints a table, then one `bench: <name> <value> <unit>` line per figure.
+#include "coil_values.hpp"
 #include "idnode/registry/registry.hpp"
 
 #include <CLI/CLI.hpp>
@@ -39,25 +40,6 @@ std::string handle_text(std::uint64_t i) {
     return buf;
 }
 
-/// About 400 encoded bytes: a URL plus six template-like fields of a steel record.
-std::vector<HandleValue> record_values(std::uint64_t i) {
-    auto value = [](std::int32_t index, std::string type, std::string data) {
-        HandleValue v;
-        v.index = index;
-        v.type = std::move(type);
-        v.data = std::move(data);
-        return v;
-    };
-    const std::string n = std::to_string(i);
-    return {value(1, "URL", "https://steel.example.cn/coil/" + n),
-            value(2000, "heat_no", "H2024-" + n),
-            value(2001, "grade", "Q235B"),
-            value(2002, "standard", "GB/T 700-2006"),
-            value(2003, "dimensions", "2.75x1250 mm"),
-            value(2004, "batch", "B" + n + "-07"),
-            value(2005, "mill_cert", "MC-2024-" + n + "-HRC-QA-LINE2")};
-}
-
 std::unique_ptr<Registry> open_fresh(const std::filesystem::path& dir) {
     std::filesystem::remove_all(dir);
     RegistryOptions o;
@@ -74,7 +56,7 @@ double load(Registry& registry, const std::vector<std::uint64_t>& order) {
         WriteBatch batch;
         for (std::size_t j = i; j < std::min(order.size(), i + kBatch); ++j) {
             batch.ops.push_back(PutRecord{parse_handle(handle_text(order[j])).value(),
-                                          record_values(order[j]), PutMode::create});
+                                          idnode::bench::coil_values(order[j]), PutMode::create});
         }
         for (const auto& r : registry.write(std::move(batch))) {
             if (r.outcome != Outcome::created) {
@@ -309,8 +291,9 @@ int main(int argc, char** argv) {
                 while (!stop.load(std::memory_order_relaxed)) {
                     const auto i = next.fetch_add(1);
                     const auto t0 = Clock::now();
-                    auto r = registry->write(PutRecord{parse_handle(handle_text(i)).value(),
-                                                       record_values(i), PutMode::create});
+                    auto r =
+                        registry->write(PutRecord{parse_handle(handle_text(i)).value(),
+                                                  idnode::bench::coil_values(i), PutMode::create});
                     if (r.outcome != Outcome::created) {
                         std::fprintf(stderr, "group write failed: %s\n", r.error.message.c_str());
                         std::exit(1);
