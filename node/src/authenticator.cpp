@@ -47,7 +47,7 @@ std::string token_signature(const registry::Account& account, std::string_view p
 }
 
 
-/// The server's local calendar date ("today, server time": docs/api.md#snms-login).
+/// The server's local calendar date ("today, server time": docs/api.md#snms-compatible-api).
 std::string local_date(std::int64_t unix_seconds) {
     const std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};

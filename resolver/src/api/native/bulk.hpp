@@ -1,4 +1,4 @@
-// The NDJSON bulk upload (DESIGN §5.3 Bulk), independent of sockets: a BodyConsumer that turns
+// The NDJSON bulk upload (docs/api.md#bulk), independent of sockets: a BodyConsumer that turns
 // the streamed body into registry write batches and writes NDJSON results to a StreamChannel.
 // Internal to the resolver.
 //

@@ -49,7 +49,7 @@ private:
         if (mode == "create") {
             options.mode = PutMode::create;
         } else if (mode == "upsert" || mode == "replace") {
-            options.mode = PutMode::upsert; // DESIGN: replace on a missing record creates it
+            options.mode = PutMode::upsert; // docs/api.md#bulk: replace creates a missing record
         } else {
             return refuse(http::status::bad_request, "invalid_query",
                           "mode must be create, upsert or replace");
