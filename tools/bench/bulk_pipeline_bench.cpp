@@ -7,7 +7,7 @@
 //
 //   bulk_pipeline_bench [--records N] [--order asc|random] [--dir DIR]
 //
-// Prints a table and `bench:` lines (DESIGN §5.6).
+// Prints a table and `bench:` lines (docs/performance.md).
 #include "api/native/bulk.hpp"
 #include "idnode/codec/template_json.hpp"
 #include "idnode/node/records.hpp"
