@@ -1,6 +1,6 @@
 // The bulk endpoint's server-side cost without sockets or TLS: NDJSON lines (the steel template's
 // records, tools/bench/steel_record.hpp) fed in 64 KiB pieces to the same BulkUpload the route
-// uses (resolver/src/api/bulk.cpp), template step (record_write.hpp) included, into a real
+// uses (resolver/src/api/native/bulk.cpp), template step (node/records.hpp) included, into a real
 // durable registry. CPU time is reported per record for the parsing thread and for the whole
 // process (parsing + writer), so the figure is comparable across runs on a busy machine where
 // wall time is not.

@@ -277,7 +277,7 @@ using BulkLineObserver = std::function<void(const char* status, std::uint64_t co
 class BulkUpload : public std::enable_shared_from_this<BulkUpload> {
 public:
     /// Authorises one record and prepares its values for storage (template validation, the
-    /// TEMPLATE value, non-public template items: record_write.hpp); a refusal fails the line.
+    /// TEMPLATE value, non-public template items: node/records.hpp); a refusal fails the line.
     using Check = std::function<std::optional<LineError>(const registry::Handle&,
                                                          std::vector<registry::HandleValue>&)>;
     /// Offers a batch to the writer without blocking (Registry::try_submit's contract): queued

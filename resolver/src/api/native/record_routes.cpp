@@ -144,7 +144,7 @@ private:
                                  std::vector<HandleValue>& values) -> std::optional<LineError> {
             if (auto refusal = authorise(h))
                 return refusal;
-            // The shared write step (record_write.hpp), only for records that name a template:
+            // The shared write step (node/records.hpp), only for records that name a template:
             // free-form records have nothing to prepare, and stay on the fast path.
             if (std::none_of(values.begin(), values.end(), [](const HandleValue& v) {
                     return v.index == registry::kIndexTemplate;
