@@ -1,7 +1,7 @@
 // Handle protocol 2.x message codec (RFC 3651/3652 as spoken by HANDLE.NET 9;
 // docs/handle-protocol.md#messages).
 //
-// A message on the wire is
+// A message on the wire is (section numbers are RFC 3652's)
 //
 //   envelope (20 bytes, §2.2.1)   major:u8 minor:u8 flags_and_suggested_major:u8 suggested_minor:u8
 //                                 session_id:u32 request_id:u32 message_id:u32 message_length:u32
