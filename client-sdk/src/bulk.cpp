@@ -1,4 +1,4 @@
-// Client::bulk — POST /api/v1/bulk (DESIGN §5.3) over N parallel streams.
+// Client::bulk — POST /api/v1/bulk (docs/api.md#bulk) over N parallel streams.
 //
 // Each stream is one thread with its own connection. It sends one chunked NDJSON request and
 // reads the NDJSON answer at the same time (both asynchronous on the connection's io_context, run

@@ -272,7 +272,7 @@ Result<Record> Client::resolve(std::string_view handle, const ResolveFilter& fil
 }
 
 Result<std::vector<Record>> Client::resolve_many(const std::vector<std::string>& handles) const {
-    constexpr std::size_t kMaxPerRequest = 1000; // DESIGN §5.3
+    constexpr std::size_t kMaxPerRequest = 1000; // docs/api.md#batch-resolve
     std::vector<Record> out(handles.size());
     // Positions still to ask for. The node answers a handle it was asked twice in one request
     // once ({"sameAs": i}, copied here), and records past the size limit of one answer RC 3

@@ -243,8 +243,8 @@ Result<std::string> Client::Impl::fetch_token() {
                           r->status);
     if (r->status >= 400)
         return error_from_response(r->status, r->body);
-    // SNMS envelope (DESIGN §5.2): {"status":1,"data":{"token":…}}; failures are HTTP 200 with
-    // status -1/-2 and a message.
+    // SNMS envelope (docs/api.md#snms-compatible-api): {"status":1,"data":{"token":…}}; failures
+    // are HTTP 200 with status -1/-2 and a message.
     error_code ec;
     json::value v = json::parse(r->body, ec);
     const json::object* o = ec ? nullptr : v.if_object();

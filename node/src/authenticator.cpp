@@ -262,7 +262,7 @@ AuthOutcome Authenticator::from_token(const registry::ReadSnapshot& snapshot,
         return fail(client_ip, {}, "invalid token");
     }
     // Before the generation, which disabling bumps: a disabled account's client is told so,
-    // and that is not a failed login (auth.hpp).
+    // and that is not a failed login (authenticator.hpp).
     if (account->disabled)
         return admit(*account, Credential::token);
     if (generation != account->token_generation)

@@ -112,8 +112,9 @@ Response error_response(const Request& request, http::status status, std::string
 
 namespace {
 
-// Handle RCs: 2 error, 3 server too busy, 4 protocol error (DESIGN §5.1: unknown route → RC 4;
-// RC 3 ↔ 503). SNMS: -2 business error with a readable message, -4 internal error (DESIGN §5.2).
+// Handle RCs: 2 error, 3 server too busy, 4 protocol error (unknown route → RC 4; RC 3 ↔ 503).
+// SNMS: -2 business error with a readable message, -4 internal error. The table is the one in
+// docs/api.md#error-bodies.
 constexpr RefusalRow kRefusals[] = {
     // bad_request
     {http::status::bad_request, "bad_request", 4, -2, "请求格式错误"},

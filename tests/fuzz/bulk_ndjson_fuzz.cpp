@@ -1,5 +1,5 @@
-// libFuzzer entry point for the bulk upload body (POST /api/v1/bulk, DESIGN §5.3,
-// resolver/src/api/bulk.hpp): the input is an NDJSON body.
+// libFuzzer entry point for the bulk upload body (POST /api/v1/bulk, docs/api.md#bulk,
+// resolver/src/api/native/bulk.hpp): the input is an NDJSON body.
 //
 // The splitter: the server receives the body in pieces of any size, so the body is fed to
 // NdjsonSplitter in one piece, one byte at a time, and in pieces whose sizes come from a

@@ -1,5 +1,5 @@
-// libFuzzer entry point for the body of PUT /api/handles/{handle} (DESIGN §5.1), fed the way
-// node_api.cpp's put_handle feeds it: boost::json::parse of the raw body, then
+// libFuzzer entry point for the body of PUT /api/handles/{handle} (docs/api.md#write), fed the way
+// handle_rest/routes.cpp's put_handle feeds it: boost::json::parse of the raw body, then
 // record_values_from_json ({"values":[…], "templateVersion"?} or a bare values array; values with
 // data formats string, base64, hex and admin).
 //

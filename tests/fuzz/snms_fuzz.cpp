@@ -1,5 +1,6 @@
-// libFuzzer entry point for the JSON request bodies of the SNMS API (DESIGN §5.2,
-// resolver/src/api/snms_api.cpp), fed the way its routes feed them after boost::json::parse:
+// libFuzzer entry point for the JSON request bodies of the SNMS API
+// (docs/api.md#snms-compatible-api, resolver/src/api/snms/), fed the way its routes feed them after
+// boost::json::parse:
 // - an object: POST|PUT /identityv2/data -> snms_record_from_json; and POST /snms/api/v5/template
 //   -> template_from_json, validate_template, template_key;
 // - an array: batchCreate/batchUpdate -> record_json_sizes (the per-record limit) and

@@ -1,9 +1,9 @@
-// Account credentials and administration against the real idnode binary (README "Accounts and
-// credentials"): a login token or an API key cannot mint a lasting credential without the
-// current password; revoking an account's tokens can revoke its API keys; admins disable,
-// enable and delete accounts and take prefixes away from them, and each takes effect at once on
-// every API a credential is used on (Handle REST, native, SNMS), also on a kept-alive
-// connection that authenticated before.
+// Account credentials and administration against the real idnode binary
+// (docs/api.md#accounts-and-credentials): a login token or an API key cannot mint a lasting
+// credential without the current password; revoking an account's tokens can revoke its API keys;
+// admins disable, enable and delete accounts and take prefixes away from them, and each takes
+// effect at once on every API a credential is used on (Handle REST, native, SNMS), also on a
+// kept-alive connection that authenticated before.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
 

@@ -1,8 +1,9 @@
 // Small anonymous requests must not buy large answers, unbounded memory or unbounded metrics, and a
-// fresh node limits anonymous floods (DESIGN §5.3, §5.4, §8), against the real idnode binary:
-// batch resolve of repeated and of many large records (answer size, node RSS, a concurrent GET,
-// the SDK asking again for deferred records), the rate counted per handle, per-IP for anonymous
-// callers only, junk HTTP methods and /metrics, and the default limits.rate_per_ip.
+// fresh node limits anonymous floods (docs/api.md#batch-resolve, #request-rates,
+// docs/configuration.md#limits), against the real idnode binary: batch resolve of repeated and of
+// many large records (answer size, node RSS, a concurrent GET, the SDK asking again for deferred
+// records), the rate counted per handle, per-IP for anonymous callers only, junk HTTP methods and
+// /metrics, and the default limits.rate_per_ip.
 #include "harness.hpp"
 #include "json_helpers.hpp"
 

@@ -1,9 +1,11 @@
-// The role x route authorisation matrix against the real idnode binary (issue 3), and the body
-// shape of server-level errors per API family (README "Error bodies").
+// The role x route authorisation matrix against the real idnode binary
+// (docs/api.md#authorisation-matrix), and the body shape of server-level errors per API family
+// (docs/api.md#error-bodies).
 //
-// The matrix is one table: a row is (role, method, target, body) and the expected HTTP status,
-// the Handle responseCode / native error code / SNMS envelope status, and, for reads, exactly
-// which value indices the caller sees (private values hidden or visible as DESIGN §3 says).
+// The matrix is one table: a row is (role, method, target, body) and the expected HTTP status, the
+// Handle responseCode / native error code / SNMS envelope status, and, for reads, exactly which
+// value indices the caller sees (private values hidden or visible as docs/data-model.md#values
+// says).
 //
 // Failed logins are throttled per client IP and per account (10 a minute), so every row with bad
 // credentials comes from its own loopback address, and wrong passwords are spread over several
@@ -295,7 +297,7 @@ void check_row(const Row& row, const Response& r) {
         REQUIRE_MESSAGE(body.is_object(), r.body());
         CHECK_MESSAGE(body.at("responseCode").as_int64() == e.code, r.body());
         CHECK_FALSE(body.as_object().contains("error"));
-        if (e.code != 1 && e.code != 100) // DESIGN §5.1: not found is RC 100 and the handle
+        if (e.code != 1 && e.code != 100) // docs/api.md#resolve: not found is RC 100 and the handle
             CHECK_MESSAGE(body.as_object().contains("message"), r.body());
         if (e.visible)
             CHECK(indices(body.at("values").as_array()) == *e.visible);
@@ -403,7 +405,7 @@ TEST_CASE("authorisation matrix: every role on every route family") {
     };
 
     const std::vector<Row> rows = {
-        // ---- GET /api/handles/{h}: public values for everyone, private ones per DESIGN §3 ----
+        // ---- GET /api/handles/{h}: public for all, private per docs/data-model.md#values ----
         {anonymous, V::get, h8, {}, H(S::ok, 1, pub)},
         {bad_key, V::get, h8, {}, bad401h},
         {bad_password, V::get, h8, {}, bad401h},
@@ -476,7 +478,7 @@ TEST_CASE("authorisation matrix: every role on every route family") {
         {steel, V::get, "/api/prefixes", {}, H(S::ok, 1)},
         {admin, V::get, "/api/prefixes", {}, H(S::ok, 1)},
 
-        // ---- admin routes (DESIGN §5.3): prefixes ----
+        // ---- admin routes (docs/api.md#prefixes): prefixes ----
         {anonymous, V::post, "/api/v1/prefixes", new_prefix, bad401n},
         {bad_key, V::post, "/api/v1/prefixes", new_prefix, bad401n},
         {bad_password, V::post, "/api/v1/prefixes", new_prefix, bad401n},
@@ -520,7 +522,8 @@ TEST_CASE("authorisation matrix: every role on every route family") {
         {reader, V::get, "/api/v1/accounts", {}, forbidden},
         {steel, V::get, "/api/v1/accounts", {}, forbidden},
         {admin, V::get, "/api/v1/accounts", {}, N(S::ok)},
-        // Passwords and keys: an admin for any account, an account for itself (README).
+        // Passwords and keys: an admin for any account, an account for itself
+        // (docs/api.md#authorisation-matrix).
         {anonymous, V::put, "/api/v1/accounts/pharma/password", R"({"password":"pharma-new-1"})",
          bad401n},
         {bad_key, V::put, "/api/v1/accounts/pharma/password", R"({"password":"pharma-new-1"})",
@@ -670,7 +673,8 @@ TEST_CASE("authorisation matrix: every role on every route family") {
         {steel, V::delete_, "/api/v1/templates/88.118.8/del-1", {}, plain(S::no_content)},
         {admin, V::delete_, "/api/v1/templates/88.118.9/del-1", {}, plain(S::no_content)},
 
-        // ---- SNMS (DESIGN §5.2): HTTP 200, status 1 / -1 not logged in / -3 no permission ----
+        // ---- SNMS: HTTP 200, status 1 / -1 not logged in / -3 no permission ----
+        // (docs/api.md#snms-compatible-api)
         {anonymous, V::post, "/identity/token",
          R"({"username":"steel","password":")" + n.steel_password + R"("})", E(1)},
         {anonymous, V::post, "/identity/token",
@@ -1042,7 +1046,8 @@ TEST_CASE("429 in the shape of each API family: per-IP limit and failed-login th
             attacker.request(V::get, t.path, {}, {{"Authorization", bad}});
         const Response r = attacker.request(V::get, t.path, {}, {{"Authorization", bad}});
         if (t.family == Family::snms) {
-            // SNMS handlers answer HTTP 200 with the envelope (DESIGN §5.2); -2 with the reason.
+            // SNMS handlers answer HTTP 200 with the envelope
+            // (docs/api.md#snms-compatible-api); -2 with the reason.
             CHECK(r.result() == S::ok);
             const auto body = parse(r.body());
             CHECK(body.at("status").as_int64() == -2);

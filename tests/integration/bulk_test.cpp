@@ -1,6 +1,6 @@
-// The streaming bulk endpoint and batch resolution (DESIGN §5.3) against the real idnode binary:
-// per-line outcomes, idempotent re-sends, Idempotency-Key, disconnects mid-stream, concurrent
-// uploads, flat server memory on a large body, batch resolve and stats.
+// The streaming bulk endpoint and batch resolution (docs/api.md#bulk, #batch-resolve) against the
+// real idnode binary: per-line outcomes, idempotent re-sends, Idempotency-Key, disconnects
+// mid-stream, concurrent uploads, flat server memory on a large body, batch resolve and stats.
 #include "harness.hpp"
 #include "json_helpers.hpp"
 

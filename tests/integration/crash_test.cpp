@@ -1,8 +1,9 @@
-// Crash safety (issue 9): the real `idnode` killed with SIGKILL at random moments of an online bulk
-// load, and `idctl load --offline` killed mid-way. After every kill: the environment opens,
-// `idctl verify` finds nothing (records decode, counters match, the change log is contiguous and
-// replays to the data), every acknowledged record is present with exactly the values sent, and no
-// record is partial (each stored record is exactly one of the versions that were sent for it).
+// Crash safety (docs/storage.md#crash-safety): the real `idnode` killed with SIGKILL at random
+// moments of an online bulk load, and `idctl load --offline` killed mid-way. After every kill: the
+// environment opens, `idctl verify` finds nothing (records decode, counters match, the change log
+// is contiguous and replays to the data), every acknowledged record is present with exactly the
+// values sent, and no record is partial (each stored record is exactly one of the versions that
+// were sent for it).
 //
 // Iterations: IDNODE_CRASH_ITERATIONS (default 20; 6 under IDNODE_TEST_REDUCED=1, the sanitizer
 // run). The random seed is printed; IDNODE_CRASH_SEED replays a run.

@@ -1,9 +1,9 @@
-// Hostile clients against the real idnode binary (issue 9): slow senders, connection floods,
-// request smuggling shapes, malformed and oversize headers, weak TLS, Handle protocol garbage.
-// Every case checks that a legitimate client is still served while (or right after) the attack
-// runs. Simpler cases live elsewhere: 431/413 and a single slow header in limits_test.cpp, plain
-// HTTP on the TLS port, TLS 1.1 and CBC-only TLS 1.2 in https_test.cpp, failed-login throttling
-// in handle_api_test.cpp.
+// Hostile clients against the real idnode binary (docs/api.md#hostile-clients): slow senders,
+// connection floods, request smuggling shapes, malformed and oversize headers, weak TLS, Handle
+// protocol garbage. Every case checks that a legitimate client is still served while (or right
+// after) the attack runs. Simpler cases live elsewhere: 431/413 and a single slow header in
+// limits_test.cpp, plain HTTP on the TLS port, TLS 1.1 and CBC-only TLS 1.2 in https_test.cpp,
+// failed-login throttling in handle_api_test.cpp.
 #include "harness.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
 
@@ -362,7 +362,7 @@ TEST_CASE("request smuggling shapes and malformed headers get 400 and lose the c
         }
         CHECK(response.result() == http::status::bad_request);
         // The Handle shape when the request line named a path (/x), the native one when it
-        // could not be parsed (README "Error bodies"; each exactly in integration_authz_test).
+        // could not be parsed (docs/api.md#error-bodies; each exactly in integration_authz_test).
         CHECK((response.body().find(R"("code":"bad_request")") != std::string::npos ||
                response.body().find(R"({"responseCode":4,"message":)") == 0));
         CHECK_FALSE(response.keep_alive());

@@ -1,7 +1,7 @@
-// The resolution pages, proxy redirects and QR codes against the real idnode binary (issue 10):
-// content negotiation, statuses and headers over HTTPS; a QR PNG decoded with zbarimg; and a
-// headless Chromium (driven through chromedriver's WebDriver HTTP API) that opens the search
-// page, types an identifier, submits, and reads what a person would see.
+// The resolution pages, proxy redirects and QR codes against the real idnode binary
+// (docs/api.md#pages-and-qr-codes): content negotiation, statuses and headers over HTTPS; a QR PNG
+// decoded with zbarimg; and a headless Chromium (driven through chromedriver's WebDriver HTTP API)
+// that opens the search page, types an identifier, submits, and reads what a person would see.
 #include "harness.hpp"
 
 #include <boost/asio/connect.hpp>

@@ -1,5 +1,5 @@
-// Server-level limits of the real idnode binary (DESIGN §8): header and body size, slow and idle
-// clients, connection cap, per-IP rate limit.
+// Server-level limits of the real idnode binary (docs/api.md#limits): header and body size, slow
+// and idle clients, connection cap, per-IP rate limit.
 #include "harness.hpp"
 
 #include <doctest/doctest.h>
@@ -39,7 +39,7 @@ TEST_CASE("an oversize header gets 431 and an oversize body 413, both as JSON") 
         client.request(http::verb::get, "/x", {}, {{"X-Pad", std::string(3000, 'a')}});
     CHECK(big_header.result() == http::status::request_header_fields_too_large);
     CHECK(big_header[http::field::content_type] == "application/json");
-    // /x is a Handle path (the proxy route): the Handle shape, RC 4 (README "Error bodies").
+    // /x is a Handle path (the proxy route): the Handle shape, RC 4 (docs/api.md#error-bodies).
     CHECK(big_header.body().find(R"({"responseCode":4,"message":)") == 0);
     CHECK_FALSE(big_header.keep_alive());
     CHECK(client.wait_closed(3s));

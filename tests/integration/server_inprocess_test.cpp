@@ -131,7 +131,7 @@ TEST_CASE("a throwing handler yields 500, a silent one too, and the connection g
     InProcessServer server(router);
     HttpsClient client(server.port(), server.tls());
     client.connect();
-    // The 500 body takes the shape of the path's API family (http.hpp, README "Error bodies").
+    // The 500 body takes the shape of the path's API family (http.hpp, docs/api.md#error-bodies).
     const Response thrown = client.request(http::verb::get, "/throw");
     CHECK(thrown.result() == http::status::internal_server_error);
     CHECK(thrown.body() == R"({"responseCode":2,"message":"internal error"})");

@@ -1,7 +1,8 @@
-// The SNMS-compatible API and templates against the real idnode binary (issue 4): the SNMS client
-// flow (tokens, template, register, detail, update, batches, disabled items, delete in use),
-// validation on the Handle REST write path, cross-API visibility, private template items hidden
-// from anonymous callers on both APIs, and the native template routes.
+// The SNMS-compatible API and templates against the real idnode binary
+// (docs/api.md#snms-compatible-api): the SNMS client flow (tokens, template, register, detail,
+// update, batches, disabled items, delete in use), validation on the Handle REST write path,
+// cross-API visibility, private template items hidden from anonymous callers on both APIs, and the
+// native template routes.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
 
@@ -493,7 +494,7 @@ std::string header_only(const std::string& target, std::size_t length, const std
 }
 
 /// The message of a server-level refusal: the SNMS envelope's on SNMS paths, the native error's
-/// on /api/v1 (README "Error bodies").
+/// on /api/v1 (docs/api.md#error-bodies).
 std::string error_message(const Response& r) {
     const auto body = body_of(r);
     if (const auto* error = body.as_object().if_contains("error"))

@@ -1,14 +1,14 @@
-// Full storage (DESIGN §4): a node with a small node.max_db_size fills up. Then every write path
-// says "storage full" precisely (Handle REST 507 RC 2, bulk per-line `storage_full`, SNMS status
-// -2 with a message), reads keep working, and the database stays consistent (`idctl verify`).
-// After raising the limit and restarting, writes resume.
+// Full storage (docs/storage.md#map-size-and-storage-full): a node with a small node.max_db_size
+// fills up. Then every write path says "storage full" precisely (Handle REST 507 RC 2, bulk
+// per-line `storage_full`, SNMS status -2 with a message), reads keep working, and the database
+// stays consistent (`idctl verify`). After raising the limit and restarting, writes resume.
 //
 // A full filesystem (the data directory on a small tmpfs, mounted by the test when it runs as
 // root) answers the same, is logged once per episode, shows in /readyz and /metrics, and writes
 // resume by themselves once space is freed.
 //
 // The Handle protocol server (TCP/UDP 2641) answers RESOLUTION and GET_SITE_INFO only; it has no
-// write operations, so its RC 2 for storage full cannot arise (see README).
+// write operations, so its RC 2 for storage full cannot arise (docs/handle-protocol.md#operations).
 #include "harness.hpp"
 #include "json_helpers.hpp"
 

@@ -1,6 +1,6 @@
-// BulkLineParser (resolver/src/api/bulk.hpp) against the general path parse_bulk_line: for every
-// line, the same result (record: handle and values; error: handle, code, message; blank), and the
-// line takes the path the table says (so that the scanner really is exercised and really steps
+// BulkLineParser (resolver/src/api/native/bulk.hpp) against the general path parse_bulk_line: for
+// every line, the same result (record: handle and values; error: handle, code, message; blank), and
+// the line takes the path the table says (so that the scanner really is exercised and really steps
 // aside). The bulk_ndjson fuzz target checks the same equality on arbitrary lines.
 #include "api/native/bulk.hpp"
 

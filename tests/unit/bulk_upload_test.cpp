@@ -1,5 +1,5 @@
-// The NDJSON bulk logic (resolver/src/api/bulk.cpp) without a socket: a StreamChannel of the test
-// collects the output and runs posted work on the test thread; the registry is real.
+// The NDJSON bulk logic (resolver/src/api/native/bulk.cpp) without a socket: a StreamChannel of the
+// test collects the output and runs posted work on the test thread; the registry is real.
 #include "../common/writer_gate.hpp"
 #include "api/native/bulk.hpp"
 #include "temp_dir.hpp"

@@ -53,7 +53,7 @@ TEST_CASE("an empty document gives every documented default") {
     CHECK(c.limits.header_timeout == std::chrono::seconds(10));
     CHECK(c.limits.idle_timeout == std::chrono::seconds(60));
     CHECK(c.limits.max_connections == 10000);
-    CHECK(c.limits.rate_per_ip == 200); // on by default (DESIGN §5.4)
+    CHECK(c.limits.rate_per_ip == 200); // on by default (docs/configuration.md#limits)
     CHECK(c.limits.rate_per_account == 0);
     CHECK(c.limits.idempotency_ttl_s == 86400);
     CHECK(c.log.level == "info");

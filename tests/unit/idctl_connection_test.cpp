@@ -1,4 +1,4 @@
-// idctl's connection settings: flags, else environment, else config file (DESIGN §5.5).
+// idctl's connection settings: flags, else environment, else config file (idctl(1)).
 #include "connection.hpp"
 #include "temp_dir.hpp"
 

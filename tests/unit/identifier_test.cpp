@@ -1,4 +1,4 @@
-// Identifier grammar (registry/include/idnode/registry/identifier.hpp, DESIGN §2).
+// Identifier grammar (registry/include/idnode/registry/identifier.hpp, docs/identifiers.md).
 #include "idnode/registry/identifier.hpp"
 
 #include <doctest/doctest.h>

@@ -1,5 +1,6 @@
-// The four seed templates in conf/templates/ (issue 4) parse, pass the structural validation with
-// a prefix, carry distinct versions, and each has at least one private (public:false) item.
+// The four seed templates in conf/templates/ (docs/data-model.md#templates) parse, pass the
+// structural validation with a prefix, carry distinct versions, and each has at least one private
+// (public:false) item.
 #include "idnode/codec/template_json.hpp"
 
 #include <boost/json.hpp>

@@ -1,6 +1,6 @@
-// The registry under concurrency and at its limits (registry.hpp, DESIGN §4): snapshot isolation,
-// readers during writes, map growth up to max_db_size and storage_full, group commit with
-// concurrent writers, submit() completions and shutdown with queued work.
+// The registry under concurrency and at its limits (registry.hpp, docs/storage.md): snapshot
+// isolation, readers during writes, map growth up to max_db_size and storage_full, group commit
+// with concurrent writers, submit() completions and shutdown with queued work.
 #include "../common/writer_gate.hpp"
 #include "store_helpers.hpp"
 

@@ -1,6 +1,6 @@
-// The registry store (registry/include/idnode/registry/registry.hpp, DESIGN §3–§4): every
-// operation and its error paths, batches, counters, listings, admin tables and the change log.
-// Each test case opens a real LMDB environment in a fresh temporary directory.
+// The registry store (registry/include/idnode/registry/registry.hpp, docs/data-model.md,
+// docs/storage.md): every operation and its error paths, batches, counters, listings, admin tables
+// and the change log. Each test case opens a real LMDB environment in a fresh temporary directory.
 #include "idnode/registry/admin.hpp"
 #include "store_helpers.hpp"
 

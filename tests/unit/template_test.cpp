@@ -1,5 +1,5 @@
 // Metadata templates: structural validation, update rules, encoding, and the table of record
-// violations with their messages (DESIGN §3; issue 4).
+// violations with their messages (docs/data-model.md#templates).
 #include "idnode/registry/registry.hpp"
 #include "idnode/registry/template.hpp"
 #include "temp_dir.hpp"

@@ -1,5 +1,5 @@
 // The value model, its validation and the binary record encoding
-// (registry/include/idnode/registry/value.hpp, DESIGN §3).
+// (registry/include/idnode/registry/value.hpp, docs/data-model.md#values).
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Bulk registration benchmark (issue 5's "Done when"), client and server on this machine's cores,
-# against a release idnode (https.threads = 2, durable) on 127.0.0.1:
+# Bulk registration benchmark, client and server on this machine's cores, against a release idnode
+# (https.threads = 2, durable) on 127.0.0.1. It checks the bulk targets (at least 150,000 records/s
+# durable for an ascending upload; resolutions during an upload at least half of idle,
+# docs/performance.md#bulk-registration-bulk_loadsh-and-bulk_pipeline_bench) in two steps:
 #
 #   1. upload rate: one HTTPS bulk upload (bulk_load) of N template-validated records of ~470
 #      bytes into a fresh node, suffixes ascending (one production run, the MES case); then the
@@ -18,9 +20,9 @@
 #                 with the release preset when one of them is missing)
 #   --keep        keep the scratch directory build/bench/bulk
 #
-# Prints a Markdown table, then `bench:` lines (DESIGN §5.6); exits non-zero if a step failed or
-# the upload measured "during" ended before its wrk run did. Everything talks to 127.0.0.1 only;
-# every process started here is stopped on exit.
+# Prints a Markdown table, then `bench:` lines (docs/performance.md); exits non-zero if a step
+# failed or the upload measured "during" ended before its wrk run did. Everything talks to
+# 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -85,7 +87,7 @@ prepare_node() { # dir
         fail "creating prefix 88.118.8"
     api POST /api/v1/accounts --data '{"username":"mes","role":"enterprise","prefixes":["88.118.8"]}' >/dev/null ||
         fail "creating account mes"
-    # The records name the steel template (issue 5: template-validated records).
+    # The records name the steel template: the bulk target is for template-validated records.
     api POST "/api/v1/templates?prefix=88.118.8" --data-binary @conf/templates/steel.json >/dev/null ||
         fail "loading the steel template"
     api_key=$(api POST /api/v1/accounts/mes/keys | sed 's/.*"key":"\([^"]*\)".*/\1/')

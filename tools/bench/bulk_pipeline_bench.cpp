@@ -1,13 +1,13 @@
 // The bulk endpoint's server-side cost without sockets or TLS: NDJSON lines (the steel template's
 // records, tools/bench/steel_record.hpp) fed in 64 KiB pieces to the same BulkUpload the route
-// uses (resolver/src/api/bulk.cpp), template step (record_write.hpp) included, into a real
+// uses (resolver/src/api/native/bulk.cpp), template step (node/records.hpp) included, into a real
 // durable registry. CPU time is reported per record for the parsing thread and for the whole
 // process (parsing + writer), so the figure is comparable across runs on a busy machine where
 // wall time is not.
 //
 //   bulk_pipeline_bench [--records N] [--order asc|random] [--dir DIR]
 //
-// Prints a table and `bench:` lines (DESIGN §5.6).
+// Prints a table and `bench:` lines (docs/performance.md).
 #include "api/native/bulk.hpp"
 #include "idnode/codec/template_json.hpp"
 #include "idnode/node/records.hpp"

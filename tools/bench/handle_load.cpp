@@ -23,7 +23,8 @@
 // one system call per datagram (the comparison point for recvmmsg/sendmmsg batching).
 // Handles are `<prefix>/SN-2024-<10 digits>` for 0 <= i < count (the same as registry_bench).
 //
-// Prints a table, the server's own counters in --self mode, then `bench:` lines (DESIGN §5.6).
+// Prints a table, the server's own counters in --self mode, then `bench:` lines
+// (docs/performance.md).
 // Traffic goes only where HOST:PORT says; use a loopback address on shared machines.
 #include "coil_values.hpp"
 #include "idnode/registry/registry.hpp"

@@ -1,5 +1,5 @@
-// html_page_bench — server-side cost of the resolution page for people (issue 10's Done-when:
-// a record with 10 values served in under 2 ms and under 20 KB).
+// html_page_bench — server-side cost of the resolution page for people (the page target: a record
+// with 10 values served in under 2 ms and under 20 KB; docs/performance.md#pages-html_page_bench).
 //
 // Opens a scratch registry, stores an enterprise prefix and one identifier with 10 public values
 // (plus a private one that must not appear), builds the real NodeApi routes and dispatches
@@ -10,7 +10,7 @@
 //
 //   html_page_bench [--requests N] [--dir PATH]
 //
-// Prints a table, then `bench:` lines (DESIGN §5.6).
+// Prints a table, then `bench:` lines (docs/performance.md).
 #include "coil_values.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/registry.hpp"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTPS resolution benchmark: idnode vs nginx serving the same JSON bodies as static files, in one
-# run (issue 3's "Done when"; row 3 of issue 8's table).
+# run (the HTTPS target: at least 0.80 of nginx's requests/s; row 3 of tools/bench/run's table,
+# docs/performance.md#the-full-comparison-toolsbenchrun).
 #
 #   tools/bench/https_vs_nginx.sh [--records N] [--seconds S] [--keep]
 #
@@ -25,7 +26,7 @@
 # sample of bodies from both servers byte for byte against the static files; warm both up; then
 # run `wrk -t2 -c64 -d S --latency` with tools/bench/https_resolve.lua (random handles) against
 # idnode, nginx, idnode, nginx (alternating spreads the machine's noise over both), and print a
-# Markdown table and the `bench:` lines of DESIGN §5.6.
+# Markdown table and the `bench:` lines (docs/performance.md).
 #
 # Everything talks to 127.0.0.1 only, every step is bounded in time, every process started here
 # is stopped on exit, and the scratch data is removed (unless --keep). Exit status: 0 when every

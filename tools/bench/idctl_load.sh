@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `idctl load` over HTTPS (issue 7's "Done when": 1 M records at >= 120,000 records/s): a fresh
-# node, N generated NDJSON records of ~330 bytes (ascending suffixes, URL + four string values)
-# uploaded by `idctl --json load --streams S` with an enterprise key; prints the table and
-# `bench:` lines (DESIGN §5.6). Client and server share this machine's cores.
+# `idctl load` over HTTPS (the online load target: 1 M records at >= 120,000 records/s,
+# docs/performance.md#online-load-idctl_loadsh): a fresh node, N generated NDJSON records of ~330
+# bytes (ascending suffixes, URL + four string values) uploaded by `idctl --json load --streams S`
+# with an enterprise key; prints the table and `bench:` lines (docs/performance.md). Client and
+# server share this machine's cores.
 #
 #   tools/bench/idctl_load.sh [--records N] [--streams S] [--bin DIR] [--keep]
 #

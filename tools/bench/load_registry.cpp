@@ -18,9 +18,10 @@
 //      second — which makes the response bodies reproducible;
 //   3. for each identifier writes WWW/api/handles/<handle> holding byte for byte the body that
 //      `GET /api/handles/<handle>` returns from idnode for an anonymous caller (the formatting of
-//      resolver/src/api/values_json.cpp + node_api.cpp get_handle: boost::json compact output,
-//      keys in insertion order). The benchmark script fetches a random sample through idnode and
-//      compares it with these files byte for byte, so a formatting drift fails the run loudly;
+//      codec/src/values_json.cpp + resolver/src/api/handle_rest/routes.cpp get_handle:
+//      boost::json compact output, keys in insertion order). The benchmark script fetches a
+//      random sample through idnode and compares it with these files byte for byte, so a
+//      formatting drift fails the run loudly;
 //   4. writes the handle list (one per line) for the wrk script.
 // Files are written on this thread while the registry's writer commits the previous batch.
 //

@@ -11,7 +11,7 @@
 //   load    + OfflineLoader::add_encoded/finish into DIR (only with --data-dir: a node initialised
 //           with `idctl init` whose prefix homes FILE's handles; loaded once, on round 1 —
 //           later rounds would only find the records there; its writer thread is not counted)
-// Prints a table, then `bench: <name> <value> <unit>` lines (DESIGN §5.6).
+// Prints a table, then `bench: <name> <value> <unit>` lines (docs/performance.md).
 #include "file_lines.hpp"
 #include "record_io.hpp"
 

@@ -6,7 +6,7 @@
 //
 // Phases: N records in key order (the MDB_APPEND path), then M records in random order (sorted
 // through spilled runs first). Time includes reading and parsing the file, the writes, and the
-// final sync. Prints a table, then `bench: <name> <value> <unit>` lines (DESIGN §5.6).
+// final sync. Prints a table, then `bench: <name> <value> <unit>` lines (docs/performance.md).
 #include <CLI/CLI.hpp>
 
 #include <sys/resource.h>

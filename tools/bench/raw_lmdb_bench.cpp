@@ -1,5 +1,6 @@
-// raw_lmdb_bench — the raw-LMDB reference points of tools/bench/run (issue 8, rows 1 and 2): the
-// same keys and values idnode stores, written with nothing but mdb_put.
+// raw_lmdb_bench — the raw-LMDB reference points of tools/bench/run (rows 1 and 2 of its table,
+// docs/performance.md#the-full-comparison-toolsbenchrun): the same keys and values idnode stores,
+// written with nothing but mdb_put.
 //
 //   raw_lmdb_bench --source DATA_DIR --dir SCRATCH [--batch 5000] [--durable-batch 1000]
 //                  [--clients 16] [--seconds 5]
@@ -17,7 +18,8 @@
 //   single      --clients threads, each putting one new pair per synced transaction (LMDB
 //               serialises them on its writer lock), for --seconds: latency p50/p99 including the
 //               wait for the lock (the reference for durable single-record registration).
-// Prints a table, then `bench: <name> <value> <unit>` lines (DESIGN §5.6). Exit 1 on any error.
+// Prints a table, then `bench: <name> <value> <unit>` lines (docs/performance.md). Exit 1 on any
+// error.
 #include <CLI/CLI.hpp>
 #include <lmdb.h>
 #include <sys/resource.h>

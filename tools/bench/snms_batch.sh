@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# SNMS batchCreate benchmark (issue 4's "Done when"): POST /identityv2/data/batchCreate with 2,000
-# records validated against the steel seed template (conf/templates/steel.json), over HTTPS, to a
-# durable node (every commit fsynced), and report the server-side time of each call.
+# SNMS batchCreate benchmark (the target: a batch of 2,000 template-validated records, durable, in
+# under 100 ms; docs/performance.md#snms-batches-snms_batchsh): POST /identityv2/data/batchCreate
+# with 2,000 records validated against the steel seed template (conf/templates/steel.json), over
+# HTTPS, to a durable node (every commit fsynced), and report the server-side time of each call.
 #
 #   tools/bench/snms_batch.sh [--preset dev|release] [--rounds N] [--seconds S] [--keep]
 #
@@ -18,7 +19,8 @@
 # call = curl's time_total - time_pretransfer (request upload + validation + one durable group
 # commit + response; the TLS handshake excluded). Every record must come back "成功".
 # Reports median, p90 (nearest rank) and best.
-# Prints a table, then `bench:` lines (DESIGN §5.6). Talks to 127.0.0.1 only; stops the node.
+# Prints a table, then `bench:` lines (docs/performance.md). Talks to 127.0.0.1 only; stops the
+# node.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -17,7 +17,7 @@
 
 namespace idnode::idctl {
 
-/// DESIGN §5.5.
+/// idctl's exit status (docs/man/idctl.1, EXIT STATUS).
 enum ExitCode : int { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitPartial = 3 };
 
 struct GlobalOptions {

@@ -1,4 +1,4 @@
-// The online idctl commands on the client SDK (DESIGN §5.3, §5.5):
+// The online idctl commands on the client SDK (idctl(1), docs/api.md#native-api):
 //   resolve HANDLE… [--type T]… [--index N]…     values as a table (--json: the records)
 //   get HANDLE                                    the record as one NDJSON line (put/load accept
 //   it) put HANDLE [--value INDEX:TYPE=DATA]… [--file F] [--template V] [--mode …] [--merge] delete

@@ -1,5 +1,6 @@
-// idctl qr — QR codes of identifiers' resolution URLs for labels (issue 10), made locally with the
-// same library and URL form as the node's GET /api/v1/qr/{handle} (idnode::qr):
+// idctl qr — QR codes of identifiers' resolution URLs for labels
+// (docs/operator-guide.md#qr-codes-for-labels), made locally with the same library and URL form
+// as the node's GET /api/v1/qr/{handle} (idnode::qr):
 //   idctl qr HANDLE -o FILE.svg|FILE.png [--size N] [--base-url URL]
 //   idctl qr --prefix P --out DIR --data-dir DATA [--format svg|png] [--size N] [--base-url URL]
 // The base URL is --base-url, else the connection URL (--url, IDNODE_URL, config file). The single

@@ -1,4 +1,4 @@
-// Connection settings of the online idctl commands (DESIGN §5.5), resolved field by field:
+// Connection settings of the online idctl commands (idctl(1)), resolved field by field:
 // command-line flags, else the environment (IDNODE_URL, IDNODE_CA_FILE, IDNODE_KEY), else the
 // config file (~/.config/idctl/config.toml, or $XDG_CONFIG_HOME/idctl/config.toml: keys `url`,
 // `ca_file`, `key`; any other key is an error, like idnode's own config).

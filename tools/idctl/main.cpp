@@ -1,6 +1,6 @@
 // idctl — operator and client command line for idnode.
 //
-// Exit codes (DESIGN §5.5): 0 ok, 1 operation failed, 2 usage, 3 partial success.
+// Exit codes (idctl(1)): 0 ok, 1 operation failed, 2 usage, 3 partial success.
 // Subcommands live in cmd_*.cpp and are listed in kCommands: `init`, `config`, the offline
 // commands (`load --offline`, `export --offline`, `backup`, `verify`, `qr`) and the online ones on
 // the client SDK (`resolve`, `get`, `put`, `delete`, `prefix`, `account`, `template`, `stats`,

@@ -1,6 +1,6 @@
 // What every online idctl command shares: the SDK client built from the connection settings
 // (connection.hpp: flags, environment, config file), and the mapping of SDK errors to messages
-// and exit codes (DESIGN §5.5). idctl has no HTTP code of its own; everything goes through
+// and exit codes (idctl(1)). idctl has no HTTP code of its own; everything goes through
 // idnode::sdk::Client.
 #pragma once
 

@@ -1,7 +1,7 @@
-// Records as idctl reads and writes them: NDJSON lines in the bulk shape (DESIGN §5.3)
-// `{"handle":…,"templateVersion"?:…,"values":[…]}` with values as in §5.1 (parsed by the
-// codec's value JSON, so the formats are exactly the server's), and CSV whose header is
-// `handle` followed by one column per value.
+// Records as idctl reads and writes them: NDJSON lines in the bulk shape (docs/api.md#bulk)
+// `{"handle":…,"templateVersion"?:…,"values":[…]}` with values as in docs/data-model.md#values
+// (parsed by the codec's value JSON, so the formats are exactly the server's), and CSV whose
+// header is `handle` followed by one column per value.
 //
 // CSV header cells: `TYPE` or `INDEX:TYPE` (`1:URL`, `2000:heat_no`). A plain TYPE column gets
 // the next index after the previous column's (starting at 1). An empty cell means "no value";

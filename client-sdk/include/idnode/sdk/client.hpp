@@ -1,4 +1,4 @@
-// idnode::sdk::Client — the C++ client of an idnode node (HTTPS, DESIGN §5.1 and §5.3).
+// idnode::sdk::Client — the C++ client of an idnode node (HTTPS; docs/sdk.md, docs/api.md).
 //
 //   idnode::sdk::ClientOptions o;
 //   o.url = "https://127.0.0.1:8443";
@@ -36,7 +36,7 @@
 
 namespace idnode::sdk {
 
-/// One value of an identifier record (DESIGN §3, §5.1).
+/// One value of an identifier record (docs/data-model.md#values).
 struct Value {
     std::int32_t index = 0;
     std::string type;
@@ -114,7 +114,7 @@ struct ClientOptions {
     std::string user_agent; ///< "" = "idnode-sdk/<version>"
 };
 
-/// Filters of resolve (DESIGN §5.1): a value is returned if ANY type or ANY index matches.
+/// Filters of resolve (docs/api.md#resolve): a value is returned if ANY type or ANY index matches.
 struct ResolveFilter {
     std::vector<std::string> types;
     std::vector<std::int32_t> indices;
@@ -196,7 +196,7 @@ public:
     /// Validates the options (URL, CA file readable, credentials) without connecting.
     static Result<Client> create(const ClientOptions& options);
 
-    // ---- Handle REST (DESIGN §5.1) --------------------------------------------------------------
+    // ---- Handle REST (docs/api.md#handle-rest) --------------------------------------------------
     /// GET /api/handles/{handle}. Not found → ErrorKind::not_found (RC 100).
     Result<Record> resolve(std::string_view handle, const ResolveFilter& filter = {}) const;
     /// POST /api/v1/resolve, ≤ 1000 handles per request (longer lists are split). Same order as
@@ -225,7 +225,7 @@ public:
     Result<std::string> list_handles_cursor(std::string_view prefix, std::string_view cursor,
                                             std::uint64_t page_size = 1000) const;
 
-    // ---- native admin API (DESIGN §5.3); bodies and answers are JSON text
+    // ---- native admin API (docs/api.md#native-api); bodies and answers are JSON text
     // -------------------------
     Result<std::string> allocate_prefix(std::string_view request_json) const;
     Result<std::string> list_prefixes() const;
@@ -258,7 +258,7 @@ public:
     Result<HttpResponse> request(std::string_view method, std::string_view target,
                                  std::string_view body = {}, bool idempotent = false) const;
 
-    // ---- bulk (DESIGN §5.3) ---------------------------------------------------------------------
+    // ---- bulk (docs/api.md#bulk) ----------------------------------------------------------------
     /// POST /api/v1/bulk with `streams` parallel chunked NDJSON streams. Returns the summary when
     /// every input record has a result (rejected records are counted in `errors`, not a failure);
     /// an Error when the load could not be carried out (credentials, endpoint, a stream that kept

@@ -1,5 +1,5 @@
 // Base64 (RFC 4648), the one encoder and decoder of the project: value data in the JSON forms
-// (docs/ on the Handle REST value shape), HTTP Basic credentials (resolver and SDK).
+// (docs/data-model.md#values), HTTP Basic credentials (resolver and SDK).
 // No registry types: the SDK links this without the registry.
 #pragma once
 

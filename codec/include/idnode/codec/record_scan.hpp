@@ -1,4 +1,4 @@
-// The fast path for one NDJSON record line of the bulk shape (docs/, the bulk upload API)
+// The fast path for one NDJSON record line of the bulk shape (docs/api.md#bulk)
 // `{"handle":…,"templateVersion"?:…,"values":[…]}`: a hand-written scanner that reads the common
 // shape straight into views of the line, without a JSON document or value objects. Shared by the
 // bulk endpoint (bulk.hpp BulkLineParser) and idctl (record_io.hpp NdjsonReader::parse_encoded).

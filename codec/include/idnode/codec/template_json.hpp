@@ -1,5 +1,5 @@
-// JSON form of metadata templates (docs/, the data model and the template APIs): the SNMS v5
-// document plus our typed extension.
+// JSON form of metadata templates (docs/data-model.md#templates, docs/api.md#templates): the SNMS
+// v5 document plus our typed extension.
 //
 //   {"prefix":"88.118.8","version":"1.0","industryCategory":"C","industrySpecific":"31",
 //    "industryTrade":"312","industrySubclass":"3120","type":1,"description":"...",

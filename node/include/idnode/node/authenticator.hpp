@@ -1,6 +1,6 @@
 // Who is calling: API keys (idn_…), login tokens (idt_…, issued by the SNMS login) and
 // username + password. Front ends take the credential out of their protocol (the HTTPS API's
-// Authorization header: resolver/src/api/http_auth.hpp) and ask here.
+// Authorization header: resolver/src/api/common.hpp) and ask here.
 //
 // Login tokens: "idt_<hex username>_<generation>_<expiry unix s>_<hex HMAC-SHA256>". The HMAC key
 // is SHA-256("idnode-token-v1" || the account's stored PBKDF2 hash), i.e. derived from a random

@@ -3,7 +3,7 @@
 // prefix is homed when it equals one of them or lies below one segment-wise (88.118.8 under
 // 88.118); everything else belongs to another node, and every front end says so in its own
 // words (Handle REST RC 301, native `not_homed`, SNMS business error, Handle protocol RC 301).
-// See docs/architecture.md#homing.
+// See docs/data-model.md#homed-prefixes.
 //
 // Built once at start-up and immutable afterwards: safe to share between threads; copies are
 // cheap enough for a server to hold its own.

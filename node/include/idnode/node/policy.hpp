@@ -1,6 +1,6 @@
 // The one place that decides what a principal may do with identifiers and templates: every front
 // end (Handle REST, native, SNMS, bulk, pages, the Handle protocol) asks here and renders the
-// answer in its own codes. See docs/api.md#who-may-do-what.
+// answer in its own codes. See docs/api.md#authorisation-matrix.
 //
 // Ownership follows the *owning* prefix of a handle: the longest allocated prefix (a record in
 // the prefixes table) equal to or containing the handle's prefix segment-wise. Never string

@@ -1,5 +1,5 @@
 // Enterprise prefixes: the rules of a new allocation and the allocator that gives out the next
-// free number under a node prefix. See docs/data-model.md#prefixes.
+// free number under a node prefix. See docs/data-model.md#enterprise-prefixes.
 //
 // Allocation "next free number under 88.118" must not scan the prefixes table on the registry's
 // writer thread (its completions must stay short: every write of the node waits behind them).

@@ -4,7 +4,7 @@
 //
 // Memory is bounded: only prefixes holding the resolved record are counted (a caller cannot
 // invent them), and at most `max_prefixes` of them; beyond that only the total grows. Counts are
-// per process and start again at 0 at midnight UTC and after a restart (README "Stats").
+// per process and start again at 0 at midnight UTC and after a restart (docs/api.md#stats).
 // Thread safety: every member may be called from many threads at once.
 #pragma once
 

@@ -1,5 +1,5 @@
-// Node configuration (DESIGN §5.4): one plain struct with every key and its default, and the one
-// function that reads configuration files.
+// Node configuration (docs/configuration.md): one plain struct with every key and its default,
+// and the one function that reads configuration files.
 //
 // Contract
 // - `load_config` / `parse_config` are the ONLY code that reads TOML. Everything else receives a

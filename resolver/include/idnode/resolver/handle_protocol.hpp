@@ -1,6 +1,7 @@
-// Handle protocol 2.x message codec (RFC 3651/3652 as spoken by HANDLE.NET 9; DESIGN §6).
+// Handle protocol 2.x message codec (RFC 3651/3652 as spoken by HANDLE.NET 9;
+// docs/handle-protocol.md#messages).
 //
-// A message on the wire is
+// A message on the wire is (section numbers are RFC 3652's)
 //
 //   envelope (20 bytes, §2.2.1)   major:u8 minor:u8 flags_and_suggested_major:u8 suggested_minor:u8
 //                                 session_id:u32 request_id:u32 message_id:u32 message_length:u32
@@ -135,7 +136,7 @@ inline constexpr std::uint32_t kCacheCertified = 0x0800'0000;
 /// CN [CONT]: more parts of this message follow (streamed responses). Never set by us.
 inline constexpr std::uint32_t kContinuous = 0x0400'0000;
 /// KC [KPAL]: client wants the TCP connection kept open. We keep connections open regardless
-/// (DESIGN §6); HANDLE.NET does not echo it, nor do we.
+/// (docs/handle-protocol.md#tcp); HANDLE.NET does not echo it, nor do we.
 inline constexpr std::uint32_t kKeepAlive = 0x0200'0000;
 /// PO [PUBL]: public only - leave values without public read permission out of a resolution
 /// instead of asking for authentication. Echoed in the response (vector resolve-public-only-flag).
@@ -440,8 +441,8 @@ std::string encode_rsa_public_key(std::string_view exponent, std::string_view mo
 /// Errc::invalid_value with a reason otherwise.
 registry::Result<std::string> encode_public_key_pem(std::string_view pem);
 
-/// The HS_SITE value served for `0.NA/<prefix>` (issue 6 item 3): index 1, type "HS_SITE", data =
-/// encode_site_info(site), ttl 86400, public read.
+/// The HS_SITE value served for `0.NA/<prefix>` (docs/handle-protocol.md#resolution): index 1, type
+/// "HS_SITE", data = encode_site_info(site), ttl 86400, public read.
 registry::HandleValue site_info_value(const SiteInfo& site, std::uint32_t timestamp,
                                       std::int32_t index = 1);
 

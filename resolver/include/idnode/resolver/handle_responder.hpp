@@ -4,7 +4,8 @@
 // one; it is a pure function of its arguments (the store is reached through `Lookup`, the clock
 // and randomness are passed in), so the same code serves both transports and every vector test.
 //
-// Semantics (DESIGN §6, issue 6, and the HANDLE.NET 9.3.1 captures in tests/data/handle-2.11.md):
+// Semantics (docs/handle-protocol.md#operations and the HANDLE.NET 9.3.1 captures in
+// tests/data/handle-2.11.md):
 // - RESOLUTION (opcode 1): the handle is validated (RC 102 if invalid); a prefix that is_homed()
 //   rejects gets RC 301 "That prefix doesn't live here"; an unknown handle RC 100 with an empty
 //   message. Values are selected by the request's index and type lists (ValueFilter::selects: any
@@ -68,7 +69,8 @@ void secure_random_fill(std::span<std::uint8_t> out) noexcept;
 /// What does not change from request to request. Owned by the server; read-only in answer().
 struct ResponderConfig {
     SiteInfo site;
-    /// Handles longer than this are invalid (RC 102); DESIGN §2 default 255, at most 2048.
+    /// Handles longer than this are invalid (RC 102); default 255, at most 2048
+    /// (docs/identifiers.md#length).
     registry::HandleLimits handle_limits{};
     std::uint32_t response_lifetime = kResponseLifetimeSeconds;
 };

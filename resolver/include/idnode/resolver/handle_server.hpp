@@ -1,5 +1,5 @@
-// The Handle protocol server (DESIGN §6, issue 6 items 4-5): TCP and UDP listeners on one port
-// that answer requests with the pure responder (handle_responder.hpp) over the registry.
+// The Handle protocol server (docs/handle-protocol.md#udp, #tcp): TCP and UDP listeners on one
+// port that answer requests with the pure responder (handle_responder.hpp) over the registry.
 //
 // Transports
 // - UDP: one datagram per request, one reply per request. Datagrams are read and written in
@@ -85,8 +85,8 @@ struct HandleServerOptions {
     /// Datagrams read (and replies written) per system call; 1..1024.
     std::size_t udp_batch = 64;
 
-    /// A TCP connection idle this long is closed (DESIGN limits.idle_timeout_s, default 60 s);
-    /// 0 = never.
+    /// A TCP connection idle this long is closed (limits.idle_timeout_s, default 60 s,
+    /// docs/configuration.md#limits); 0 = never.
     std::chrono::milliseconds idle_timeout{60'000};
     /// At most this many TCP connections at once (limits.max_connections); 0 = no limit.
     std::size_t max_connections = 10'000;

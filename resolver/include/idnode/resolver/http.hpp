@@ -39,11 +39,11 @@ using node::RateLimiter;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-/// Which API a request path belongs to; decides the shape of an error body (README "Error
-/// bodies"): `handle` = {"responseCode","message"} (Handle REST, the proxy paths, anything
-/// unknown), `snms` = the SNMS envelope {"status","message","data"} (/identity, /identityv2,
-/// /snms), `native` = {"error":{"code","message"}} (/api/v1, and requests whose target could
-/// not be parsed at all).
+/// Which API a request path belongs to; decides the shape of an error body
+/// (docs/api.md#error-bodies): `handle` = {"responseCode","message"} (Handle REST, the proxy
+/// paths, anything unknown), `snms` = the SNMS envelope {"status","message","data"} (/identity,
+/// /identityv2, /snms), `native` = {"error":{"code","message"}} (/api/v1, and requests whose
+/// target could not be parsed at all).
 enum class ApiFamily { handle, snms, native };
 
 /// The family of a request target (path with or without the query). Pure, no allocation.
@@ -113,7 +113,8 @@ using Dispatch = std::function<void(Request&&, Responder)>;
 /// A response with `body` as application/json; keep-alive and version follow the request.
 Response json_response(const Request& request, http::status status, std::string body);
 
-/// The native error shape (DESIGN §5.3): {"error":{"code":"<code>","message":"<message>"}}.
+/// The native error shape {"error":{"code":"<code>","message":"<message>"}}
+/// (docs/api.md#error-bodies).
 Response error_response(const Request& request, http::status status, std::string_view code,
                         std::string_view message);
 

@@ -8,7 +8,8 @@
 // Selection: among the patterns matching a path, the most specific wins (compared segment by
 // segment: literal > {param} > {rest...}), so "/api/prefixes" beats "/{handle...}".
 // - No pattern matches the path: 404 `Refusal::unknown_route`, in the body shape of the path's
-//   API family (http.hpp; Handle paths: {"responseCode":4,"message":"unknown route"}, DESIGN §5.1).
+//   API family (http.hpp; Handle paths: {"responseCode":4,"message":"unknown route"};
+//   docs/api.md#error-bodies).
 // - Patterns match but none for the method: 405 `Refusal::method_not_allowed` with an Allow header.
 // - HEAD falls back to the GET route when no HEAD route exists (the server drops the body).
 //

@@ -2,7 +2,7 @@
 // (handle::rc, the numbers HANDLE.NET's REST API answers) and an HTTP status, and the body shape
 // {"responseCode", "handle"?, "message"?}. See docs/api.md#handle-rest.
 //
-// Decisions where HANDLE.NET has no equivalent (docs/api.md#handle-rest-codes):
+// Decisions where HANDLE.NET has no equivalent (docs/api.md#write-decisions):
 // - not homed -> 400 RC 301; homed but not allocated -> 404 RC 100 with a message saying so;
 // - anonymous write -> 401 RC 402; writing outside one's prefixes -> 403 RC 401; a suspended
 //   prefix -> 403 RC 400;

@@ -190,7 +190,7 @@ private:
             return responder.send(
                 handle_error(req, rc::kInvalidValue, h->spelling(), values.error().message));
         const auto indices = q.all("index");
-        // The one shared step (record_write.hpp): template lookup, validation, TEMPLATE value,
+        // The one shared step (node/records.hpp): template lookup, validation, TEMPLATE value,
         // non-public template items.
         auto prepared = node::prepare_record(api_.registry.snapshot(), *h, std::nullopt,
                                              std::move(*values), !indices.empty());

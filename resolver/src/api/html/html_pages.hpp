@@ -1,5 +1,5 @@
-// The resolution pages for people (issue 10): what a phone browser shows after scanning the code
-// on a coil, a drug pack or a part. Internal to the resolver.
+// The resolution pages for people (docs/api.md#pages-and-qr-codes): what a phone browser shows
+// after scanning the code on a coil, a drug pack or a part. Internal to the resolver.
 //
 // Split in two so that the rendering is testable without a server:
 // - `HandlePage` (the view model) is built from a read snapshot by `build_handle_page`;
@@ -27,7 +27,8 @@
 
 namespace idnode::resolver::html {
 
-/// What a metadata template says about one item (DESIGN §3): the label people read.
+/// What a metadata template says about one item (docs/data-model.md#templates): the label people
+/// read.
 struct ItemLabel {
     std::string name_zh;   // 炉号
     std::string id_type;   // heat_no (the value type the item expects)

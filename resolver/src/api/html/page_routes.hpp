@@ -1,7 +1,7 @@
 // Pages for people: the resolution page of an identifier (GET /{handle} and GET
 // /api/handles/{handle} from a browser), the search page (GET /), and QR images of resolution
 // URLs (GET /api/v1/qr/{handle}). Rendering is html_pages.hpp; who sees what is node/policy.hpp.
-// See docs/api.md#pages. Internal to the resolver.
+// See docs/api.md#pages-and-qr-codes. Internal to the resolver.
 //
 // The proxy route stays anonymous and keeps its 302 to the URL value; the API route honours
 // credentials (private values are then shown, marked). Filters (type=, index=) are a JSON

@@ -345,7 +345,7 @@ void BulkUpload::process_line(std::string_view line) {
 
 void BulkUpload::line_too_long() {
     ++line_no_;
-    // The per-record limit of every write path (record_write.hpp), with the same error code as
+    // The per-record limit of every write path (node/records.hpp), with the same error code as
     // a record the store finds too large.
     fail_line({}, "too_large",
               "line exceeds " + std::to_string(options_.max_line_bytes) +

@@ -1,4 +1,4 @@
-// The NDJSON bulk upload (DESIGN §5.3 Bulk), independent of sockets: a BodyConsumer that turns
+// The NDJSON bulk upload (docs/api.md#bulk), independent of sockets: a BodyConsumer that turns
 // the streamed body into registry write batches and writes NDJSON results to a StreamChannel.
 // Internal to the resolver.
 //
@@ -277,7 +277,7 @@ using BulkLineObserver = std::function<void(const char* status, std::uint64_t co
 class BulkUpload : public std::enable_shared_from_this<BulkUpload> {
 public:
     /// Authorises one record and prepares its values for storage (template validation, the
-    /// TEMPLATE value, non-public template items: record_write.hpp); a refusal fails the line.
+    /// TEMPLATE value, non-public template items: node/records.hpp); a refusal fails the line.
     using Check = std::function<std::optional<LineError>(const registry::Handle&,
                                                          std::vector<registry::HandleValue>&)>;
     /// Offers a batch to the writer without blocking (Registry::try_submit's contract): queued

@@ -46,7 +46,7 @@ class RecordRoutes final : public RouteFamily {
         if (mode == "create") {
             options.mode = PutMode::create;
         } else if (mode == "upsert" || mode == "replace") {
-            options.mode = PutMode::upsert; // DESIGN: replace on a missing record creates it
+            options.mode = PutMode::upsert; // docs/api.md#bulk: replace creates a missing record
         } else {
             return refuse(http::status::bad_request, "invalid_query",
                           "mode must be create, upsert or replace");
@@ -141,7 +141,7 @@ class RecordRoutes final : public RouteFamily {
                                  std::vector<HandleValue>& values) -> std::optional<LineError> {
             if (auto refusal = authorise(h))
                 return refusal;
-            // The shared write step (record_write.hpp), only for records that name a template:
+            // The shared write step (node/records.hpp), only for records that name a template:
             // free-form records have nothing to prepare, and stay on the fast path.
             if (std::none_of(values.begin(), values.end(), [](const HandleValue& v) {
                     return v.index == registry::kIndexTemplate;

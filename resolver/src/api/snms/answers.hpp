@@ -1,6 +1,7 @@
 // What the SNMS-compatible routes and the native template routes share: the SNMS envelope and
 // its statuses, the outcome of a template or record operation before it is dressed as an SNMS or
-// a native answer (one table each), and the preamble of every handler. See docs/api.md#snms.
+// a native answer (one table each), and the preamble of every handler. See
+// docs/api.md#snms-compatible-api.
 //
 // SNMS: every answer is HTTP 200 with {"status","message","data"}; status 1 ok, -1 not logged in
 // (no, bad, expired or revoked token), -2 business error (Chinese message), -3 no permission,

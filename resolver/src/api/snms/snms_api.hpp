@@ -1,6 +1,7 @@
-// The SNMS-compatible API and the native template routes (docs/api.md#snms), in two route
-// families (api/families.hpp): identity_routes.cpp (login, token revocation, identifiers) and
-// template_routes.cpp (templates, SNMS and native shapes); answers.hpp holds what they share.
+// The SNMS-compatible API and the native template routes (docs/api.md#snms-compatible-api), in
+// two route families (api/families.hpp): identity_routes.cpp (login, token revocation,
+// identifiers) and template_routes.cpp (templates, SNMS and native shapes); answers.hpp holds what
+// they share.
 // Internal to the resolver.
 //
 // Routes:
@@ -12,7 +13,7 @@
 //   DELETE /api/v1/accounts/{user}/tokens (revokes every login token of the account; with
 //   ?keys=true its API keys too).
 //
-// Decisions (docs/api.md#snms):
+// Decisions (docs/api.md#snms-compatible-api):
 // - Detail is readable anonymously (public values only), like GET /api/handles.
 // - A batch's valid records go to the writer as ONE WriteBatch (one group commit); invalid ones
 //   are answered without touching the store. Overall status is 1; each record has its own msg.
@@ -43,7 +44,8 @@
 namespace idnode::resolver::api {
 
 /// One record of an SNMS identifier write: the body of POST|PUT /identityv2/data, or one element
-/// of batchCreate/batchUpdate: {"handle", "templateVersion"?, "value":[…]} (values as in §5.1).
+/// of batchCreate/batchUpdate: {"handle", "templateVersion"?, "value":[…]} (values as in the Handle
+/// REST API, docs/data-model.md#values).
 struct SnmsRecord {
     registry::Handle handle;
     std::optional<std::string> template_version;
