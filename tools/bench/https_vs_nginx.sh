@@ -212,7 +212,7 @@ Load average before/after the runs: $load_before / $load_after; other work kept 
 | mean | nginx | $nginx_rps | $nginx_p50 | $nginx_p99 | $nginx_cpu |
 | | **idnode / nginx** | **$ratio** | | | nginx/idnode CPU: $cpu_ratio |
 
-Target (issue 3): idnode requests/s >= 0.80 x nginx's — $met.
+Target: idnode requests/s >= 0.80 x nginx's — $met.
 (Server CPU per request is user + system time of idnode's process or nginx's workers divided by
 the requests wrk completed; it is much less sensitive to the machine's other load than requests/s.)
 

@@ -1,13 +1,14 @@
-// Typed administrative records stored in the registry's tables (DESIGN §3): enterprise prefixes,
-// accounts, API keys and bulk outcomes, with their binary encodings and the credential primitives.
+// Typed administrative records stored in the registry's tables
+// (docs/data-model.md#enterprise-prefixes): enterprise prefixes, accounts, API keys and bulk
+// outcomes, with their binary encodings and the credential primitives.
 //
 // The registry stores these as opaque entries (registry.hpp `PutEntry`); this header owns their
 // encoding so that every layer reads them the same way. Decoding is defensive (Errc::corrupt).
 //
 // Secrets: passwords are stored only as a salted PBKDF2-HMAC-SHA256 hash; API keys only as the
 // SHA-256 of their secret part. The SNMS v1 login needs hex(sha256(password)) on the server
-// (DESIGN §5.2): it is kept as `v1_secret`, only for accounts that have a password, and must never
-// be logged or returned.
+// (docs/api.md#snms-compatible-api): it is kept as `v1_secret`, only for accounts that have a
+// password, and must never be logged or returned.
 //
 // Thread safety: pure functions; the random generator is OpenSSL's (thread-safe).
 #pragma once

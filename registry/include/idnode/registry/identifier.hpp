@@ -1,4 +1,5 @@
-// Identifier grammar (DESIGN §2): `handle = prefix "/" suffix`, split at the first '/'.
+// Identifier grammar (docs/identifiers.md#grammar): `handle = prefix "/" suffix`, split at the
+// first '/'.
 //
 // - Prefix: one or more non-empty segments joined by '.'; a segment is ASCII letters, digits,
 //   '-' or '_' (IDIS prefixes are digits: `88.118.8`; Handle's own `0.NA` uses letters).

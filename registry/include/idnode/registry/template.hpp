@@ -1,5 +1,6 @@
-// Metadata templates (DESIGN §3): the SNMS v5 model plus our typed extension, their binary
-// encoding for the registry's `templates` table, the update rules and the record validator.
+// Metadata templates (docs/data-model.md#templates): the SNMS v5 model plus our typed extension,
+// their binary encoding for the registry's `templates` table, the update rules and the record
+// validator.
 //
 // A template is keyed by (prefix, version); the entry key is `template_key(prefix, version)` =
 // folded prefix + "/" + version. Records name the template they were registered against with the

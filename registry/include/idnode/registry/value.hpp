@@ -1,4 +1,5 @@
-// The identifier record: a handle and its typed values (DESIGN §3), and their binary encoding.
+// The identifier record: a handle and its typed values (docs/data-model.md#values), and their
+// binary encoding.
 //
 // Stored records use the Handle protocol's value encoding (RFC 3651 §3.1, big-endian) so that
 // the protocol server can copy stored value bytes straight into a response:
@@ -184,9 +185,10 @@ private:
 /// Decodes owned data from record bytes (RecordView::parse + to_record).
 Result<Record> decode_record(std::string_view bytes);
 
-/// Value selection of a resolution (DESIGN §5.1, §6): with no filters every value is selected;
-/// otherwise a value is selected if ANY index matches or ANY type matches. Types compare ASCII
-/// case-insensitively; a filter type ending in '.' matches every type that starts with it
+/// Value selection of a resolution (docs/api.md#handle-rest, docs/handle-protocol.md#resolution):
+/// with no filters every value is selected; otherwise a value is selected if ANY index matches or
+/// ANY type matches. Types compare ASCII case-insensitively; a filter type ending in '.' matches
+/// every type that starts with it
 /// ("URL." matches "URL.mobile", not "URL"). Permissions are applied separately (see GetOptions in
 /// registry.hpp).
 struct ValueFilter {
