@@ -28,6 +28,21 @@ void ResolutionCounter::count_found(std::int64_t now, std::string_view prefix_ke
         by_prefix_.emplace(std::string(prefix_key), 1);
 }
 
+void ResolutionCounter::add(std::int64_t now, std::uint64_t unresolved,
+                            const std::vector<std::pair<std::string, std::uint64_t>>& found) {
+    std::lock_guard lock(mutex_);
+    roll(now / 86400);
+    total_ += unresolved;
+    for (const auto& [prefix_key, n] : found) {
+        total_ += n;
+        auto it = by_prefix_.find(prefix_key);
+        if (it != by_prefix_.end())
+            it->second += n;
+        else if (by_prefix_.size() < max_prefixes_)
+            by_prefix_.emplace(prefix_key, n);
+    }
+}
+
 std::uint64_t ResolutionCounter::total(std::int64_t now) const {
     std::lock_guard lock(mutex_);
     return day_ == now / 86400 ? total_ : 0;

@@ -284,18 +284,23 @@ public:
                                               .count());
     }
 
-    /// Counts one answer of the batch: the metrics, and a resolution in the node's
-    /// resolutions_today (see HandleServerOptions::resolutions; counted on the wall clock, as the
-    /// HTTPS routes count theirs).
-    void account(const Answer& a) {
+    /// Counts one answer of the batch: the metrics, and a resolution in `tally` for the node's
+    /// resolutions_today (see HandleServerOptions::resolutions), added by flush() once per batch.
+    void account(const Answer& a, node::ResolutionTally& tally) {
         counters_.record(a);
         if (a.resolved && options_.resolutions != nullptr) {
             if (a.found_prefix.empty()) {
-                options_.resolutions->count_unresolved();
+                tally.unresolved();
             } else {
-                options_.resolutions->count_found(a.found_prefix);
+                tally.found(a.found_prefix);
             }
         }
+    }
+    /// Adds a batch's resolutions to resolutions_today (counted on the wall clock, as the HTTPS
+    /// routes count theirs).
+    void flush(node::ResolutionTally& tally) {
+        if (options_.resolutions != nullptr)
+            options_.resolutions->add(tally);
     }
 
     /// True if `ip` is over its rate (never when the limit is off); takes a token otherwise.

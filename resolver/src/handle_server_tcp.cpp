@@ -182,7 +182,7 @@ private:
                                                                    : Disposition::reply_and_close;
                 closing_ = true;
             }
-            s.account(a);
+            s.account(a, resolutions_);
             if (a.disposition == Disposition::drop) {
                 continue;
             }
@@ -194,6 +194,7 @@ private:
             }
         }
         lookup_.end_batch();
+        s.flush(resolutions_);
         if (batch_requests_ > 0) {
             Counters::add(s.counters_.tcp_batches);
         }
@@ -279,8 +280,9 @@ private:
     std::size_t in_end_ = 0;
     std::size_t need_ = kEnvelopeSize;
     std::string out_;
-    std::size_t batch_requests_ = 0; // frames in the batch being answered
-    std::size_t batch_answered_ = 0; // ... of which got a reply
+    std::size_t batch_requests_ = 0;    // frames in the batch being answered
+    std::size_t batch_answered_ = 0;    // ... of which got a reply
+    node::ResolutionTally resolutions_; // this batch's, for resolutions_today
     SteadyClock::time_point last_activity_{};
     bool last_read_filled_ = false;
     bool writing_ = false;

@@ -127,7 +127,7 @@ private:
                 lookup_.end_batch();
                 continue;
             }
-            s.account(a);
+            s.account(a, resolutions_);
             if (a.disposition == Disposition::drop) {
                 continue;
             }
@@ -142,6 +142,7 @@ private:
             }
         }
         lookup_.end_batch();
+        s.flush(resolutions_);
     }
 
     void push(std::string&& datagram, std::size_t peer) {
@@ -209,6 +210,7 @@ private:
     std::vector<sockaddr_storage> peers_;
     SteadyClock::time_point received_at_{};
     std::size_t batch_answered_ = 0;
+    node::ResolutionTally resolutions_; // this batch's, for resolutions_today
     std::vector<std::string> out_;
     std::vector<std::size_t> out_peer_;
     std::size_t out_count_ = 0;

@@ -17,6 +17,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace idnode::node {
 
@@ -26,6 +30,29 @@ struct Visibility {
     bool shows(const registry::ValueView& value) const noexcept {
         return include_private || value.permissions.public_read();
     }
+};
+
+/// Resolutions gathered by a front end that answers in batches (the Handle protocol server reads
+/// up to 64 datagrams at a time), added to the counters under one lock per batch instead of one
+/// per resolution. Not thread-safe: one per batch loop.
+class ResolutionTally {
+public:
+    void found(std::string_view prefix_key) {
+        for (auto& [prefix, n] : found_) {
+            if (prefix == prefix_key) {
+                ++n;
+                return;
+            }
+        }
+        found_.emplace_back(std::string(prefix_key), 1);
+    }
+    void unresolved() noexcept { ++unresolved_; }
+    bool empty() const noexcept { return unresolved_ == 0 && found_.empty(); }
+
+private:
+    friend class Resolutions;
+    std::uint64_t unresolved_ = 0;
+    std::vector<std::pair<std::string, std::uint64_t>> found_; // a batch sees a few prefixes
 };
 
 class Resolutions {
@@ -57,6 +84,15 @@ public:
     /// `n` resolutions that found nothing, or could not even look (an invalid handle, a prefix not
     /// homed here): the node's total only.
     void count_unresolved(std::uint64_t n = 1) { counter_.count(unix_now(), n); }
+
+    /// Adds a batch's tally and empties it.
+    void add(ResolutionTally& tally) {
+        if (tally.empty())
+            return;
+        counter_.add(unix_now(), tally.unresolved_, tally.found_);
+        tally.unresolved_ = 0;
+        tally.found_.clear();
+    }
 
     const ResolutionCounter& counter() const noexcept { return counter_; }
 

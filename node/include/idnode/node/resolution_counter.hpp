@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace idnode::node {
 
@@ -26,6 +28,11 @@ public:
     void count(std::int64_t now, std::uint64_t n = 1);
     /// One resolution at `now` that found a record whose prefix is `prefix_key` (folded).
     void count_found(std::int64_t now, std::string_view prefix_key);
+
+    /// A batch at once, under one lock: `unresolved` resolutions that found nothing, and
+    /// `found[i].second` that found records under the prefix `found[i].first`.
+    void add(std::int64_t now, std::uint64_t unresolved,
+             const std::vector<std::pair<std::string, std::uint64_t>>& found);
 
     /// The node's resolutions on the day of `now`.
     std::uint64_t total(std::int64_t now) const;
