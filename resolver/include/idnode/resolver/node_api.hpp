@@ -65,7 +65,6 @@ public:
     /// the Handle protocol server counts in it too (HandleServerOptions::resolutions).
     node::Resolutions& resolutions() noexcept;
 
-
 private:
     class Impl;
     std::unique_ptr<Impl> impl_;
