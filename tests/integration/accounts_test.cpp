@@ -6,6 +6,7 @@
 // kept-alive connection that authenticated before.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
+#include "json_body.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -20,14 +21,6 @@ using V = http::verb;
 using S = http::status;
 
 namespace {
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body());
-    return v;
-}
 
 std::string error_code(const Response& r) {
     const auto v = body_of(r);

@@ -3,6 +3,7 @@
 // case-insensitive resolution, and a restart that keeps everything.
 #include "harness.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
+#include "json_body.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,14 +28,6 @@ namespace {
 
 fs::path idctl_binary() {
     return IDNODE_IDCTL_BINARY;
-}
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body());
-    return v;
 }
 
 int rc_of(const Response& r) {

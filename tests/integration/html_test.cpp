@@ -3,6 +3,7 @@
 // decoded with zbarimg; and a headless Chromium (driven through chromedriver's WebDriver HTTP API)
 // that opens the search page, types an identifier, submits, and reads what a person would see.
 #include "harness.hpp"
+#include "json_body.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -28,14 +29,6 @@ namespace {
 constexpr const char* kBaseUrl = "https://id.example.cn";
 constexpr const char* kXss = "<script>window.__pwned=1;document.title='pwned'</script>"
                              "<img src=x onerror=\"window.__pwned=2\">\" onmouseover='x'";
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body());
-    return v;
-}
 
 bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;

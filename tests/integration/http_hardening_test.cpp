@@ -4,6 +4,7 @@
 // redirect targets and the QR code's URL are tested with the other page features in
 // html_test.cpp.
 #include "harness.hpp"
+#include "json_body.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -18,14 +19,6 @@ using V = http::verb;
 namespace {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body().substr(0, 300));
-    return v;
-}
 
 bool contains(std::string_view haystack, std::string_view needle) {
     return haystack.find(needle) != std::string_view::npos;

@@ -5,6 +5,7 @@
 // registry (tests/openapi/package.json, installed by tools/dev). Without node or those packages
 // this test fails: it never skips.
 #include "harness.hpp"
+#include "json_body.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -16,14 +17,6 @@ namespace json = boost::json;
 using V = http::verb;
 
 namespace {
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body());
-    return v;
-}
 
 void write_file(const fs::path& path, std::string_view text) {
     std::ofstream out(path, std::ios::binary);

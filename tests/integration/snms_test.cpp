@@ -5,6 +5,7 @@
 // native template routes.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
+#include "json_body.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -17,14 +18,6 @@ namespace json = boost::json;
 using V = http::verb;
 
 namespace {
-
-json::value body_of(const Response& r) {
-    boost::system::error_code ec;
-    auto v = json::parse(r.body(), ec);
-    if (ec)
-        throw HarnessError("response is not JSON: " + r.body());
-    return v;
-}
 
 std::string local_date(std::time_t t) {
     std::tm tm{};
