@@ -6,7 +6,7 @@
 // kept-alive connection that authenticated before.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

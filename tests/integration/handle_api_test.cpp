@@ -3,7 +3,7 @@
 // case-insensitive resolution, and a restart that keeps everything.
 #include "harness.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

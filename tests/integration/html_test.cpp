@@ -3,7 +3,7 @@
 // decoded with zbarimg; and a headless Chromium (driven through chromedriver's WebDriver HTTP API)
 // that opens the search page, types an identifier, submits, and reads what a person would see.
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/beast/core/tcp_stream.hpp>

@@ -4,7 +4,7 @@
 // redirect targets and the QR code's URL are tested with the other page features in
 // html_test.cpp.
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

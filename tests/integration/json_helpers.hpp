@@ -21,6 +21,11 @@ inline boost::json::value parse_json(std::string_view text) {
     return v;
 }
 
+/// A response's body parsed as JSON (parse_json).
+inline boost::json::value body_of(const Response& r) {
+    return parse_json(r.body());
+}
+
 /// The JSON values of an NDJSON body, one per non-empty line.
 inline std::vector<boost::json::value> ndjson_values(std::string_view body) {
     std::vector<boost::json::value> out;

@@ -5,7 +5,7 @@
 // registry (tests/openapi/package.json, installed by tools/dev). Without node or those packages
 // this test fails: it never skips.
 #include "harness.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>

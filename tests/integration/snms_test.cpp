@@ -5,7 +5,7 @@
 // native template routes.
 #include "harness.hpp"
 #include "idnode/registry/admin.hpp"
-#include "json_body.hpp"
+#include "json_helpers.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
