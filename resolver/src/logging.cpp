@@ -83,11 +83,14 @@ Logging::Logging(const NodeConfig::Log& config) : config_(config) {
 }
 
 Logging::~Logging() {
-    // Flushes are queued behind pending lines; the pool's destructor drains the queue and joins.
+    // Flushes are queued behind pending lines; the pool's destructor drains the queue and joins
+    // its worker. The pool goes first so that the loggers' last references are ours: queued
+    // messages hold references too, and a logger released last on the (uninstrumented) worker
+    // thread is freed there, which ThreadSanitizer cannot order after our own release.
     flush();
+    pool_.reset();
     access_.reset();
     app_.reset();
-    pool_.reset();
 }
 
 void Logging::access(const AccessRecord& r) const {

@@ -391,7 +391,14 @@ int NodeProcess::wait(Millis timeout) {
 int NodeProcess::stop(Millis timeout) {
     if (running())
         signal(SIGTERM);
-    return wait(timeout);
+    const int code = wait(timeout);
+    if (code != 0) {
+        // Tests check the code; the reason (a sanitizer report, an exception) is in stderr, which
+        // is otherwise gone with the temp dir by the time anyone reads the CI log.
+        std::cerr << "idnode exited with " << code << " after SIGTERM; its stderr:\n"
+                  << stderr_text() << "\n";
+    }
+    return code;
 }
 
 std::string NodeProcess::stderr_text() const {
