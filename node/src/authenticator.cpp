@@ -318,6 +318,20 @@ AuthOutcome Authenticator::throttle_check(const std::string& client_ip, std::str
     return out;
 }
 
+AuthOutcome Authenticator::identity_login(std::string_view username, const std::string& client_ip,
+                                          const std::function<bool()>& prove) {
+    if (auto throttled = throttle_check(client_ip, username); !throttled.ok()) {
+        return throttled;
+    }
+    if (!prove()) {
+        return fail(client_ip, std::string(username),
+                    username.empty() ? "unknown identity"
+                                     : "the proof does not match the identity's key");
+    }
+    auto snapshot = registry_.snapshot();
+    return from_account(snapshot, username, client_ip);
+}
+
 AuthOutcome Authenticator::bearer(std::string_view token, const std::string& client_ip) {
     if (token.substr(0, 4) == "idt_") {
         auto snapshot = registry_.snapshot();

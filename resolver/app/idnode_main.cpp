@@ -7,6 +7,7 @@
 //   idnode listening https=127.0.0.1:8443 ops=127.0.0.1:9464
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/config.hpp"
+#include "idnode/resolver/handle_keys.hpp"
 #include "idnode/resolver/handle_server.hpp"
 #include "idnode/resolver/logging.hpp"
 #include "idnode/resolver/metrics.hpp"
@@ -37,23 +38,46 @@ NodeConfig read_config(const std::optional<std::string>& path) {
     return defaults;
 }
 
-/// handle.public_key in HS_PUBKEY encoding ("" when not configured). Throws StartupError naming
-/// the key and the file when the file cannot be read or holds no RSA public key.
-std::string site_public_key(const NodeConfig& config) {
-    const auto& file = config.handle.public_key;
-    if (file.empty())
-        return {};
+std::string read_key_file(const std::filesystem::path& file, const char* key) {
     std::ifstream in(file, std::ios::binary);
     std::ostringstream pem;
     pem << in.rdbuf();
     if (!in)
         throw idnode::registry::StartupError(idnode::registry::Errc::invalid_value,
-                                             "handle.public_key: cannot read " + file.string());
-    auto encoded = handle::encode_public_key_pem(pem.str());
+                                             std::string(key) + ": cannot read " + file.string());
+    return pem.str();
+}
+
+/// The server's key pair from handle.private_key (null when not configured). Throws
+/// StartupError naming the key and the file when the file cannot be read or holds no usable key.
+std::shared_ptr<const handle::ServerKey> server_key(const NodeConfig& config) {
+    const auto& file = config.handle.private_key;
+    if (file.empty())
+        return nullptr;
+    auto key = handle::ServerKey::from_pem(read_key_file(file, "handle.private_key"));
+    if (!key)
+        throw idnode::registry::StartupError(idnode::registry::Errc::invalid_value,
+                                             "handle.private_key: " + file.string() + ": " +
+                                                 key.error().message);
+    return std::make_shared<const handle::ServerKey>(std::move(*key));
+}
+
+/// The public key published in site info, in HS_PUBKEY encoding: the private key's public half,
+/// or handle.public_key when only that is set ("" when neither is). Both set: they must match.
+std::string site_public_key(const NodeConfig& config, const handle::ServerKey* key) {
+    const auto& file = config.handle.public_key;
+    if (file.empty())
+        return key != nullptr ? key->public_key() : std::string();
+    auto encoded = handle::encode_public_key_pem(read_key_file(file, "handle.public_key"));
     if (!encoded)
         throw idnode::registry::StartupError(idnode::registry::Errc::invalid_value,
                                              "handle.public_key: " + file.string() + ": " +
                                                  encoded.error().message);
+    if (key != nullptr && *encoded != key->public_key())
+        throw idnode::registry::StartupError(
+            idnode::registry::Errc::invalid_value,
+            "handle.public_key: " + file.string() +
+                " is not the public half of handle.private_key (set only private_key)");
     return std::move(*encoded);
 }
 
@@ -62,7 +86,8 @@ int check_config(const std::string& path) {
         const NodeConfig config = load_config(path);
         // Loading the certificate and key catches the most common deployment mistake too.
         check_tls_files(config);
-        (void)site_public_key(config);
+        const auto key = server_key(config);
+        (void)site_public_key(config, key.get());
         std::cout << path << ": configuration is valid\n";
         return 0;
     } catch (const std::exception& e) {
@@ -81,6 +106,8 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& ap
         std::chrono::duration_cast<std::chrono::milliseconds>(config.limits.idle_timeout);
     o.max_connections = config.limits.max_connections;
     o.rate_per_ip = static_cast<std::uint32_t>(config.limits.rate_per_ip);
+    o.udp_policy.max_reply_bytes = config.handle.udp_max_reply_bytes;
+    o.responder.server_key = server_key(config);
     handle::SiteInfo& site = o.responder.site;
     site.serial = config.handle.site_serial;
     site.attributes.push_back({"desc", "idnode secondary node"});
@@ -92,11 +119,11 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& ap
         self.address = *address;
     }
     // Port 0 = the bound port, filled in by start().
-    self.public_key = site_public_key(config);
-    self.interfaces = {
-        {handle::service::kQuery, handle::Transport::tcp, 0},
-        {handle::service::kQuery, handle::Transport::udp, 0},
-        {handle::service::kQuery, handle::Transport::https, config.https.listen.port}};
+    self.public_key = site_public_key(config, o.responder.server_key.get());
+    // Only the interfaces that speak the Handle protocol: the HTTPS port serves the REST API,
+    // not Handle messages POSTed to it, so it is not listed (a client would try it and fail).
+    self.interfaces = {{handle::service::kQuery, handle::Transport::tcp, 0},
+                       {handle::service::kQuery, handle::Transport::udp, 0}};
     site.servers.push_back(std::move(self));
     return o;
 }
@@ -144,9 +171,12 @@ void register_handle_metrics(MetricsRegistry& metrics, const handle::HandleServe
     counter("idnode_handle_rate_limited_total",
             "Handle protocol requests refused by the per-IP limit",
             &handle::HandleServerStats::rate_limited);
-    counter("idnode_handle_udp_truncated_total",
-            "UDP replies sent truncated (client retries over TCP)",
-            &handle::HandleServerStats::udp_truncated);
+    counter("idnode_handle_udp_fragmented_total",
+            "UDP replies sent as several datagrams (RFC 3652 multi-datagram messages)",
+            &handle::HandleServerStats::udp_fragmented);
+    counter("idnode_handle_udp_too_large_total",
+            "UDP replies over handle.udp_max_reply_bytes, answered RC 2 (ask over TCP)",
+            &handle::HandleServerStats::udp_too_large);
     counter("idnode_handle_tcp_connections_accepted_total",
             "Handle protocol TCP connections accepted",
             &handle::HandleServerStats::tcp_connections_accepted);

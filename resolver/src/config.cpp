@@ -405,6 +405,8 @@ private:
         setters_["handle.public_key"] = [this, &c](const toml::node& n) {
             c.handle.public_key = string_of(n); // "" = no key published
         };
+        setters_["handle.private_key"] = path(c.handle.private_key);
+        setters_["handle.udp_max_reply_bytes"] = size(c.handle.udp_max_reply_bytes, 512, 1 * MiB);
 
         setters_["ops.listen"] = host_port(c.ops.listen);
 

@@ -319,9 +319,16 @@ Decoded<ResolutionRequest> decode_resolution_request(std::string_view body) {
     for (auto& type : req.types) {
         r.bytes(type, "type list");
     }
-    r.at_end("after the type list");
     if (r.failed()) {
         return failure<ResolutionRequest>(r);
+    }
+    req.trailing = r.rest();
+    if (!req.trailing.empty()) {
+        wire::Reader field(req.trailing);
+        std::string_view auth;
+        if (field.bytes(auth, "authentication field") && field.at_end("authentication field")) {
+            req.auth_field = auth;
+        }
     }
     return req;
 }
@@ -647,8 +654,7 @@ registry::HandleValue site_info_value(const SiteInfo& site, std::uint32_t timest
 
 // ---- UDP ---------------------------------------------------------------------------------------
 
-std::vector<std::string> udp_datagrams(std::string_view response, std::size_t request_bytes,
-                                       const UdpReplyPolicy& policy) {
+std::vector<std::string> udp_datagrams(std::string_view response, const UdpReplyPolicy& policy) {
     const std::size_t max_datagram = std::max(policy.max_datagram, kEnvelopeSize + 1);
     if (response.size() <= max_datagram || response.size() < kEnvelopeSize) {
         return {std::string(response)};
@@ -658,20 +664,12 @@ std::vector<std::string> udp_datagrams(std::string_view response, std::size_t re
     const std::size_t chunk = max_datagram - kEnvelopeSize;
     const std::size_t count = (payload.size() + chunk - 1) / chunk;
     const std::size_t total = payload.size() + count * kEnvelopeSize;
-
-    bool send_all = false;
-    if (policy.amplification_factor > 0) {
-        const std::size_t budget =
-            request_bytes > std::numeric_limits<std::size_t>::max() / policy.amplification_factor
-                ? std::numeric_limits<std::size_t>::max()
-                : request_bytes * policy.amplification_factor;
-        send_all = total <= budget;
+    if (total > policy.max_reply_bytes) {
+        return {};
     }
-    const std::size_t sent = send_all ? count : 1;
-
     std::vector<std::string> datagrams;
-    datagrams.reserve(sent);
-    for (std::size_t i = 0; i < sent; ++i) {
+    datagrams.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
         const std::string_view part = payload.substr(i * chunk, chunk);
         std::string datagram;
         datagram.reserve(kEnvelopeSize + part.size());
@@ -683,6 +681,11 @@ std::vector<std::string> udp_datagrams(std::string_view response, std::size_t re
         datagrams.push_back(std::move(datagram));
     }
     return datagrams;
+}
+
+std::string udp_too_large_message(std::size_t reply_bytes, std::size_t max_reply_bytes) {
+    return "answer too large for UDP (" + std::to_string(reply_bytes) + " bytes, limit " +
+           std::to_string(max_reply_bytes) + "); ask over TCP";
 }
 
 } // namespace idnode::resolver::handle

@@ -131,9 +131,9 @@ public:
     Answer finish(const Exchange& ex, Disposition disposition = Disposition::reply) && {
         const auto body_length =
             static_cast<std::uint32_t>(out_.size() - kEnvelopeSize - kHeaderSize);
-        wire::put_u32(out_, 0); // credential: responses are not signed
-        wire::patch_u32(out_, 16, static_cast<std::uint32_t>(out_.size() - kEnvelopeSize));
         wire::patch_u32(out_, kHeaderBodyLengthOffset, body_length);
+        sign_if_asked(ex);
+        wire::patch_u32(out_, 16, static_cast<std::uint32_t>(out_.size() - kEnvelopeSize));
         Answer a;
         a.disposition = disposition;
         a.message = std::move(out_);
@@ -143,6 +143,28 @@ public:
     }
 
 private:
+    /// Appends the credential: an HS_SIGNED one when the request set CERT and this server has a
+    /// key (CT is then set in the header first, since the signature covers it), else none.
+    void sign_if_asked(const Exchange& ex) {
+        const ServerKey* key = ex.config.server_key.get();
+        if (key == nullptr || (ex.request_flags & opflag::kCertified) == 0) {
+            wire::put_u32(out_, 0);
+            return;
+        }
+        const std::size_t flags_offset = kEnvelopeSize + 8;
+        wire::patch_u32(out_, flags_offset,
+                        wire::load_u32(out_.data() + flags_offset) | opflag::kCertified);
+        const std::string signature = key->sign(signed_bytes(out_));
+        if (signature.empty()) {
+            // OpenSSL failed: an unsigned answer, which the client rejects as unverifiable.
+            wire::patch_u32(out_, flags_offset,
+                            wire::load_u32(out_.data() + flags_offset) & ~opflag::kCertified);
+            wire::put_u32(out_, 0);
+            return;
+        }
+        wire::put_bytes(out_, signed_credential(signature));
+    }
+
     std::string out_;
     std::uint32_t response_code_;
 };
@@ -364,6 +386,63 @@ Answer answer(std::string_view request, const ResponderConfig& config,
                             "operation not supported: opcode " +
                                 std::to_string(message->header.opcode));
     }
+}
+
+namespace {
+
+/// The exchange for a reply written outside answer(): addressed and versioned like answer()'s.
+/// nullopt when answer() would drop the request (too short, or itself a response).
+std::optional<Exchange> exchange_for(std::string_view request, const ResponderConfig& config,
+                                     const RequestContext& context) {
+    auto envelope = decode_envelope(request);
+    if (!envelope) {
+        return std::nullopt;
+    }
+    Exchange ex(config, context, *envelope);
+    if (ex.read_opcode(request)) {
+        return std::nullopt;
+    }
+    if (auto decoded = decode_message(request)) {
+        ex.take_header(*decoded);
+    }
+    return ex;
+}
+
+} // namespace
+
+Answer challenge(std::string_view request, const ResponderConfig& config,
+                 const RequestContext& context) {
+    auto ex = exchange_for(request, config, context);
+    if (!ex || ex->header_and_body.empty()) {
+        return Answer{};
+    }
+    return challenge_answer(*ex);
+}
+
+Answer respond(std::string_view request, std::uint32_t response_code, std::string_view body,
+               const ResponderConfig& config, std::uint32_t now, const ReplyAddress& address) {
+    const Lookup no_lookup;
+    const HomedPredicate no_homed;
+    const RandomFill no_random;
+    const RequestContext context{no_lookup, no_homed, no_random, now};
+    auto ex = exchange_for(request, config, context);
+    if (!ex) {
+        return Answer{};
+    }
+    if (address.opcode) {
+        ex->opcode = *address.opcode;
+    }
+    ResponseDraft draft(*ex, response_code, address.session_id, ex->digest_requested());
+    draft.body().append(body);
+    return std::move(draft).finish(*ex);
+}
+
+Answer respond_error(std::string_view request, std::uint32_t response_code,
+                     std::string_view message, const ResponderConfig& config, std::uint32_t now,
+                     const ReplyAddress& address) {
+    std::string body;
+    encode_error_body(body, message);
+    return respond(request, response_code, body, config, now, address);
 }
 
 Answer refuse(std::string_view request, std::uint32_t response_code, std::string_view message,

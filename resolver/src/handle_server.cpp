@@ -145,7 +145,8 @@ HandleServerStats HandleServer::Impl::stats() const {
     }
     out.udp_requests = load(counters_.udp_requests);
     out.udp_datagrams_sent = load(counters_.udp_datagrams_sent);
-    out.udp_truncated = load(counters_.udp_truncated);
+    out.udp_fragmented = load(counters_.udp_fragmented);
+    out.udp_too_large = load(counters_.udp_too_large);
     out.udp_send_errors = load(counters_.udp_send_errors);
     out.udp_batches = load(counters_.udp_batches);
     out.tcp_requests = load(counters_.tcp_requests);

@@ -75,8 +75,8 @@ struct Counters {
     std::array<Counter, kRcSlots> by_rc{};
     std::array<Counter, kLatencyBoundsUs.size() + 1> latency{}; // non-cumulative here
     Counter latency_sum_ns{0};
-    Counter udp_requests{0}, udp_batches{0}, udp_datagrams_sent{0}, udp_truncated{0},
-        udp_send_errors{0};
+    Counter udp_requests{0}, udp_batches{0}, udp_datagrams_sent{0}, udp_fragmented{0},
+        udp_too_large{0}, udp_send_errors{0};
     Counter tcp_requests{0}, tcp_batches{0}, dropped{0}, malformed{0}, rate_limited{0},
         rate_limited_udp{0}, internal_errors{0};
     Counter tcp_open{0}, tcp_accepted{0}, tcp_rejected{0}, tcp_idle_closed{0},

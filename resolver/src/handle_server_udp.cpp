@@ -1,6 +1,6 @@
 // The Handle protocol over UDP: datagrams read and answered in batches (recvmmsg / sendmmsg),
-// one reply per request, cut to the reply policy's datagram size. See handle_server.hpp for the
-// contract.
+// one reply per request, split into RFC 3652 fragments when it is larger than a datagram. See
+// handle_server.hpp for the contract.
 #include "handle_server_impl.hpp"
 
 #include <boost/asio/post.hpp>
@@ -136,8 +136,21 @@ private:
                 push(std::move(a.message), i);
                 continue;
             }
-            Counters::add(s.counters_.udp_truncated);
-            for (auto& datagram : udp_datagrams(a.message, length, policy)) {
+            auto datagrams = udp_datagrams(a.message, policy);
+            if (datagrams.empty()) {
+                // Over handle.udp_max_reply_bytes: a short RC 2 sends the client to TCP at once.
+                Counters::add(s.counters_.udp_too_large);
+                Answer refusal =
+                    refuse(request, rc::kError,
+                           udp_too_large_message(a.message.size(), policy.max_reply_bytes),
+                           s.options_.responder, now);
+                if (refusal.disposition != Disposition::drop) {
+                    push(std::move(refusal.message), i);
+                }
+                continue;
+            }
+            Counters::add(s.counters_.udp_fragmented);
+            for (auto& datagram : datagrams) {
                 push(std::move(datagram), i);
             }
         }

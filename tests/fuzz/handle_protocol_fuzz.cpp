@@ -14,6 +14,7 @@
 #include "idnode/resolver/handle_protocol.hpp"
 #include "idnode/resolver/handle_responder.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -110,8 +111,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(response.ok());
     require(response->header.response_code == answer.response_code);
     require(response->envelope.message_length <= hp::kMaxMessageLength);
-    for (const auto& datagram : hp::udp_datagrams(answer.message, size)) {
+    const hp::UdpReplyPolicy policy;
+    std::size_t sent = 0;
+    for (const auto& datagram : hp::udp_datagrams(answer.message, policy)) {
         require(datagram.size() <= hp::kMaxUdpDatagram);
+        sent += datagram.size();
     }
+    require(sent <= std::max(policy.max_reply_bytes, answer.message.size()));
     return 0;
 }

@@ -105,6 +105,8 @@ hsts_max_age_s = 0
 listen = "0.0.0.0:2641"
 advertise_address = "192.0.2.7"
 site_serial = 7
+private_key = "/etc/idnode/handle-key.pem"
+udp_max_reply_bytes = "4KiB"
 [ops]
 listen = "localhost:0"
 [snms]
@@ -137,6 +139,8 @@ format = "json"
     CHECK(c.handle.listen == HostPort{"0.0.0.0", 2641});
     CHECK(c.handle.advertise_address == "192.0.2.7");
     CHECK(c.handle.site_serial == 7);
+    CHECK(c.handle.private_key == "/etc/idnode/handle-key.pem");
+    CHECK(c.handle.udp_max_reply_bytes == 4 * KiB);
     CHECK(c.ops.listen == HostPort{"127.0.0.1", 0});
     CHECK_FALSE(c.snms.token_v1);
     CHECK(c.snms.token_ttl_s == 3600);
@@ -201,6 +205,8 @@ TEST_CASE("out-of-range and malformed values name the key and the reason") {
                    "key 'limits.max_batch_body_bytes'"));
     CHECK(contains(error_of("[limits]\nrate_per_ip = -1\n"), "key 'limits.rate_per_ip'"));
     CHECK(contains(error_of("[handle]\nsite_serial = 70000\n"), "key 'handle.site_serial'"));
+    CHECK(contains(error_of("[handle]\nudp_max_reply_bytes = 511\n"),
+                   "key 'handle.udp_max_reply_bytes'"));
     CHECK(contains(error_of("[log]\nlevel = \"loud\"\n"),
                    "key 'log.level': 'loud' is not one of trace, debug"));
     CHECK(contains(error_of("[log]\nformat = \"xml\"\n"), "'xml' is not one of text, json"));

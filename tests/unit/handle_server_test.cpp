@@ -455,33 +455,45 @@ TEST_CASE("0.NA/<homed prefix> resolves to the site, with the bound ports filled
     CHECK(rc_of(client.exchange(resolve("0.NA/77.1"))) == hp::rc::kServerNotResponsible);
 }
 
-TEST_CASE("a reply over 512 bytes is truncated over UDP and whole over TCP") {
+TEST_CASE("a reply over 512 bytes goes out as every fragment over UDP, and whole over TCP") {
     Rig rig;
     const std::string request = resolve(kBigHandle);
     UdpClient udp(rig.udp_port());
-    const std::string datagram = udp.exchange(request);
-    CHECK(datagram.size() <= hp::kMaxUdpDatagram);
-    CHECK((static_cast<unsigned char>(datagram[2]) & hp::envflag::kTruncated) != 0);
-    const std::uint32_t whole_length = be32(datagram, 16);
-    CHECK(whole_length > hp::kMaxUdpDatagram);
-    // Nothing else follows (no multi-datagram reply under the default policy).
-    CHECK_FALSE(udp.receive(Ms(200)).has_value());
+    udp.send(request);
+    std::vector<std::string> parts;
+    while (auto d = udp.receive(Ms(parts.empty() ? 3000 : 300))) {
+        parts.push_back(*d);
+    }
+    REQUIRE(parts.size() >= 2);
+    std::string payload;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        CAPTURE(i);
+        CHECK(parts[i].size() <= hp::kMaxUdpDatagram);
+        if (i + 1 < parts.size()) {
+            CHECK(parts[i].size() == hp::kMaxUdpDatagram); // clients place fragment i at i x 492
+        }
+        CHECK((static_cast<unsigned char>(parts[i][2]) & hp::envflag::kTruncated) != 0);
+        CHECK(be32(parts[i], 12) == i); // message_id = sequence number
+        CHECK(be32(parts[i], 16) == be32(parts[0], 16));
+        payload += parts[i].substr(hp::kEnvelopeSize);
+    }
+    CHECK(payload.size() == be32(parts[0], 16));
 
     TcpClient tcp(rig.tcp_port());
     const std::string whole = tcp.exchange(request);
-    CHECK(whole.size() == hp::kEnvelopeSize + whole_length);
     auto r = parse(whole);
     REQUIRE(r.view.header.response_code == hp::rc::kSuccess);
     auto record = hp::decode_resolution_response(r.view.body);
     REQUIRE(record.ok());
     CHECK(record->values.size() == 2);
-    // The truncated datagram is the start of the whole message (envelope and the header's
-    // expiration, a clock field, aside).
-    constexpr std::size_t kBody = hp::kEnvelopeSize + hp::kHeaderSize;
-    CHECK(datagram.substr(kBody) == whole.substr(kBody, datagram.size() - kBody));
+    // Reassembled, the fragments are the TCP answer (the header's expiration, a clock field,
+    // aside).
+    CHECK(payload.substr(hp::kHeaderSize) == whole.substr(hp::kEnvelopeSize + hp::kHeaderSize));
 
     const auto stats = rig.server().stats();
-    CHECK(stats.udp_truncated == 1);
+    CHECK(stats.udp_fragmented == 1);
+    CHECK(stats.udp_too_large == 0);
+    CHECK(stats.udp_datagrams_sent == parts.size());
 }
 
 TEST_CASE("10,000 requests on one TCP connection") {
@@ -849,36 +861,27 @@ TEST_CASE("a port in use is a clear startup error") {
     CHECK_THROWS_AS(third.start(), std::system_error);
 }
 
-TEST_CASE("a UDP policy that allows splitting sends every part within its budget") {
-    Rig rig([](hp::HandleServerOptions& o) { o.udp_policy.amplification_factor = 100; });
+TEST_CASE("a reply over udp_max_reply_bytes is refused with RC 2 so the client asks over TCP") {
+    Rig rig([](hp::HandleServerOptions& o) { o.udp_policy.max_reply_bytes = 600; });
     UdpClient udp(rig.udp_port());
-    const std::string request = resolve(kBigHandle);
+    const std::string request = resolve_with_id(kBigHandle, 4242);
     udp.send(request);
-    std::vector<std::string> parts;
-    while (auto d = udp.receive(Ms(parts.empty() ? 3000 : 300))) {
-        parts.push_back(*d);
-    }
-    REQUIRE(parts.size() >= 2);
-    std::string payload;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-        CHECK(parts[i].size() <= hp::kMaxUdpDatagram);
-        CHECK((static_cast<unsigned char>(parts[i][2]) & hp::envflag::kTruncated) != 0);
-        CHECK(be32(parts[i], 12) == i); // message_id = sequence number
-        payload += parts[i].substr(hp::kEnvelopeSize);
-    }
-    CHECK(payload.size() == be32(parts[0], 16));
-    // Reassembled, it is the TCP answer (the expiration aside).
-    TcpClient tcp(rig.tcp_port());
-    const std::string whole = tcp.exchange(request);
-    constexpr std::size_t kBody = hp::kHeaderSize;
-    CHECK(payload.substr(kBody) == whole.substr(hp::kEnvelopeSize + kBody));
+    const auto reply = udp.receive(Ms(3000));
+    REQUIRE(reply.has_value());
+    CHECK_FALSE(udp.receive(Ms(200)).has_value()); // one short datagram, nothing more
+    CHECK(reply->size() < 200);
+    auto r = parse(*reply);
+    CHECK(r.view.envelope.request_id == 4242);
+    CHECK(r.view.header.response_code == hp::rc::kError);
+    const auto message = hp::decode_error_body(r.view.body);
+    REQUIRE(message.ok());
+    CHECK(std::string(*message).find("ask over TCP") != std::string::npos);
 
-    // A budget too small for the whole reply: only the first part.
-    Rig small([](hp::HandleServerOptions& o) { o.udp_policy.amplification_factor = 2; });
-    UdpClient udp2(small.udp_port());
-    udp2.send(request);
-    CHECK(udp2.receive().has_value());
-    CHECK_FALSE(udp2.receive(Ms(200)).has_value());
+    TcpClient tcp(rig.tcp_port());
+    CHECK(rc_of(tcp.exchange(request)) == hp::rc::kSuccess);
+    const auto stats = rig.server().stats();
+    CHECK(stats.udp_too_large == 1);
+    CHECK(stats.udp_fragmented == 0);
 }
 
 TEST_CASE("refuse(): an error response addressed like answer()'s, nothing for responses") {

@@ -97,6 +97,43 @@ inline std::map<std::string, Vector> load_vectors() {
     return vectors;
 }
 
+/// One captured line of a flow: who sent it ("request"/"client" or "response"/"server") and the
+/// bytes (one Handle message, or one datagram for UDP).
+struct CapturedLine {
+    std::string label;
+    std::string bytes;
+};
+
+/// Parses every "## name (transport)" section of a vectors file in tests/data into its hex lines,
+/// in order (a UDP reply of several datagrams is several lines).
+inline std::map<std::string, std::vector<CapturedLine>> load_flows(const std::string& file) {
+    const std::string path = std::string(IDNODE_TEST_DATA_DIR) + "/" + file;
+    std::ifstream in(path);
+    if (!in) {
+        throw std::runtime_error("cannot open " + path);
+    }
+    std::map<std::string, std::vector<CapturedLine>> flows;
+    std::string line, name;
+    while (std::getline(in, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            name = line.substr(3);
+            if (const auto space = name.find(' '); space != std::string::npos) {
+                name.resize(space);
+            }
+            continue;
+        }
+        std::istringstream words(line);
+        std::string key, hex;
+        if (name.empty() || !(words >> key >> hex)) {
+            continue;
+        }
+        if (key == "request" || key == "response" || key == "client" || key == "server") {
+            flows[name].push_back({key, from_hex(hex)});
+        }
+    }
+    return flows;
+}
+
 inline constexpr std::string_view kHandle = "88.999/STEEL-H2024-001";
 inline constexpr std::uint32_t kValueTimestamp = 0x6b033aed;
 /// The captured responses carry expiration 0x6b03e3ae = the server's clock + 43200.

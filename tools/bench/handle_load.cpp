@@ -496,11 +496,12 @@ void load_registry(reg::Registry& registry, const std::string& prefix, std::uint
 
 void print_server_stats(const hp::HandleServerStats& s) {
     std::printf("server: udp requests %llu, tcp requests %llu, udp datagrams sent %llu, "
-                "truncated %llu, malformed %llu, dropped %llu\n",
+                "fragmented %llu, too large %llu, malformed %llu, dropped %llu\n",
                 static_cast<unsigned long long>(s.udp_requests),
                 static_cast<unsigned long long>(s.tcp_requests),
                 static_cast<unsigned long long>(s.udp_datagrams_sent),
-                static_cast<unsigned long long>(s.udp_truncated),
+                static_cast<unsigned long long>(s.udp_fragmented),
+                static_cast<unsigned long long>(s.udp_too_large),
                 static_cast<unsigned long long>(s.malformed),
                 static_cast<unsigned long long>(s.dropped));
     std::printf("server: requests per batch: udp %.1f, tcp %.1f\n",

@@ -1,5 +1,6 @@
 // `idctl init` (offline): creates a node's database, homes its node prefix, creates the admin
-// account and its first API key, and prints {"admin_key":"…"} once (tests and tools/dev read it).
+// account and its first API key, makes the Handle server's key pair (handle.private_key), and
+// prints {"admin_key":"…","handle_key":"<path>"} once (tests and tools/dev read it).
 // `idctl config`: shows the connection settings the online commands would use, and from where.
 #include "cli.hpp"
 
@@ -8,8 +9,17 @@
 
 #include <boost/json.hpp>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <sys/stat.h>
+
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 namespace idnode::idctl {
 
@@ -23,9 +33,34 @@ std::int64_t unix_now() {
         .count();
 }
 
+/// Writes a fresh RSA-2048 private key (PKCS#8 PEM, mode 0600) to `path`, which must not exist:
+/// a node's key is its identity in site info, so an existing one is never replaced.
+std::optional<std::string> write_handle_key(const std::filesystem::path& path) {
+    if (std::filesystem::exists(path)) {
+        return path.string() + " exists; a server key is never overwritten";
+    }
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_RSA_gen(2048), &EVP_PKEY_free);
+    if (!key) {
+        return "cannot generate an RSA key pair";
+    }
+    const mode_t old_mask = ::umask(077);
+    std::FILE* file = std::fopen(path.c_str(), "wx");
+    ::umask(old_mask);
+    if (file == nullptr) {
+        return "cannot create " + path.string();
+    }
+    const bool written =
+        PEM_write_PrivateKey(file, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+    if (std::fclose(file) != 0 || !written) {
+        std::filesystem::remove(path);
+        return "cannot write " + path.string();
+    }
+    return std::nullopt;
+}
+
 /// Refuses an already initialised directory.
-int init(const std::string& data_dir, const std::string& node_prefix,
-         const std::string& admin_user) {
+int init(const std::string& data_dir, const std::string& node_prefix, const std::string& admin_user,
+         std::string handle_key) {
     auto folded = parse_prefix(node_prefix);
     if (!folded) {
         return fail("init", "--node-prefix: " + folded.error().message, kExitUsage);
@@ -62,12 +97,20 @@ int init(const std::string& data_dir, const std::string& node_prefix,
         PutEntry{Table::accounts, admin_user, encode_account(admin), PutMode::create});
     batch.ops.push_back(
         PutEntry{Table::api_keys, key.record.key_id, encode_api_key(key.record), PutMode::create});
+    if (handle_key.empty()) {
+        handle_key = (std::filesystem::path(data_dir) / "handle-key.pem").string();
+    }
+    if (auto problem = write_handle_key(handle_key)) {
+        return fail("init", "--handle-key: " + *problem);
+    }
     for (const auto& r : registry->write(std::move(batch))) {
         if (!r.ok()) {
+            std::filesystem::remove(handle_key); // init may be run again
             return fail("init", r.error.message);
         }
     }
-    std::cout << "{\"admin_key\":\"" << key.key << "\"}" << std::endl;
+    boost::json::object out{{"admin_key", key.key}, {"handle_key", handle_key}};
+    std::cout << boost::json::serialize(out) << std::endl;
     return kExitOk;
 }
 
@@ -75,7 +118,7 @@ int init(const std::string& data_dir, const std::string& node_prefix,
 
 Command add_init_command(CLI::App& root, const GlobalOptions&) {
     struct Args {
-        std::string data_dir, node_prefix, admin_user = "admin";
+        std::string data_dir, node_prefix, admin_user = "admin", handle_key;
     };
     auto args = std::make_shared<Args>();
     auto* cmd = root.add_subcommand("init", "initialise a node's database (offline)");
@@ -83,7 +126,12 @@ Command add_init_command(CLI::App& root, const GlobalOptions&) {
     cmd->add_option("--node-prefix", args->node_prefix, "node prefix to home, e.g. 88.118")
         ->required();
     cmd->add_option("--admin-user", args->admin_user, "name of the admin account (default admin)");
-    return {cmd, [args] { return init(args->data_dir, args->node_prefix, args->admin_user); }};
+    cmd->add_option("--handle-key", args->handle_key,
+                    "where to write the Handle server's private key (handle.private_key; default "
+                    "DATA_DIR/handle-key.pem; never overwritten)");
+    return {cmd, [args] {
+                return init(args->data_dir, args->node_prefix, args->admin_user, args->handle_key);
+            }};
 }
 
 Command add_config_command(CLI::App& root, const GlobalOptions& global) {

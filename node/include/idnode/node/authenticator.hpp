@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -141,6 +142,14 @@ public:
     AuthOutcome confirm_password(const std::string& username,
                                  std::optional<std::string_view> password,
                                  const std::string& client_ip);
+
+    /// A Handle identity of the account `username` answering a challenge (the Handle protocol's
+    /// challenge-response): throttled like a login, then `prove` (which checks the proof; it
+    /// runs only when not throttled, because a proof may cost a PBKDF2) decides. A false proof
+    /// is a failed login of `client_ip` and of the account (`username` empty: an identity nobody
+    /// registered, counted against the address only).
+    AuthOutcome identity_login(std::string_view username, const std::string& client_ip,
+                               const std::function<bool()>& prove);
 
     /// Forgets cached verifications of `username` (password changed, key revoked).
     void forget(const std::string& username);

@@ -92,6 +92,12 @@ struct NodeConfig {
         /// PEM RSA public key published in this node's HS_SITE (what clients verify signed
         /// answers with); empty = none. HANDLE.NET clients know RSA and DSA keys only.
         std::filesystem::path public_key;
+        /// PEM RSA private key of this server (`idctl init` makes one): its public half is
+        /// published in HS_SITE and it signs answers to requests that set CERT. Empty = none.
+        std::filesystem::path private_key;
+        /// Most bytes sent over UDP for one request (all fragments, envelopes included); a
+        /// larger answer is refused with RC 2 so that the client asks over TCP.
+        std::uint64_t udp_max_reply_bytes = 8192;
     } handle;
 
     struct Ops {

@@ -51,8 +51,10 @@ inline constexpr std::size_t kHeaderSize = 24;
 /// larger declared length means the peer is broken or hostile; a TCP stream cannot be
 /// resynchronised after it, so the connection is closed.
 inline constexpr std::uint32_t kMaxMessageLength = 256 * 1024;
-/// Classic UDP reply size; a message that does not fit is split or truncated (see udp_datagrams).
+/// Classic UDP datagram size; a message that does not fit is split (see udp_datagrams).
 inline constexpr std::size_t kMaxUdpDatagram = 512;
+/// Default cap on the bytes sent over UDP for one request (handle.udp_max_reply_bytes).
+inline constexpr std::size_t kDefaultUdpMaxReplyBytes = 8192;
 inline constexpr std::size_t kChallengeNonceSize = 16;
 /// Responses are valid for twelve hours: the captured server put expiration = now + 43200 in every
 /// response, independent of the request's own expiration.
@@ -123,8 +125,8 @@ namespace opflag {
 /// AT [AUTH]: authoritative. Request: answer from a primary, not from a cache. Response: set by
 /// every answer of the captured server (it is authoritative for what it homes).
 inline constexpr std::uint32_t kAuthoritative = 0x8000'0000;
-/// CT [CERT]: request asks for a signed (certified) response. Not honoured yet: we never sign, so
-/// we never echo it.
+/// CT [CERT]: request asks for a signed (certified) response. Echoed, with an HS_SIGNED
+/// credential, when the server has a key (ResponderConfig::server_key).
 inline constexpr std::uint32_t kCertified = 0x4000'0000;
 /// ENC [ENCR]: request asks for an encrypted response (needs a session). Not honoured, not echoed.
 inline constexpr std::uint32_t kEncrypted = 0x2000'0000;
@@ -311,11 +313,19 @@ void encode_message(std::string& out, const Envelope& envelope, const Header& he
 
 // ---- Bodies ------------------------------------------------------------------------------------
 
-/// RESOLUTION request body (RFC 3652 §3.1): handle, index list, type list.
+/// RESOLUTION request body (RFC 3652 §3.1): handle, index list, type list - and whatever a client
+/// sends after the type list. id-pointer-sdk >= 2.2.3 always appends an authentication field
+/// there (int32 length + bytes; length 0 when unused), so trailing bytes are accepted rather
+/// than refused; everything before them is decoded as strictly as ever.
 struct ResolutionRequest {
     std::string_view handle; // bytes as sent; not yet validated as a handle
     std::vector<std::int32_t> indices;
     std::vector<std::string_view> types;
+    /// Every byte after the type list (empty for RFC 3652 clients).
+    std::string_view trailing;
+    /// The content of the authentication field, when `trailing` is exactly one length-prefixed
+    /// field (empty content for id-pointer-sdk's "none"); absent otherwise.
+    std::optional<std::string_view> auth_field;
 };
 Decoded<ResolutionRequest> decode_resolution_request(std::string_view body);
 void encode_resolution_request(std::string& out, std::string_view handle,
@@ -449,23 +459,31 @@ registry::HandleValue site_info_value(const SiteInfo& site, std::uint32_t timest
 // ---- UDP ---------------------------------------------------------------------------------------
 
 struct UdpReplyPolicy {
-    /// Largest datagram sent, envelope included.
+    /// Largest datagram sent, envelope included. HANDLE.NET clients reassemble a multi-datagram
+    /// reply by placing fragment i at i x (512 - 20): every fragment but the last must carry
+    /// exactly max_datagram - 20 message bytes, and clients assume 512.
     std::size_t max_datagram = kMaxUdpDatagram;
-    /// A reply larger than one datagram may be split into a full set of TC datagrams (which
-    /// HANDLE.NET clients reassemble) only while the bytes sent stay within
-    /// amplification_factor x request size. 0 never splits: such a reply is cut to its first
-    /// datagram, flagged TC, and the client completes the exchange over TCP.
-    std::size_t amplification_factor = 0;
+    /// Most bytes (envelopes included) sent for one request (handle.udp_max_reply_bytes): the
+    /// bound on how far a forged request can be amplified. A reply that would need more is not
+    /// sent over UDP at all (see udp_datagrams).
+    std::size_t max_reply_bytes = kDefaultUdpMaxReplyBytes;
 };
 
-/// Turns one encoded response message into the datagrams to send for a request of
-/// `request_bytes` bytes. A message that fits `policy.max_datagram` is returned unchanged, alone.
-/// Otherwise every datagram carries the original envelope with TC set, message_id = its sequence
-/// number and message_length = the whole message's length (RFC 3652 multi-datagram layout), and
-/// either all of them are returned (see amplification_factor) or only the first - a message a
-/// client can recognise as incomplete, so it retries over TCP. Input shorter than an envelope is
-/// returned unchanged.
-std::vector<std::string> udp_datagrams(std::string_view response_message, std::size_t request_bytes,
+/// Turns one encoded response message into the datagrams to send. A message that fits
+/// `policy.max_datagram` is returned unchanged, alone. A larger one is cut into the RFC 3652
+/// multi-datagram layout HANDLE.NET uses - every datagram carries the original envelope with TC
+/// set, message_id = its sequence number (0..n-1) and message_length = the whole message's length
+/// - and every fragment is returned, as long as their total size stays within
+/// `policy.max_reply_bytes`. Past that nothing is returned: the caller answers with
+/// udp_too_large() instead. Input shorter than an envelope is returned unchanged.
+std::vector<std::string> udp_datagrams(std::string_view response_message,
                                        const UdpReplyPolicy& policy = {});
+
+/// The message of the RC 2 (ERROR) answer sent over UDP when the real answer is over
+/// max_reply_bytes. RC 2 is what makes the reference clients switch transports at once:
+/// HANDLE.NET's resolver turns an RC 2 response into an exception and moves on to the next
+/// protocol in its order (UDP, TCP, HTTP), where a lone TC fragment would leave it waiting
+/// through its UDP retry schedule (0.5 + 1 + 1.5 s) before trying TCP.
+std::string udp_too_large_message(std::size_t reply_bytes, std::size_t max_reply_bytes);
 
 } // namespace idnode::resolver::handle

@@ -28,7 +28,13 @@
 // - Envelope: session id and request id echoed (a challenge gets a fresh session id), message id 0.
 //   Header: opcode echoed, site_info_serial = site.serial, recursion count echoed, expiration =
 //   now + 43200, op flags = AT | REC | the request's CA, PUBL and DNRF | RD when a digest leads the
-//   body (when the request set RD, and always for a challenge).
+//   body (when the request set RD, and always for a challenge) | CT when the answer is signed.
+// - Signatures: when the request sets CERT and the config has a server_key, every answer to it
+//   (errors and challenges included) carries an HS_SIGNED credential (handle_keys.hpp).
+// - RESOLUTION bodies may carry bytes after the type list (id-pointer-sdk >= 2.2.3 appends an
+//   authentication field, int32 length + bytes, length 0 when unused). They are accepted; a
+//   non-empty field is read as the client's credential for the request (see
+//   ResolutionRequest::auth_field).
 //
 // Thread safety: answer() touches nothing but its arguments; it is safe to call concurrently if the
 // callables are.
@@ -37,11 +43,13 @@
 #include "idnode/registry/error.hpp"
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
+#include "idnode/resolver/handle_keys.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,6 +81,10 @@ struct ResponderConfig {
     /// (docs/identifiers.md#length).
     registry::HandleLimits handle_limits{};
     std::uint32_t response_lifetime = kResponseLifetimeSeconds;
+    /// The server's key (handle.private_key): a request with CERT gets its answer signed with
+    /// it (HS_SIGNED credential, CT echoed). Null = answers are never signed, CT is not echoed,
+    /// and a client that insists on a signature rejects them.
+    std::shared_ptr<const ServerKey> server_key;
 };
 
 /// What a single answer() call may use. References must outlive the call.
@@ -118,6 +130,32 @@ struct Answer {
 /// aside) and never reads outside `request_message`.
 Answer answer(std::string_view request_message, const ResponderConfig& config,
               const RequestContext& context);
+
+/// The RC 402 challenge for `request` (any opcode; the administrative ones included), exactly as
+/// answer() issues it for non-public values: a fresh session id, a nonce from context.random and
+/// the digest of the request's header and body; Answer::challenge holds them. Dropped (empty) for
+/// what answer() drops and for a request whose header cannot be read.
+Answer challenge(std::string_view request, const ResponderConfig& config,
+                 const RequestContext& context);
+
+/// How respond() addresses a reply beyond echoing the request.
+struct ReplyAddress {
+    /// The opcode reported (the answer to a RESPONSE_TO_CHALLENGE reports the challenged
+    /// request's opcode); nullopt = the request's.
+    std::optional<std::uint32_t> opcode;
+    /// The envelope's session id (0 = none, as HANDLE.NET answers outside sessions).
+    std::uint32_t session_id = 0;
+};
+
+/// A reply to `request` with `response_code` and `body` as given (raw body bytes; a request
+/// digest is put first when the request asked for one), versioned, addressed and signed as
+/// answer()'s. respond_error() writes the body as an error message. Dropped (empty) for what
+/// answer() drops.
+Answer respond(std::string_view request, std::uint32_t response_code, std::string_view body,
+               const ResponderConfig& config, std::uint32_t now, const ReplyAddress& address = {});
+Answer respond_error(std::string_view request, std::uint32_t response_code,
+                     std::string_view message, const ResponderConfig& config, std::uint32_t now,
+                     const ReplyAddress& address = {});
 
 /// Refuses one request without looking at its body: an error response with `response_code` and
 /// `message` (the server uses RC 3 SERVER_TOO_BUSY "rate limit exceeded"), addressed and versioned

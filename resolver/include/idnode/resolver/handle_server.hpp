@@ -4,8 +4,10 @@
 // Transports
 // - UDP: one datagram per request, one reply per request. Datagrams are read and written in
 //   batches (recvmmsg/sendmmsg, up to `udp_batch` per system call). A reply larger than the
-//   policy's datagram (512 bytes) is cut by udp_datagrams(): the client sees the TC flag and asks
-//   again over TCP. No reply is ever larger than that policy allows (no amplification).
+//   policy's datagram (512 bytes) is sent as every fragment of an RFC 3652 multi-datagram message
+//   (udp_datagrams()), as HANDLE.NET sends it; one that would take more than
+//   `udp_policy.max_reply_bytes` is answered RC 2 "ask over TCP" instead, so a forged request is
+//   amplified at most to that many bytes.
 // - TCP: a connection carries any number of requests, answered in order, until the client closes
 //   it, the idle timeout passes without traffic, or the responder asks to close (a declared length
 //   over 256 KiB: RC 4, then close). Requests may be pipelined: everything readable is framed
@@ -76,7 +78,7 @@ struct HandleServerOptions {
     /// if it equals one of these or lies under one (see the file comment).
     std::vector<std::string> homed_prefixes;
 
-    /// UDP reply sizing (512 bytes; truncation rather than multi-datagram replies by default).
+    /// UDP reply sizing: 512-byte datagrams, at most handle.udp_max_reply_bytes per request.
     UdpReplyPolicy udp_policy{};
     /// SO_RCVBUF / SO_SNDBUF of the UDP socket in bytes (0 = leave the system default; the kernel
     /// may cap the value at net.core.rmem_max / wmem_max).
@@ -126,7 +128,8 @@ struct HandleServerStats {
 
     std::uint64_t udp_requests = 0;       // datagrams received
     std::uint64_t udp_datagrams_sent = 0; // reply datagrams sent
-    std::uint64_t udp_truncated = 0;      // replies that did not fit one datagram
+    std::uint64_t udp_fragmented = 0;     // replies sent as several datagrams
+    std::uint64_t udp_too_large = 0;      // replies over udp_max_reply_bytes, answered RC 2
     std::uint64_t udp_send_errors = 0;    // replies the kernel refused
     std::uint64_t udp_batches = 0;        // recvmmsg calls that returned datagrams
     std::uint64_t tcp_requests = 0;       // frames received (oversize ones included)
