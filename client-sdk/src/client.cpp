@@ -516,6 +516,32 @@ Status Client::revoke_key(std::string_view username, std::string_view key_id) co
         "/api/v1/accounts/" + encode_path(username, false) + "/keys/" + encode_path(key_id, false),
         {}, false)));
 }
+Result<std::string> Client::add_identity(std::string_view username,
+                                         std::string_view request_json) const {
+    error_code ec;
+    json::value body = json::parse(request_json, ec);
+    if (ec || !body.is_object())
+        return make_error(ErrorKind::invalid_argument,
+                          "the identity request must be a JSON object");
+    add_current_password(impl_->options, username, body.get_object());
+    return body_of(impl_->execute_ok(with_body(
+        http::verb::post, "/api/v1/accounts/" + encode_path(username, false) + "/identities",
+        json::serialize(body), false)));
+}
+Result<std::string> Client::list_identities(std::string_view username) const {
+    return body_of(
+        impl_->execute_ok(get("/api/v1/accounts/" + encode_path(username, false) + "/identities")));
+}
+Status Client::remove_identity(std::string_view username, std::string_view handle,
+                               std::int32_t index) const {
+    // The handle goes as one percent-encoded segment (its '/' too): the node splits the
+    // identity at the last '/', before the index.
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::delete_,
+                  "/api/v1/accounts/" + encode_path(username, false) + "/identities/" +
+                      encode_path(handle, false) + "/" + std::to_string(index),
+                  {}, false)));
+}
 Result<std::string> Client::list_templates() const {
     return body_of(impl_->execute_ok(get("/api/v1/templates")));
 }

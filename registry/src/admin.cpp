@@ -284,6 +284,52 @@ Result<ApiKeyRecord> decode_api_key(std::string_view bytes) {
                         static_cast<std::int64_t>(created)};
 }
 
+// ---- identities
+// ----------------------------------------------------------------------------------
+
+std::string identity_key(std::string_view handle_folded, std::int32_t index) {
+    std::string key = std::to_string(index);
+    key += ':';
+    key += handle_folded;
+    return key;
+}
+
+std::string encode_identity(const Identity& identity) {
+    std::string out;
+    wire::put_u8(out, kEntryFormat);
+    wire::put_u8(out, static_cast<std::uint8_t>(identity.kind));
+    wire::put_u32(out, static_cast<std::uint32_t>(identity.index));
+    wire::put_u64(out, static_cast<std::uint64_t>(identity.created));
+    wire::put_bytes(out, identity.handle);
+    wire::put_bytes(out, identity.account);
+    wire::put_bytes(out, identity.kind == IdentityKeyKind::secret ? identity.secret
+                                                                  : identity.public_key_pem);
+    return out;
+}
+
+Result<Identity> decode_identity(std::string_view bytes) {
+    wire::Reader r(bytes);
+    std::uint8_t format, kind;
+    std::uint32_t index;
+    std::uint64_t created;
+    std::string_view handle, account, key;
+    if (!r.u8(format) || format != kEntryFormat || !r.u8(kind) || kind < 1 || kind > 2 ||
+        !r.u32(index) || index == 0 || index > 0x7fffffffu || !r.u64(created) || !r.bytes(handle) ||
+        !r.bytes(account) || !r.bytes(key) || r.remaining() != 0 || handle.empty() ||
+        account.empty() || key.empty()) {
+        return corrupt("identity");
+    }
+    Identity identity;
+    identity.handle.assign(handle);
+    identity.index = static_cast<std::int32_t>(index);
+    identity.account.assign(account);
+    identity.kind = static_cast<IdentityKeyKind>(kind);
+    (identity.kind == IdentityKeyKind::secret ? identity.secret : identity.public_key_pem)
+        .assign(key);
+    identity.created = static_cast<std::int64_t>(created);
+    return identity;
+}
+
 // ---- bulk outcomes
 // -------------------------------------------------------------------------------
 

@@ -74,6 +74,27 @@ Result<BulkOutcome> ReadSnapshot::bulk_outcome(std::string_view key) const {
     return get_decoded(*this, Table::idempotency, key, "bulk outcome", decode_bulk_outcome);
 }
 
+Result<Identity> ReadSnapshot::identity(std::string_view handle, std::int32_t index) const {
+    auto parsed = parse_handle(handle, HandleLimits{kHandleProtocolMaxLength});
+    if (!parsed) {
+        return Error{Errc::not_found, "identity " + std::to_string(index) + ":" +
+                                          std::string(handle) + " does not exist"};
+    }
+    return get_decoded(*this, Table::identities, identity_key(parsed->key(), index), "identity",
+                       decode_identity);
+}
+
+void ReadSnapshot::for_each_identity(
+    const std::function<void(const std::string&, const Identity&)>& fn,
+    std::string_view account) const {
+    for_each_decoded<Identity>(*this, Table::identities, decode_identity,
+                               [&](const std::string& key, const Identity& identity) {
+                                   if (account.empty() || identity.account == account) {
+                                       fn(key, identity);
+                                   }
+                               });
+}
+
 bool ReadSnapshot::has_entries(Table table) const {
     return !list_entries(table, {}, 1).entries.empty();
 }

@@ -62,11 +62,12 @@ inline bool logged_table(Table t) noexcept {
 /// The change kind of a logged table: ChangeKind numbers the tables one above Table does
 /// (identifiers come first).
 inline ChangeKind change_kind(Table t) noexcept {
-    static_assert(static_cast<int>(ChangeKind::prefix) == static_cast<int>(Table::prefixes) + 1 &&
-                  static_cast<int>(ChangeKind::template_) ==
-                      static_cast<int>(Table::templates) + 1 &&
-                  static_cast<int>(ChangeKind::account) == static_cast<int>(Table::accounts) + 1 &&
-                  static_cast<int>(ChangeKind::api_key) == static_cast<int>(Table::api_keys) + 1);
+    static_assert(
+        static_cast<int>(ChangeKind::prefix) == static_cast<int>(Table::prefixes) + 1 &&
+        static_cast<int>(ChangeKind::template_) == static_cast<int>(Table::templates) + 1 &&
+        static_cast<int>(ChangeKind::account) == static_cast<int>(Table::accounts) + 1 &&
+        static_cast<int>(ChangeKind::api_key) == static_cast<int>(Table::api_keys) + 1 &&
+        static_cast<int>(ChangeKind::identity) == static_cast<int>(Table::identities) + 1);
     return static_cast<ChangeKind>(static_cast<std::uint8_t>(t) + 1);
 }
 

@@ -19,8 +19,11 @@ std::int64_t system_now() {
         .count();
 }
 
+/// The administrative tables added after schema 1 shipped, which older databases lack.
+constexpr Table kTablesAddedLater[] = {Table::idempotency, Table::identities};
+
 /// Opens, through `open` (creating or only finding), the databases every environment of this
-/// schema has; the caller handles the tables added later (idempotency_v1).
+/// schema has; the caller handles the tables added later (kTablesAddedLater).
 template <class Open> void open_schema_databases(RegistryImpl& impl, Open&& open) {
     impl.meta_ = open(kMetaDb);
     impl.ids_ = open(kIdsDb);
@@ -134,10 +137,11 @@ void RegistryImpl::open_databases() {
             return dbi;
         };
         open_schema_databases(*this, open);
-        // Added after schema 1 shipped: MDB_CREATE adds it to older databases as they open, and
-        // builds without it ignore it, so no schema upgrade is needed either way.
-        tables_[static_cast<int>(Table::idempotency)] =
-            open(kTableNames[static_cast<int>(Table::idempotency)]);
+        // Added after schema 1 shipped: MDB_CREATE adds them to older databases as they open,
+        // and builds without them ignore them, so no schema upgrade is needed either way.
+        for (const Table t : kTablesAddedLater) {
+            tables_[static_cast<int>(t)] = open(kTableNames[static_cast<int>(t)]);
+        }
         check_schema(txn);
         const int rc = txn.commit();
         if (rc == MDB_MAP_FULL && attempt == 0) {
@@ -171,14 +175,14 @@ void RegistryImpl::open_databases_read_only() {
         return dbi;
     };
     open_schema_databases(*this, open);
-    {
+    for (const Table t : kTablesAddedLater) {
         // Absent in databases no writable open of this build has touched yet: read as empty.
         MDB_dbi dbi;
-        const char* name = kTableNames[static_cast<int>(Table::idempotency)];
+        const char* name = kTableNames[static_cast<int>(t)];
         const int rc = mdb_dbi_open(txn.get(), name, 0, &dbi);
         if (rc != MDB_NOTFOUND) {
             lmdb::check(rc, name);
-            tables_[static_cast<int>(Table::idempotency)] = dbi;
+            tables_[static_cast<int>(t)] = dbi;
         }
     }
     std::string_view stored;

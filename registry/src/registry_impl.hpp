@@ -74,7 +74,7 @@ public:
     const RegistryOptions& options() const noexcept { return options_; }
 
     MDB_dbi ids_ = 0, counters_ = 0, changes_ = 0, meta_ = 0;
-    MDB_dbi tables_[store::kTableSlots] = {}; // by Table; 0 = absent (idempotency, read-only)
+    MDB_dbi tables_[store::kTableSlots] = {}; // by Table; 0 = absent (added later, read-only)
 
     MDB_dbi table(Table t) const noexcept { return tables_[static_cast<int>(t)]; }
 

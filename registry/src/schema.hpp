@@ -12,6 +12,7 @@
 //   changes_v1    u64 BE sequence -> change entry (change_log.hpp)
 //   prefixes_v1, templates_v1, accounts_v1, apikeys_v1   opaque key -> opaque bytes
 //   idempotency_v1  account + 0x00 + Idempotency-Key -> BulkOutcome (admin.hpp); not change-logged
+//   identities_v1   "<index>:<folded handle>" -> Identity (admin.hpp); change-logged
 //
 // Identifier keys are the case-folded handle. LMDB keys are limited (511 bytes by default) while
 // handles may be configured up to 2048 bytes, so a longer key keeps its first bytes (the prefix
@@ -43,11 +44,12 @@ inline constexpr const char* kCountersDb = "counters_v1";
 inline constexpr const char* kChangesDb = "changes_v1";
 
 /// The named databases of the administrative tables, by Table value (0 unused). idempotency_v1
-/// was added after schema 1 shipped: a writable open creates it, a read-only open tolerates its
-/// absence (registry.hpp Table).
-inline constexpr const char* kTableNames[] = {nullptr,       "prefixes_v1", "templates_v1",
-                                              "accounts_v1", "apikeys_v1",  "idempotency_v1"};
-inline constexpr int kTableSlots = 6;
+/// and identities_v1 were added after schema 1 shipped: a writable open creates them, a
+/// read-only open tolerates their absence (registry.hpp Table).
+inline constexpr const char* kTableNames[] = {nullptr,        "prefixes_v1", "templates_v1",
+                                              "accounts_v1",  "apikeys_v1",  "idempotency_v1",
+                                              "identities_v1"};
+inline constexpr int kTableSlots = 7;
 
 /// The LMDB key of an identifier: the folded handle itself when short (no copy), otherwise the
 /// truncated form with its SHA-256 (see the file comment).

@@ -47,6 +47,12 @@ std::uint64_t value_hash(std::string_view bytes) {
     return fnv1a(bytes) ^ (bytes.size() * 0x9E3779B97F4A7C15ull);
 }
 
+/// The kinds this build logs (registry.hpp ChangeKind; 6 would be the unlogged idempotency table).
+bool known_kind(ChangeKind kind) noexcept {
+    const int k = static_cast<int>(kind);
+    return (k >= 1 && k <= 5) || kind == ChangeKind::identity;
+}
+
 /// Memory the change-log check may use per pass (40 bytes per entry: ~27 million entries); larger
 /// logs are checked in several passes, each over a slice of the key space.
 constexpr std::uint64_t kVerifyPassBytes = 1ull << 30;
@@ -74,10 +80,10 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
                 if (key.size() != 8 || !decode_change(read_be64(key), value, e)) {
                     continue; // reported by the contiguity walk
                 }
-                const int kind = static_cast<int>(e.kind);
-                if (kind < 1 || kind > 5) {
+                if (!known_kind(e.kind)) {
                     continue; // reported by the contiguity walk
                 }
+                const int kind = static_cast<int>(e.kind);
                 const auto t = static_cast<std::uint8_t>(kind - 1);
                 std::string stored_key;
                 if (e.kind == ChangeKind::identifier) {
@@ -152,6 +158,10 @@ void RegistryImpl::check_change_log_matches_data(lmdb::Txn& txn, std::uint64_t c
         walk(static_cast<std::uint8_t>(Table::templates), table(Table::templates), "templates");
         walk(static_cast<std::uint8_t>(Table::accounts), table(Table::accounts), "accounts");
         walk(static_cast<std::uint8_t>(Table::api_keys), table(Table::api_keys), "apikeys");
+        if (table(Table::identities) != 0) {
+            walk(static_cast<std::uint8_t>(Table::identities), table(Table::identities),
+                 "identities");
+        }
         for (std::size_t i = 0; i < last.size(); ++i) {
             if (!matched[i] && !last[i].removed) {
                 problem("changes: entry " + std::to_string(last[i].sequence) +
@@ -286,7 +296,7 @@ VerifyReport RegistryImpl::verify(std::size_t max_problems) {
             }
             const auto kind = static_cast<int>(e.kind);
             const auto op = static_cast<int>(e.op);
-            if (kind < 1 || kind > 5 || op < 1 || op > 4) {
+            if (!known_kind(e.kind) || op < 1 || op > 4) {
                 problem("changes: entry " + std::to_string(seq) + " has kind " +
                         std::to_string(kind) + " op " + std::to_string(op));
             } else if (e.kind == ChangeKind::identifier && e.op != ChangeOp::remove && !e.loaded) {
@@ -324,6 +334,10 @@ VerifyReport RegistryImpl::verify(std::size_t max_problems) {
          [&](std::string_view v) { return message_of(decode_account(v)); });
     walk(Table::api_keys, "apikeys",
          [&](std::string_view v) { return message_of(decode_api_key(v)); });
+    if (table(Table::identities) != 0) {
+        walk(Table::identities, "identities",
+             [&](std::string_view v) { return message_of(decode_identity(v)); });
+    }
     walk(Table::templates, "templates", [](std::string_view v) -> std::optional<std::string> {
         if (v.empty()) {
             return std::string("empty template document");

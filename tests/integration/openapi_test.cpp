@@ -151,6 +151,23 @@ TEST_CASE("the served OpenAPI document validates and the live node's answers mat
     CHECK(probe("new key", V::post, "/api/v1/accounts/steel/keys", "/api/v1/accounts/{user}/keys",
                 {}, as_admin)
               .result() == http::status::created);
+    CHECK(probe("new identity", V::post, "/api/v1/accounts/steel/identities",
+                "/api/v1/accounts/{user}/identities",
+                R"({"handle":"88.118.8/ADMIN","index":300,"secret_key":"interop-secret"})",
+                as_admin)
+              .result() == http::status::created);
+    CHECK(probe("identities", V::get, "/api/v1/accounts/steel/identities",
+                "/api/v1/accounts/{user}/identities", {}, as_admin)
+              .result() == http::status::ok);
+    CHECK(probe("identity, both keys", V::post, "/api/v1/accounts/steel/identities",
+                "/api/v1/accounts/{user}/identities",
+                R"({"handle":"88.118.8/ADMIN","index":301,"secret_key":"a","public_key":"b"})",
+                as_admin)
+              .result() == http::status::bad_request);
+    CHECK(probe("remove identity", V::delete_,
+                "/api/v1/accounts/steel/identities/88.118.8/ADMIN/300",
+                "/api/v1/accounts/{user}/identities/{identity}", {}, as_admin)
+              .result() == http::status::no_content);
     CHECK(probe("templates", V::get, "/api/v1/templates", "/api/v1/templates", {}, as_admin)
               .result() == http::status::ok);
     CHECK(probe("QR code", V::get, "/api/v1/qr/88.118.8/REC-1", "/api/v1/qr/{handle}").result() ==

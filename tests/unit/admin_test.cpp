@@ -247,3 +247,78 @@ TEST_CASE("bulk outcomes round-trip; damaged bytes are a clear corrupt error") {
             CHECK(r.error().code == Errc::corrupt);
     }
 }
+
+TEST_CASE("identities round-trip under their Handle-notation key; damaged bytes are corrupt") {
+    CHECK(identity_key("88.118.8/ADMIN", 300) == "300:88.118.8/ADMIN");
+
+    Identity secret;
+    secret.handle = "88.118.8/Admin";
+    secret.index = 300;
+    secret.account = "ent1";
+    secret.kind = IdentityKeyKind::secret;
+    secret.secret = std::string("interop-secret\0\xff", 16); // raw bytes, kept as given
+    secret.created = 1'700'000'000;
+    const std::string bytes = encode_identity(secret);
+    auto back = decode_identity(bytes);
+    REQUIRE(back.ok());
+    CHECK(back->handle == "88.118.8/Admin");
+    CHECK(back->index == 300);
+    CHECK(back->account == "ent1");
+    CHECK(back->kind == IdentityKeyKind::secret);
+    CHECK(back->secret == secret.secret);
+    CHECK(back->public_key_pem.empty());
+    CHECK(back->created == 1'700'000'000);
+
+    Identity pub = secret;
+    pub.kind = IdentityKeyKind::public_key;
+    pub.secret.clear();
+    pub.public_key_pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+    pub.index = 0x7fffffff;
+    auto pub_back = decode_identity(encode_identity(pub));
+    REQUIRE(pub_back.ok());
+    CHECK(pub_back->kind == IdentityKeyKind::public_key);
+    CHECK(pub_back->public_key_pem == pub.public_key_pem);
+    CHECK(pub_back->secret.empty());
+    CHECK(pub_back->index == 0x7fffffff);
+
+    auto corrupt = [](std::string_view b) {
+        auto r = decode_identity(b);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.error().code == Errc::corrupt);
+        CHECK(r.error().message == "stored identity is corrupt");
+    };
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        CAPTURE(n);
+        corrupt(bytes.substr(0, n));
+    }
+    corrupt(bytes + "x");
+    corrupt("\x02" + bytes.substr(1));                      // unknown format
+    corrupt(bytes.substr(0, 1) + "\x03" + bytes.substr(2)); // unknown kind
+    auto variant = [&](auto&& change) {
+        Identity v = secret;
+        change(v);
+        return encode_identity(v);
+    };
+    corrupt(variant([](Identity& v) { v.index = 0; }));
+    corrupt(variant([](Identity& v) { v.index = -1; }));
+    corrupt(variant([](Identity& v) { v.handle.clear(); }));
+    corrupt(variant([](Identity& v) { v.account.clear(); }));
+    corrupt(variant([](Identity& v) { v.secret.clear(); }));
+    // A length prefix claiming more bytes than there are.
+    std::string long_prefix = bytes;
+    long_prefix[1 + 1 + 4 + 8] = '\x7f';
+    corrupt(long_prefix);
+    // Any single flipped byte decodes to an error or to a well-formed identity.
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::string flipped = bytes;
+        flipped[i] = static_cast<char>(flipped[i] ^ 0x5a);
+        auto r = decode_identity(flipped);
+        if (r.ok()) {
+            CHECK(r->index > 0);
+            CHECK_FALSE(r->handle.empty());
+            CHECK_FALSE(r->account.empty());
+        } else {
+            CHECK(r.error().code == Errc::corrupt);
+        }
+    }
+}

@@ -212,6 +212,12 @@ void check_opens_and_upgrades(int version) {
                   .outcome == Outcome::created);
         CHECK(reg->write(DeleteEntry{Table::templates, "88.118.8/steel-1.0"}).error.code ==
               Errc::in_use);
+        // The identities table, which the golden database predates, is created by the open.
+        CHECK(reg->snapshot().identity("88.118.8/ADMIN", 300).code() == Errc::not_found);
+        Identity id{"88.118.8/Admin", 300, "ent1", IdentityKeyKind::secret, "s", "", kGoldenT0};
+        CHECK(reg->write(PutEntry{Table::identities, identity_key("88.118.8/ADMIN", 300),
+                                  encode_identity(id), PutMode::create})
+                  .outcome == Outcome::created);
         report = reg->verify();
         CHECK_MESSAGE(report.ok(), (report.problems.empty() ? "" : report.problems.front()));
     }
@@ -225,7 +231,11 @@ void check_opens_and_upgrades(int version) {
     CHECK(snap.count("88.118.8") == 6);
     CHECK(snap.count_all() == 6);
     CHECK(snap.prefix_record("88.118.7").ok());
-    CHECK(snap.last_sequence() == 23);
+    CHECK(snap.last_sequence() == 24);
+    auto id = snap.identity("88.118.8/admin", 300);
+    REQUIRE(id.ok());
+    CHECK(id->account == "ent1");
+    CHECK(snap.changes(24, 1).at(0).kind == ChangeKind::identity);
     CHECK(reg->verify().ok());
 }
 

@@ -243,6 +243,17 @@ public:
     Status delete_account(std::string_view username) const;
     Result<ApiKey> create_key(std::string_view username) const;
     Status revoke_key(std::string_view username, std::string_view key_id) const;
+    /// Handle-protocol identities of an account (docs/api.md#identities).
+    /// POST /api/v1/accounts/{u}/identities with `request_json` ({"handle","index","secret_key"
+    /// or "public_key"}; for the client's own account its password is added as
+    /// "current_password") → the JSON text of the identity (never its secret).
+    Result<std::string> add_identity(std::string_view username,
+                                     std::string_view request_json) const;
+    /// GET /api/v1/accounts/{u}/identities → the JSON text {"identities":[…]}.
+    Result<std::string> list_identities(std::string_view username) const;
+    /// DELETE /api/v1/accounts/{u}/identities/{handle}/{index}.
+    Status remove_identity(std::string_view username, std::string_view handle,
+                           std::int32_t index) const;
     Result<std::string> list_templates() const;
     Result<std::string> get_template(std::string_view prefix, std::string_view version) const;
     Result<std::string> create_template(std::string_view template_json) const;

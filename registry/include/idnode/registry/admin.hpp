@@ -1,6 +1,7 @@
 // Typed administrative records stored in the registry's tables
-// (docs/data-model.md#enterprise-prefixes): enterprise prefixes, accounts, API keys and bulk
-// outcomes, with their binary encodings and the credential primitives.
+// (docs/data-model.md#enterprise-prefixes): enterprise prefixes, accounts, API keys,
+// Handle-protocol identities and bulk outcomes, with their binary encodings and the credential
+// primitives.
 //
 // The registry stores these as opaque entries (registry.hpp `PutEntry`); this header owns their
 // encoding so that every layer reads them the same way. Decoding is defensive (Errc::corrupt).
@@ -106,6 +107,36 @@ std::optional<ParsedApiKey> parse_api_key(std::string_view key) noexcept;
 
 /// Constant-time check of a presented secret against the stored hash.
 bool api_key_matches(const ApiKeyRecord& record, std::string_view secret) noexcept;
+
+// ---- Handle-protocol identities
+// --------------------------------------------------------------
+
+/// An identity a Handle-protocol client authenticates as (docs/api.md#identities): a
+/// (handle, index) pair such as 300:88.118.8/ADMIN, holding a secret key (HS_SECKEY) or a public
+/// key (HS_PUBKEY), and acting with the rights of its owning account. Stored in
+/// Table::identities under identity_key(); the handle need not be registered as an identifier.
+enum class IdentityKeyKind : std::uint8_t { secret = 1, public_key = 2 };
+
+struct Identity {
+    std::string handle;     // as registered, e.g. "0.NA/88.118"
+    std::int32_t index = 0; // > 0
+    std::string account;    // owning account (username)
+    IdentityKeyKind kind = IdentityKeyKind::secret;
+    /// kind secret: the HS_SECKEY bytes as given (the challenge-response needs them in the
+    /// clear, so they cannot be hashed); a secret, never logged or returned.
+    std::string secret;
+    std::string public_key_pem; // kind public_key: the PEM as given ("BEGIN PUBLIC KEY")
+    std::int64_t created = 0;   // unix seconds
+};
+
+/// "<index>:<folded handle>" (Handle's own notation of an identity, e.g. "300:88.118.8/ADMIN"):
+/// the entry key. `handle_folded` is Handle::key() (ASCII case-folded).
+std::string identity_key(std::string_view handle_folded, std::int32_t index);
+
+std::string encode_identity(const Identity& identity);
+/// Errc::corrupt for bytes that are not an identity this build wrote (wrong format or kind,
+/// truncated, trailing bytes, index <= 0, a key of the other kind, or no key).
+Result<Identity> decode_identity(std::string_view bytes);
 
 // ---- bulk outcomes (Idempotency-Key)
 // -------------------------------------------------------------

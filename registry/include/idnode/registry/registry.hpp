@@ -151,12 +151,18 @@ struct DeleteRecord {
 /// BulkOutcome): node-local bookkeeping, not registry content, so its writes get no change-log
 /// entry (sequence 0) and reach no mirror or report. A read-only open of a database written
 /// before this table existed reads it as empty; a writable open creates it.
+///
+/// `identities` holds the Handle-protocol identities (admin.hpp Identity) under identity_key():
+/// node state like accounts, change-logged (ChangeKind::identity). Added after schema 1 like
+/// `idempotency`: a read-only open of an older database reads it as empty, a writable open
+/// creates it.
 enum class Table : std::uint8_t {
     prefixes = 1,
     templates = 2,
     accounts = 3,
     api_keys = 4,
-    idempotency = 5
+    idempotency = 5,
+    identities = 6
 };
 struct PutEntry {
     Table table = Table::prefixes;
@@ -239,12 +245,14 @@ struct EntryPage {
     std::string next_cursor;
 };
 
+/// Administrative kinds number their Table one above it; 6 (idempotency) is never logged.
 enum class ChangeKind : std::uint8_t {
     identifier = 1,
     prefix = 2,
     template_ = 3,
     account = 4,
-    api_key = 5
+    api_key = 5,
+    identity = 7
 };
 enum class ChangeOp : std::uint8_t { create = 1, replace = 2, update = 3, remove = 4 };
 
@@ -323,6 +331,9 @@ public:
     Result<Template> template_entry(std::string_view template_key) const;
     /// Under "<account>\0<Idempotency-Key>".
     Result<BulkOutcome> bulk_outcome(std::string_view key) const;
+    /// The identity (`handle` as spelled, any case: it is folded here) with `index`; also
+    /// not_found for a handle that does not parse (no identity can have it).
+    Result<Identity> identity(std::string_view handle, std::int32_t index) const;
 
     void for_each_prefix(
         const std::function<void(const std::string& key, const PrefixRecord&)>& fn) const;
@@ -332,6 +343,9 @@ public:
         const std::function<void(const std::string& key, const ApiKeyRecord&)>& fn) const;
     void
     for_each_template(const std::function<void(const std::string& key, const Template&)>& fn) const;
+    /// Every identity, or only those of `account` when it is not empty.
+    void for_each_identity(const std::function<void(const std::string& key, const Identity&)>& fn,
+                           std::string_view account = {}) const;
     /// Whether `table` holds any entry.
     bool has_entries(Table table) const;
 

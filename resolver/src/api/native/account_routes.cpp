@@ -1,10 +1,12 @@
 #include "api/families.hpp"
 
 #include "codec.hpp"
+#include "idnode/node/identities.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 
 namespace idnode::resolver::api::native {
 namespace json = boost::json;
@@ -23,6 +25,60 @@ json::object account_json(const Account& a) {
                         {"has_password", !a.password_hash.empty()},
                         {"disabled", a.disabled},
                         {"created", iso8601(static_cast<std::uint32_t>(a.created))}};
+}
+
+/// An identity as the API shows it: never its secret key.
+json::object identity_json(const Identity& identity) {
+    json::object o{
+        {"handle", identity.handle},
+        {"index", identity.index},
+        {"kind", identity.kind == IdentityKeyKind::secret ? "secret_key" : "public_key"}};
+    if (identity.kind == IdentityKeyKind::public_key)
+        o["public_key"] = identity.public_key_pem;
+    o["created"] = iso8601(static_cast<std::uint32_t>(identity.created));
+    return o;
+}
+
+/// The identity request of a POST body: `handle` and `index` required, `secret_key` and
+/// `public_key` taken as given (the service wants exactly one); else the message of the 400.
+std::optional<std::string> identity_request(const json::object& o, node::IdentityRequest& out) {
+    const auto* handle = o.if_contains("handle");
+    if (handle == nullptr || !handle->is_string())
+        return "handle must be a string";
+    out.handle = std::string(handle->get_string());
+    const auto* index = o.if_contains("index");
+    if (index == nullptr || !(index->is_int64() || index->is_uint64()))
+        return "index must be an integer";
+    // A uint64 beyond int64 is out of range either way: the service refuses it.
+    out.index = index->is_int64() ? index->get_int64() : -1;
+    for (auto [name, field] :
+         {std::pair{"secret_key", &out.secret_key}, std::pair{"public_key", &out.public_key_pem}}) {
+        const auto* v = o.if_contains(name);
+        if (v == nullptr)
+            continue;
+        if (!v->is_string())
+            return std::string(name) + " must be a string";
+        *field = std::string(v->get_string());
+    }
+    return std::nullopt;
+}
+
+/// The {identity...} parameter "<handle>/<index>" (the handle may hold '/' or come
+/// percent-encoded as one segment; the index is the last segment), decoded.
+std::optional<std::pair<std::string, std::int64_t>> identity_param(std::string_view raw) {
+    const auto slash = raw.rfind('/');
+    if (slash == std::string_view::npos)
+        return std::nullopt;
+    auto handle = percent_decode(raw.substr(0, slash));
+    auto index_text = percent_decode(raw.substr(slash + 1));
+    std::int64_t index = 0;
+    if (!handle || !index_text || index_text->empty() || handle->empty())
+        return std::nullopt;
+    const auto [end, ec] =
+        std::from_chars(index_text->data(), index_text->data() + index_text->size(), index);
+    if (ec != std::errc{} || end != index_text->data() + index_text->size())
+        return std::nullopt;
+    return std::pair{std::move(*handle), index};
 }
 
 /// The batch that stores the changed account `a`, made by `who` (recorded in the change log).
@@ -306,6 +362,83 @@ class AccountRoutes final : public RouteFamily {
             responder);
     }
 
+    /// POST /api/v1/accounts/{user}/identities: registers a Handle-protocol identity
+    /// (node/identities.hpp) under the account's lock, so that it cannot outlive a concurrent
+    /// delete of the account. A secret or public key is a lasting credential: a token or API-key
+    /// caller shows the current password, as for a new API key.
+    void add_identity(Request&& req, Responder responder) {
+        Target target;
+        if (auto r = own_or_admin(req, responder.context(), target))
+            return responder.send(*r);
+        auto& [who, a, lock] = target;
+        auto parsed = object_body(req);
+        if (!parsed.ok())
+            return responder.send(std::move(parsed.refusal));
+        const json::object& o = parsed.value.get_object();
+        node::IdentityRequest request;
+        if (auto why = identity_request(o, request))
+            return responder.send(
+                error_response(req, http::status::bad_request, "invalid_value", *why));
+        if (auto r = require_current_password(req, responder.context(), who, &o, a))
+            return responder.send(*r);
+        auto prepared = node::prepare_identity(api_.registry.snapshot(), who, a, std::move(request),
+                                               node::unix_now());
+        if (prepared.refusal)
+            return responder.send(native_refusal(req, *prepared.refusal));
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(prepared.entry());
+        submit_locked(
+            std::move(batch), {lock}, std::move(req),
+            [shown = identity_json(prepared.identity)](const Request& req) {
+                return json_response(req, http::status::created, json::serialize(shown));
+            },
+            responder);
+    }
+
+    /// GET /api/v1/accounts/{user}/identities (admin or the account itself): no secret shown.
+    Response list_identities(const Request& req, RequestContext& ctx) {
+        Principal who;
+        if (auto r = authenticate(api_, req, ctx, who, ApiFamily::native))
+            return *r;
+        const std::string name = percent_decode(ctx.param("user")).value_or("");
+        auto snapshot = api_.registry.snapshot();
+        auto listed = node::list_identities(snapshot, who, name);
+        if (listed.refusal)
+            return native_refusal(req, *listed.refusal);
+        if (!snapshot.get_entry(Table::accounts, name))
+            return error_response(req, http::status::not_found, "not_found",
+                                  "account " + name + " does not exist");
+        json::array out;
+        for (const auto& identity : listed.identities)
+            out.push_back(identity_json(identity));
+        return json_response(req, http::status::ok,
+                             json::serialize(json::object{{"identities", std::move(out)}}));
+    }
+
+    /// DELETE /api/v1/accounts/{user}/identities/{handle}/{index} (the router's rest parameter
+    /// {identity...}: see identity_param).
+    void remove_identity(Request&& req, Responder responder) {
+        RequestContext& ctx = responder.context();
+        Target target;
+        if (auto r = own_or_admin(req, ctx, target))
+            return responder.send(*r);
+        auto& [who, a, lock] = target;
+        auto id = identity_param(ctx.param("identity"));
+        if (!id)
+            return responder.send(error_response(
+                req, http::status::bad_request, "invalid_value",
+                "the path must end in /identities/<handle>/<index>, e.g. 88.118.8/ADMIN/300"));
+        auto removal = node::prepare_identity_removal(api_.registry.snapshot(), who, a.username,
+                                                      id->first, id->second);
+        if (removal.refusal)
+            return responder.send(native_refusal(req, *removal.refusal));
+        WriteBatch batch;
+        batch.account = who.username;
+        batch.ops.push_back(std::move(removal.entry));
+        submit_locked(std::move(batch), {lock}, std::move(req), no_content, responder);
+    }
+
     /// POST /api/v1/accounts/{user}/disable|enable (admin). Disabling also bumps the token
     /// generation: the login tokens issued before stay dead after a later enable, while the API
     /// keys and the password work again.
@@ -359,7 +492,9 @@ class AccountRoutes final : public RouteFamily {
                               "account " + target.username + " is the last enabled admin");
     }
 
-    /// DELETE /api/v1/accounts/{user} (admin): the account and its API keys go; its login tokens
+    /// DELETE /api/v1/accounts/{user} (admin): the account, its API keys and its Handle-protocol
+    /// identities go (an identity left behind would come back to life with a new account of the
+    /// same name); its login tokens
     /// die with it (a new account of the same name has a new password hash, hence new token
     /// keys). Its prefixes, their records and templates stay, owned by nobody until an admin
     /// names them in another account.
@@ -374,8 +509,11 @@ class AccountRoutes final : public RouteFamily {
         WriteBatch batch;
         batch.account = who.username;
         batch.ops.push_back(DeleteEntry{Table::accounts, a.username});
-        for (auto& id : node::api_key_ids(api_.registry.snapshot(), a.username))
+        auto snapshot = api_.registry.snapshot();
+        for (auto& id : node::api_key_ids(snapshot, a.username))
             batch.ops.push_back(DeleteEntry{Table::api_keys, std::move(id)});
+        for (auto& key : node::identity_keys_of(snapshot, a.username))
+            batch.ops.push_back(DeleteEntry{Table::identities, std::move(key)});
         api_.auth.forget(a.username);
         submit_locked(std::move(batch), std::move(locks), std::move(req), no_content, responder);
     }
@@ -457,6 +595,13 @@ void AccountRoutes::register_routes(Router& router) {
                      bind_async(self, &AccountRoutes::delete_account));
     router.add_async(V::delete_, "/api/v1/accounts/{user}/prefixes/{prefix}",
                      bind_async(self, &AccountRoutes::remove_account_prefix));
+    router.add_async(V::post, "/api/v1/accounts/{user}/identities",
+                     bind_async(self, &AccountRoutes::add_identity));
+    router.add(V::get, "/api/v1/accounts/{user}/identities",
+               bind_sync(self, &AccountRoutes::list_identities));
+    // The handle holds '/': a rest parameter "<handle>/<index>", split at its last '/'.
+    router.add_async(V::delete_, "/api/v1/accounts/{user}/identities/{identity...}",
+                     bind_async(self, &AccountRoutes::remove_identity));
 }
 
 std::unique_ptr<RouteFamily> make_account_routes(ApiContext& api) {
