@@ -102,6 +102,10 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& ap
     o.port = config.handle.listen.port;
     o.homed_prefixes = api.homed_prefixes();
     o.resolutions = &api.resolutions(); // one resolutions_today for HTTPS and the Handle protocol
+    // Administration over the Handle protocol: one login throttle and one budget per account.
+    o.authenticator = &api.authenticator();
+    o.account_rate = &api.account_rate_limit();
+    o.max_record_bytes = static_cast<std::size_t>(config.limits.max_body_bytes);
     o.idle_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(config.limits.idle_timeout);
     o.max_connections = config.limits.max_connections;

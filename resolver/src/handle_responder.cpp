@@ -218,11 +218,16 @@ Answer challenge_answer(const Exchange& ex) {
 
 /// Builds the response to a RESOLUTION from one record (stored or synthesized).
 Answer answer_from_record(const Exchange& ex, const ResolutionRequest& request,
-                          const registry::RecordView& record) {
+                          const registry::RecordView& record, std::string_view prefix_key) {
     registry::ValueFilter filter;
     filter.indices = request.indices;
     filter.types.assign(request.types.begin(), request.types.end());
     const bool public_only = (ex.request_flags & opflag::kPublicOnly) != 0;
+    const PrivateReadPredicate* may = ex.context.may_read_private;
+    const bool private_ok = !public_only && may != nullptr && *may && (*may)(prefix_key);
+    auto readable = [&](const registry::ValueView& value) {
+        return value.permissions.public_read() || private_ok;
+    };
 
     // First pass decides the outcome; only a success needs the second.
     std::uint32_t selected = 0;
@@ -230,11 +235,12 @@ Answer answer_from_record(const Exchange& ex, const ResolutionRequest& request,
         if (!filter.selects(value.index, value.type)) {
             continue;
         }
-        if (!value.permissions.public_read()) {
+        if (!readable(value)) {
             if (public_only) {
                 continue;
             }
-            // The client is never authenticated on this path: ask it to prove who it is.
+            // Ask the client to prove who it is (the answer is not run here yet: see
+            // docs/handle-protocol.md#not-implemented).
             return challenge_answer(ex);
         }
         ++selected;
@@ -250,7 +256,7 @@ Answer answer_from_record(const Exchange& ex, const ResolutionRequest& request,
     wire::put_bytes(body, request.handle); // the handle as the client spelled it
     wire::put_u32(body, selected);
     for (const auto& value : record) {
-        if (filter.selects(value.index, value.type) && value.permissions.public_read()) {
+        if (filter.selects(value.index, value.type) && readable(value)) {
             body.append(value.wire); // stored bytes are the protocol's value encoding
         }
     }
@@ -302,7 +308,7 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         if (!record) {
             return error_answer(ex, rc::kError, "internal server error");
         }
-        Answer a = answer_from_record(ex, *request, *record);
+        Answer a = answer_from_record(ex, *request, *record, handle->prefix_key());
         a.resolved = true;
         return a;
     }
@@ -312,7 +318,7 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
     }
     std::optional<Answer> answer;
     const registry::Status status = ctx.lookup(*handle, [&](const registry::RecordView& record) {
-        answer = answer_from_record(ex, *request, record);
+        answer = answer_from_record(ex, *request, record, handle->prefix_key());
     });
     if (!status.ok()) {
         Answer a = answer_lookup_failure(ex, status.error());

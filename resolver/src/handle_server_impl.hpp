@@ -6,6 +6,8 @@
 
 #include "idnode/resolver/handle_server.hpp"
 
+#include "handle_admin.hpp"
+
 #include "idnode/node/homing.hpp"
 #include "idnode/node/resolution.hpp"
 
@@ -239,6 +241,13 @@ public:
     BatchLookup& operator=(const BatchLookup&) = delete;
 
     const Lookup& lookup() const noexcept { return lookup_; }
+    /// The batch's snapshot (taken now if no lookup took it yet).
+    const registry::ReadSnapshot& snapshot() {
+        if (!snapshot_) {
+            snapshot_.emplace(registry_.snapshot());
+        }
+        return *snapshot_;
+    }
     void end_batch() noexcept { snapshot_.reset(); }
 
 private:
@@ -269,6 +278,13 @@ public:
         random_ = options_.random
                       ? options_.random
                       : RandomFill([](std::span<std::uint8_t> out) { secure_random_fill(out); });
+        if (options_.authenticator != nullptr) {
+            detail::HandleAdminOptions admin;
+            admin.authenticator = options_.authenticator;
+            admin.account_rate = options_.account_rate;
+            admin.max_record_bytes = options_.max_record_bytes;
+            admin_.emplace(registry_, options_.responder, homing_, admin);
+        }
     }
 
     void start();
@@ -315,6 +331,8 @@ public:
     HomedPredicate homed_;
     RandomFill random_;
     std::optional<detail::RateLimiter> limiter_;
+    /// Administration over TCP; absent when HandleServerOptions::authenticator is null.
+    std::optional<detail::HandleAdmin> admin_;
     detail::Counters counters_;
 
     tcp::acceptor acceptor_;

@@ -2,6 +2,8 @@
 // client, which frames pipelined requests, answers them in order and writes all their replies
 // with one write. See handle_server.hpp for the contract.
 #include "handle_server_impl.hpp"
+#include "handle_wire.hpp"
+#include "idnode/node/policy.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -33,6 +35,7 @@ public:
             return;
         }
         peer_ = ip_key(peer.address());
+        peer_text_ = peer.address().to_string();
         last_activity_ = SteadyClock::now();
         if (server_->options_.idle_timeout.count() > 0) {
             arm_idle_timer(last_activity_ + server_->options_.idle_timeout);
@@ -56,7 +59,7 @@ public:
         if (closed_) {
             return;
         }
-        if (writing_) {
+        if (writing_ || waiting_) {
             closing_ = true;
             return;
         }
@@ -145,7 +148,14 @@ private:
     void process() {
         Impl& s = *server_;
         const std::uint32_t now = s.now_unix();
-        const RequestContext context{lookup_.lookup(), s.homed_, s.random_, now};
+        RequestContext context{lookup_.lookup(), s.homed_, s.random_, now};
+        PrivateReadPredicate may_read_private;
+        if (login_.principal) {
+            may_read_private = [this](std::string_view prefix_key) {
+                return node::may_read_private(lookup_.snapshot(), *login_.principal, prefix_key);
+            };
+            context.may_read_private = &may_read_private;
+        }
         batch_requests_ = 0;
         batch_answered_ = 0;
         while (!closing_) {
@@ -165,6 +175,15 @@ private:
                     a = refuse(request, rc::kServerTooBusy, kRateLimitedMessage,
                                s.options_.responder, now);
                     Counters::add(s.counters_.rate_limited);
+                } else if (s.admin_ && is_admin_opcode(peek_opcode(request))) {
+                    auto step = s.admin_->handle(request, login_, context, peer_text_);
+                    if (step.work) {
+                        // A write: the replies wait for it, in order, and so does the rest of
+                        // what is buffered.
+                        wait_for(std::move(step.work));
+                        break;
+                    }
+                    a = std::move(step.answer);
                 } else {
                     a = answer(request, s.options_.responder, context);
                 }
@@ -198,6 +217,9 @@ private:
         if (batch_requests_ > 0) {
             Counters::add(s.counters_.tcp_batches);
         }
+        if (waiting_) {
+            return; // on_admin_reply() carries on
+        }
 
         if (!out_.empty()) {
             writing_ = true;
@@ -211,6 +233,35 @@ private:
             return;
         }
         do_read();
+    }
+
+    /// The opcode of a framed request (0 when the header is cut short: answer() reports that).
+    static std::uint32_t peek_opcode(std::string_view request) noexcept {
+        return request.size() >= kEnvelopeSize + 4 ? wire::load_u32(request.data() + kEnvelopeSize)
+                                                   : 0;
+    }
+
+    /// Runs an administrative write; its reply comes back on this connection's strand.
+    void wait_for(std::function<void(std::function<void(Answer)>)> work) {
+        waiting_ = true;
+        work([self = shared_from_this()](Answer reply) {
+            asio::post(self->socket_.get_executor(), [self, reply = std::move(reply)]() mutable {
+                self->on_admin_reply(std::move(reply));
+            });
+        });
+    }
+
+    void on_admin_reply(Answer reply) {
+        waiting_ = false;
+        if (closed_) {
+            return;
+        }
+        node::ResolutionTally none;
+        server_->account(reply, none);
+        if (reply.disposition != Disposition::drop) {
+            out_.append(reply.message);
+        }
+        process(); // what else was buffered, then one write for every reply
     }
 
     void on_write(const boost::system::error_code& ec) {
@@ -275,6 +326,8 @@ private:
     asio::steady_timer timer_;
     BatchLookup lookup_;
     IpKey peer_{};
+    std::string peer_text_; // the client's address, for the failed-login throttle
+    ConnectionLogin login_; // set by LOGIN_ID_SYSTEM
     std::vector<char> in_;
     std::size_t in_begin_ = 0;
     std::size_t in_end_ = 0;
@@ -286,6 +339,7 @@ private:
     SteadyClock::time_point last_activity_{};
     bool last_read_filled_ = false;
     bool writing_ = false;
+    bool waiting_ = false; // an administrative write is under way
     bool closing_ = false;
     bool draining_ = false;
     bool closed_ = false;

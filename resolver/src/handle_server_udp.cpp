@@ -2,6 +2,7 @@
 // one reply per request, split into RFC 3652 fragments when it is larger than a datagram. See
 // handle_server.hpp for the contract.
 #include "handle_server_impl.hpp"
+#include "handle_wire.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -120,7 +121,10 @@ private:
             }
             Answer a;
             try {
-                a = answer(request, s.options_.responder, context);
+                const bool admin = s.admin_ && request.size() >= kEnvelopeSize + 4 &&
+                                   is_admin_opcode(wire::load_u32(request.data() + kEnvelopeSize));
+                a = admin ? s.admin_->refuse_over_udp(request, now)
+                          : answer(request, s.options_.responder, context);
             } catch (const std::exception&) {
                 // Out of memory, or no read transaction to be had: no answer to this one.
                 Counters::add(s.counters_.internal_errors);

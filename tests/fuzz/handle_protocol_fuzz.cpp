@@ -11,6 +11,7 @@
 // never exceeds 512 bytes per datagram.
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
+#include "idnode/resolver/handle_auth.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
 #include "idnode/resolver/handle_responder.hpp"
 
@@ -97,6 +98,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)hp::decode_credential(input);
     (void)hp::decode_request_digest(input);
     (void)hp::decode_resolution_response(input);
+    // Challenge answers and their proofs, as the administration path reads them (a proof with a
+    // costly PBKDF2 count is refused before any work; see kMaxPbkdf2Iterations).
+    if (auto answer = hp::decode_challenge_answer(input)) {
+        const std::string nonce(16, 'n');
+        const std::string digest(32, 'd');
+        (void)hp::verify_secret_key_proof("fuzz", nonce, digest, answer->signed_response);
+    }
+    (void)hp::verify_secret_key_proof("fuzz", "n", "d", input);
     const auto frame = hp::probe_frame(input);
     require(frame.size >= hp::kEnvelopeSize);
 

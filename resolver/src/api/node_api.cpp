@@ -72,6 +72,14 @@ node::Resolutions& NodeApi::resolutions() noexcept {
     return impl_->api_.resolutions;
 }
 
+node::Authenticator& NodeApi::authenticator() noexcept {
+    return impl_->api_.auth;
+}
+
+node::AccountRateLimit& NodeApi::account_rate_limit() noexcept {
+    return impl_->api_.account_limit;
+}
+
 const node::Homing& NodeApi::homing() const noexcept {
     return impl_->api_.homing;
 }

@@ -11,7 +11,8 @@
 //   message. Values are selected by the request's index and type lists (ValueFilter::selects: any
 //   index or any type; "URL." matches subtypes). Without the PUBL flag, a selection that includes
 //   a value without public read permission gets RC 402 and a challenge (request digest + 16-byte
-//   nonce), because the client is never authenticated here; with PUBL such values are left out.
+//   nonce), unless context.may_read_private allows it (a logged-in connection); with PUBL such
+//   values are left out.
 //   An empty selection is RC 200. Otherwise RC 1 with the selected values' stored wire bytes
 //   copied as they are, after the handle as the client spelled it.
 // - `0.NA/<prefix>` for a homed prefix resolves to a record holding one HS_SITE value (index 1)
@@ -87,12 +88,19 @@ struct ResponderConfig {
     std::shared_ptr<const ServerKey> server_key;
 };
 
+/// May the client read the non-public values of records under `prefix_key` (folded)? Set for a
+/// TCP connection whose identity logged in (LOGIN_ID_SYSTEM): the HTTPS API's rule
+/// (node::may_read_private) for that identity's account.
+using PrivateReadPredicate = std::function<bool(std::string_view prefix_key)>;
+
 /// What a single answer() call may use. References must outlive the call.
 struct RequestContext {
     const Lookup& lookup;
     const HomedPredicate& is_homed;
     const RandomFill& random;
     std::uint32_t now = 0; // unix seconds
+    /// Null = an anonymous client: non-public values are challenged (or left out with PUBL).
+    const PrivateReadPredicate* may_read_private = nullptr;
 };
 
 enum class Disposition : std::uint8_t {

@@ -58,7 +58,9 @@ class Registry;
 
 namespace idnode::node {
 class Resolutions;
-}
+class Authenticator;
+class AccountRateLimit;
+} // namespace idnode::node
 
 namespace idnode::resolver::handle {
 
@@ -110,6 +112,15 @@ struct HandleServerOptions {
     /// invalid, not homed, over the rate limit) do not. nullptr = not counted. Must outlive the
     /// server.
     node::Resolutions* resolutions = nullptr;
+
+    /// Administration over TCP (docs/handle-protocol.md#administration): identities answer
+    /// challenges, proofs count as logins in this authenticator (its failed-login throttle), and
+    /// writes draw on `account_rate`. nullptr = administrative opcodes are answered RC 5 as
+    /// before. Both must outlive the server.
+    node::Authenticator* authenticator = nullptr;
+    node::AccountRateLimit* account_rate = nullptr;
+    /// limits.max_body_bytes: the largest record a CREATE/ADD/MODIFY may carry.
+    std::size_t max_record_bytes = 64 * 1024;
 };
 
 /// Counters since start(), for the ops endpoint (Prometheus). All monotonic except the gauges

@@ -6,6 +6,7 @@
 // thread never waits for a durable commit. Every decision of the API is in docs/api.md.
 #pragma once
 
+#include "idnode/node/authenticator.hpp"
 #include "idnode/node/homing.hpp"
 #include "idnode/node/resolution.hpp"
 #include "idnode/registry/registry.hpp"
@@ -64,6 +65,11 @@ public:
     /// The node's resolutions_today (GET /api/v1/stats), counted by every HTTPS resolution route;
     /// the Handle protocol server counts in it too (HandleServerOptions::resolutions).
     node::Resolutions& resolutions() noexcept;
+    /// The node's authenticator and per-account rate limit, which the Handle protocol's
+    /// administration shares with the HTTPS API (one failed-login throttle, one budget per
+    /// account whichever protocol it writes through).
+    node::Authenticator& authenticator() noexcept;
+    node::AccountRateLimit& account_rate_limit() noexcept;
 
 private:
     class Impl;

@@ -1,0 +1,508 @@
+#include "handle_admin.hpp"
+
+#include "handle_wire.hpp"
+#include "idnode/node/identities.hpp"
+#include "idnode/node/outcome.hpp"
+#include "idnode/node/policy.hpp"
+#include "idnode/node/records.hpp"
+#include "idnode/registry/identifier.hpp"
+#include "idnode/resolver/handle_auth.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace idnode::resolver::handle::detail {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+/// IDIS: LOGIN (password, 2000) and LOGIN_ID_SYSTEM (identity, 2001).
+constexpr std::uint32_t kIdisLogin = 2000;
+constexpr std::uint32_t kIdisLoginIdSystem = 2001;
+
+/// HS_ADMIN permissions given to the identity that creates a handle without one: every right
+/// HANDLE.NET defines (add/delete/modify handle, values, admins, list, ...).
+constexpr std::uint16_t kAllAdminRights = 0x0fff;
+constexpr std::int32_t kAdminValueIndex = 100;
+
+/// The Handle protocol's row of the outcome tables (docs/architecture.md#outcomes), indexed by
+/// node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden, not_found, conflict,
+/// invalid, in_use, throttled, unavailable, storage_full, internal.
+std::uint32_t rc_of(node::Outcome outcome) noexcept {
+    static constexpr std::uint32_t kCodes[] = {rc::kSuccess,
+                                               rc::kSuccess,
+                                               rc::kSuccess,
+                                               rc::kSuccess,
+                                               rc::kAuthenticationNeeded,
+                                               rc::kInsufficientPermissions,
+                                               rc::kHandleNotFound,
+                                               rc::kHandleAlreadyExists,
+                                               rc::kInvalidValue,
+                                               rc::kHandleAlreadyExists,
+                                               rc::kServerTooBusy,
+                                               rc::kServerTooBusy,
+                                               rc::kError,
+                                               rc::kError};
+    static_assert(std::size(kCodes) == static_cast<std::size_t>(node::Outcome::internal) + 1);
+    const auto i = static_cast<std::size_t>(outcome);
+    return i < std::size(kCodes) ? kCodes[i] : rc::kError;
+}
+
+std::uint32_t rc_of(const node::Refusal& refusal) noexcept {
+    if (refusal.reason == "prefix_suspended") {
+        return rc::kInvalidAdmin; // as the Handle REST API answers it
+    }
+    if (refusal.reason == "prefix_not_allocated") {
+        return rc::kServerNotResponsible;
+    }
+    return rc_of(refusal.outcome);
+}
+
+std::uint32_t rc_of(registry::Errc code) noexcept {
+    switch (code) {
+    case registry::Errc::invalid_handle:
+        return rc::kInvalidHandle;
+    case registry::Errc::not_homed:
+        return rc::kServerNotResponsible;
+    default:
+        return rc_of(node::outcome_of(code));
+    }
+}
+
+/// HS_ADMIN data: u16 rights, the admin's handle, its index.
+std::string admin_value_data(std::string_view handle, std::int32_t index) {
+    std::string out;
+    wire::put_u16(out, kAllAdminRights);
+    wire::put_bytes(out, handle);
+    wire::put_u32(out, static_cast<std::uint32_t>(index));
+    return out;
+}
+
+/// REMOVE_VALUE body: handle, index list.
+struct RemoveRequest {
+    std::string_view handle;
+    std::vector<std::int32_t> indices;
+};
+Decoded<RemoveRequest> decode_remove_request(std::string_view body) {
+    wire::Reader r(body);
+    RemoveRequest out;
+    std::uint32_t count = 0;
+    if (!r.bytes(out.handle, "handle") || !r.count(count, 4, "index count")) {
+        return r.error();
+    }
+    out.indices.resize(count);
+    for (auto& i : out.indices) {
+        r.i32(i, "index list");
+    }
+    if (!r.at_end("after the index list")) {
+        return r.error();
+    }
+    return out;
+}
+
+/// DELETE_HANDLE (and LOGIN_ID_SYSTEM's first field) body: one handle.
+Decoded<std::string_view> decode_handle_body(std::string_view body, bool exact) {
+    wire::Reader r(body);
+    std::string_view handle;
+    if (!r.bytes(handle, "handle") || (exact && !r.at_end("after the handle"))) {
+        return r.error();
+    }
+    return handle;
+}
+
+/// LOGIN_ID_SYSTEM body: the identity handle and index.
+struct LoginRequest {
+    std::string_view handle;
+    std::int32_t index = 0;
+};
+Decoded<LoginRequest> decode_login_request(std::string_view body) {
+    wire::Reader r(body);
+    LoginRequest out;
+    if (!r.bytes(out.handle, "identity handle") || !r.i32(out.index, "identity index") ||
+        !r.at_end("after the identity index")) {
+        return r.error();
+    }
+    return out;
+}
+
+std::string raw(const std::array<std::uint8_t, kChallengeNonceSize>& nonce) {
+    return std::string(reinterpret_cast<const char*>(nonce.data()), nonce.size());
+}
+
+} // namespace
+
+bool is_admin_opcode(std::uint32_t opcode) noexcept {
+    switch (opcode) {
+    case opcode::kCreateHandle:
+    case opcode::kDeleteHandle:
+    case opcode::kAddValue:
+    case opcode::kRemoveValue:
+    case opcode::kModifyValue:
+    case opcode::kListHandles:
+    case opcode::kChallengeResponse:
+    case opcode::kHomePrefix:
+    case opcode::kUnhomePrefix:
+    case opcode::kListHomedPrefixes:
+    case opcode::kSessionSetup:
+    case kIdisLogin:
+    case kIdisLoginIdSystem:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// ---- PendingChallenges
+// ---------------------------------------------------------------------------
+
+bool PendingChallenges::add(std::uint32_t session_id, Entry entry, SteadyClock::time_point now) {
+    std::lock_guard lock(mutex_);
+    if (entries_.size() >= capacity_) {
+        drop_expired(now);
+        if (entries_.size() >= capacity_) {
+            return false;
+        }
+    }
+    entry.expires = now + ttl_;
+    entries_.insert_or_assign(session_id, std::move(entry));
+    return true;
+}
+
+std::optional<PendingChallenges::Entry> PendingChallenges::take(std::uint32_t session_id,
+                                                                SteadyClock::time_point now) {
+    std::lock_guard lock(mutex_);
+    const auto it = entries_.find(session_id);
+    if (it == entries_.end()) {
+        return std::nullopt;
+    }
+    Entry entry = std::move(it->second);
+    entries_.erase(it);
+    if (entry.expires < now) {
+        return std::nullopt;
+    }
+    return entry;
+}
+
+void PendingChallenges::drop_expired(SteadyClock::time_point now) {
+    std::erase_if(entries_, [now](const auto& e) { return e.second.expires < now; });
+}
+
+// ---- HandleAdmin
+// ---------------------------------------------------------------------------------
+
+HandleAdmin::HandleAdmin(registry::Registry& registry, const ResponderConfig& config,
+                         const node::Homing& homing, HandleAdminOptions options)
+    : registry_(registry), config_(config), homing_(homing), options_(options),
+      pending_(options.max_pending_challenges, options.challenge_ttl) {}
+
+Answer HandleAdmin::refuse_over_udp(std::string_view request, std::uint32_t now) const {
+    return refuse(request, rc::kOperationNotSupported, "administration is served over TCP only",
+                  config_, now);
+}
+
+HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin& login,
+                                      const RequestContext& context, const std::string& client_ip) {
+    auto message = decode_message(request);
+    if (!message) {
+        return {answer(request, config_, context), {}}; // RC 4 naming the problem
+    }
+    const std::uint32_t opcode = message->header.opcode;
+    switch (opcode) {
+    case opcode::kChallengeResponse:
+        return answer_challenge(request, *message, login, context, client_ip);
+    case kIdisLogin:
+        return {refuse(request, rc::kOperationNotSupported,
+                       "password login (IDIS LOGIN) is not offered: log in with an identity "
+                       "(LOGIN_ID_SYSTEM)",
+                       config_, context.now),
+                {}};
+    case opcode::kSessionSetup:
+        return {refuse(request, rc::kOperationNotSupported,
+                       "sessions are not offered: answer each challenge (HANDLE.NET: "
+                       "resolver.setSessionTracker(null))",
+                       config_, context.now),
+                {}};
+    case opcode::kListHandles:
+    case opcode::kHomePrefix:
+    case opcode::kUnhomePrefix:
+    case opcode::kListHomedPrefixes:
+        return {refuse(request, rc::kOperationNotSupported,
+                       "operation not supported: opcode " + std::to_string(opcode), config_,
+                       context.now),
+                {}};
+    default:
+        break;
+    }
+    if (opcode != kIdisLoginIdSystem && login.principal) {
+        return run(std::string(request), std::string(request), std::nullopt, *login.principal,
+                   login.identity, context.now);
+    }
+    if (opcode == kIdisLoginIdSystem && !decode_login_request(message->body)) {
+        return {answer(request, config_, context), {}};
+    }
+    Answer issued = challenge(request, config_, context);
+    if (!issued.challenge) {
+        return {std::move(issued), {}};
+    }
+    PendingChallenges::Entry entry;
+    entry.request.assign(request);
+    entry.nonce = raw(issued.challenge->nonce);
+    entry.digest = issued.challenge->request_digest;
+    if (!pending_.add(issued.challenge->session_id, std::move(entry), SteadyClock::now())) {
+        return {refuse(request, rc::kServerTooBusy, "too many unanswered challenges; try again",
+                       config_, context.now),
+                {}};
+    }
+    return {std::move(issued), {}};
+}
+
+HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
+                                                const MessageView& message, ConnectionLogin& login,
+                                                const RequestContext& context,
+                                                const std::string& client_ip) {
+    const std::uint32_t now = context.now;
+    auto pending = pending_.take(message.envelope.session_id, SteadyClock::now());
+    if (!pending) {
+        return {respond_error(request, rc::kAuthenticationTimeout,
+                              "no challenge is pending for session " +
+                                  std::to_string(message.envelope.session_id) +
+                                  " (expired, already answered, or never issued)",
+                              config_, now),
+                {}};
+    }
+    const std::uint32_t challenged_opcode = wire::load_u32(pending->request.data() + kEnvelopeSize);
+    const ReplyAddress address{challenged_opcode, 0};
+    auto refuse_with = [&](std::uint32_t code, std::string text) {
+        return Step{respond_error(request, code, text, config_, now, address), {}};
+    };
+    auto proof = decode_challenge_answer(message.body);
+    if (!proof) {
+        return refuse_with(rc::kProtocolError,
+                           "malformed challenge answer: " + proof.error().describe());
+    }
+    auto identity_handle = registry::parse_handle(proof->identity_handle);
+    if (!identity_handle) {
+        return refuse_with(rc::kAuthenticationFailed, "unknown identity");
+    }
+    if (challenged_opcode == kIdisLoginIdSystem) {
+        // The answer must be for the identity that asked to log in.
+        const auto body = std::string_view(pending->request).substr(kEnvelopeSize + kHeaderSize);
+        auto claimed = decode_login_request(
+            body.substr(0, wire::load_u32(pending->request.data() + kEnvelopeSize + 20)));
+        if (!claimed || claimed->index != proof->identity_index ||
+            !registry::equals_folded(claimed->handle, proof->identity_handle)) {
+            return refuse_with(rc::kAuthenticationFailed,
+                               "the answer is for another identity than the login");
+        }
+    }
+    const std::string identity_label =
+        std::to_string(proof->identity_index) + ":" + std::string(proof->identity_handle);
+
+    auto snapshot = registry_.snapshot();
+    const node::FoundIdentity found =
+        node::find_identity(snapshot, proof->identity_handle, proof->identity_index);
+    const registry::Identity* identity = found.ok() ? &found.identity : nullptr;
+    ProofCheck check = ProofCheck::mismatch;
+    bool wrong_type = false;
+    if (identity != nullptr) {
+        const bool secret = identity->kind == registry::IdentityKeyKind::secret;
+        wrong_type = proof->auth_type != (secret ? kSecretKeyAuth : kPublicKeyAuth);
+    }
+    // Counted as a login (throttled per address and account); the proof is checked only when
+    // not throttled, because a PBKDF2 proof costs the server its iterations.
+    const std::string account = identity != nullptr ? identity->account : std::string();
+    node::AuthOutcome outcome = options_.authenticator->identity_login(account, client_ip, [&] {
+        if (identity == nullptr || wrong_type) {
+            return false;
+        }
+        check =
+            identity->kind == registry::IdentityKeyKind::secret
+                ? verify_secret_key_proof(identity->secret, pending->nonce, pending->digest,
+                                          proof->signed_response)
+                : verify_public_key_proof(identity->public_key_pem, pending->nonce, pending->digest,
+                                          proof->signed_response, proof->identity_handle);
+        return check == ProofCheck::valid;
+    });
+    if (outcome.outcome == node::Outcome::throttled) {
+        return refuse_with(rc::kServerTooBusy, "too many failed proofs; retry later");
+    }
+    if (identity == nullptr) {
+        // Not registered, its account gone or disabled: one answer, so that it says nothing
+        // about which.
+        return refuse_with(rc::kAuthenticationFailed, "unknown identity " + identity_label);
+    }
+    if (wrong_type) {
+        return refuse_with(rc::kInvalidCredential,
+                           "identity " + identity_label + " holds " +
+                               (identity->kind == registry::IdentityKeyKind::secret
+                                    ? "a secret key (answer with HS_SECKEY)"
+                                    : "a public key (answer with HS_PUBKEY)"));
+    }
+    if (check == ProofCheck::unsupported || check == ProofCheck::malformed) {
+        return refuse_with(rc::kInvalidCredential,
+                           check == ProofCheck::unsupported
+                               ? "the proof uses an algorithm this server does not verify"
+                               : "the proof cannot be read");
+    }
+    if (!outcome.ok()) {
+        return refuse_with(rc::kAuthenticationFailed, outcome.message);
+    }
+    if (challenged_opcode == kIdisLoginIdSystem) {
+        login.principal = outcome.principal;
+        login.identity = ProvenIdentity{std::string(proof->identity_handle), proof->identity_index};
+        return {respond(request, rc::kSuccess, {}, config_, now, address), {}};
+    }
+    return run(std::move(pending->request), std::string(request), challenged_opcode,
+               std::move(outcome.principal),
+               ProvenIdentity{std::string(proof->identity_handle), proof->identity_index}, now);
+}
+
+HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
+                                   std::optional<std::uint32_t> opcode, node::Principal who,
+                                   ProvenIdentity identity, std::uint32_t now) {
+    const ReplyAddress address{opcode, 0};
+    auto fail = [&](std::uint32_t code, std::string text) {
+        return Step{respond_error(reply_to, code, text, config_, now, address), {}};
+    };
+    if (options_.account_rate != nullptr && options_.account_rate->refuse(who)) {
+        return fail(rc::kServerTooBusy, "rate limit exceeded for account " + who.username);
+    }
+    auto message = decode_message(request);
+    if (!message) {
+        return fail(rc::kProtocolError, "malformed request: " + message.error().describe());
+    }
+    const std::uint32_t op = message->header.opcode;
+    const std::string_view body = message->body;
+
+    // Every operation starts with the handle.
+    auto handle_bytes = decode_handle_body(body, op == opcode::kDeleteHandle);
+    if (!handle_bytes) {
+        return fail(rc::kProtocolError, "malformed request: " + handle_bytes.error().describe());
+    }
+    auto handle = registry::parse_handle(*handle_bytes, config_.handle_limits);
+    if (!handle) {
+        return fail(rc::kInvalidHandle, "invalid handle: " + handle.error().message);
+    }
+    if (!homing_.homes(handle->prefix_key())) {
+        return fail(rc::kServerNotResponsible, "That prefix doesn't live here");
+    }
+    auto snapshot = registry_.snapshot();
+    if (auto refusal = node::write_refusal(snapshot, who, *handle)) {
+        return fail(rc_of(*refusal), refusal->message);
+    }
+
+    registry::WriteOp op_to_run;
+    std::string success_body; // CREATE_HANDLE answers with the handle
+    switch (op) {
+    case opcode::kCreateHandle:
+    case opcode::kAddValue:
+    case opcode::kModifyValue: {
+        if (body.size() > options_.max_record_bytes) {
+            return fail(rc::kInvalidValue,
+                        node::record_too_large(body.size(), options_.max_record_bytes).message);
+        }
+        auto record = decode_resolution_response(body); // the same layout: handle, values
+        if (!record) {
+            return fail(rc::kProtocolError, "malformed values: " + record.error().describe());
+        }
+        std::vector<registry::HandleValue> values = std::move(record->values);
+        std::set<std::int32_t> indices;
+        for (const auto& v : values) {
+            if (!indices.insert(v.index).second) {
+                return fail(rc::kInvalidValue,
+                            "index " + std::to_string(v.index) + " is given twice");
+            }
+        }
+        if (op == opcode::kCreateHandle) {
+            const bool has_admin = std::any_of(values.begin(), values.end(), [](const auto& v) {
+                return registry::equals_folded(v.type, "HS_ADMIN");
+            });
+            if (!has_admin && !indices.count(kAdminValueIndex)) {
+                // HANDLE.NET leaves this to its clients; a handle without an administrator
+                // could never be changed over the protocol again.
+                registry::HandleValue admin;
+                admin.index = kAdminValueIndex;
+                admin.type = "HS_ADMIN";
+                admin.data = admin_value_data(identity.handle, identity.index);
+                values.push_back(std::move(admin));
+            }
+        } else {
+            // ADD needs every index free, MODIFY every index present.
+            std::set<std::int32_t> stored;
+            const registry::Status st =
+                snapshot.visit(*handle, [&](const registry::RecordView& view) {
+                    for (const auto& v : view) {
+                        stored.insert(v.index);
+                    }
+                });
+            if (!st) {
+                return fail(rc_of(st.error().code), st.error().message);
+            }
+            for (const auto index : indices) {
+                const bool present = stored.count(index) != 0;
+                if (op == opcode::kAddValue && present) {
+                    return fail(rc::kValueAlreadyExists,
+                                "index " + std::to_string(index) + " exists already");
+                }
+                if (op == opcode::kModifyValue && !present) {
+                    return fail(rc::kValuesNotFound,
+                                "index " + std::to_string(index) + " does not exist");
+                }
+            }
+        }
+        auto prepared = node::prepare_record(snapshot, *handle, std::nullopt, std::move(values),
+                                             op != opcode::kCreateHandle);
+        if (!prepared.ok()) {
+            return fail(rc::kInvalidValue, prepared.message(false));
+        }
+        if (op == opcode::kCreateHandle) {
+            op_to_run =
+                registry::PutRecord{*handle, std::move(prepared.values), registry::PutMode::create};
+            wire::put_bytes(success_body, *handle_bytes);
+        } else {
+            op_to_run = registry::SetValues{*handle, std::move(prepared.values), false};
+        }
+        break;
+    }
+    case opcode::kRemoveValue: {
+        auto removal = decode_remove_request(body);
+        if (!removal) {
+            return fail(rc::kProtocolError, "malformed request: " + removal.error().describe());
+        }
+        op_to_run = registry::RemoveValues{*handle, std::move(removal->indices)};
+        break;
+    }
+    case opcode::kDeleteHandle:
+        op_to_run = registry::DeleteRecord{*handle};
+        break;
+    default:
+        return fail(rc::kOperationNotSupported,
+                    "operation not supported: opcode " + std::to_string(op));
+    }
+
+    const bool create = op == opcode::kCreateHandle;
+    auto work = [this, op_to_run = std::move(op_to_run), account = who.username,
+                 reply_to = std::move(reply_to), address, success_body = std::move(success_body),
+                 create, now](std::function<void(Answer)> done) mutable {
+        node::submit_one(
+            registry_, std::move(op_to_run), account,
+            [this, reply_to = std::move(reply_to), address, success_body, create, now,
+             done = std::move(done)](const registry::OpResult& result) {
+                if (result.ok() && !(create && result.outcome == registry::Outcome::unchanged)) {
+                    done(respond(reply_to, rc::kSuccess, success_body, config_, now, address));
+                    return;
+                }
+                if (result.ok()) {
+                    // A create that found the same record: HANDLE.NET answers "exists".
+                    done(respond_error(reply_to, rc::kHandleAlreadyExists, "handle exists", config_,
+                                       now, address));
+                    return;
+                }
+                done(respond_error(reply_to, rc_of(result.error.code), result.error.message,
+                                   config_, now, address));
+            });
+    };
+    return Step{Answer{}, std::move(work)};
+}
+
+} // namespace idnode::resolver::handle::detail

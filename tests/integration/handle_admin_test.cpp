@@ -1,0 +1,491 @@
+// Administration over the Handle protocol against the real idnode (docs/handle-protocol.md
+// #administration), driven by a client written here from the protocol: the byte sequences of
+// HANDLE.NET 9.3.1's Java client and of CAICT ID-SDK 2.0.3 (tests/data/handle-admin.md) are sent
+// as captured, and only what depends on this server's challenge - the answer's session id and
+// the proof over its nonce and digest - is computed anew, with the capture's own keys.
+#include "harness.hpp"
+#include "json_helpers.hpp"
+
+#include "idnode/resolver/handle_auth.hpp"
+#include "idnode/resolver/handle_protocol.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <doctest/doctest.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+using namespace idnode::test;
+namespace hp = idnode::resolver::handle;
+using V = http::verb;
+
+#ifndef IDNODE_TEST_DATA_DIR
+#error "IDNODE_TEST_DATA_DIR must name tests/data"
+#endif
+
+namespace {
+
+fs::path idctl_binary() {
+    return IDNODE_IDCTL_BINARY;
+}
+
+std::string read_text(const fs::path& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string unhex(std::string_view hex) {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    return out;
+}
+
+std::uint32_t be32(std::string_view bytes, std::size_t at) {
+    REQUIRE(at + 4 <= bytes.size());
+    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           u[3];
+}
+
+void put_be32(std::string& bytes, std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i)
+        bytes[at + i] = static_cast<char>(v >> (24 - 8 * i));
+}
+
+/// Every "client"/"request" line of each section of the admin capture, in order.
+std::map<std::string, std::vector<std::string>> client_lines() {
+    std::map<std::string, std::vector<std::string>> out;
+    std::istringstream in(read_text(fs::path(IDNODE_TEST_DATA_DIR) / "handle-admin.md"));
+    std::string line, name;
+    while (std::getline(in, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            name = line.substr(3, line.find(' ', 3) - 3);
+            continue;
+        }
+        std::istringstream words(line);
+        std::string key, hex;
+        if (!name.empty() && (words >> key >> hex) && (key == "client" || key == "request"))
+            out[name].push_back(unhex(hex));
+    }
+    return out;
+}
+
+/// The PEM block of the capture's intro that starts with `begin`.
+std::string capture_pem(std::string_view begin, std::string_view end) {
+    const std::string text = read_text(fs::path(IDNODE_TEST_DATA_DIR) / "handle-admin.md");
+    const auto from = text.find(begin);
+    const auto to = text.find(end, from);
+    REQUIRE(to != std::string::npos);
+    return text.substr(from, to + end.size() - from) + "\n";
+}
+
+std::uint32_t rc_of(std::string_view message) {
+    return be32(message, hp::kEnvelopeSize + 4);
+}
+std::uint32_t opcode_of(std::string_view message) {
+    return be32(message, hp::kEnvelopeSize);
+}
+std::string_view body_of(std::string_view message) {
+    return message.substr(hp::kEnvelopeSize + hp::kHeaderSize,
+                          be32(message, hp::kEnvelopeSize + 20));
+}
+
+/// A blocking Handle-protocol TCP connection.
+class HandleConnection {
+public:
+    explicit HandleConnection(std::uint16_t port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(port);
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+        timeval tv{5, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~HandleConnection() { ::close(fd_); }
+    HandleConnection(const HandleConnection&) = delete;
+    HandleConnection& operator=(const HandleConnection&) = delete;
+
+    void send(std::string_view message) {
+        REQUIRE(::send(fd_, message.data(), message.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(message.size()));
+    }
+    std::string receive() {
+        while (hp::probe_frame(buffer_).state != hp::FrameProbe::State::complete) {
+            char chunk[4096];
+            const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+            REQUIRE(got > 0);
+            buffer_.append(chunk, static_cast<std::size_t>(got));
+        }
+        const std::size_t size = hp::probe_frame(buffer_).size;
+        std::string message = buffer_.substr(0, size);
+        buffer_.erase(0, size);
+        return message;
+    }
+    std::string exchange(std::string_view message) {
+        send(message);
+        return receive();
+    }
+
+private:
+    int fd_ = -1;
+    std::string buffer_;
+};
+
+/// What a 402 asks the client to sign.
+struct Challenge {
+    std::uint32_t session_id = 0;
+    std::string nonce;
+    std::string digest;
+};
+Challenge challenge_of(std::string_view reply) {
+    REQUIRE(rc_of(reply) == hp::rc::kAuthenticationNeeded);
+    const std::string_view body = body_of(reply);
+    REQUIRE(body.size() == 1 + 32 + 4 + 16);
+    return {be32(reply, 4), std::string(body.substr(37, 16)), std::string(body.substr(1, 32))};
+}
+
+/// The captured RESPONSE_TO_CHALLENGE `answer`, re-addressed to `challenge` and with its proof
+/// redone over the challenge's nonce and digest (`proof` makes the new signed response; it must
+/// have the captured one's length, so the rest of the message stays byte for byte).
+template <class Proof>
+std::string redo_answer(std::string answer, const Challenge& challenge, Proof&& proof) {
+    put_be32(answer, 4, challenge.session_id);
+    auto decoded = hp::decode_challenge_answer(body_of(answer));
+    REQUIRE(decoded.ok());
+    const std::string signed_response = proof(challenge, std::string(decoded->signed_response));
+    REQUIRE(signed_response.size() == decoded->signed_response.size());
+    const std::size_t at = hp::kEnvelopeSize + hp::kHeaderSize +
+                           be32(answer, hp::kEnvelopeSize + 20) - signed_response.size();
+    answer.replace(at, signed_response.size(), signed_response);
+    return answer;
+}
+
+/// HANDLE.NET's PBKDF2 proof with the captured salt and iterations.
+auto pbkdf2_proof(std::string secret) {
+    return [secret](const Challenge& c, const std::string& captured) {
+        const std::string salt = captured.substr(5, 16);
+        return hp::secret_key_proof_pbkdf2(secret, salt, 10'000, c.nonce, c.digest);
+    };
+}
+
+/// SHA256withRSA with the capture's private key, laid out as the clients send it.
+auto rsa_proof() {
+    return [](const Challenge& c, const std::string& captured) {
+        const std::string pem =
+            capture_pem("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----");
+        std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+            BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+            PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+        REQUIRE(key);
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    &EVP_MD_CTX_free);
+        const std::string data = c.nonce + c.digest;
+        std::size_t size = 256;
+        std::string signature(size, '\0');
+        REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1);
+        REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                               reinterpret_cast<const unsigned char*>(data.data()),
+                               data.size()) == 1);
+        // "SHA-256" and the signature, each length-prefixed, as captured.
+        return captured.substr(0, captured.size() - 256) + signature;
+    };
+}
+
+/// A node with the capture's identities: 301:0.NA/88.118 (secret "interop-secret") and
+/// 300:0.NA/88.118 (the capture's RSA key), both of the admin account; an enterprise "steel"
+/// owning 88.118.8 with identity 300:88.118.8/ADMIN (the same RSA key).
+struct AdminNode {
+    NodeProcess node{"handle-admin"};
+    std::string admin;
+    std::map<std::string, std::vector<std::string>> lines = client_lines();
+
+    AdminNode() {
+        const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
+                                       (node.dir() / "db").string(), "--node-prefix", "88.118"});
+        REQUIRE_MESSAGE(init.exit_code == 0, init.err);
+        admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
+        node.start();
+        auto c = client();
+        auto post = [&](const std::string& target, const boost::json::object& body) {
+            auto r = c->request(V::post, target, boost::json::serialize(body),
+                                {{"Authorization", admin}});
+            REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+        };
+        const std::string public_pem =
+            capture_pem("-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+        post("/api/v1/accounts/admin/identities",
+             {{"handle", "0.NA/88.118"}, {"index", 301}, {"secret_key", "interop-secret"}});
+        post("/api/v1/accounts/admin/identities",
+             {{"handle", "0.NA/88.118"}, {"index", 300}, {"public_key", public_pem}});
+        post("/api/v1/prefixes", {{"prefix", "88.118.8"},
+                                  {"enterprise",
+                                   {{"name", "宝钢"},
+                                    {"credit_code", "91310000631696382C"},
+                                    {"industry", "C3120"},
+                                    {"contact", "ops@example.cn"}}}});
+        post("/api/v1/accounts", {{"username", "steel"},
+                                  {"role", "enterprise"},
+                                  {"prefixes", boost::json::array{"88.118.8"}},
+                                  {"password", "steel-secret-1"}});
+        post("/api/v1/accounts/steel/identities",
+             {{"handle", "88.118.8/ADMIN"}, {"index", 300}, {"public_key", public_pem}});
+    }
+
+    std::unique_ptr<HttpsClient> client() {
+        auto c = std::make_unique<HttpsClient>(node.https_port(), trust(node.pki().ca_cert));
+        c->connect();
+        return c;
+    }
+
+    /// GET /api/handles/{h} as the admin: its status and JSON body.
+    std::pair<http::status, std::string> get(const std::string& handle) {
+        auto r =
+            client()->request(V::get, "/api/handles/" + handle, {}, {{"Authorization", admin}});
+        return {r.result(), r.body()};
+    }
+
+    /// HANDLE.NET's way: each message on a new connection; a request, the 402, the answer (with
+    /// `proof`), the reply.
+    template <class Proof>
+    std::string challenged(const std::string& request, const std::string& captured_answer,
+                           Proof&& proof) {
+        std::string challenge_reply;
+        {
+            HandleConnection first(node.handle_port());
+            challenge_reply = first.exchange(request);
+        }
+        CHECK(opcode_of(challenge_reply) == opcode_of(request));
+        const Challenge challenge = challenge_of(challenge_reply);
+        HandleConnection second(node.handle_port());
+        return second.exchange(redo_answer(captured_answer, challenge, proof));
+    }
+};
+
+} // namespace
+
+TEST_CASE("HANDLE.NET's secret-key admin flow: create, add, modify, remove, delete") {
+    AdminNode n;
+    const auto& flow = n.lines.at("seckey-admin-nosession");
+    // client lines: request, answer, request, answer, ... (CREATE, ADD, MODIFY, REMOVE, DELETE)
+    REQUIRE(flow.size() == 10);
+    const std::uint32_t opcodes[] = {hp::opcode::kCreateHandle, hp::opcode::kAddValue,
+                                     hp::opcode::kModifyValue, hp::opcode::kRemoveValue,
+                                     hp::opcode::kDeleteHandle};
+    for (std::size_t step = 0; step < 5; ++step) {
+        CAPTURE(step);
+        const std::string reply =
+            n.challenged(flow[2 * step], flow[2 * step + 1], pbkdf2_proof("interop-secret"));
+        CHECK(rc_of(reply) == hp::rc::kSuccess);
+        CHECK(opcode_of(reply) == opcodes[step]);             // the challenged request's opcode
+        CHECK(be32(reply, 4) == 0);                           // no session
+        CHECK(be32(reply, 8) == be32(flow[2 * step + 1], 8)); // the answer's request id
+        // Read-after-write over HTTPS.
+        const auto [status, body] = n.get("88.118/ADMIN-SK");
+        switch (step) {
+        case 0: {
+            REQUIRE(status == http::status::ok);
+            CHECK(body_of(reply).size() == 4 + 15); // the handle
+            CHECK(body.find("https://steel.example.cn/coil/H2024-001") != std::string::npos);
+            CHECK(body.find("HS_ADMIN") != std::string::npos);
+            break;
+        }
+        case 1:
+            CHECK(body.find("qa@steel.example.cn") != std::string::npos);
+            break;
+        case 2:
+            CHECK(body.find("H2024-002") != std::string::npos);
+            break;
+        case 3:
+            CHECK(body.find("qa@steel.example.cn") == std::string::npos);
+            break;
+        case 4:
+            CHECK(status == http::status::not_found);
+            break;
+        }
+    }
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
+    AdminNode n;
+    const auto& flow = n.lines.at("pubkey-admin-nosession");
+    REQUIRE(flow.size() == 4);
+    std::string reply = n.challenged(flow[0], flow[1], rsa_proof());
+    CHECK(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::ok);
+
+    // A wrong secret: 403, and nothing created.
+    const auto& wrong = n.lines.at("wrong-secret");
+    reply = n.challenged(wrong[0], wrong[1], pbkdf2_proof("wrong-secret"));
+    CHECK(rc_of(reply) == hp::rc::kAuthenticationFailed);
+    CHECK(opcode_of(reply) == hp::opcode::kCreateHandle);
+    CHECK(n.get("88.118/ADMIN-WRONG").first == http::status::not_found);
+
+    // An answer replayed: the challenge was answered once; 405 the second time.
+    {
+        HandleConnection c(n.node.handle_port());
+        const Challenge challenge = challenge_of(c.exchange(flow[2])); // DELETE ADMIN-PK
+        const std::string answer = redo_answer(flow[3], challenge, rsa_proof());
+        CHECK(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
+        CHECK(rc_of(c.exchange(answer)) == hp::rc::kAuthenticationTimeout);
+    }
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
+
+    // A secret-key answer for the public-key identity: 404, and an unknown identity: 403.
+    {
+        HandleConnection c(n.node.handle_port());
+        const Challenge challenge = challenge_of(c.exchange(flow[0]));
+        std::string answer = redo_answer(n.lines.at("seckey-admin-nosession")[1], challenge,
+                                         pbkdf2_proof("interop-secret"));
+        // "HS_SECKEY" "0.NA/88.118" 301 -> index 300
+        put_be32(answer, hp::kEnvelopeSize + hp::kHeaderSize + 4 + 9 + 4 + 11, 300);
+        CHECK(rc_of(c.exchange(answer)) == hp::rc::kInvalidCredential);
+        const Challenge again = challenge_of(c.exchange(flow[0]));
+        answer = redo_answer(n.lines.at("seckey-admin-nosession")[1], again,
+                             pbkdf2_proof("interop-secret"));
+        put_be32(answer, hp::kEnvelopeSize + hp::kHeaderSize + 4 + 9 + 4 + 11, 302);
+        CHECK(rc_of(c.exchange(answer)) == hp::rc::kAuthenticationFailed);
+    }
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
+
+    // Over UDP administration is refused; SESSION_SETUP is not offered.
+    {
+        const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(n.node.handle_port());
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        timeval tv{3, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::sendto(fd, flow[0].data(), flow[0].size(), 0, reinterpret_cast<sockaddr*>(&to),
+                 sizeof to);
+        char buf[2048];
+        const ssize_t got = ::recv(fd, buf, sizeof buf, 0);
+        ::close(fd);
+        REQUIRE(got > 0);
+        CHECK(rc_of(std::string_view(buf, static_cast<std::size_t>(got))) ==
+              hp::rc::kOperationNotSupported);
+    }
+    {
+        HandleConnection c(n.node.handle_port());
+        CHECK(rc_of(c.exchange(n.lines.at("seckey-session-setup")[0])) ==
+              hp::rc::kOperationNotSupported);
+    }
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("ID-SDK: site info, LOGIN_ID_SYSTEM, then admin requests on the one connection") {
+    AdminNode n;
+    const auto& login = n.lines.at("idsdk-channel-login"); // GET_SITE_INFO, LOGIN, answer
+    REQUIRE(login.size() == 3);
+    HandleConnection c(n.node.handle_port());
+    CHECK(rc_of(c.exchange(login[0])) == hp::rc::kSuccess);
+    // Before the login an admin request is challenged, not run.
+    const std::string& create = n.lines.at("idsdk-createIdentifier")[0];
+    CHECK(rc_of(c.exchange(create)) == hp::rc::kAuthenticationNeeded);
+    const Challenge challenge = challenge_of(c.exchange(login[1]));
+    const std::string logged_in = c.exchange(redo_answer(login[2], challenge, rsa_proof()));
+    CHECK(rc_of(logged_in) == hp::rc::kSuccess);
+    CHECK(opcode_of(logged_in) == 2001);
+
+    // The SDK's requests, as captured (sessionId 0, no credential), pipelined in one write.
+    std::string pipelined;
+    for (const char* name : {"idsdk-createIdentifier", "idsdk-addIdentifierValues",
+                             "idsdk-modifyIdentifierValues", "idsdk-removeIdentifierValues"}) {
+        pipelined += n.lines.at(name)[0];
+    }
+    c.send(pipelined);
+    for (int i = 0; i < 4; ++i) {
+        CAPTURE(i);
+        CHECK(rc_of(c.receive()) == hp::rc::kSuccess);
+    }
+    const auto [status, body] = n.get("88.118/IDSDK-001");
+    REQUIRE(status == http::status::ok);
+    CHECK(body.find("H2024-002") != std::string::npos);
+    CHECK(body.find("qa@steel.example.cn") == std::string::npos);
+    // ID-SDK adds no HS_ADMIN; the node names the identity that created the handle.
+    CHECK(body.find("HS_ADMIN") != std::string::npos);
+    CHECK(body.find("0.NA/88.118") != std::string::npos);
+
+    // A value without public read: challenged on an anonymous connection, returned on the
+    // logged-in one (the admin account may read it, as over HTTPS).
+    auto put = n.client()->request(
+        V::put, "/api/handles/88.118/PRIV-1",
+        R"({"values":[{"index":1,"type":"URL","data":"https://steel.example.cn/p"},)"
+        R"({"index":2001,"type":"price","data":"4120.50","permissions":"1100"}]})",
+        {{"Authorization", n.admin}});
+    REQUIRE(put.result() == http::status::created);
+    std::string resolve_body;
+    hp::encode_resolution_request(resolve_body, "88.118/PRIV-1", {}, {});
+    hp::Envelope env;
+    env.request_id = 77;
+    hp::Header header;
+    header.opcode = hp::opcode::kResolution;
+    std::string resolve;
+    hp::encode_message(resolve, env, header, resolve_body);
+    {
+        HandleConnection anonymous(n.node.handle_port());
+        CHECK(rc_of(anonymous.exchange(resolve)) == hp::rc::kAuthenticationNeeded);
+    }
+    const std::string resolved = c.exchange(resolve);
+    REQUIRE(rc_of(resolved) == hp::rc::kSuccess);
+    auto record = hp::decode_resolution_response(body_of(resolved));
+    REQUIRE(record.ok());
+    CHECK(record->values.size() == 2);
+
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-deleteIdentifier")[0])) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/IDSDK-001").first == http::status::not_found);
+    // The password LOGIN is not offered.
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-login-password")[0])) ==
+          hp::rc::kOperationNotSupported);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("an identity acts with its account's rights, through the HTTPS write policy") {
+    AdminNode n;
+    // steel's identity may write under 88.118.8, not under the node prefix 88.118.
+    const auto& login = n.lines.at("idsdk-channel-login");
+    HandleConnection c(n.node.handle_port());
+    std::string login_request = login[1];
+    // LOGIN_ID_SYSTEM body: "0.NA/88.118" 300 -> "88.118.8/ADMIN" 300 (lengths fixed up).
+    const std::string identity = "88.118.8/ADMIN";
+    std::string body;
+    body += std::string("\0\0\0", 3) + static_cast<char>(identity.size()) + identity;
+    body += std::string("\0\0\x01\x2c", 4);
+    login_request =
+        login_request.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + body + std::string(4, '\0');
+    put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
+    put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
+    const Challenge challenge = challenge_of(c.exchange(login_request));
+    std::string answer = redo_answer(login[2], challenge, rsa_proof());
+    // The answer names the same identity: rebuild its body around the new proof.
+    auto decoded = hp::decode_challenge_answer(body_of(answer));
+    REQUIRE(decoded.ok());
+    std::string answer_body;
+    hp::encode_challenge_answer(
+        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
+    answer =
+        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
+    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
+    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
+    REQUIRE(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
+
+    // 88.118/IDSDK-001 is under the node prefix: only an admin writes there.
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) ==
+          hp::rc::kInsufficientPermissions);
+    CHECK(n.get("88.118/IDSDK-001").first == http::status::not_found);
+    CHECK(n.node.stop() == 0);
+}
