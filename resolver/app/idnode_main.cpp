@@ -96,7 +96,8 @@ int check_config(const std::string& path) {
     }
 }
 
-handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& api) {
+handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& api,
+                                           Logging& logging) {
     handle::HandleServerOptions o;
     o.address = config.handle.listen.host;
     o.port = config.handle.listen.port;
@@ -106,6 +107,13 @@ handle::HandleServerOptions handle_options(const NodeConfig& config, NodeApi& ap
     o.authenticator = &api.authenticator();
     o.account_rate = &api.account_rate_limit();
     o.max_record_bytes = static_cast<std::size_t>(config.limits.max_body_bytes);
+    o.allow_password_login = config.handle.allow_password_login;
+    o.log = [&logging](bool warning, const std::string& line) {
+        if (warning)
+            logging.app().warn("{}", line);
+        else
+            logging.app().info("{}", line);
+    };
     o.idle_timeout =
         std::chrono::duration_cast<std::chrono::milliseconds>(config.limits.idle_timeout);
     o.max_connections = config.limits.max_connections;
@@ -276,7 +284,8 @@ int serve(const std::optional<std::string>& path) {
 
     // The Handle protocol (TCP + UDP) shares the HTTPS server's io_context and threads, and
     // stops when it stops.
-    handle::HandleServer handle_server(server.io_context(), *registry, handle_options(config, api));
+    handle::HandleServer handle_server(server.io_context(), *registry,
+                                       handle_options(config, api, logging));
     handle_server.start();
     server.on_stop([&handle_server] { handle_server.stop(); });
     register_handle_metrics(metrics, handle_server);

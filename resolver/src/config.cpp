@@ -406,6 +406,7 @@ private:
             c.handle.public_key = string_of(n); // "" = no key published
         };
         setters_["handle.private_key"] = path(c.handle.private_key);
+        setters_["handle.allow_password_login"] = boolean(c.handle.allow_password_login);
         setters_["handle.udp_max_reply_bytes"] = size(c.handle.udp_max_reply_bytes, 512, 1 * MiB);
 
         setters_["ops.listen"] = host_port(c.ops.listen);

@@ -211,9 +211,12 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     case opcode::kChallengeResponse:
         return answer_challenge(request, *message, login, context, client_ip);
     case kIdisLogin:
+        if (options_.allow_password_login) {
+            return password_login(request, *message, login, context.now, client_ip);
+        }
         return {refuse(request, rc::kOperationNotSupported,
-                       "password login (IDIS LOGIN) is not offered: log in with an identity "
-                       "(LOGIN_ID_SYSTEM)",
+                       "password login (IDIS LOGIN) is off on this node "
+                       "(handle.allow_password_login): log in with an identity (LOGIN_ID_SYSTEM)",
                        config_, context.now),
                 {}};
     case opcode::kSessionSetup:
@@ -256,6 +259,44 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     return {std::move(issued), {}};
 }
 
+HandleAdmin::Step HandleAdmin::password_login(std::string_view request, const MessageView& message,
+                                              ConnectionLogin& login, std::uint32_t now,
+                                              const std::string& client_ip) {
+    // ID-SDK lays the body out like a RESOLUTION: the username as the handle, no indexes, and
+    // the password as the only type.
+    auto body = decode_resolution_request(message.body);
+    if (!body || body->types.size() != 1 || !body->indices.empty() || !body->trailing.empty()) {
+        return {respond_error(request, rc::kProtocolError,
+                              "malformed LOGIN: expected a username and one password", config_,
+                              now),
+                {}};
+    }
+    const std::string username(body->handle);
+    node::AuthOutcome outcome =
+        options_.authenticator->password_login(username, body->types.front(), client_ip);
+    if (!outcome.ok()) {
+        const std::uint32_t code = outcome.outcome == node::Outcome::throttled
+                                       ? rc::kServerTooBusy
+                                       : rc::kAuthenticationFailed;
+        if (options_.log) {
+            options_.log(true, "handle: password login of " + username + " from " + client_ip +
+                                   " refused (RC " + std::to_string(code) +
+                                   "): " + outcome.message);
+        }
+        return {respond_error(request, code, outcome.message, config_, now), {}};
+    }
+    if (options_.log) {
+        options_.log(false,
+                     "handle: account " + username + " logged in by password from " + client_ip);
+    }
+    login.principal = std::move(outcome.principal);
+    login.identity = {}; // no identity: handles created on this connection get no HS_ADMIN
+    std::string reply_body;
+    wire::put_bytes(reply_body, username);
+    wire::put_u32(reply_body, 0); // no values: the SDK decodes the answer as a resolution
+    return {respond(request, rc::kSuccess, reply_body, config_, now), {}};
+}
+
 HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
                                                 const MessageView& message, ConnectionLogin& login,
                                                 const RequestContext& context,
@@ -272,7 +313,12 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
     }
     const std::uint32_t challenged_opcode = wire::load_u32(pending->request.data() + kEnvelopeSize);
     const ReplyAddress address{challenged_opcode, 0};
+    std::string who = "an identity";
     auto refuse_with = [&](std::uint32_t code, std::string text) {
+        if (options_.log) {
+            options_.log(true, "handle: proof of " + who + " from " + client_ip + " refused (RC " +
+                                   std::to_string(code) + "): " + text);
+        }
         return Step{respond_error(request, code, text, config_, now, address), {}};
     };
     auto proof = decode_challenge_answer(message.body);
@@ -297,6 +343,7 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
     }
     const std::string identity_label =
         std::to_string(proof->identity_index) + ":" + std::string(proof->identity_handle);
+    who = identity_label;
 
     auto snapshot = registry_.snapshot();
     const node::FoundIdentity found =
@@ -346,6 +393,12 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
     }
     if (!outcome.ok()) {
         return refuse_with(rc::kAuthenticationFailed, outcome.message);
+    }
+    if (options_.log) {
+        options_.log(false,
+                     "handle: " + identity_label + " (account " + outcome.principal.username +
+                         ") proved itself from " + client_ip +
+                         (challenged_opcode == kIdisLoginIdSystem ? "; connection logged in" : ""));
     }
     if (challenged_opcode == kIdisLoginIdSystem) {
         login.principal = outcome.principal;
@@ -417,7 +470,7 @@ HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
             const bool has_admin = std::any_of(values.begin(), values.end(), [](const auto& v) {
                 return registry::equals_folded(v.type, "HS_ADMIN");
             });
-            if (!has_admin && !indices.count(kAdminValueIndex)) {
+            if (!has_admin && !indices.count(kAdminValueIndex) && !identity.handle.empty()) {
                 // HANDLE.NET leaves this to its clients; a handle without an administrator
                 // could never be changed over the protocol again.
                 registry::HandleValue admin;

@@ -84,6 +84,8 @@ struct HandleAdminOptions {
     std::size_t max_pending_challenges = 4096;
     std::chrono::seconds challenge_ttl{120};
     std::size_t max_record_bytes = 64 * 1024; // limits.max_body_bytes per record
+    bool allow_password_login = false;        // handle.allow_password_login
+    std::function<void(bool warning, const std::string& line)> log; // see HandleServerOptions
 };
 
 class HandleAdmin {
@@ -106,6 +108,8 @@ public:
     Answer refuse_over_udp(std::string_view request, std::uint32_t now) const;
 
 private:
+    Step password_login(std::string_view request, const MessageView& message,
+                        ConnectionLogin& login, std::uint32_t now, const std::string& client_ip);
     Step answer_challenge(std::string_view request, const MessageView& message,
                           ConnectionLogin& login, const RequestContext& context,
                           const std::string& client_ip);

@@ -283,6 +283,8 @@ public:
             admin.authenticator = options_.authenticator;
             admin.account_rate = options_.account_rate;
             admin.max_record_bytes = options_.max_record_bytes;
+            admin.log = options_.log;
+            admin.allow_password_login = options_.allow_password_login;
             admin_.emplace(registry_, options_.responder, homing_, admin);
         }
     }

@@ -333,6 +333,14 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
     CHECK(rc_of(reply) == hp::rc::kAuthenticationFailed);
     CHECK(opcode_of(reply) == hp::opcode::kCreateHandle);
     CHECK(n.get("88.118/ADMIN-WRONG").first == http::status::not_found);
+    // One log line names the identity, the address and the reason; no secret, no proof.
+    CHECK(eventually([&] {
+        return n.node.stderr_text().find("301:0.NA/88.118 from 127.0.0.1 refused (RC 403)") !=
+               std::string::npos;
+    }));
+    CHECK(n.node.stderr_text().find("secret\"") == std::string::npos);
+    CHECK(n.node.stderr_text().find("wrong-secret") == std::string::npos);
+    CHECK(n.node.stderr_text().find("interop-secret") == std::string::npos);
 
     // An answer replayed: the challenge was answered once; 405 the second time.
     {
@@ -487,5 +495,45 @@ TEST_CASE("an identity acts with its account's rights, through the HTTPS write p
     CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) ==
           hp::rc::kInsufficientPermissions);
     CHECK(n.get("88.118/IDSDK-001").first == http::status::not_found);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("IDIS password LOGIN: refused by default, accepted when the operator turns it on") {
+    AdminNode n;
+    const std::string& login = n.lines.at("idsdk-login-password")[0]; // "testuser" / "testpass"
+    {
+        HandleConnection c(n.node.handle_port());
+        CHECK(rc_of(c.exchange(login)) == hp::rc::kOperationNotSupported);
+    }
+    auto r = n.client()->request(V::post, "/api/v1/accounts",
+                                 R"({"username":"testuser","role":"admin","password":"testpass"})",
+                                 {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+    REQUIRE(n.node.stop() == 0);
+    n.node.set("handle.allow_password_login", "true");
+    n.node.start();
+
+    HandleConnection c(n.node.handle_port());
+    const std::string reply = c.exchange(login);
+    REQUIRE(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(opcode_of(reply) == 2000);
+    auto body = hp::decode_resolution_response(body_of(reply));
+    REQUIRE(body.ok());
+    CHECK(body->spelling == "testuser");
+    CHECK(body->values.empty());
+    // Logged in: ID-SDK's create runs without a challenge; no identity, so no HS_ADMIN.
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) == hp::rc::kSuccess);
+    const auto [status, json] = n.get("88.118/IDSDK-001");
+    CHECK(status == http::status::ok);
+    CHECK(json.find("HS_ADMIN") == std::string::npos);
+
+    // A wrong password: 403 on a fresh connection, which stays logged out.
+    std::string wrong = login;
+    wrong[wrong.size() - 5] ^= 1; // the last byte of "testpass"
+    HandleConnection other(n.node.handle_port());
+    CHECK(rc_of(other.exchange(wrong)) == hp::rc::kAuthenticationFailed);
+    CHECK(rc_of(other.exchange(n.lines.at("idsdk-deleteIdentifier")[0])) ==
+          hp::rc::kAuthenticationNeeded);
+    CHECK(n.get("88.118/IDSDK-001").first == http::status::ok);
     CHECK(n.node.stop() == 0);
 }

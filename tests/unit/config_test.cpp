@@ -107,6 +107,7 @@ advertise_address = "192.0.2.7"
 site_serial = 7
 private_key = "/etc/idnode/handle-key.pem"
 udp_max_reply_bytes = "4KiB"
+allow_password_login = true
 [ops]
 listen = "localhost:0"
 [snms]
@@ -141,6 +142,7 @@ format = "json"
     CHECK(c.handle.site_serial == 7);
     CHECK(c.handle.private_key == "/etc/idnode/handle-key.pem");
     CHECK(c.handle.udp_max_reply_bytes == 4 * KiB);
+    CHECK(c.handle.allow_password_login);
     CHECK(c.ops.listen == HostPort{"127.0.0.1", 0});
     CHECK_FALSE(c.snms.token_v1);
     CHECK(c.snms.token_ttl_s == 3600);

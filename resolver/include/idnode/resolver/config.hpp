@@ -98,6 +98,9 @@ struct NodeConfig {
         /// Most bytes sent over UDP for one request (all fragments, envelopes included); a
         /// larger answer is refused with RC 2 so that the client asks over TCP.
         std::uint64_t udp_max_reply_bytes = 8192;
+        /// The IDIS password LOGIN (opcode 2000) over the Handle protocol: the password crosses
+        /// the network in clear, so it is off unless the operator turns it on.
+        bool allow_password_login = false;
     } handle;
 
     struct Ops {

@@ -121,6 +121,13 @@ struct HandleServerOptions {
     node::AccountRateLimit* account_rate = nullptr;
     /// limits.max_body_bytes: the largest record a CREATE/ADD/MODIFY may carry.
     std::size_t max_record_bytes = 64 * 1024;
+    /// handle.allow_password_login: the IDIS password LOGIN (opcode 2000), whose password
+    /// crosses the network in clear. Off = refused (RC 5) with a message.
+    bool allow_password_login = false;
+    /// One line per authentication event of the administration (a refused proof: warning; a
+    /// login: not), naming the identity, the client address and the reason - never a secret or a
+    /// proof. Empty = not logged. Called on the server's threads; must be thread-safe.
+    std::function<void(bool warning, const std::string& line)> log;
 };
 
 /// Counters since start(), for the ops endpoint (Prometheus). All monotonic except the gauges
