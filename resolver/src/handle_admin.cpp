@@ -1,5 +1,7 @@
 #include "handle_admin.hpp"
 
+#include "handle_session.hpp"
+
 #include "handle_wire.hpp"
 #include "idnode/node/identities.hpp"
 #include "idnode/node/outcome.hpp"
@@ -193,7 +195,106 @@ void PendingChallenges::drop_expired(SteadyClock::time_point now) {
 HandleAdmin::HandleAdmin(registry::Registry& registry, const ResponderConfig& config,
                          const node::Homing& homing, HandleAdminOptions options)
     : registry_(registry), config_(config), homing_(homing), options_(options),
-      pending_(options.max_pending_challenges, options.challenge_ttl) {}
+      pending_(options.max_pending_challenges, options.challenge_ttl),
+      sessions_(
+          std::make_unique<SessionTable>(options.max_pending_challenges, std::chrono::hours(24))) {}
+
+HandleAdmin::~HandleAdmin() = default;
+
+Answer HandleAdmin::udp_answer(std::string_view request, const RequestContext& context) {
+    if (request.size() >= kEnvelopeSize + 4 &&
+        wire::load_u32(request.data() + kEnvelopeSize) == opcode::kSessionSetup) {
+        return setup_session(request, context);
+    }
+    return refuse_over_udp(request, context.now);
+}
+
+Answer HandleAdmin::setup_session(std::string_view request, const RequestContext& context) {
+    auto message = decode_message(request);
+    if (!message) {
+        return answer(request, config_, context);
+    }
+    auto setup = decode_session_setup(message->body);
+    if (!setup) {
+        return respond_error(request, rc::kProtocolError,
+                             "malformed SESSION_SETUP: " + setup.error().describe(), config_,
+                             context.now);
+    }
+    if (setup->mode != kKeyExchangeDiffieHellman) {
+        return respond_error(request, rc::kOperationNotSupported,
+                             "only the Diffie-Hellman key exchange (mode 4) is offered", config_,
+                             context.now);
+    }
+    auto exchange = diffie_hellman(setup->exchange_key, context.random);
+    if (!exchange) {
+        return respond_error(request, rc::kProtocolError,
+                             "the Diffie-Hellman key is malformed or of a group not offered "
+                             "(RFC 2409 group 2, RFC 3526 group 14; g = 2)",
+                             config_, context.now);
+    }
+    const std::uint32_t id = new_session_id(context.random);
+    if (!sessions_->add(id, std::move(exchange->session_key),
+                        std::chrono::seconds(std::max<std::uint32_t>(setup->timeout_s, 60)),
+                        SteadyClock::now())) {
+        return respond_error(request, rc::kServerTooBusy, "too many sessions; try again", config_,
+                             context.now);
+    }
+    std::string body;
+    wire::put_u16(body, kKeyExchangeDiffieHellman);
+    std::string key;
+    wire::put_u32(key, kSessionCipherAes);
+    key.append(exchange->server_key);
+    wire::put_bytes(body, key);
+    wire::put_u16(body, 0); // the two bytes HANDLE.NET's encoder writes after the key
+    return respond(request, rc::kSuccess, body, config_, context.now, ReplyAddress{{}, id});
+}
+
+HandleAdmin::Step HandleAdmin::in_session(std::string_view request, const MessageView& message,
+                                          const RequestContext& context) {
+    const std::uint32_t id = message.envelope.session_id;
+    const ReplyAddress address{{}, id};
+    auto session = sessions_->find(id, SteadyClock::now());
+    if (!session) {
+        // HANDLE.NET's client drops the session on RC 500 and sets up a new one.
+        return {respond_error(request, rc::kSessionTimeout,
+                              "session " + std::to_string(id) + " is unknown or expired", config_,
+                              context.now, address),
+                {}};
+    }
+    if (!verify_session_mac(request, *message.credential, session->key) ||
+        !sessions_->advance(id, static_cast<std::uint32_t>(message.credential->signer_index))) {
+        return {respond_error(request, rc::kSessionFailed,
+                              "the session MAC does not verify (or its counter was used)", config_,
+                              context.now, address),
+                {}};
+    }
+    if (session->principal) {
+        return run(std::string(request), std::string(request), std::nullopt,
+                   std::move(*session->principal), std::move(session->identity), context.now, id);
+    }
+    // A session is not authenticated by being set up: its first request is challenged under
+    // the session's id, and the answer authenticates the session.
+    return challenge_and_remember(request, context, id);
+}
+
+HandleAdmin::Step HandleAdmin::challenge_and_remember(std::string_view request,
+                                                      const RequestContext& context,
+                                                      std::optional<std::uint32_t> session_id) {
+    Answer issued = challenge(request, config_, context, session_id);
+    if (!issued.challenge) {
+        return {std::move(issued), {}};
+    }
+    PendingChallenges::Entry entry;
+    entry.request.assign(request);
+    entry.nonce = raw(issued.challenge->nonce);
+    entry.digest = issued.challenge->request_digest;
+    if (!pending_.add(issued.challenge->session_id, std::move(entry), SteadyClock::now())) {
+        return {refuse(request, rc::kServerTooBusy, "too many unanswered challenges; try again",
+                       config_, context.now),
+                {}};
+    }
+    return {std::move(issued), {}};
+}
 
 Answer HandleAdmin::refuse_over_udp(std::string_view request, std::uint32_t now) const {
     return refuse(request, rc::kOperationNotSupported, "administration is served over TCP only",
@@ -220,11 +321,7 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
                        config_, context.now),
                 {}};
     case opcode::kSessionSetup:
-        return {refuse(request, rc::kOperationNotSupported,
-                       "sessions are not offered: answer each challenge (HANDLE.NET: "
-                       "resolver.setSessionTracker(null))",
-                       config_, context.now),
-                {}};
+        return {setup_session(request, context), {}};
     case opcode::kListHandles:
     case opcode::kHomePrefix:
     case opcode::kUnhomePrefix:
@@ -236,6 +333,10 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     default:
         break;
     }
+    if (message->envelope.session_id != 0 && message->credential &&
+        message->credential->type == "HS_MAC") {
+        return in_session(request, *message, context);
+    }
     if (opcode != kIdisLoginIdSystem && login.principal) {
         return run(std::string(request), std::string(request), std::nullopt, *login.principal,
                    login.identity, context.now);
@@ -243,20 +344,7 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     if (opcode == kIdisLoginIdSystem && !decode_login_request(message->body)) {
         return {answer(request, config_, context), {}};
     }
-    Answer issued = challenge(request, config_, context);
-    if (!issued.challenge) {
-        return {std::move(issued), {}};
-    }
-    PendingChallenges::Entry entry;
-    entry.request.assign(request);
-    entry.nonce = raw(issued.challenge->nonce);
-    entry.digest = issued.challenge->request_digest;
-    if (!pending_.add(issued.challenge->session_id, std::move(entry), SteadyClock::now())) {
-        return {refuse(request, rc::kServerTooBusy, "too many unanswered challenges; try again",
-                       config_, context.now),
-                {}};
-    }
-    return {std::move(issued), {}};
+    return challenge_and_remember(request, context, std::nullopt);
 }
 
 HandleAdmin::Step HandleAdmin::password_login(std::string_view request, const MessageView& message,
@@ -312,7 +400,10 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
                 {}};
     }
     const std::uint32_t challenged_opcode = wire::load_u32(pending->request.data() + kEnvelopeSize);
-    const ReplyAddress address{challenged_opcode, 0};
+    // In a session the replies keep its id (as HANDLE.NET answers); outside, session id 0.
+    const std::uint32_t session =
+        sessions_->contains(message.envelope.session_id) ? message.envelope.session_id : 0;
+    const ReplyAddress address{challenged_opcode, session};
     std::string who = "an identity";
     auto refuse_with = [&](std::uint32_t code, std::string text) {
         if (options_.log) {
@@ -405,15 +496,19 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
         login.identity = ProvenIdentity{std::string(proof->identity_handle), proof->identity_index};
         return {respond(request, rc::kSuccess, {}, config_, now, address), {}};
     }
+    ProvenIdentity proven{std::string(proof->identity_handle), proof->identity_index};
+    if (session != 0) {
+        sessions_->authenticate(session, outcome.principal, proven);
+    }
     return run(std::move(pending->request), std::string(request), challenged_opcode,
-               std::move(outcome.principal),
-               ProvenIdentity{std::string(proof->identity_handle), proof->identity_index}, now);
+               std::move(outcome.principal), std::move(proven), now, session);
 }
 
 HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
                                    std::optional<std::uint32_t> opcode, node::Principal who,
-                                   ProvenIdentity identity, std::uint32_t now) {
-    const ReplyAddress address{opcode, 0};
+                                   ProvenIdentity identity, std::uint32_t now,
+                                   std::uint32_t reply_session) {
+    const ReplyAddress address{opcode, reply_session};
     auto fail = [&](std::uint32_t code, std::string text) {
         return Step{respond_error(reply_to, code, text, config_, now, address), {}};
     };

@@ -10,6 +10,8 @@
 //   per message): its envelope names the session, its body the identity and the proof. A valid
 //   proof runs the challenged request as the identity's account and the reply carries the
 //   challenged opcode, the answer's request id and session id 0. Each challenge is answered once.
+// - Sessions (handle_session.hpp): SESSION_SETUP, then requests with an HS_MAC credential; the
+//   first one is challenged under the session's id and its answer authenticates the session.
 // - IDIS LOGIN_ID_SYSTEM (2001) is challenged the same way; a valid answer authenticates the TCP
 //   connection for its lifetime, and later administrative requests on it run without a
 //   challenge.
@@ -29,6 +31,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +39,8 @@
 #include <unordered_map>
 
 namespace idnode::resolver::handle::detail {
+
+class SessionTable;
 
 /// Opcodes answered by HandleAdmin rather than by the resolution responder.
 bool is_admin_opcode(std::uint32_t opcode) noexcept;
@@ -92,6 +97,9 @@ class HandleAdmin {
 public:
     HandleAdmin(registry::Registry& registry, const ResponderConfig& config,
                 const node::Homing& homing, HandleAdminOptions options);
+    ~HandleAdmin();
+    HandleAdmin(const HandleAdmin&) = delete;
+    HandleAdmin& operator=(const HandleAdmin&) = delete;
 
     /// The reply to one administrative request, now or later: `work`, when set, runs the write
     /// and calls its argument exactly once, on the registry's writer thread or the caller's,
@@ -104,8 +112,13 @@ public:
                 const std::string& client_ip);
 
     /// Over UDP every administrative opcode is refused (RC 5): challenges and writes need the
-    /// client's address proven by a TCP handshake.
+    /// client's address proven by a TCP handshake. SESSION_SETUP is the exception
+    /// (udp_answer): HANDLE.NET's client sends it over UDP first.
     Answer refuse_over_udp(std::string_view request, std::uint32_t now) const;
+    Answer udp_answer(std::string_view request, const RequestContext& context);
+
+    /// SESSION_SETUP (handle_session.hpp), over TCP or UDP.
+    Answer setup_session(std::string_view request, const RequestContext& context);
 
 private:
     Step password_login(std::string_view request, const MessageView& message,
@@ -114,13 +127,20 @@ private:
                           ConnectionLogin& login, const RequestContext& context,
                           const std::string& client_ip);
     Step run(std::string request, std::string reply_to, std::optional<std::uint32_t> opcode,
-             node::Principal who, ProvenIdentity identity, std::uint32_t now);
+             node::Principal who, ProvenIdentity identity, std::uint32_t now,
+             std::uint32_t reply_session = 0);
+    /// A request that carries an HS_MAC credential of a session.
+    Step in_session(std::string_view request, const MessageView& message,
+                    const RequestContext& context);
+    Step challenge_and_remember(std::string_view request, const RequestContext& context,
+                                std::optional<std::uint32_t> session_id);
 
     registry::Registry& registry_;
     const ResponderConfig& config_;
     const node::Homing& homing_;
     HandleAdminOptions options_;
     PendingChallenges pending_;
+    std::unique_ptr<SessionTable> sessions_;
 };
 
 } // namespace idnode::resolver::handle::detail

@@ -86,22 +86,6 @@ bool read_value(wire::Reader& r, registry::HandleValue& v) {
     return true;
 }
 
-// BigInteger.toByteArray() of a non-negative magnitude: minimal two's complement big-endian.
-std::string twos_complement_magnitude(std::string_view magnitude) {
-    const std::size_t first = magnitude.find_first_not_of('\0');
-    std::string out;
-    if (first == std::string_view::npos) {
-        out.push_back('\0');
-        return out;
-    }
-    magnitude.remove_prefix(first);
-    if ((static_cast<unsigned char>(magnitude.front()) & 0x80) != 0) {
-        out.push_back('\0');
-    }
-    out.append(magnitude);
-    return out;
-}
-
 const EVP_MD* digest_md(DigestAlgorithm algorithm) noexcept {
     switch (algorithm) {
     case DigestAlgorithm::md5_legacy:
@@ -594,8 +578,8 @@ std::string encode_rsa_public_key(std::string_view exponent, std::string_view mo
     std::string out;
     wire::put_bytes(out, kRsaPublicKeyType);
     wire::put_u16(out, 0); // flags, reserved
-    wire::put_bytes(out, twos_complement_magnitude(exponent));
-    wire::put_bytes(out, twos_complement_magnitude(modulus));
+    wire::put_bytes(out, wire::twos_complement_magnitude(exponent));
+    wire::put_bytes(out, wire::twos_complement_magnitude(modulus));
     wire::put_u32(out, 0); // HANDLE.NET's unused fourth length field
     return out;
 }

@@ -198,9 +198,9 @@ std::uint32_t random_session_id(const RandomFill& random) {
     return id == 0 ? 1 : id;
 }
 
-Answer challenge_answer(const Exchange& ex) {
+Answer challenge_answer(const Exchange& ex, std::optional<std::uint32_t> session_id = {}) {
     Challenge challenge;
-    challenge.session_id = random_session_id(ex.context.random);
+    challenge.session_id = session_id ? *session_id : random_session_id(ex.context.random);
     ex.context.random(challenge.nonce);
     challenge.digest_algorithm = digest_algorithm_for(ex.major, ex.minor);
 
@@ -417,12 +417,16 @@ std::optional<Exchange> exchange_for(std::string_view request, const ResponderCo
 } // namespace
 
 Answer challenge(std::string_view request, const ResponderConfig& config,
-                 const RequestContext& context) {
+                 const RequestContext& context, std::optional<std::uint32_t> session_id) {
     auto ex = exchange_for(request, config, context);
     if (!ex || ex->header_and_body.empty()) {
         return Answer{};
     }
-    return challenge_answer(*ex);
+    return challenge_answer(*ex, session_id);
+}
+
+std::uint32_t new_session_id(const RandomFill& random) {
+    return random_session_id(random);
 }
 
 Answer respond(std::string_view request, std::uint32_t response_code, std::string_view body,

@@ -123,7 +123,7 @@ private:
             try {
                 const bool admin = s.admin_ && request.size() >= kEnvelopeSize + 4 &&
                                    is_admin_opcode(wire::load_u32(request.data() + kEnvelopeSize));
-                a = admin ? s.admin_->refuse_over_udp(request, now)
+                a = admin ? s.admin_->udp_answer(request, context)
                           : answer(request, s.options_.responder, context);
             } catch (const std::exception&) {
                 // Out of memory, or no read transaction to be had: no answer to this one.

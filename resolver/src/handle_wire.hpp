@@ -38,6 +38,24 @@ inline void put_bytes(std::string& out, std::string_view bytes) {
     out.append(bytes);
 }
 
+/// BigInteger.toByteArray() of a non-negative big-endian magnitude: minimal two's complement
+/// (leading zeros dropped, one 0x00 added when the top bit is set), as HANDLE.NET writes key
+/// parts.
+inline std::string twos_complement_magnitude(std::string_view magnitude) {
+    const std::size_t first = magnitude.find_first_not_of('\0');
+    std::string out;
+    if (first == std::string_view::npos) {
+        out.push_back('\0');
+        return out;
+    }
+    magnitude.remove_prefix(first);
+    if ((static_cast<unsigned char>(magnitude.front()) & 0x80) != 0) {
+        out.push_back('\0');
+    }
+    out.append(magnitude);
+    return out;
+}
+
 inline std::uint32_t load_u32(const char* p) noexcept {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
     return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |

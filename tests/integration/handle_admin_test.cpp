@@ -17,7 +17,9 @@
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include <fstream>
@@ -217,6 +219,9 @@ struct AdminNode {
                                        (node.dir() / "db").string(), "--node-prefix", "88.118"});
         REQUIRE_MESSAGE(init.exit_code == 0, init.err);
         admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
+        // The key idctl init made: SESSION_SETUP answers are signed (the client checks them).
+        node.set("handle.private_key",
+                 "\"" + (node.dir() / "db" / "handle-key.pem").string() + "\"");
         node.start();
         auto c = client();
         auto post = [&](const std::string& target, const boost::json::object& body) {
@@ -369,7 +374,7 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
     }
     CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
 
-    // Over UDP administration is refused; SESSION_SETUP is not offered.
+    // Over UDP administration is refused.
     {
         const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
         sockaddr_in to{};
@@ -385,11 +390,6 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
         ::close(fd);
         REQUIRE(got > 0);
         CHECK(rc_of(std::string_view(buf, static_cast<std::size_t>(got))) ==
-              hp::rc::kOperationNotSupported);
-    }
-    {
-        HandleConnection c(n.node.handle_port());
-        CHECK(rc_of(c.exchange(n.lines.at("seckey-session-setup")[0])) ==
               hp::rc::kOperationNotSupported);
     }
     CHECK(n.node.stop() == 0);
@@ -535,5 +535,149 @@ TEST_CASE("IDIS password LOGIN: refused by default, accepted when the operator t
     CHECK(rc_of(other.exchange(n.lines.at("idsdk-deleteIdentifier")[0])) ==
           hp::rc::kAuthenticationNeeded);
     CHECK(n.get("88.118/IDSDK-001").first == http::status::ok);
+    CHECK(n.node.stop() == 0);
+}
+
+namespace {
+
+/// Every datagram answering one UDP request, until none comes for 300 ms.
+std::vector<std::string> udp_exchange(std::uint16_t port, const std::string& request) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    std::vector<std::string> datagrams;
+    for (;;) {
+        timeval tv{datagrams.empty() ? 3 : 0, datagrams.empty() ? 0 : 300'000};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[2048];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        datagrams.emplace_back(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return datagrams;
+}
+
+/// Fragments put together at sequence x 492, as HANDLE.NET's client does.
+std::string reassemble(const std::vector<std::string>& datagrams) {
+    REQUIRE_FALSE(datagrams.empty());
+    const std::uint32_t length = be32(datagrams[0], 16);
+    std::string message(length, '\0');
+    for (const auto& d : datagrams) {
+        const std::size_t at = be32(d, 12) * 492;
+        REQUIRE(at + d.size() - 20 <= length);
+        std::copy(d.begin() + 20, d.end(), message.begin() + static_cast<std::ptrdiff_t>(at));
+    }
+    std::string envelope = datagrams[0].substr(0, 20);
+    envelope[2] = static_cast<char>(envelope[2] & ~hp::envflag::kTruncated);
+    put_be32(envelope, 12, 0);
+    return envelope + message;
+}
+
+/// A captured session request moved into session `id` and MAC'd with `key` (same counter).
+std::string restamp(std::string message, std::uint32_t id, const std::string& key) {
+    put_be32(message, 4, id);
+    const std::size_t body_end =
+        hp::kEnvelopeSize + hp::kHeaderSize + be32(message, hp::kEnvelopeSize + 20);
+    const std::uint32_t counter =
+        be32(message, body_end + 4 + 4 + 4); // cred: len, ver.., "", index
+    std::string data = message.substr(0, 12);
+    std::string counter_bytes(4, '\0');
+    put_be32(counter_bytes, 0, counter);
+    data += counter_bytes;
+    data += message.substr(hp::kEnvelopeSize, body_end - hp::kEnvelopeSize);
+    unsigned char mac[32];
+    unsigned int size = 0;
+    REQUIRE(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+                 reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac,
+                 &size) != nullptr);
+    message.replace(message.size() - 32, 32, reinterpret_cast<const char*>(mac), 32);
+    return message;
+}
+
+} // namespace
+
+TEST_CASE("HANDLE.NET's default client: SESSION_SETUP over UDP, then MAC'd requests") {
+    AdminNode n;
+    // The capture's SESSION_SETUP, sent as captured; we know the client's DH secret.
+    const std::string setup = n.lines.at("seckey-session-setup").at(0);
+    const std::string reply = reassemble(udp_exchange(n.node.handle_port(), setup));
+    auto decoded = hp::decode_message(reply);
+    REQUIRE(decoded.ok());
+    REQUIRE(decoded->header.response_code == hp::rc::kSuccess);
+    const std::uint32_t session = decoded->envelope.session_id;
+    CHECK(session != 0);
+    CHECK((decoded->header.op_flags & hp::opflag::kCertified) != 0);
+    REQUIRE(decoded->credential.has_value()); // signed, as the client insists
+    // Body: request digest (33), mode 4, int4 length + (cipher 3, DH_PUB_KEY), 2 zero bytes.
+    const std::string_view body = decoded->body;
+    REQUIRE(body.size() > 33 + 2 + 4 + 4);
+    CHECK(be32(body, 33 + 2 + 4) == 3);
+    std::string_view key = body.substr(33 + 2 + 4 + 4);
+    auto field = [&](std::string_view& from) {
+        const std::uint32_t len = be32(from, 0);
+        std::string v(from.substr(4, len));
+        from.remove_prefix(4 + len);
+        return v;
+    };
+    CHECK(field(key) == "DH_PUB_KEY");
+    key.remove_prefix(2);
+    const std::string y = field(key);
+    const std::string p = field(key);
+    BIGNUM* yb = BN_bin2bn(reinterpret_cast<const unsigned char*>(y.data()),
+                           static_cast<int>(y.size()), nullptr);
+    BIGNUM* pb = BN_bin2bn(reinterpret_cast<const unsigned char*>(p.data()),
+                           static_cast<int>(p.size()), nullptr);
+    BIGNUM* xb = nullptr;
+    REQUIRE(BN_hex2bn(&xb, "a5c121a4dd95436b640c0777ab5ee2c3ac61e279") > 0);
+    BIGNUM* shared = BN_new();
+    BN_CTX* ctx = BN_CTX_new();
+    REQUIRE(BN_mod_exp(shared, yb, xb, pb, ctx) == 1);
+    std::string session_key(static_cast<std::size_t>(BN_num_bytes(shared)), '\0');
+    BN_bn2bin(shared, reinterpret_cast<unsigned char*>(session_key.data()));
+    session_key.resize(32);
+    BN_free(yb);
+    BN_free(pb);
+    BN_free(xb);
+    BN_free(shared);
+    BN_CTX_free(ctx);
+
+    // CREATE, the 402 in the session, the answer; then ADD, MODIFY, REMOVE, DELETE with no
+    // challenge. One TCP connection per message, as the client does it.
+    const auto& flow = n.lines.at("seckey-admin-session");
+    REQUIRE(flow.size() == 6);
+    auto send = [&](const std::string& message) {
+        HandleConnection c(n.node.handle_port());
+        return c.exchange(message);
+    };
+    const std::string challenged = send(restamp(flow[0], session, session_key));
+    REQUIRE(rc_of(challenged) == hp::rc::kAuthenticationNeeded);
+    CHECK(be32(challenged, 4) == session); // the session's id, not a fresh one
+    const Challenge challenge = challenge_of(challenged);
+    const std::string created =
+        send(redo_answer(flow[1], challenge, pbkdf2_proof("interop-secret")));
+    CHECK(rc_of(created) == hp::rc::kSuccess);
+    CHECK(opcode_of(created) == hp::opcode::kCreateHandle);
+    CHECK(be32(created, 4) == session);
+    for (std::size_t i = 2; i < flow.size(); ++i) {
+        CAPTURE(i);
+        const std::string done = send(restamp(flow[i], session, session_key));
+        CHECK(rc_of(done) == hp::rc::kSuccess);
+        if (i == 2) {
+            CHECK(n.get("88.118/ADMIN-SK").second.find("qa@steel.example.cn") != std::string::npos);
+        }
+    }
+    CHECK(n.get("88.118/ADMIN-SK").first == http::status::not_found);
+
+    // A replayed MAC'd request (its counter used), a MAC made with another key, an unknown
+    // session: refused with the session RCs the client recovers from, nothing written.
+    CHECK(rc_of(send(restamp(flow[0], session, session_key))) == hp::rc::kSessionFailed);
+    CHECK(rc_of(send(restamp(flow[0], session, std::string(32, 'k')))) == hp::rc::kSessionFailed);
+    CHECK(rc_of(send(restamp(flow[0], session + 1, session_key))) == hp::rc::kSessionTimeout);
+    CHECK(n.get("88.118/ADMIN-SK").first == http::status::not_found);
     CHECK(n.node.stop() == 0);
 }

@@ -142,9 +142,15 @@ Answer answer(std::string_view request_message, const ResponderConfig& config,
 /// The RC 402 challenge for `request` (any opcode; the administrative ones included), exactly as
 /// answer() issues it for non-public values: a fresh session id, a nonce from context.random and
 /// the digest of the request's header and body; Answer::challenge holds them. Dropped (empty) for
-/// what answer() drops and for a request whose header cannot be read.
+/// what answer() drops and for a request whose header cannot be read. `session_id`: the session
+/// the request came in (its challenge keeps that id) instead of a fresh one.
 Answer challenge(std::string_view request, const ResponderConfig& config,
-                 const RequestContext& context);
+                 const RequestContext& context,
+                 std::optional<std::uint32_t> session_id = std::nullopt);
+
+/// A fresh session id as challenges get them: random, positive (HANDLE.NET reads it as a Java
+/// int), never 0.
+std::uint32_t new_session_id(const RandomFill& random);
 
 /// How respond() addresses a reply beyond echoing the request.
 struct ReplyAddress {
