@@ -157,17 +157,29 @@ bool is_admin_opcode(std::uint32_t opcode) noexcept {
 // ---- PendingChallenges
 // ---------------------------------------------------------------------------
 
-bool PendingChallenges::add(std::uint32_t session_id, Entry entry, SteadyClock::time_point now) {
+void PendingChallenges::add(std::uint32_t session_id, Entry entry, SteadyClock::time_point now) {
     std::lock_guard lock(mutex_);
     if (entries_.size() >= capacity_) {
         drop_expired(now);
-        if (entries_.size() >= capacity_) {
-            return false;
+    }
+    while (entries_.size() >= capacity_ && !order_.empty()) {
+        const auto [id, expires] = order_.front();
+        order_.pop_front();
+        const auto it = entries_.find(id);
+        if (it != entries_.end() && it->second.expires == expires) {
+            entries_.erase(it); // the oldest challenge still waiting
         }
     }
     entry.expires = now + ttl_;
+    order_.emplace_back(session_id, entry.expires);
     entries_.insert_or_assign(session_id, std::move(entry));
-    return true;
+    if (order_.size() > 2 * capacity_ + 16) {
+        // Mostly answered ids: keep the order of the live ones only.
+        std::erase_if(order_, [this](const auto& o) {
+            const auto it = entries_.find(o.first);
+            return it == entries_.end() || it->second.expires != o.second;
+        });
+    }
 }
 
 std::optional<PendingChallenges::Entry> PendingChallenges::take(std::uint32_t session_id,
@@ -187,6 +199,9 @@ std::optional<PendingChallenges::Entry> PendingChallenges::take(std::uint32_t se
 
 void PendingChallenges::drop_expired(SteadyClock::time_point now) {
     std::erase_if(entries_, [now](const auto& e) { return e.second.expires < now; });
+    while (!order_.empty() && order_.front().second < now) {
+        order_.pop_front();
+    }
 }
 
 // ---- HandleAdmin
@@ -288,11 +303,7 @@ HandleAdmin::Step HandleAdmin::challenge_and_remember(std::string_view request,
     entry.request.assign(request);
     entry.nonce = raw(issued.challenge->nonce);
     entry.digest = issued.challenge->request_digest;
-    if (!pending_.add(issued.challenge->session_id, std::move(entry), SteadyClock::now())) {
-        return {refuse(request, rc::kServerTooBusy, "too many unanswered challenges; try again",
-                       config_, context.now),
-                {}};
-    }
+    pending_.add(issued.challenge->session_id, std::move(entry), SteadyClock::now());
     return {std::move(issued), {}};
 }
 

@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -57,7 +58,9 @@ struct ConnectionLogin {
 };
 
 /// Challenges issued and not answered yet, by the session id sent with them. Bounded in number
-/// and in age, so unanswered challenges cannot grow memory.
+/// and in age, so unanswered challenges cannot grow memory; when full, the oldest gives way (a
+/// real client answers within a round trip, so a flood of unanswered challenges pushes out only
+/// its own).
 class PendingChallenges {
 public:
     struct Entry {
@@ -68,8 +71,7 @@ public:
     };
     PendingChallenges(std::size_t capacity, std::chrono::seconds ttl)
         : capacity_(capacity), ttl_(ttl) {}
-    /// False when the table is full of live challenges.
-    bool add(std::uint32_t session_id, Entry entry, std::chrono::steady_clock::time_point now);
+    void add(std::uint32_t session_id, Entry entry, std::chrono::steady_clock::time_point now);
     /// Removes and returns the live challenge of `session_id`.
     std::optional<Entry> take(std::uint32_t session_id, std::chrono::steady_clock::time_point now);
     std::chrono::seconds ttl() const noexcept { return ttl_; }
@@ -79,6 +81,8 @@ private:
 
     std::mutex mutex_;
     std::unordered_map<std::uint32_t, Entry> entries_;
+    /// Ids in the order they came (entries answered since are skipped when met).
+    std::deque<std::pair<std::uint32_t, std::chrono::steady_clock::time_point>> order_;
     std::size_t capacity_;
     std::chrono::seconds ttl_;
 };

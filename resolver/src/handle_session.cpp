@@ -151,9 +151,21 @@ bool SessionTable::add(std::uint32_t id, std::string key, std::chrono::seconds t
     std::lock_guard lock(mutex_);
     if (sessions_.size() >= capacity_) {
         std::erase_if(sessions_, [now](const auto& s) { return s.second.expires < now; });
-        if (sessions_.size() >= capacity_) {
-            return false;
+    }
+    if (sessions_.size() >= capacity_) {
+        // Sessions nobody authenticated give way, the oldest first: SESSION_SETUP comes over UDP,
+        // from addresses that may be forged, and must not lock real clients out.
+        auto oldest = sessions_.end();
+        for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+            if (!it->second.principal &&
+                (oldest == sessions_.end() || it->second.expires < oldest->second.expires)) {
+                oldest = it;
+            }
         }
+        if (oldest == sessions_.end()) {
+            return false; // every session is authenticated and live
+        }
+        sessions_.erase(oldest);
     }
     Session s;
     s.key = std::move(key);

@@ -67,12 +67,13 @@ struct Session {
     std::chrono::steady_clock::time_point expires;
 };
 
-/// Sessions by id. Bounded in number; expired sessions are dropped as new ones come.
+/// Sessions by id. Bounded in number; when full, expired sessions and then the oldest
+/// unauthenticated one make room.
 class SessionTable {
 public:
     SessionTable(std::size_t capacity, std::chrono::seconds max_ttl)
         : capacity_(capacity), max_ttl_(max_ttl) {}
-    /// False when full of live sessions.
+    /// False only when full of live authenticated sessions.
     bool add(std::uint32_t id, std::string key, std::chrono::seconds ttl,
              std::chrono::steady_clock::time_point now);
     /// A copy of the live session `id`.

@@ -3,16 +3,12 @@
 // HANDLE.NET 9.3.1's Java client and of CAICT ID-SDK 2.0.3 (tests/data/handle-admin.md) are sent
 // as captured, and only what depends on this server's challenge - the answer's session id and
 // the proof over its nonce and digest - is computed anew, with the capture's own keys.
+#include "handle_wire_client.hpp"
 #include "harness.hpp"
 #include "json_helpers.hpp"
 
 #include "idnode/resolver/handle_auth.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -27,7 +23,7 @@
 #include <sstream>
 
 using namespace idnode::test;
-namespace hp = idnode::resolver::handle;
+using namespace idnode::test::handle_wire;
 using V = http::verb;
 
 #ifndef IDNODE_TEST_DATA_DIR
@@ -43,25 +39,6 @@ fs::path idctl_binary() {
 std::string read_text(const fs::path& path) {
     std::ifstream in(path);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::string unhex(std::string_view hex) {
-    std::string out;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-        out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-    return out;
-}
-
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
-void put_be32(std::string& bytes, std::size_t at, std::uint32_t v) {
-    for (std::size_t i = 0; i < 4; ++i)
-        bytes[at + i] = static_cast<char>(v >> (24 - 8 * i));
 }
 
 /// Every "client"/"request" line of each section of the admin capture, in order.
@@ -90,60 +67,6 @@ std::string capture_pem(std::string_view begin, std::string_view end) {
     REQUIRE(to != std::string::npos);
     return text.substr(from, to + end.size() - from) + "\n";
 }
-
-std::uint32_t rc_of(std::string_view message) {
-    return be32(message, hp::kEnvelopeSize + 4);
-}
-std::uint32_t opcode_of(std::string_view message) {
-    return be32(message, hp::kEnvelopeSize);
-}
-std::string_view body_of(std::string_view message) {
-    return message.substr(hp::kEnvelopeSize + hp::kHeaderSize,
-                          be32(message, hp::kEnvelopeSize + 20));
-}
-
-/// A blocking Handle-protocol TCP connection.
-class HandleConnection {
-public:
-    explicit HandleConnection(std::uint16_t port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_port = htons(port);
-        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
-        timeval tv{5, 0};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    }
-    ~HandleConnection() { ::close(fd_); }
-    HandleConnection(const HandleConnection&) = delete;
-    HandleConnection& operator=(const HandleConnection&) = delete;
-
-    void send(std::string_view message) {
-        REQUIRE(::send(fd_, message.data(), message.size(), MSG_NOSIGNAL) ==
-                static_cast<ssize_t>(message.size()));
-    }
-    std::string receive() {
-        while (hp::probe_frame(buffer_).state != hp::FrameProbe::State::complete) {
-            char chunk[4096];
-            const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
-            REQUIRE(got > 0);
-            buffer_.append(chunk, static_cast<std::size_t>(got));
-        }
-        const std::size_t size = hp::probe_frame(buffer_).size;
-        std::string message = buffer_.substr(0, size);
-        buffer_.erase(0, size);
-        return message;
-    }
-    std::string exchange(std::string_view message) {
-        send(message);
-        return receive();
-    }
-
-private:
-    int fd_ = -1;
-    std::string buffer_;
-};
 
 /// What a 402 asks the client to sign.
 struct Challenge {
@@ -375,23 +298,9 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
     CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
 
     // Over UDP administration is refused.
-    {
-        const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_port = htons(n.node.handle_port());
-        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        timeval tv{3, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ::sendto(fd, flow[0].data(), flow[0].size(), 0, reinterpret_cast<sockaddr*>(&to),
-                 sizeof to);
-        char buf[2048];
-        const ssize_t got = ::recv(fd, buf, sizeof buf, 0);
-        ::close(fd);
-        REQUIRE(got > 0);
-        CHECK(rc_of(std::string_view(buf, static_cast<std::size_t>(got))) ==
-              hp::rc::kOperationNotSupported);
-    }
+    const auto refused = exchange_udp(n.node.handle_port(), flow[0]);
+    REQUIRE(refused.size() == 1);
+    CHECK(rc_of(refused[0]) == hp::rc::kOperationNotSupported);
     CHECK(n.node.stop() == 0);
 }
 
@@ -540,44 +449,6 @@ TEST_CASE("IDIS password LOGIN: refused by default, accepted when the operator t
 
 namespace {
 
-/// Every datagram answering one UDP request, until none comes for 300 ms.
-std::vector<std::string> udp_exchange(std::uint16_t port, const std::string& request) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    std::vector<std::string> datagrams;
-    for (;;) {
-        timeval tv{datagrams.empty() ? 3 : 0, datagrams.empty() ? 0 : 300'000};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        char buf[2048];
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
-        datagrams.emplace_back(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return datagrams;
-}
-
-/// Fragments put together at sequence x 492, as HANDLE.NET's client does.
-std::string reassemble(const std::vector<std::string>& datagrams) {
-    REQUIRE_FALSE(datagrams.empty());
-    const std::uint32_t length = be32(datagrams[0], 16);
-    std::string message(length, '\0');
-    for (const auto& d : datagrams) {
-        const std::size_t at = be32(d, 12) * 492;
-        REQUIRE(at + d.size() - 20 <= length);
-        std::copy(d.begin() + 20, d.end(), message.begin() + static_cast<std::ptrdiff_t>(at));
-    }
-    std::string envelope = datagrams[0].substr(0, 20);
-    envelope[2] = static_cast<char>(envelope[2] & ~hp::envflag::kTruncated);
-    put_be32(envelope, 12, 0);
-    return envelope + message;
-}
-
 /// A captured session request moved into session `id` and MAC'd with `key` (same counter).
 std::string restamp(std::string message, std::uint32_t id, const std::string& key) {
     put_be32(message, 4, id);
@@ -605,7 +476,7 @@ TEST_CASE("HANDLE.NET's default client: SESSION_SETUP over UDP, then MAC'd reque
     AdminNode n;
     // The capture's SESSION_SETUP, sent as captured; we know the client's DH secret.
     const std::string setup = n.lines.at("seckey-session-setup").at(0);
-    const std::string reply = reassemble(udp_exchange(n.node.handle_port(), setup));
+    const std::string reply = reassemble(exchange_udp(n.node.handle_port(), setup));
     auto decoded = hp::decode_message(reply);
     REQUIRE(decoded.ok());
     REQUIRE(decoded->header.response_code == hp::rc::kSuccess);
@@ -651,8 +522,7 @@ TEST_CASE("HANDLE.NET's default client: SESSION_SETUP over UDP, then MAC'd reque
     const auto& flow = n.lines.at("seckey-admin-session");
     REQUIRE(flow.size() == 6);
     auto send = [&](const std::string& message) {
-        HandleConnection c(n.node.handle_port());
-        return c.exchange(message);
+        return exchange_tcp(n.node.handle_port(), message);
     };
     const std::string challenged = send(restamp(flow[0], session, session_key));
     REQUIRE(rc_of(challenged) == hp::rc::kAuthenticationNeeded);

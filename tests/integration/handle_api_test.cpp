@@ -1,6 +1,7 @@
 // The Handle REST API and the native admin API against the real idnode binary: every route with
 // its success and error codes, the role x route authorisation matrix, private-value visibility,
 // case-insensitive resolution, and a restart that keeps everything.
+#include "handle_wire_client.hpp"
 #include "harness.hpp"
 #include "idnode/resolver/handle_keys.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
@@ -723,88 +724,6 @@ constexpr std::string_view kHdlCertifiedRequest =
     "17"
     "38382e3131382e382f534e2d323032342d303030313233000000000000000000000000";
 
-std::string unhex(std::string_view hex) {
-    std::string out;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-        out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-    return out;
-}
-
-std::uint32_t be32_at(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
-void put_be32(std::string& bytes, std::size_t at, std::uint32_t v) {
-    for (std::size_t i = 0; i < 4; ++i)
-        bytes[at + i] = static_cast<char>(v >> (24 - 8 * i));
-}
-
-/// Every datagram answering one UDP request, until none comes for 300 ms.
-std::vector<std::string> exchange_udp_all(std::uint16_t port, const std::string& request) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    std::vector<std::string> datagrams;
-    for (;;) {
-        timeval tv{datagrams.empty() ? 3 : 0, datagrams.empty() ? 0 : 300'000};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        char buf[2048];
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            break;
-        datagrams.emplace_back(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return datagrams;
-}
-
-/// One request, one answer, on a fresh TCP connection (as HANDLE.NET's client does it).
-std::string exchange_tcp(std::uint16_t port, const std::string& request) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
-    timeval tv{3, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(request.size()));
-    std::string buffer;
-    while (hp::probe_frame(buffer).state != hp::FrameProbe::State::complete) {
-        char chunk[4096];
-        const ssize_t got = ::recv(fd, chunk, sizeof chunk, 0);
-        REQUIRE(got > 0);
-        buffer.append(chunk, static_cast<std::size_t>(got));
-    }
-    ::close(fd);
-    return buffer.substr(0, hp::probe_frame(buffer).size);
-}
-
-/// A multi-datagram reply put together as HANDLE.NET's client does: fragment i at i x 492.
-std::string reassemble_udp(const std::vector<std::string>& datagrams) {
-    REQUIRE_FALSE(datagrams.empty());
-    const std::uint32_t length = be32_at(datagrams[0], 16);
-    std::string message(length, '\0');
-    for (const auto& d : datagrams) {
-        const std::size_t offset = be32_at(d, 12) * (hp::kMaxUdpDatagram - hp::kEnvelopeSize);
-        REQUIRE(offset + d.size() - hp::kEnvelopeSize <= length);
-        std::copy(d.begin() + hp::kEnvelopeSize, d.end(),
-                  message.begin() + static_cast<std::ptrdiff_t>(offset));
-    }
-    std::string envelope = datagrams[0].substr(0, hp::kEnvelopeSize);
-    envelope[2] = static_cast<char>(envelope[2] & ~hp::envflag::kTruncated);
-    for (std::size_t i = 12; i < 16; ++i)
-        envelope[i] = 0;
-    return envelope + message;
-}
-
 std::string read_text(const fs::path& path) {
     std::ifstream in(path);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -813,6 +732,12 @@ std::string read_text(const fs::path& path) {
 } // namespace
 
 TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest site info") {
+    namespace hw = idnode::test::handle_wire;
+    using hw::be32;
+    using hw::exchange_tcp;
+    using hw::put_be32;
+    using hw::reassemble;
+    using hw::unhex;
     ApiNode n;
     auto c = n.client();
     const std::string big_values =
@@ -856,15 +781,15 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     }
 
     // The 1.6 KB record over UDP: every fragment, reassembled by offset into the whole answer.
-    const auto datagrams = exchange_udp_all(port, unhex(kHdlUdpBigRequest));
+    const auto datagrams = hw::exchange_udp(port, unhex(kHdlUdpBigRequest));
     REQUIRE(datagrams.size() >= 2);
-    const std::uint32_t length = be32_at(datagrams[0], 16);
+    const std::uint32_t length = be32(datagrams[0], 16);
     CHECK(datagrams.size() == (length + 491) / 492);
     for (std::size_t i = 0; i < datagrams.size(); ++i) {
         CHECK(datagrams[i].size() <= hp::kMaxUdpDatagram);
-        CHECK(be32_at(datagrams[i], 8) == 0x78c82e5bu); // the client's request id
+        CHECK(be32(datagrams[i], 8) == 0x78c82e5bu); // the client's request id
     }
-    auto big = hp::decode_message(reassemble_udp(datagrams));
+    auto big = hp::decode_message(reassemble(datagrams));
     REQUIRE(big.ok());
     CHECK(big->header.response_code == hp::rc::kSuccess);
     auto big_record = hp::decode_resolution_response(big->body);
@@ -875,7 +800,7 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     // (The captured request with a handle of the same length.)
     std::string huge_request = unhex(kHdlUdpBigRequest);
     huge_request.replace(hp::kEnvelopeSize + hp::kHeaderSize + 4, 16, "88.118.8/HUGE-01");
-    const auto refused = exchange_udp_all(port, huge_request);
+    const auto refused = hw::exchange_udp(port, huge_request);
     REQUIRE(refused.size() == 1);
     auto too_large = hp::decode_message(refused[0]);
     REQUIRE(too_large.ok());
@@ -888,8 +813,8 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     for (const bool over_udp : {false, true}) {
         CAPTURE(over_udp);
         const std::string request = unhex(kHdlCertifiedRequest);
-        const std::string reply = over_udp ? reassemble_udp(exchange_udp_all(port, request))
-                                           : exchange_tcp(port, request);
+        const std::string reply =
+            over_udp ? reassemble(hw::exchange_udp(port, request)) : exchange_tcp(port, request);
         auto signed_answer = hp::decode_message(reply);
         REQUIRE(signed_answer.ok());
         CHECK(signed_answer->header.response_code == hp::rc::kSuccess);
@@ -903,10 +828,10 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     std::string with_auth = unhex(kHdlCertifiedRequest);
     const std::size_t body_length_at = hp::kEnvelopeSize + 20;
     const std::size_t body_end =
-        hp::kEnvelopeSize + hp::kHeaderSize + be32_at(with_auth, body_length_at);
+        hp::kEnvelopeSize + hp::kHeaderSize + be32(with_auth, body_length_at);
     with_auth.insert(body_end, std::string(4, '\0'));
-    put_be32(with_auth, 16, be32_at(with_auth, 16) + 4);
-    put_be32(with_auth, body_length_at, be32_at(with_auth, body_length_at) + 4);
+    put_be32(with_auth, 16, be32(with_auth, 16) + 4);
+    put_be32(with_auth, body_length_at, be32(with_auth, body_length_at) + 4);
     put_be32(with_auth, hp::kEnvelopeSize + 8, 0x1900'0000u);
     auto tolerated = hp::decode_message(exchange_tcp(port, with_auth));
     REQUIRE(tolerated.ok());

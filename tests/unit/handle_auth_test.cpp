@@ -17,13 +17,6 @@ namespace {
 
 constexpr std::string_view kInteropSecret = "interop-secret";
 
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
 const std::map<std::string, std::vector<CapturedLine>>& flows() {
     static const auto loaded = load_flows("handle-admin.md");
     return loaded;

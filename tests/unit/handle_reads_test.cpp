@@ -16,19 +16,6 @@ namespace {
 
 constexpr std::size_t kFragmentPayload = hp::kMaxUdpDatagram - hp::kEnvelopeSize; // 492
 
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
-void put_be32(std::string& bytes, std::size_t at, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) {
-        bytes[at + static_cast<std::size_t>(i)] = static_cast<char>(v >> (24 - 8 * i));
-    }
-}
-
 const std::map<std::string, std::vector<CapturedLine>>& flows() {
     static const auto loaded = load_flows("handle-admin.md");
     return loaded;

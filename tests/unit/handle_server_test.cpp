@@ -35,12 +35,6 @@ namespace {
 
 using Ms = std::chrono::milliseconds;
 
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
 std::uint32_t rc_of(std::string_view message) {
     return be32(message, hp::kEnvelopeSize + 4);
 }

@@ -18,13 +18,6 @@ constexpr std::string_view kClientSecretX = "a5c121a4dd95436b640c0777ab5ee2c3ac6
 constexpr std::string_view kCapturedSessionKey =
     "5f6ee3eda20c2a7a5d741920af9e2fbd5a6b23dec2e8e24a7a55e008b2f9c1f2";
 
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
 const std::map<std::string, std::vector<CapturedLine>>& flows() {
     static const auto loaded = load_flows("handle-admin.md");
     return loaded;
@@ -158,7 +151,6 @@ TEST_CASE("the session table: bounded, counters only go up, expiry") {
     const auto now = std::chrono::steady_clock::now();
     CHECK(table.add(1, "k1", std::chrono::seconds(60), now));
     CHECK(table.add(2, "k2", std::chrono::seconds(60), now));
-    CHECK_FALSE(table.add(3, "k3", std::chrono::seconds(60), now)); // full of live sessions
     CHECK(table.add(3, "k3", std::chrono::seconds(60), now + std::chrono::seconds(61)));
     CHECK_FALSE(table.find(1, now + std::chrono::seconds(61)).has_value());
     CHECK(table.find(3, now).has_value());
@@ -166,4 +158,27 @@ TEST_CASE("the session table: bounded, counters only go up, expiry") {
     CHECK(table.advance(3, 2));
     CHECK_FALSE(table.advance(3, 2)); // a replayed counter
     CHECK_FALSE(table.advance(99, 1));
+}
+
+TEST_CASE("a full table makes room: unanswered challenges and unauthenticated sessions give way") {
+    const auto now = std::chrono::steady_clock::now();
+    hd::PendingChallenges pending(3, std::chrono::seconds(120));
+    for (std::uint32_t id = 1; id <= 5; ++id) {
+        pending.add(id, {"request", "nonce", "digest", {}}, now);
+    }
+    CHECK_FALSE(pending.take(1, now).has_value()); // the oldest two were pushed out
+    CHECK_FALSE(pending.take(2, now).has_value());
+    CHECK(pending.take(5, now).has_value());
+    CHECK_FALSE(pending.take(5, now).has_value());                             // answered once
+    CHECK_FALSE(pending.take(3, now + std::chrono::seconds(121)).has_value()); // expired
+
+    hd::SessionTable sessions(2, std::chrono::seconds(3600));
+    REQUIRE(sessions.add(1, "k1", std::chrono::seconds(60), now));
+    sessions.authenticate(1, idnode::node::Principal{}, {});
+    REQUIRE(sessions.add(2, "k2", std::chrono::seconds(60), now));
+    CHECK(sessions.add(3, "k3", std::chrono::seconds(60), now)); // 2 gives way, 1 stays
+    CHECK(sessions.find(1, now).has_value());
+    CHECK_FALSE(sessions.find(2, now).has_value());
+    sessions.authenticate(3, idnode::node::Principal{}, {});
+    CHECK_FALSE(sessions.add(4, "k4", std::chrono::seconds(60), now)); // all authenticated
 }

@@ -49,6 +49,22 @@ inline std::string from_hex(std::string_view hex) {
     return out;
 }
 
+/// The big-endian u32 at `at` (a test failure when it is not there).
+inline std::uint32_t be32(std::string_view bytes, std::size_t at) {
+    if (at + 4 > bytes.size()) {
+        throw std::out_of_range("be32 past the end");
+    }
+    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
+           u[3];
+}
+
+inline void put_be32(std::string& bytes, std::size_t at, std::uint32_t v) {
+    for (std::size_t i = 0; i < 4; ++i) {
+        bytes[at + i] = static_cast<char>(v >> (24 - 8 * i));
+    }
+}
+
 inline std::string to_hex(std::string_view bytes) {
     static constexpr char digits[] = "0123456789abcdef";
     std::string out;

@@ -17,13 +17,6 @@ struct Range {
     std::size_t length;
 };
 
-std::uint32_t be32(std::string_view bytes, std::size_t at) {
-    REQUIRE(at + 4 <= bytes.size());
-    const auto* u = reinterpret_cast<const unsigned char*>(bytes.data() + at);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-           u[3];
-}
-
 constexpr Range kSessionId{4, 4};
 constexpr Range kRequestId{8, 4};
 constexpr Range kExpiration{hp::kEnvelopeSize + 16, 4};
