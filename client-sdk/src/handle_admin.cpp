@@ -337,8 +337,8 @@ Result<Record> record_of(std::string_view body, std::string_view asked) {
     Record record;
     record.handle = std::string(r.bytes());
     const std::uint32_t count = r.u32();
-    // Each value takes at least 30 bytes: a count beyond what is left is a broken answer.
-    if (!r.ok() || count > r.left() / 30 + 1)
+    // Each value takes at least 26 bytes: a count beyond what is left is a broken answer.
+    if (!r.ok() || count > r.left() / 26)
         return bad("value count");
     if (record.handle.empty())
         record.handle = std::string(asked);
