@@ -12,6 +12,7 @@ cmake --install "$build" --component sdk --prefix "$prefix" >/dev/null
 # Only the SDK: headers, library, CMake package, pkg-config file — nothing of the node.
 test -f "$prefix/include/idnode/sdk.h"
 test -f "$prefix/include/idnode/sdk/client.hpp"
+test -f "$prefix/include/idnode/sdk/handle_admin.hpp"
 ls "$prefix"/lib*/libidnode-sdk.so* >/dev/null
 ls "$prefix"/lib*/cmake/idnode/idnodeConfig.cmake "$prefix"/lib*/cmake/idnode/idnodeConfigVersion.cmake >/dev/null
 pc=$(ls "$prefix"/lib*/pkgconfig/idnode-sdk.pc)

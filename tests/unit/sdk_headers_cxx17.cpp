@@ -4,6 +4,7 @@
 #include "idnode/sdk.h"
 #include "idnode/sdk/client.hpp"
 #include "idnode/sdk/export.hpp"
+#include "idnode/sdk/handle_admin.hpp"
 #include "idnode/sdk/result.hpp"
 #include "idnode/sdk/version.hpp"
 
@@ -59,6 +60,14 @@ int main() {
         auto res = client->bulk_range(records);
         check(!res.ok() && res.error().kind == sdk::ErrorKind::connect, "bulk to nothing");
     }
+    // The Handle-protocol client validates its options without connecting.
+    sdk::HandleAdminOptions ho;
+    ho.port = 0;
+    check(sdk::HandleAdminClient::create(ho).error().kind == sdk::ErrorKind::invalid_argument,
+          "handle admin options");
+    ho.port = 2641;
+    auto handle_admin = sdk::HandleAdminClient::create(ho);
+    check(handle_admin.ok() && !handle_admin->logged_in(), "handle admin create");
     check(std::strcmp(idnode_strerror(IDNODE_E_NOT_FOUND), "not found") == 0, "strerror");
     check(std::strcmp(idnode_strerror(999), "unknown status") == 0, "strerror unknown");
     check(static_cast<int>(sdk::ErrorKind::conflict) == IDNODE_E_CONFLICT, "codes agree");
