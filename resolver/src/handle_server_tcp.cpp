@@ -8,6 +8,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include <deque>
+
 namespace idnode::resolver::handle {
 
 using namespace detail;
@@ -59,7 +61,7 @@ public:
         if (closed_) {
             return;
         }
-        if (writing_ || waiting_) {
+        if (writing_ || writes_in_flight_ > 0) {
             closing_ = true;
             return;
         }
@@ -74,6 +76,8 @@ private:
     static constexpr std::size_t kMaxBuffer = kEnvelopeSize + kMaxMessageLength;
     /// How long a connection being closed by us still reads (and discards) what the peer sends.
     static constexpr std::chrono::seconds kLinger{2};
+    /// Administrative writes one connection may have under way at once (pipelined creates).
+    static constexpr std::size_t kMaxWritesInFlight = 64;
 
     void arm_idle_timer(SteadyClock::time_point deadline) {
         timer_.expires_at(deadline);
@@ -116,6 +120,7 @@ private:
             in_.resize(kPipelineBuffer);
             in_.shrink_to_fit();
         }
+        reading_ = true;
         socket_.async_read_some(
             asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
             [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -124,6 +129,7 @@ private:
     }
 
     void on_read(const boost::system::error_code& ec, std::size_t n) {
+        reading_ = false;
         if (ec) {
             close(); // EOF, reset, or cancelled by close()
             return;
@@ -141,7 +147,63 @@ private:
         last_activity_ = SteadyClock::now();
         last_read_filled_ = in_end_ + n == in_.size();
         in_end_ += n;
-        process();
+        pump();
+    }
+
+    /// After every event (a read, a write, a write's reply): answers what is buffered and may be
+    /// answered now, writes the replies that are ready (in request order), and reads more when
+    /// there is nothing else to wait for.
+    void pump() {
+        // While a write is under way its buffer (out_) must not change: on_write pumps again.
+        if (closed_ || draining_ || writing_) {
+            return;
+        }
+        if (!closing_) {
+            process();
+        }
+        while (!slots_.empty() && slots_.front().ready) {
+            out_.append(slots_.front().message);
+            slots_.pop_front();
+            ++slots_base_;
+        }
+        if (!out_.empty()) {
+            writing_ = true;
+            asio::async_write(socket_, asio::buffer(out_),
+                              [self = shared_from_this()](const boost::system::error_code& ec,
+                                                          std::size_t) { self->on_write(ec); });
+            return;
+        }
+        if (closing_) {
+            if (writes_in_flight_ == 0) {
+                finish();
+            }
+            return;
+        }
+        if (!reading_ && !blocked_) {
+            do_read();
+        }
+    }
+
+    /// Whether a request must wait for the writes under way on this connection: everything but
+    /// another CREATE_HANDLE does (a later request may depend on an earlier write: ADD after
+    /// CREATE, a RESOLUTION after a write, a login), and so does anything past
+    /// kMaxWritesInFlight.
+    bool must_wait(std::string_view request) const noexcept {
+        if (writes_in_flight_ == 0) {
+            return false;
+        }
+        return writes_in_flight_ >= kMaxWritesInFlight ||
+               peek_opcode(request) != opcode::kCreateHandle;
+    }
+
+    /// Queues a reply behind the ones still being written by the registry (or straight into the
+    /// output when there are none).
+    void queue_reply(std::string message) {
+        if (slots_.empty()) {
+            out_.append(message);
+        } else {
+            slots_.push_back({std::move(message), true});
+        }
     }
 
     /// Answers every complete frame buffered, in order; one write for all the replies.
@@ -158,6 +220,7 @@ private:
         }
         batch_requests_ = 0;
         batch_answered_ = 0;
+        blocked_ = false;
         while (!closing_) {
             const std::string_view buffered(in_.data() + in_begin_, in_end_ - in_begin_);
             const FrameProbe probe = probe_frame(buffered);
@@ -166,6 +229,10 @@ private:
                 break;
             }
             const std::string_view request = buffered.substr(0, probe.size);
+            if (probe.state == FrameProbe::State::complete && must_wait(request)) {
+                blocked_ = true; // taken up again when the writes under way are answered
+                break;
+            }
             in_begin_ += probe.size;
             ++batch_requests_;
             Counters::add(s.counters_.tcp_requests);
@@ -178,10 +245,11 @@ private:
                 } else if (s.admin_ && is_admin_opcode(peek_opcode(request))) {
                     auto step = s.admin_->handle(request, login_, context, peer_text_);
                     if (step.work) {
-                        // A write: the replies wait for it, in order, and so does the rest of
-                        // what is buffered.
-                        wait_for(std::move(step.work));
-                        break;
+                        // A write: its reply takes its place in the order when the registry
+                        // has committed it.
+                        start_write(std::move(step.work));
+                        ++batch_answered_;
+                        continue;
                     }
                     a = std::move(step.answer);
                 } else {
@@ -205,7 +273,7 @@ private:
             if (a.disposition == Disposition::drop) {
                 continue;
             }
-            out_.append(a.message);
+            queue_reply(std::move(a.message));
             ++batch_answered_;
             if (a.disposition == Disposition::reply_and_close) {
                 Counters::add(s.counters_.tcp_protocol_closed);
@@ -217,22 +285,6 @@ private:
         if (batch_requests_ > 0) {
             Counters::add(s.counters_.tcp_batches);
         }
-        if (waiting_) {
-            return; // on_admin_reply() carries on
-        }
-
-        if (!out_.empty()) {
-            writing_ = true;
-            asio::async_write(socket_, asio::buffer(out_),
-                              [self = shared_from_this()](const boost::system::error_code& ec,
-                                                          std::size_t) { self->on_write(ec); });
-            return;
-        }
-        if (closing_) {
-            finish();
-            return;
-        }
-        do_read();
     }
 
     /// The opcode of a framed request (0 when the header is cut short: answer() reports that).
@@ -241,27 +293,32 @@ private:
                                                    : 0;
     }
 
-    /// Runs an administrative write; its reply comes back on this connection's strand.
-    void wait_for(std::function<void(std::function<void(Answer)>)> work) {
-        waiting_ = true;
-        work([self = shared_from_this()](Answer reply) {
-            asio::post(self->socket_.get_executor(), [self, reply = std::move(reply)]() mutable {
-                self->on_admin_reply(std::move(reply));
-            });
+    /// Runs an administrative write; its reply comes back on this connection's strand and
+    /// fills the slot kept for it.
+    void start_write(std::function<void(std::function<void(Answer)>)> work) {
+        const std::uint64_t slot = slots_base_ + slots_.size();
+        slots_.push_back({std::string(), false});
+        ++writes_in_flight_;
+        work([self = shared_from_this(), slot](Answer reply) {
+            asio::post(self->socket_.get_executor(),
+                       [self, slot, reply = std::move(reply)]() mutable {
+                           self->on_admin_reply(slot, std::move(reply));
+                       });
         });
     }
 
-    void on_admin_reply(Answer reply) {
-        waiting_ = false;
+    void on_admin_reply(std::uint64_t slot, Answer reply) {
+        --writes_in_flight_;
         if (closed_) {
             return;
         }
         node::ResolutionTally none;
         server_->account(reply, none);
-        if (reply.disposition != Disposition::drop) {
-            out_.append(reply.message);
-        }
-        process(); // what else was buffered, then one write for every reply
+        Slot& filled = slots_.at(static_cast<std::size_t>(slot - slots_base_));
+        filled.message =
+            reply.disposition == Disposition::drop ? std::string() : std::move(reply.message);
+        filled.ready = true;
+        pump();
     }
 
     void on_write(const boost::system::error_code& ec) {
@@ -277,11 +334,7 @@ private:
         if (out_.capacity() > kMaxBuffer) {
             std::string().swap(out_); // do not keep a huge buffer for an idle connection
         }
-        if (closing_) {
-            finish();
-            return;
-        }
-        do_read();
+        pump();
     }
 
     /// Ends the connection after its last reply: stop sending, read (and discard) what the peer
@@ -339,7 +392,18 @@ private:
     SteadyClock::time_point last_activity_{};
     bool last_read_filled_ = false;
     bool writing_ = false;
-    bool waiting_ = false; // an administrative write is under way
+    bool reading_ = false;
+    /// A buffered request waits for the writes under way (must_wait).
+    bool blocked_ = false;
+    /// Replies in request order from the first administrative write not yet answered: a write's
+    /// slot is filled when the registry has committed it; replies behind it wait in line.
+    struct Slot {
+        std::string message;
+        bool ready = false;
+    };
+    std::deque<Slot> slots_;
+    std::uint64_t slots_base_ = 0; // the number of the slot at slots_.front()
+    std::size_t writes_in_flight_ = 0;
     bool closing_ = false;
     bool draining_ = false;
     bool closed_ = false;

@@ -551,3 +551,51 @@ TEST_CASE("HANDLE.NET's default client: SESSION_SETUP over UDP, then MAC'd reque
     CHECK(n.get("88.118/ADMIN-SK").first == http::status::not_found);
     CHECK(n.node.stop() == 0);
 }
+
+TEST_CASE("pipelined creates on a logged-in connection: committed together, answered in order") {
+    AdminNode n;
+    const auto& login = n.lines.at("idsdk-channel-login");
+    HandleConnection c(n.node.handle_port());
+    const Challenge challenge = challenge_of(c.exchange(login[1]));
+    REQUIRE(rc_of(c.exchange(redo_answer(login[2], challenge, rsa_proof()))) == hp::rc::kSuccess);
+
+    // 60 creates (IDSDK-000 ... IDSDK-059), then a resolution of the last and an ADD to the
+    // first: the two must wait for the creates before them, and every reply comes in order.
+    const std::string create = n.lines.at("idsdk-createIdentifier")[0]; // 88.118/IDSDK-001
+    const std::size_t digits = hp::kEnvelopeSize + hp::kHeaderSize + 4 + 13;
+    std::string pipelined;
+    for (int i = 0; i < 60; ++i) {
+        std::string m = create;
+        const std::string number = (i < 10 ? "00" : "0") + std::to_string(i);
+        m.replace(digits, 3, number);
+        put_be32(m, 8, static_cast<std::uint32_t>(1000 + i));
+        pipelined += m;
+    }
+    std::string resolve_body;
+    hp::encode_resolution_request(resolve_body, "88.118/IDSDK-059", {}, {});
+    hp::Envelope env;
+    env.request_id = 2000;
+    hp::Header header;
+    header.opcode = hp::opcode::kResolution;
+    hp::encode_message(pipelined, env, header, resolve_body);
+    std::string add = n.lines.at("idsdk-addIdentifierValues")[0]; // ADD to 88.118/IDSDK-001
+    add.replace(digits, 3, "000");
+    put_be32(add, 8, 2001);
+    pipelined += add;
+    c.send(pipelined);
+    for (int i = 0; i < 60; ++i) {
+        CAPTURE(i);
+        const std::string reply = c.receive();
+        CHECK(be32(reply, 8) == static_cast<std::uint32_t>(1000 + i));
+        CHECK(rc_of(reply) == hp::rc::kSuccess);
+    }
+    const std::string resolved = c.receive();
+    CHECK(be32(resolved, 8) == 2000);
+    CHECK(rc_of(resolved) == hp::rc::kSuccess); // read-after-write on the connection
+    const std::string added = c.receive();
+    CHECK(be32(added, 8) == 2001);
+    CHECK(rc_of(added) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/IDSDK-000").second.find("qa@steel.example.cn") != std::string::npos);
+    CHECK(n.get("88.118/IDSDK-059").first == http::status::ok);
+    CHECK(n.node.stop() == 0);
+}

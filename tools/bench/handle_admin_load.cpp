@@ -9,6 +9,7 @@
 // proof), then, closed loop (one request outstanding per client, as a wrk client is):
 //   1. creates: CREATE_HANDLE of a new handle PREFIX/TCP-<run>-<client>-<n> with the six values of
 //      tools/bench/https_register.lua (about 400 bytes) — each answered after the durable commit;
+//      then the same with `--pipeline` creates outstanding per connection (replies in order);
 //   2. resolutions on the logged-in connections (non-public values readable);
 //   3. resolutions on anonymous connections (new connections, no login),
 // `--seconds` each, resolving the handles created in 1. Prints a table and `bench:` lines.
@@ -29,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -113,10 +115,16 @@ public:
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
-    std::string exchange(std::string_view request) {
+    void send(std::string_view request) {
         if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
             static_cast<ssize_t>(request.size()))
             throw std::runtime_error("send failed");
+    }
+    std::string exchange(std::string_view request) {
+        send(request);
+        return receive();
+    }
+    std::string receive() {
         while (hp::probe_frame(buffer_).state != hp::FrameProbe::State::complete) {
             char chunk[8192];
             const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
@@ -190,6 +198,10 @@ int main(int argc, char** argv) {
     app.add_option("--prefix", prefix, "prefix the identity may write under")->required();
     app.add_option("--clients", clients, "connections, one thread each (default 16)");
     app.add_option("--seconds", seconds, "length of each phase (default 10)");
+    unsigned pipeline = 8;
+    app.add_option("--pipeline", pipeline,
+                   "creates outstanding per connection in the pipelined phase (default 8; 1 = no "
+                   "such phase)");
     CLI11_PARSE(app, argc, argv);
 
     const auto colon = identity.find(':');
@@ -212,7 +224,7 @@ int main(int argc, char** argv) {
     const std::string values = record_values();
     std::vector<std::vector<std::string>> created(clients);
 
-    auto run_phase = [&](const std::string& name, bool authenticated, bool create) {
+    auto run_phase = [&](const std::string& name, bool authenticated, bool create, unsigned depth) {
         Phase phase;
         phase.name = name;
         std::atomic<bool> stop{false};
@@ -227,6 +239,40 @@ int main(int argc, char** argv) {
                         login(c, id_handle, index, secret);
                     std::uint32_t id = 10;
                     std::size_t next = 0;
+                    if (create && depth > 1) {
+                        // Pipelined: `depth` creates outstanding on the one connection; each
+                        // reply (in order) sends the next.
+                        std::deque<std::pair<std::string, Clock::time_point>> outstanding;
+                        std::size_t n = 0;
+                        auto send_next = [&] {
+                            std::string body;
+                            std::string handle = prefix + "/TCP-" + run + "-" + std::to_string(t) +
+                                                 "-" + std::to_string(n++);
+                            put_bytes(body, handle);
+                            body += values;
+                            c.send(message(hp::opcode::kCreateHandle, body, ++id));
+                            outstanding.emplace_back(std::move(handle), Clock::now());
+                        };
+                        for (unsigned i = 0; i < depth; ++i)
+                            send_next();
+                        while (!outstanding.empty()) {
+                            const std::string reply = c.receive();
+                            auto [handle, begin] = std::move(outstanding.front());
+                            outstanding.pop_front();
+                            if (rc_of(reply) == hp::rc::kSuccess) {
+                                ++per_client[t].done;
+                                per_client[t].latencies_us.push_back(
+                                    std::chrono::duration<double, std::micro>(Clock::now() - begin)
+                                        .count());
+                                created[t].push_back(std::move(handle));
+                            } else {
+                                ++per_client[t].errors;
+                            }
+                            if (!stop.load(std::memory_order_relaxed))
+                                send_next();
+                        }
+                        return;
+                    }
                     while (!stop.load(std::memory_order_relaxed)) {
                         std::string body;
                         std::string handle;
@@ -277,9 +323,12 @@ int main(int argc, char** argv) {
     };
 
     std::vector<Phase> phases;
-    phases.push_back(run_phase("tcp_auth_creates", true, true));
-    phases.push_back(run_phase("tcp_auth_resolutions", true, false));
-    phases.push_back(run_phase("tcp_anon_resolutions", false, false));
+    phases.push_back(run_phase("tcp_auth_creates", true, true, 1));
+    if (pipeline > 1) {
+        phases.push_back(run_phase("tcp_auth_creates_pipelined", true, true, pipeline));
+    }
+    phases.push_back(run_phase("tcp_auth_resolutions", true, false, 1));
+    phases.push_back(run_phase("tcp_anon_resolutions", false, false, 1));
 
     std::printf("%-24s %12s %10s %10s %8s\n", "phase", "req/s", "p50 us", "p99 us", "errors");
     for (auto& p : phases) {
