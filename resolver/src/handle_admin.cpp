@@ -26,6 +26,9 @@ constexpr std::uint32_t kIdisLoginIdSystem = 2001;
 /// HANDLE.NET defines (add/delete/modify handle, values, admins, list, ...).
 constexpr std::uint16_t kAllAdminRights = 0x0fff;
 constexpr std::int32_t kAdminValueIndex = 100;
+/// The most handles one LIST_HANDLES answer carries (about 256 KiB at 25 bytes each, within the
+/// message limit).
+constexpr std::uint64_t kMaxListedHandles = 8192;
 
 /// The Handle protocol's row of the outcome tables (docs/architecture.md#outcomes), indexed by
 /// node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden, not_found, conflict,
@@ -333,13 +336,12 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
                 {}};
     case opcode::kSessionSetup:
         return {setup_session(request, context), {}};
-    case opcode::kListHandles:
     case opcode::kHomePrefix:
     case opcode::kUnhomePrefix:
-    case opcode::kListHomedPrefixes:
         return {refuse(request, rc::kOperationNotSupported,
-                       "operation not supported: opcode " + std::to_string(opcode), config_,
-                       context.now),
+                       "homing is not changed over the Handle protocol: allocate prefixes with "
+                       "POST /api/v1/prefixes and home node prefixes in node.homed_prefixes",
+                       config_, context.now),
                 {}};
     default:
         break;
@@ -515,6 +517,73 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
                std::move(outcome.principal), std::move(proven), now, session);
 }
 
+HandleAdmin::Step HandleAdmin::list(std::string_view reply_to, const MessageView& message,
+                                    const node::Principal& who, const ReplyAddress& address,
+                                    std::uint32_t now) {
+    auto fail = [&](std::uint32_t code, std::string text) {
+        return Step{respond_error(reply_to, code, text, config_, now, address), {}};
+    };
+    auto handle = decode_handle_body(message.body, true);
+    if (!handle) {
+        return fail(rc::kProtocolError, "malformed request: " + handle.error().describe());
+    }
+    std::string body;
+    if (message.header.opcode == opcode::kListHomedPrefixes) {
+        // Which prefixes this server answers for is the operator's business.
+        if (!who.is_admin()) {
+            return fail(rc::kInsufficientPermissions, "listing homed prefixes needs an admin");
+        }
+        wire::put_u32(body, static_cast<std::uint32_t>(options_.homed_prefixes.size()));
+        for (const auto& prefix : options_.homed_prefixes) {
+            wire::put_bytes(body, "0.NA/" + prefix);
+        }
+        return {respond(reply_to, rc::kSuccess, body, config_, now, address), {}};
+    }
+    // LIST_HANDLES names the prefix handle, 0.NA/<prefix>.
+    auto prefix_handle = registry::parse_handle(*handle);
+    if (!prefix_handle || prefix_handle->prefix_key() != "0.NA") {
+        return fail(rc::kInvalidHandle, "LIST_HANDLES names a prefix handle, 0.NA/<prefix>");
+    }
+    auto prefix = registry::parse_prefix(prefix_handle->suffix());
+    if (!prefix) {
+        return fail(rc::kInvalidHandle, "invalid prefix: " + prefix.error().message);
+    }
+    if (!homing_.homes(*prefix)) {
+        return fail(rc::kServerNotResponsible, "That prefix doesn't live here");
+    }
+    auto snapshot = registry_.snapshot();
+    if (!node::may_read_private(snapshot, who, *prefix)) {
+        return fail(rc::kInsufficientPermissions,
+                    "listing " + *prefix + " needs an admin, its owner or a reader of it");
+    }
+    // One message holds the answer (HANDLE.NET streams longer ones); past the cap the client is
+    // sent to the paged HTTPS listing rather than given a part.
+    const std::uint64_t count = snapshot.count(*prefix);
+    if (count > kMaxListedHandles) {
+        return fail(rc::kError, std::to_string(count) + " identifiers under " + *prefix +
+                                    ", more than one answer holds (" +
+                                    std::to_string(kMaxListedHandles) +
+                                    "); list them with GET /api/handles?prefix=" + *prefix);
+    }
+    std::vector<std::string> handles;
+    std::string cursor;
+    do {
+        auto page = snapshot.list(*prefix, cursor, 1000);
+        if (!page) {
+            return fail(rc_of(page.error().code), page.error().message);
+        }
+        for (auto& h : page->handles) {
+            handles.push_back(std::move(h));
+        }
+        cursor = std::move(page->next_cursor);
+    } while (!cursor.empty() && handles.size() <= kMaxListedHandles);
+    wire::put_u32(body, static_cast<std::uint32_t>(handles.size()));
+    for (const auto& h : handles) {
+        wire::put_bytes(body, h);
+    }
+    return {respond(reply_to, rc::kSuccess, body, config_, now, address), {}};
+}
+
 HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
                                    std::optional<std::uint32_t> opcode, node::Principal who,
                                    ProvenIdentity identity, std::uint32_t now,
@@ -532,6 +601,9 @@ HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
     }
     const std::uint32_t op = message->header.opcode;
     const std::string_view body = message->body;
+    if (op == opcode::kListHandles || op == opcode::kListHomedPrefixes) {
+        return list(reply_to, *message, who, address, now);
+    }
 
     // Every operation starts with the handle.
     auto handle_bytes = decode_handle_body(body, op == opcode::kDeleteHandle);

@@ -38,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace idnode::resolver::handle::detail {
 
@@ -94,6 +95,7 @@ struct HandleAdminOptions {
     std::chrono::seconds challenge_ttl{120};
     std::size_t max_record_bytes = 64 * 1024; // limits.max_body_bytes per record
     bool allow_password_login = false;        // handle.allow_password_login
+    std::vector<std::string> homed_prefixes;  // folded, for LIST_HOMED_NAS
     std::function<void(bool warning, const std::string& line)> log; // see HandleServerOptions
 };
 
@@ -134,6 +136,8 @@ private:
              node::Principal who, ProvenIdentity identity, std::uint32_t now,
              std::uint32_t reply_session = 0);
     /// A request that carries an HS_MAC credential of a session.
+    Step list(std::string_view reply_to, const MessageView& message, const node::Principal& who,
+              const ReplyAddress& address, std::uint32_t now);
     Step in_session(std::string_view request, const MessageView& message,
                     const RequestContext& context);
     Step challenge_and_remember(std::string_view request, const RequestContext& context,

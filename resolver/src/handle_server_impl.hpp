@@ -285,6 +285,7 @@ public:
             admin.max_record_bytes = options_.max_record_bytes;
             admin.log = options_.log;
             admin.allow_password_login = options_.allow_password_login;
+            admin.homed_prefixes = options_.homed_prefixes;
             admin_.emplace(registry_, options_.responder, homing_, admin);
         }
     }

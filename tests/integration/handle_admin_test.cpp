@@ -202,6 +202,31 @@ struct AdminNode {
     }
 };
 
+/// ID-SDK's LOGIN_ID_SYSTEM on `c` as steel's identity 300:88.118.8/ADMIN (the captured login and
+/// answer with the identity swapped in and the proof redone).
+void login_as_steel(AdminNode& n, HandleConnection& c) {
+    const auto& login = n.lines.at("idsdk-channel-login");
+    const std::string identity = "88.118.8/ADMIN";
+    std::string body = std::string("\0\0\0", 3) + static_cast<char>(identity.size()) + identity +
+                       std::string("\0\0\x01\x2c", 4);
+    std::string login_request =
+        login[1].substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + body + std::string(4, '\0');
+    put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
+    put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
+    const Challenge challenge = challenge_of(c.exchange(login_request));
+    std::string answer = redo_answer(login[2], challenge, rsa_proof());
+    auto decoded = hp::decode_challenge_answer(body_of(answer));
+    REQUIRE(decoded.ok());
+    std::string answer_body;
+    hp::encode_challenge_answer(
+        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
+    answer =
+        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
+    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
+    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
+    REQUIRE(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
+}
+
 } // namespace
 
 TEST_CASE("HANDLE.NET's secret-key admin flow: create, add, modify, remove, delete") {
@@ -374,31 +399,8 @@ TEST_CASE("ID-SDK: site info, LOGIN_ID_SYSTEM, then admin requests on the one co
 TEST_CASE("an identity acts with its account's rights, through the HTTPS write policy") {
     AdminNode n;
     // steel's identity may write under 88.118.8, not under the node prefix 88.118.
-    const auto& login = n.lines.at("idsdk-channel-login");
     HandleConnection c(n.node.handle_port());
-    std::string login_request = login[1];
-    // LOGIN_ID_SYSTEM body: "0.NA/88.118" 300 -> "88.118.8/ADMIN" 300 (lengths fixed up).
-    const std::string identity = "88.118.8/ADMIN";
-    std::string body;
-    body += std::string("\0\0\0", 3) + static_cast<char>(identity.size()) + identity;
-    body += std::string("\0\0\x01\x2c", 4);
-    login_request =
-        login_request.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + body + std::string(4, '\0');
-    put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
-    put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
-    const Challenge challenge = challenge_of(c.exchange(login_request));
-    std::string answer = redo_answer(login[2], challenge, rsa_proof());
-    // The answer names the same identity: rebuild its body around the new proof.
-    auto decoded = hp::decode_challenge_answer(body_of(answer));
-    REQUIRE(decoded.ok());
-    std::string answer_body;
-    hp::encode_challenge_answer(
-        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
-    answer =
-        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
-    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
-    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
-    REQUIRE(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
+    login_as_steel(n, c);
 
     // 88.118/IDSDK-001 is under the node prefix: only an admin writes there.
     CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) ==
@@ -597,5 +599,46 @@ TEST_CASE("pipelined creates on a logged-in connection: committed together, answ
     CHECK(rc_of(added) == hp::rc::kSuccess);
     CHECK(n.get("88.118/IDSDK-000").second.find("qa@steel.example.cn") != std::string::npos);
     CHECK(n.get("88.118/IDSDK-059").first == http::status::ok);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("LIST_HANDLES and LIST_HOMED_NAS as HANDLE.NET's client asks, after the challenge") {
+    AdminNode n;
+    for (const char* handle :
+         {"88.118.8/SN-2024-000123", "88.118.8/LOAD-1", "88.118.8/BIG-001", "88.118.8/LOAD-0"}) {
+        auto r =
+            n.client()->request(V::put, std::string("/api/handles/") + handle,
+                                R"({"values":[{"index":1,"type":"URL","data":"https://x.cn"}]})",
+                                {{"Authorization", n.admin}});
+        REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+    }
+    const auto& flow = n.lines.at("list-handles"); // request, answer
+    const std::string listed = n.challenged(flow[0], flow[1], pbkdf2_proof("interop-secret"));
+    REQUIRE(rc_of(listed) == hp::rc::kSuccess);
+    CHECK(opcode_of(listed) == hp::opcode::kListHandles);
+    // The body HANDLE.NET's server sent for the same four records, byte for byte.
+    CHECK(hp::decode_resolution_response(body_of(listed)).ok() == false); // a list, not a record
+    std::string expected;
+    expected += std::string("\0\0\0\x04", 4);
+    for (const char* h :
+         {"88.118.8/BIG-001", "88.118.8/LOAD-0", "88.118.8/LOAD-1", "88.118.8/SN-2024-000123"}) {
+        std::string length(4, '\0');
+        put_be32(length, 0, static_cast<std::uint32_t>(std::string_view(h).size()));
+        expected += length + h;
+    }
+    CHECK(std::string(body_of(listed)) == expected);
+
+    const auto& homed = n.lines.at("list-homed-nas");
+    const std::string nas = n.challenged(homed[0], homed[1], pbkdf2_proof("interop-secret"));
+    REQUIRE(rc_of(nas) == hp::rc::kSuccess);
+    const std::string_view nas_body = body_of(nas);
+    REQUIRE(be32(nas_body, 0) == 1);
+    CHECK(nas_body.substr(8) == "0.NA/88.118");
+
+    // steel's identity may list its own prefix, not the node's homed prefixes.
+    HandleConnection c(n.node.handle_port());
+    login_as_steel(n, c);
+    CHECK(rc_of(c.exchange(flow[0])) == hp::rc::kSuccess);
+    CHECK(rc_of(c.exchange(homed[0])) == hp::rc::kInsufficientPermissions);
     CHECK(n.node.stop() == 0);
 }
