@@ -12,7 +12,6 @@
 #include <openssl/rsa.h>
 
 #include <limits>
-#include <stdexcept>
 
 namespace idnode::resolver::handle {
 
@@ -123,20 +122,6 @@ registry::Result<ServerKey> ServerKey::from_pem(std::string_view pem) {
     key.key_ = std::move(held);
     key.public_key_ = std::move(*encoded);
     return key;
-}
-
-std::string ServerKey::generate_pem() {
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    if (key == nullptr) {
-        throw std::runtime_error("cannot generate an RSA key pair");
-    }
-    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> held(key, &EVP_PKEY_free);
-    BioPtr bio(BIO_new(BIO_s_mem()));
-    if (!bio ||
-        PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
-        throw std::runtime_error("cannot write the RSA key pair as PEM");
-    }
-    return bio_text(bio.get());
 }
 
 std::string ServerKey::public_key_pem() const {

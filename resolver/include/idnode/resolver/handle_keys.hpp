@@ -24,10 +24,6 @@ public:
     /// of at least 2048 bits. Errc::invalid_value naming the problem otherwise.
     static registry::Result<ServerKey> from_pem(std::string_view private_key_pem);
 
-    /// A fresh RSA-2048 key pair as PEM (PKCS#8 private key). Throws std::runtime_error if
-    /// OpenSSL cannot make one.
-    static std::string generate_pem();
-
     /// The public half in HS_PUBKEY encoding (encode_rsa_public_key), for HS_SITE.
     const std::string& public_key() const noexcept { return public_key_; }
     /// The public half as PEM ("BEGIN PUBLIC KEY").
