@@ -767,7 +767,8 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     const std::uint16_t port = n.node.handle_port();
 
     // GET_SITE_INFO: the key's public half, and only the interfaces that speak the protocol.
-    auto site_reply = hp::decode_message(exchange_tcp(port, unhex(kHdlSiteInfoRequest)));
+    const std::string site_bytes = exchange_tcp(port, unhex(kHdlSiteInfoRequest));
+    auto site_reply = hp::decode_message(site_bytes); // views into site_bytes
     REQUIRE(site_reply.ok());
     REQUIRE(site_reply->header.response_code == hp::rc::kSuccess);
     auto site = hp::decode_site_info(site_reply->body);
@@ -789,7 +790,8 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
         CHECK(datagrams[i].size() <= hp::kMaxUdpDatagram);
         CHECK(be32(datagrams[i], 8) == 0x78c82e5bu); // the client's request id
     }
-    auto big = hp::decode_message(reassemble(datagrams));
+    const std::string big_bytes = reassemble(datagrams);
+    auto big = hp::decode_message(big_bytes);
     REQUIRE(big.ok());
     CHECK(big->header.response_code == hp::rc::kSuccess);
     auto big_record = hp::decode_resolution_response(big->body);
@@ -805,7 +807,8 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     auto too_large = hp::decode_message(refused[0]);
     REQUIRE(too_large.ok());
     CHECK(too_large->header.response_code == hp::rc::kError);
-    auto whole = hp::decode_message(exchange_tcp(port, huge_request));
+    const std::string whole_bytes = exchange_tcp(port, huge_request);
+    auto whole = hp::decode_message(whole_bytes);
     REQUIRE(whole.ok());
     CHECK(whole->header.response_code == hp::rc::kSuccess);
 
@@ -833,7 +836,8 @@ TEST_CASE("HANDLE.NET's own requests: every UDP fragment, signed answers, honest
     put_be32(with_auth, 16, be32(with_auth, 16) + 4);
     put_be32(with_auth, body_length_at, be32(with_auth, body_length_at) + 4);
     put_be32(with_auth, hp::kEnvelopeSize + 8, 0x1900'0000u);
-    auto tolerated = hp::decode_message(exchange_tcp(port, with_auth));
+    const std::string tolerated_bytes = exchange_tcp(port, with_auth);
+    auto tolerated = hp::decode_message(tolerated_bytes);
     REQUIRE(tolerated.ok());
     CHECK(tolerated->header.response_code == hp::rc::kSuccess);
     CHECK(n.node.stop() == 0);

@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <deque>
+
 using namespace handle_test;
 
 namespace {
@@ -284,8 +286,10 @@ TEST_CASE("bytes after a RESOLUTION type list are accepted; an auth field is rea
         CHECK(to_hex(a.message) == to_hex(reference.message)); // the same answer, byte for byte
     }
 
+    // The decoded request views its body: keep every body alive (a deque does not move them).
+    std::deque<std::string> bodies;
     auto decode_body = [&](std::string_view extra) {
-        std::string body;
+        std::string& body = bodies.emplace_back();
         hp::encode_resolution_request(body, "88.118.8/X", {}, {});
         body.append(extra);
         return hp::decode_resolution_request(body);
