@@ -22,12 +22,6 @@ using S = http::status;
 
 namespace {
 
-std::string error_code(const Response& r) {
-    const auto v = body_of(r);
-    const auto* e = v.is_object() ? v.as_object().if_contains("error") : nullptr;
-    return e ? std::string(e->at("code").as_string()) : std::string();
-}
-
 std::string local_date(std::time_t t) {
     std::tm tm{};
     localtime_r(&t, &tm);

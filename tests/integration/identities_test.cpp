@@ -21,12 +21,6 @@ using S = http::status;
 
 namespace {
 
-std::string error_code(const Response& r) {
-    const auto v = body_of(r);
-    const auto* e = v.is_object() ? v.as_object().if_contains("error") : nullptr;
-    return e ? std::string(e->at("code").as_string()) : std::string();
-}
-
 std::string read_text(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});

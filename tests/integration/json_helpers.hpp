@@ -26,6 +26,13 @@ inline boost::json::value body_of(const Response& r) {
     return parse_json(r.body());
 }
 
+/// The native API's error code (`{"error":{"code":…}}`), or "" when the body has none.
+inline std::string error_code(const Response& r) {
+    const auto v = body_of(r);
+    const auto* e = v.is_object() ? v.as_object().if_contains("error") : nullptr;
+    return e ? std::string(e->at("code").as_string()) : std::string();
+}
+
 /// The JSON values of an NDJSON body, one per non-empty line.
 inline std::vector<boost::json::value> ndjson_values(std::string_view body) {
     std::vector<boost::json::value> out;
