@@ -162,20 +162,27 @@ bool is_admin_opcode(std::uint32_t opcode) noexcept {
 
 void PendingChallenges::add(std::uint32_t session_id, Entry entry, SteadyClock::time_point now) {
     std::lock_guard lock(mutex_);
-    if (entries_.size() >= capacity_) {
+    if (const auto same = entries_.find(session_id); same != entries_.end()) {
+        erase(same); // a session's new challenge replaces its last
+    }
+    const auto full = [&] {
+        return entries_.size() >= capacity_ || bytes_ + entry.request.size() > max_bytes_;
+    };
+    if (full()) {
         drop_expired(now);
     }
-    while (entries_.size() >= capacity_ && !order_.empty()) {
+    while (full() && !order_.empty()) {
         const auto [id, expires] = order_.front();
         order_.pop_front();
         const auto it = entries_.find(id);
         if (it != entries_.end() && it->second.expires == expires) {
-            entries_.erase(it); // the oldest challenge still waiting
+            erase(it); // the oldest challenge still waiting
         }
     }
     entry.expires = now + ttl_;
+    bytes_ += entry.request.size();
     order_.emplace_back(session_id, entry.expires);
-    entries_.insert_or_assign(session_id, std::move(entry));
+    entries_.emplace(session_id, std::move(entry));
     if (order_.size() > 2 * capacity_ + 16) {
         // Mostly answered ids: keep the order of the live ones only.
         std::erase_if(order_, [this](const auto& o) {
@@ -192,6 +199,7 @@ std::optional<PendingChallenges::Entry> PendingChallenges::take(std::uint32_t se
     if (it == entries_.end()) {
         return std::nullopt;
     }
+    bytes_ -= it->second.request.size();
     Entry entry = std::move(it->second);
     entries_.erase(it);
     if (entry.expires < now) {
@@ -200,8 +208,25 @@ std::optional<PendingChallenges::Entry> PendingChallenges::take(std::uint32_t se
     return entry;
 }
 
+std::size_t PendingChallenges::bytes() {
+    std::lock_guard lock(mutex_);
+    return bytes_;
+}
+
+void PendingChallenges::erase(std::unordered_map<std::uint32_t, Entry>::iterator it) {
+    bytes_ -= it->second.request.size();
+    entries_.erase(it);
+}
+
 void PendingChallenges::drop_expired(SteadyClock::time_point now) {
-    std::erase_if(entries_, [now](const auto& e) { return e.second.expires < now; });
+    for (auto it = entries_.begin(); it != entries_.end();) {
+        if (it->second.expires < now) {
+            bytes_ -= it->second.request.size();
+            it = entries_.erase(it);
+        } else {
+            ++it;
+        }
+    }
     while (!order_.empty() && order_.front().second < now) {
         order_.pop_front();
     }

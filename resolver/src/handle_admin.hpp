@@ -58,10 +58,10 @@ struct ConnectionLogin {
     ProvenIdentity identity;
 };
 
-/// Challenges issued and not answered yet, by the session id sent with them. Bounded in number
-/// and in age, so unanswered challenges cannot grow memory; when full, the oldest gives way (a
-/// real client answers within a round trip, so a flood of unanswered challenges pushes out only
-/// its own).
+/// Challenges issued and not answered yet, by the session id sent with them. Bounded in number,
+/// in bytes (each keeps its whole request, up to 256 KiB) and in age, so unanswered challenges
+/// cannot grow memory; when full, the oldest gives way (a real client answers within a round
+/// trip, so a flood of unanswered challenges pushes out only its own).
 class PendingChallenges {
 public:
     struct Entry {
@@ -70,21 +70,27 @@ public:
         std::string digest; // the raw request digest sent with the nonce
         std::chrono::steady_clock::time_point expires;
     };
-    PendingChallenges(std::size_t capacity, std::chrono::seconds ttl)
-        : capacity_(capacity), ttl_(ttl) {}
+    PendingChallenges(std::size_t capacity, std::chrono::seconds ttl,
+                      std::size_t max_bytes = 32u << 20)
+        : capacity_(capacity), max_bytes_(max_bytes), ttl_(ttl) {}
     void add(std::uint32_t session_id, Entry entry, std::chrono::steady_clock::time_point now);
     /// Removes and returns the live challenge of `session_id`.
     std::optional<Entry> take(std::uint32_t session_id, std::chrono::steady_clock::time_point now);
     std::chrono::seconds ttl() const noexcept { return ttl_; }
+    /// The requests' bytes held now.
+    std::size_t bytes();
 
 private:
     void drop_expired(std::chrono::steady_clock::time_point now);
+    void erase(std::unordered_map<std::uint32_t, Entry>::iterator it);
 
     std::mutex mutex_;
     std::unordered_map<std::uint32_t, Entry> entries_;
     /// Ids in the order they came (entries answered since are skipped when met).
     std::deque<std::pair<std::uint32_t, std::chrono::steady_clock::time_point>> order_;
     std::size_t capacity_;
+    std::size_t max_bytes_;
+    std::size_t bytes_ = 0;
     std::chrono::seconds ttl_;
 };
 

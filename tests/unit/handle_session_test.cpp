@@ -182,3 +182,20 @@ TEST_CASE("a full table makes room: unanswered challenges and unauthenticated se
     sessions.authenticate(3, idnode::node::Principal{}, {});
     CHECK_FALSE(sessions.add(4, "k4", std::chrono::seconds(60), now)); // all authenticated
 }
+
+TEST_CASE("unanswered challenges are bounded in bytes too: big requests push the oldest out") {
+    const auto now = std::chrono::steady_clock::now();
+    hd::PendingChallenges pending(100, std::chrono::seconds(120), 1000);
+    for (std::uint32_t id = 1; id <= 10; ++id) {
+        pending.add(id, {std::string(300, 'r'), "nonce", "digest", {}}, now);
+        CHECK(pending.bytes() <= 1000);
+    }
+    CHECK(pending.bytes() == 900); // the last three
+    CHECK_FALSE(pending.take(7, now).has_value());
+    CHECK(pending.take(8, now).has_value());
+    CHECK(pending.bytes() == 600);
+    pending.add(9, {std::string(10, 'r'), "n", "d", {}}, now); // replaces 9's challenge
+    CHECK(pending.bytes() == 310);
+    CHECK_FALSE(pending.take(10, now + std::chrono::seconds(121)).has_value()); // expired
+    CHECK(pending.bytes() == 10);
+}
