@@ -1,6 +1,7 @@
 #include "handle_admin_wire.hpp"
 
 #include "client_impl.hpp"
+#include "idnode/codec/utf8.hpp"
 
 #include <boost/json.hpp>
 
@@ -137,45 +138,6 @@ std::optional<std::string> admin_json(std::string_view bytes) {
     return json::serialize(o);
 }
 
-bool is_text(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c == 0)
-            return false;
-        std::size_t extra = 0;
-        std::uint32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + extra >= s.size())
-            return false;
-        for (std::size_t k = 1; k <= extra; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        const std::uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 std::string rfc3339(std::uint32_t unix_seconds) {
     const std::time_t t = static_cast<std::time_t>(unix_seconds);
     std::tm tm{};
@@ -256,7 +218,7 @@ Result<Record> record_of(std::string_view body, std::string_view asked) {
             v.format = "admin";
             v.data = std::move(*admin);
         } else {
-            v.format = is_text(data) ? "string" : "base64";
+            v.format = codec::is_text(data) ? "string" : "base64";
             v.data = std::string(data);
         }
         if (v.index == 1001 && record.template_version.empty())

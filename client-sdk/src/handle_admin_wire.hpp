@@ -154,9 +154,6 @@ Result<std::string> admin_bytes(std::string_view json_text, const std::string& w
 /// bytes are not an admin record that form carries exactly.
 std::optional<std::string> admin_json(std::string_view bytes);
 
-/// Valid UTF-8 without NUL: what the node shows with format "string".
-bool is_text(std::string_view s);
-
 std::string rfc3339(std::uint32_t unix_seconds);
 
 /// handle + value count + values in the Handle value encoding (RFC 3651 §3.1): the body of

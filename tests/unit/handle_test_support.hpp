@@ -2,6 +2,7 @@
 // the record and site they were captured from, and a responder wired to them.
 #pragma once
 
+#include "idnode/codec/hex.hpp"
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/value.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
@@ -29,22 +30,18 @@ namespace hp = idnode::resolver::handle;
 namespace reg = idnode::registry;
 
 inline std::string from_hex(std::string_view hex) {
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-            return c - '0';
-        if (c >= 'a' && c <= 'f')
-            return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-            return c - 'A' + 10;
-        throw std::invalid_argument("not a hex digit");
-    };
     if (hex.size() % 2 != 0) {
         throw std::invalid_argument("odd number of hex digits");
     }
     std::string out;
     out.reserve(hex.size() / 2);
     for (std::size_t i = 0; i < hex.size(); i += 2) {
-        out.push_back(static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
+        const int high = idnode::codec::hex_digit(hex[i]);
+        const int low = idnode::codec::hex_digit(hex[i + 1]);
+        if (high < 0 || low < 0) {
+            throw std::invalid_argument("not a hex digit");
+        }
+        out.push_back(static_cast<char>(high * 16 + low));
     }
     return out;
 }
