@@ -165,8 +165,11 @@ PreparedIdentity prepare_identity(const registry::ReadSnapshot& snapshot, const 
     identity.created = now;
     const std::string key = registry::identity_key(handle->key(), identity.index);
     if (snapshot.get_entry(registry::Table::identities, key)) {
-        out.refusal =
-            Refusal{Outcome::conflict, "already_exists", "identity " + key + " already exists", {}};
+        out.refusal = Refusal{Outcome::conflict,
+                              "already_exists",
+                              "identity " + std::to_string(identity.index) + ":" + handle->key() +
+                                  " already exists",
+                              {}};
         return out;
     }
     return out;

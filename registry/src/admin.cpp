@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <ctime>
 #include <stdexcept>
 
@@ -287,11 +288,44 @@ Result<ApiKeyRecord> decode_api_key(std::string_view bytes) {
 // ---- identities
 // ----------------------------------------------------------------------------------
 
+namespace {
+// Zero-padded so that keys sort numerically and stay printable (2^31 - 1 has 10 digits).
+constexpr std::size_t kIdentityIndexDigits = 10;
+} // namespace
+
 std::string identity_key(std::string_view handle_folded, std::int32_t index) {
-    std::string key = std::to_string(index);
-    key += ':';
-    key += handle_folded;
+    std::string key = identity_key_prefix(handle_folded);
+    const std::string digits = std::to_string(static_cast<std::uint32_t>(index));
+    key.append(kIdentityIndexDigits - std::min(digits.size(), kIdentityIndexDigits), '0');
+    key += digits;
     return key;
+}
+
+std::string identity_key_prefix(std::string_view handle_folded) {
+    std::string key(handle_folded);
+    key += '\0';
+    return key;
+}
+
+std::optional<std::string> identity_key_from_schema1(std::string_view key) {
+    if (key.find('\0') != std::string_view::npos) {
+        return std::nullopt; // already "<handle>\0<index>"
+    }
+    const auto colon = key.find(':');
+    std::int64_t index = 0;
+    if (colon == std::string_view::npos || colon == 0 || colon > 10) {
+        return std::nullopt;
+    }
+    for (const char c : key.substr(0, colon)) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        index = index * 10 + (c - '0');
+    }
+    if (index <= 0 || index > INT32_MAX || colon + 1 == key.size()) {
+        return std::nullopt;
+    }
+    return identity_key(key.substr(colon + 1), static_cast<std::int32_t>(index));
 }
 
 std::string encode_identity(const Identity& identity) {

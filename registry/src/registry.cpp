@@ -24,9 +24,38 @@ const char* outcome_name(Outcome o) noexcept {
 Registry::Registry(std::unique_ptr<RegistryImpl> impl) : impl_(std::move(impl)) {}
 Registry::~Registry() = default;
 
+namespace {
+
+// Identities were first keyed "<index>:<handle>" (identity_key_from_schema1). A writable open
+// moves such entries to their current keys through the ordinary write path, so that the change
+// log (and verify(), which matches it against the tables) sees a removal and a creation; both
+// operations of an entry commit in one transaction. The table is tiny: one entry per client
+// identity.
+void rekey_first_layout_identities(Registry& registry) {
+    WriteBatch batch;
+    registry.snapshot().for_each_entry(
+        Table::identities, [&](const std::string& key, const std::string& value) {
+            if (auto rekeyed = identity_key_from_schema1(key)) {
+                batch.ops.emplace_back(
+                    PutEntry{Table::identities, std::move(*rekeyed), value, PutMode::create});
+                batch.ops.emplace_back(DeleteEntry{Table::identities, key});
+            }
+        });
+    if (!batch.ops.empty()) {
+        (void)registry.write(std::move(batch));
+    }
+}
+
+} // namespace
+
 std::unique_ptr<Registry> Registry::open(RegistryOptions options) {
-    return std::unique_ptr<Registry>(
-        new Registry(std::make_unique<RegistryImpl>(std::move(options))));
+    const bool writable = options.mode != OpenMode::read_only;
+    auto registry =
+        std::unique_ptr<Registry>(new Registry(std::make_unique<RegistryImpl>(std::move(options))));
+    if (writable) {
+        rekey_first_layout_identities(*registry);
+    }
+    return registry;
 }
 
 ReadSnapshot Registry::snapshot() const {

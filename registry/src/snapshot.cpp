@@ -174,6 +174,24 @@ void ReadSnapshot::for_each_entry(
     } while (!cursor.empty());
 }
 
+std::vector<Identity> ReadSnapshot::identities_of(std::string_view handle_folded) const {
+    std::vector<Identity> out;
+    const MDB_dbi dbi = state_->impl->table(Table::identities);
+    if (dbi == 0) {
+        return out; // a read-only open of a database older than the table
+    }
+    const std::string prefix = identity_key_prefix(handle_folded);
+    lmdb::Cursor c(state_->txn, dbi);
+    std::string_view key = prefix, value;
+    for (bool more = c.move(MDB_SET_RANGE, key, value); more && key.starts_with(prefix);
+         more = c.move(MDB_NEXT, key, value)) {
+        if (auto identity = decode_identity(value)) {
+            out.push_back(std::move(*identity));
+        }
+    }
+    return out;
+}
+
 EntryPage ReadSnapshot::list_entries(Table table, std::string_view cursor,
                                      std::size_t limit) const {
     EntryPage page;

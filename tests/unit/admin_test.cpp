@@ -248,8 +248,20 @@ TEST_CASE("bulk outcomes round-trip; damaged bytes are a clear corrupt error") {
     }
 }
 
-TEST_CASE("identities round-trip under their Handle-notation key; damaged bytes are corrupt") {
-    CHECK(identity_key("88.118.8/ADMIN", 300) == "300:88.118.8/ADMIN");
+TEST_CASE("identities round-trip under their handle-first key; damaged bytes are corrupt") {
+    CHECK(identity_key("88.118.8/ADMIN", 300) == std::string("88.118.8/ADMIN\0000000000300", 25));
+    CHECK(identity_key("88.118.8/admin", 300).starts_with(identity_key_prefix("88.118.8/admin")));
+    // Handle-first keys sort by handle, then numerically by index.
+    CHECK(identity_key("88.118.8/admin", 300) < identity_key("88.118.8/admin", 1000));
+    CHECK(identity_key("88.118.8/admin", 70000) < identity_key("88.118.8/admin0", 1));
+    // The layout before: "<index>:<handle>".
+    CHECK(identity_key_from_schema1("300:88.118.8/admin") == identity_key("88.118.8/admin", 300));
+    CHECK_FALSE(identity_key_from_schema1(identity_key("88.118.8/admin", 300)));
+    for (const char* junk : {"", ":88.118.8/a", "300:", "x300:88.118.8/a", "0:88.118.8/a",
+                             "2147483648:88.118.8/a", "12345678901:88.118.8/a", "88.118.8/a"}) {
+        INFO(junk);
+        CHECK_FALSE(identity_key_from_schema1(junk));
+    }
 
     Identity secret;
     secret.handle = "88.118.8/Admin";

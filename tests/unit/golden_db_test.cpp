@@ -241,6 +241,43 @@ void check_opens_and_upgrades(int version) {
 
 } // namespace
 
+TEST_CASE("identities stored under the first key layout are rekeyed by a writable open") {
+    TempDir dir;
+    const auto db = copy_golden(dir, 1);
+    Identity a{"88.118.8/Admin", 300, "ent1", IdentityKeyKind::secret, "s", "", kGoldenT0};
+    Identity b{"88.118.8/ADMIN", 301, "ent1", IdentityKeyKind::secret, "t", "", kGoldenT0};
+    Identity c{"0.NA/88.118.8", 300, "ent1", IdentityKeyKind::secret, "u", "", kGoldenT0};
+    {
+        auto reg = Registry::open(golden_options(db));
+        // As the build before the handle-first layout wrote them.
+        for (const auto& [key, id] : {std::pair{std::string("300:88.118.8/ADMIN"), a},
+                                      std::pair{std::string("301:88.118.8/ADMIN"), b},
+                                      std::pair{std::string("300:0.NA/88.118.8"), c}}) {
+            REQUIRE(
+                reg->write(PutEntry{Table::identities, key, encode_identity(id), PutMode::create})
+                    .outcome == Outcome::created);
+        }
+    }
+    auto reg = Registry::open(golden_options(db));
+    auto snap = reg->snapshot();
+    CHECK(snap.identity("88.118.8/ADMIN", 300)->secret == "s");
+    CHECK(snap.identity("88.118.8/admin", 301)->secret == "t");
+    CHECK(snap.identity("0.NA/88.118.8", 300)->secret == "u");
+    const auto of_admin = snap.identities_of("88.118.8/ADMIN");
+    REQUIRE(of_admin.size() == 2);
+    CHECK(of_admin[0].index == 300);
+    CHECK(of_admin[1].index == 301);
+    CHECK(snap.identities_of("88.118.8/ADMI").empty());
+    CHECK(snap.identities_of("0.NA/88.118.8").size() == 1);
+    std::size_t entries = 0;
+    snap.for_each_entry(Table::identities, [&](const std::string& key, const std::string&) {
+        CHECK(key.find('\0') != std::string::npos);
+        ++entries;
+    });
+    CHECK(entries == 3);
+    CHECK(reg->verify().ok());
+}
+
 TEST_CASE("golden database v1 opens, reads back, verifies and takes writes") {
     check_opens_and_upgrades(1);
 }

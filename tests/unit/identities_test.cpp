@@ -220,11 +220,11 @@ TEST_CASE("identities: unique (case-insensitively), listed per account, removed,
     auto listed = node::list_identities(f.reg->snapshot(), as(f.steel), "steel");
     REQUIRE_FALSE(listed.refusal);
     REQUIRE(listed.identities.size() == 3);
-    CHECK(listed.identities[0].index ==
-          300); // key order: "300:88.118.8/ADMIN" < "300:88.118.8/RACE"
-    CHECK(listed.identities[0].handle == "88.118.8/Admin");
-    CHECK(listed.identities[1].handle == "88.118.8/RACE");
-    CHECK(listed.identities[2].index == 301);
+    // Key order: by handle, then index ("0.NA/88.118.8" < "88.118.8/ADMIN" < "88.118.8/RACE").
+    CHECK(listed.identities[0].handle == "0.NA/88.118.8");
+    CHECK(listed.identities[0].index == 301);
+    CHECK(listed.identities[1].handle == "88.118.8/Admin");
+    CHECK(listed.identities[2].handle == "88.118.8/RACE");
     CHECK(node::list_identities(f.reg->snapshot(), as(f.admin), "iron").identities.size() == 1);
 
     // find_identity: any case, with the owner's rights.
@@ -256,12 +256,15 @@ TEST_CASE("identities: unique (case-insensitively), listed per account, removed,
     CHECK(node::find_identity(f.reg->snapshot(), "88.118.8/ADMIN", 300).outcome ==
           node::Outcome::not_found);
     const auto keys = node::identity_keys_of(f.reg->snapshot(), "steel");
-    CHECK(keys ==
-          std::vector<std::string>{"300:88.118.8/ADMIN", "300:88.118.8/RACE", "301:0.NA/88.118.8"});
+    CHECK(keys == std::vector<std::string>{registry::identity_key("0.NA/88.118.8", 301),
+                                           registry::identity_key("88.118.8/ADMIN", 300),
+                                           registry::identity_key("88.118.8/RACE", 300)});
     CHECK(node::find_identity(f.reg->snapshot(), "88.118.9/ADMIN", 300).ok());
 
     // A corrupt entry is internal, never a usable identity.
-    REQUIRE(write_op(*f.reg, PutEntry{Table::identities, "7:88.118.9/BROKEN", "junk"}).ok());
+    REQUIRE(write_op(*f.reg, PutEntry{Table::identities,
+                                      registry::identity_key("88.118.9/BROKEN", 7), "junk"})
+                .ok());
     CHECK(node::find_identity(f.reg->snapshot(), "88.118.9/BROKEN", 7).outcome ==
           node::Outcome::internal);
     CHECK(
@@ -287,7 +290,7 @@ TEST_CASE("identities: removal needs the identity to be the account's") {
     auto removal =
         node::prepare_identity_removal(snap, as(f.steel), "steel", "88.118.8/admin", 300);
     REQUIRE_FALSE(removal.refusal);
-    CHECK(removal.entry.key == "300:88.118.8/ADMIN");
+    CHECK(removal.entry.key == registry::identity_key("88.118.8/ADMIN", 300));
     CHECK(write_op(*f.reg, removal.entry).outcome == Outcome::deleted);
     CHECK(node::find_identity(f.reg->snapshot(), "88.118.8/ADMIN", 300).outcome ==
           node::Outcome::not_found);
@@ -295,6 +298,6 @@ TEST_CASE("identities: removal needs the identity to be the account's") {
     const auto changes = f.reg->snapshot().changes(1, 100);
     CHECK(changes.back().kind == ChangeKind::identity);
     CHECK(changes.back().op == ChangeOp::remove);
-    CHECK(changes.back().key == "300:88.118.8/ADMIN");
+    CHECK(changes.back().key == registry::identity_key("88.118.8/ADMIN", 300));
     CHECK(f.reg->verify().ok());
 }

@@ -129,9 +129,18 @@ struct Identity {
     std::int64_t created = 0;   // unix seconds
 };
 
-/// "<index>:<folded handle>" (Handle's own notation of an identity, e.g. "300:88.118.8/ADMIN"):
-/// the entry key. `handle_folded` is Handle::key() (ASCII case-folded).
+/// "<folded handle>\0<index, 10 decimal digits, zero-padded>": the entry key. `handle_folded` is
+/// Handle::key() (ASCII case-folded; a handle never holds a NUL). Keyed by handle first so that
+/// resolving a handle finds its identities with one range seek (identity_key_prefix), in index
+/// order.
 std::string identity_key(std::string_view handle_folded, std::int32_t index);
+/// "<folded handle>\0": every identity key of that handle starts with it.
+std::string identity_key_prefix(std::string_view handle_folded);
+/// The key a database written before the handle-first layout used, "<index>:<folded handle>"
+/// (Handle's notation, "300:88.118.8/ADMIN"), turned into identity_key(); nullopt for a key
+/// already in the current layout or not an identity key at all. The writable open rewrites such
+/// keys (docs/storage.md).
+std::optional<std::string> identity_key_from_schema1(std::string_view key);
 
 std::string encode_identity(const Identity& identity);
 /// Errc::corrupt for bytes that are not an identity this build wrote (wrong format or kind,

@@ -343,6 +343,10 @@ public:
         const std::function<void(const std::string& key, const ApiKeyRecord&)>& fn) const;
     void
     for_each_template(const std::function<void(const std::string& key, const Template&)>& fn) const;
+    /// The identities of one handle (Handle::key(), folded), in index order: what resolving that
+    /// handle adds to its record (node/resolution.hpp). One range seek; entries that do not
+    /// decode are skipped, as in for_each_*.
+    std::vector<Identity> identities_of(std::string_view handle_folded) const;
     /// Every identity, or only those of `account` when it is not empty.
     void for_each_identity(const std::function<void(const std::string& key, const Identity&)>& fn,
                            std::string_view account = {}) const;
