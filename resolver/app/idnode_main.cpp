@@ -287,6 +287,7 @@ int serve(const std::optional<std::string>& path) {
     handle::HandleServer handle_server(server.io_context(), *registry,
                                        handle_options(config, api, logging));
     handle_server.start();
+    api.set_site_info(handle_server.responder_config().site);
     server.on_stop([&handle_server] { handle_server.stop(); });
     register_handle_metrics(metrics, handle_server);
 

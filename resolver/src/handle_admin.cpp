@@ -22,10 +22,6 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr std::uint32_t kIdisLogin = 2000;
 constexpr std::uint32_t kIdisLoginIdSystem = 2001;
 
-/// HS_ADMIN permissions given to the identity that creates a handle without one: every right
-/// HANDLE.NET defines (add/delete/modify handle, values, admins, list, ...).
-constexpr std::uint16_t kAllAdminRights = 0x0fff;
-constexpr std::int32_t kAdminValueIndex = 100;
 /// The most handles one LIST_HANDLES answer carries (about 256 KiB at 25 bytes each, within the
 /// message limit).
 constexpr std::uint64_t kMaxListedHandles = 8192;
@@ -72,15 +68,6 @@ std::uint32_t rc_of(registry::Errc code) noexcept {
     default:
         return rc_of(node::outcome_of(code));
     }
-}
-
-/// HS_ADMIN data: u16 rights, the admin's handle, its index.
-std::string admin_value_data(std::string_view handle, std::int32_t index) {
-    std::string out;
-    wire::put_u16(out, kAllAdminRights);
-    wire::put_bytes(out, handle);
-    wire::put_u32(out, static_cast<std::uint32_t>(index));
-    return out;
 }
 
 /// REMOVE_VALUE body: handle, index list.
@@ -155,6 +142,15 @@ bool is_admin_opcode(std::uint32_t opcode) noexcept {
     default:
         return false;
     }
+}
+
+bool is_for_admin(std::string_view request) noexcept {
+    if (request.size() < kEnvelopeSize + 4) {
+        return false;
+    }
+    const std::uint32_t opcode = wire::load_u32(request.data() + kEnvelopeSize);
+    return is_admin_opcode(opcode) ||
+           (opcode == opcode::kResolution && wire::load_u32(request.data() + 4) != 0);
 }
 
 // ---- PendingChallenges
@@ -245,11 +241,42 @@ HandleAdmin::HandleAdmin(registry::Registry& registry, const ResponderConfig& co
 HandleAdmin::~HandleAdmin() = default;
 
 Answer HandleAdmin::udp_answer(std::string_view request, const RequestContext& context) {
-    if (request.size() >= kEnvelopeSize + 4 &&
-        wire::load_u32(request.data() + kEnvelopeSize) == opcode::kSessionSetup) {
+    const std::uint32_t op = request.size() >= kEnvelopeSize + 4
+                                 ? wire::load_u32(request.data() + kEnvelopeSize)
+                                 : opcode::kReserved;
+    if (op == opcode::kSessionSetup) {
         return setup_session(request, context);
     }
+    if (op == opcode::kResolution) {
+        // A RESOLUTION in a session: HANDLE.NET's client MACs it once the session is set up.
+        auto message = decode_message(request);
+        if (message && message->envelope.session_id != 0 && message->credential &&
+            message->credential->type == "HS_MAC") {
+            return in_session(request, *message, context).answer;
+        }
+        return answer(request, config_, context);
+    }
     return refuse_over_udp(request, context.now);
+}
+
+void HandleAdmin::remember_challenge(std::string_view request, const Challenge& challenge) {
+    PendingChallenges::Entry entry;
+    entry.request.assign(request);
+    entry.nonce = raw(challenge.nonce);
+    entry.digest = challenge.request_digest;
+    pending_.add(challenge.session_id, std::move(entry), SteadyClock::now());
+}
+
+Answer HandleAdmin::resolve_as(std::string_view request, std::string_view reply_to,
+                               const ReplyAddress& address, const node::Principal& who,
+                               const RequestContext& context) {
+    auto snapshot = registry_.snapshot();
+    const PrivateReadPredicate may_read = [&](std::string_view prefix_key) {
+        return node::may_read_private(snapshot, who, prefix_key);
+    };
+    RequestContext as_who = context;
+    as_who.may_read_private = &may_read;
+    return answer_resolution_as(request, reply_to, config_, as_who, address);
 }
 
 Answer HandleAdmin::setup_session(std::string_view request, const RequestContext& context) {
@@ -311,9 +338,22 @@ HandleAdmin::Step HandleAdmin::in_session(std::string_view request, const Messag
                               context.now, address),
                 {}};
     }
+    const bool resolution = message.header.opcode == opcode::kResolution;
     if (session->principal) {
+        if (resolution) {
+            return {resolve_as(request, request, address, *session->principal, context), {}};
+        }
         return run(std::string(request), std::string(request), std::nullopt,
                    std::move(*session->principal), std::move(session->identity), context.now, id);
+    }
+    if (resolution) {
+        // Not authenticated yet: answered as to anyone (an RC 402 for non-public values, which
+        // the client may answer to authenticate the session).
+        Answer a = answer(request, config_, context);
+        if (a.challenge) {
+            remember_challenge(request, *a.challenge);
+        }
+        return {std::move(a), {}};
     }
     // A session is not authenticated by being set up: its first request is challenged under
     // the session's id, and the answer authenticates the session.
@@ -374,6 +414,15 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     if (message->envelope.session_id != 0 && message->credential &&
         message->credential->type == "HS_MAC") {
         return in_session(request, *message, context);
+    }
+    if (opcode == opcode::kResolution) {
+        // A RESOLUTION in a session id without a MAC: as to anyone (the connection's login, if
+        // any, is in `context`).
+        Answer a = answer(request, config_, context);
+        if (a.challenge) {
+            remember_challenge(request, *a.challenge);
+        }
+        return {std::move(a), {}};
     }
     if (opcode != kIdisLoginIdSystem && login.principal) {
         return run(std::string(request), std::string(request), std::nullopt, *login.principal,
@@ -538,6 +587,9 @@ HandleAdmin::Step HandleAdmin::answer_challenge(std::string_view request,
     if (session != 0) {
         sessions_->authenticate(session, outcome.principal, proven);
     }
+    if (challenged_opcode == opcode::kResolution) {
+        return {resolve_as(pending->request, request, address, outcome.principal, context), {}};
+    }
     return run(std::move(pending->request), std::string(request), challenged_opcode,
                std::move(outcome.principal), std::move(proven), now, session);
 }
@@ -679,7 +731,7 @@ HandleAdmin::Step HandleAdmin::run(std::string request, std::string reply_to,
                 registry::HandleValue admin;
                 admin.index = kAdminValueIndex;
                 admin.type = "HS_ADMIN";
-                admin.data = admin_value_data(identity.handle, identity.index);
+                admin.data = encode_admin_value(identity.handle, identity.index);
                 values.push_back(std::move(admin));
             }
         } else {

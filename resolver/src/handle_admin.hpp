@@ -46,6 +46,10 @@ class SessionTable;
 
 /// Opcodes answered by HandleAdmin rather than by the resolution responder.
 bool is_admin_opcode(std::uint32_t opcode) noexcept;
+/// Whether HandleAdmin answers `request` (a whole message): an administrative opcode, or a
+/// RESOLUTION sent in a session (its HS_MAC may authenticate it, so that it reads what the
+/// session's identity may read). Reads only the envelope and the opcode.
+bool is_for_admin(std::string_view request) noexcept;
 
 /// Who a TCP connection is after LOGIN_ID_SYSTEM (IDIS clients keep one connection and send
 /// later requests without credentials). One per connection, touched only on its strand.
@@ -129,6 +133,11 @@ public:
     Answer refuse_over_udp(std::string_view request, std::uint32_t now) const;
     Answer udp_answer(std::string_view request, const RequestContext& context);
 
+    /// Keeps the challenge that answer() sent with an RC 402 to a RESOLUTION asking for values
+    /// the client may not read anonymously, so that a RESPONSE_TO_CHALLENGE can prove the
+    /// client's identity and have the resolution answered with what that identity may read.
+    void remember_challenge(std::string_view request, const Challenge& challenge);
+
     /// SESSION_SETUP (handle_session.hpp), over TCP or UDP.
     Answer setup_session(std::string_view request, const RequestContext& context);
 
@@ -146,6 +155,11 @@ private:
               const ReplyAddress& address, std::uint32_t now);
     Step in_session(std::string_view request, const MessageView& message,
                     const RequestContext& context);
+    /// The RESOLUTION `request` answered for `who` (its non-public values as the HTTPS API lets
+    /// that account read them), addressed as a reply to `reply_to`.
+    Answer resolve_as(std::string_view request, std::string_view reply_to,
+                      const ReplyAddress& address, const node::Principal& who,
+                      const RequestContext& context);
     Step challenge_and_remember(std::string_view request, const RequestContext& context,
                                 std::optional<std::uint32_t> session_id);
 

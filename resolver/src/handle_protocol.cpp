@@ -624,6 +624,14 @@ registry::Result<std::string> encode_public_key_pem(std::string_view pem) {
     return encode_rsa_public_key(exponent, modulus);
 }
 
+std::string encode_admin_value(std::string_view handle, std::int32_t index, std::uint16_t rights) {
+    std::string out;
+    wire::put_u16(out, rights);
+    wire::put_bytes(out, handle);
+    wire::put_u32(out, static_cast<std::uint32_t>(index));
+    return out;
+}
+
 registry::HandleValue site_info_value(const SiteInfo& site, std::uint32_t timestamp,
                                       std::int32_t index) {
     registry::HandleValue value;

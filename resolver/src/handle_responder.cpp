@@ -1,6 +1,7 @@
 #include "idnode/resolver/handle_responder.hpp"
 
 #include "handle_wire.hpp"
+#include "idnode/resolver/prefix_records.hpp"
 
 #include <openssl/rand.h>
 
@@ -13,7 +14,6 @@ namespace {
 // The captured server's words for RC 301; clients and people recognise them.
 constexpr std::string_view kNotHomedMessage = "That prefix doesn't live here";
 // Derived-prefix records live under the global prefix "0.NA" ("0.NA/88.999").
-constexpr std::string_view kGlobalPrefixKey = "0.NA";
 
 constexpr std::size_t kHeaderBodyLengthOffset = kEnvelopeSize + 20;
 
@@ -295,25 +295,16 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
     }
     const RequestContext& ctx = ex.context;
 
+    // 0.NA/<prefix> (unless this node homes 0.NA): the prefix handle of <prefix>, answered here
+    // when <prefix> is homed here; the lookup composes it (prefix_records.hpp).
+    bool prefix_handle = false;
     if (handle->prefix_key() == kGlobalPrefixKey && !ctx.is_homed(kGlobalPrefixKey)) {
-        // 0.NA/<prefix>: where does <prefix> live? Here, if we home it.
         auto target = registry::parse_prefix(handle->suffix());
         if (!target || !ctx.is_homed(*target)) {
             return not_homed(ex);
         }
-        const registry::HandleValue site_value = site_info_value(ex.config.site, ctx.now);
-        const std::string record_bytes =
-            registry::encode_record(handle->spelling(), std::span(&site_value, 1));
-        auto record = registry::RecordView::parse(record_bytes);
-        if (!record) {
-            return error_answer(ex, rc::kError, "internal server error");
-        }
-        Answer a = answer_from_record(ex, *request, *record, handle->prefix_key());
-        a.resolved = true;
-        return a;
-    }
-
-    if (!ctx.is_homed(handle->prefix_key())) {
+        prefix_handle = true;
+    } else if (!ctx.is_homed(handle->prefix_key())) {
         return not_homed(ex);
     }
     std::optional<Answer> answer;
@@ -329,7 +320,9 @@ Answer answer_resolution(const Exchange& ex, std::string_view body) {
         return error_answer(ex, rc::kError, "internal server error");
     }
     answer->resolved = true;
-    answer->found_prefix = handle->prefix_key();
+    if (!prefix_handle) {
+        answer->found_prefix = handle->prefix_key();
+    }
     return std::move(*answer);
 }
 
@@ -427,6 +420,25 @@ Answer challenge(std::string_view request, const ResponderConfig& config,
 
 std::uint32_t new_session_id(const RandomFill& random) {
     return random_session_id(random);
+}
+
+Answer answer_resolution_as(std::string_view resolution, std::string_view reply_to,
+                            const ResponderConfig& config, const RequestContext& context,
+                            const ReplyAddress& address) {
+    auto ex = exchange_for(reply_to, config, context);
+    if (!ex) {
+        return Answer{};
+    }
+    ex->request_envelope.session_id = address.session_id;
+    if (address.opcode) {
+        ex->opcode = *address.opcode;
+    }
+    auto original = decode_message(resolution);
+    if (!original) {
+        return protocol_error(*ex, original.error());
+    }
+    ex->request_flags = original->header.op_flags;
+    return answer_resolution(*ex, original->body);
 }
 
 Answer respond(std::string_view request, std::uint32_t response_code, std::string_view body,

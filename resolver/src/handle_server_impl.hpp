@@ -10,6 +10,7 @@
 
 #include "idnode/node/homing.hpp"
 #include "idnode/node/resolution.hpp"
+#include "idnode/resolver/prefix_records.hpp"
 
 #include "idnode/registry/identifier.hpp"
 #include "idnode/registry/registry.hpp"
@@ -229,13 +230,17 @@ inline constexpr std::string_view kRateLimitedMessage = "rate limit exceeded; sl
 /// lookup and dropped by end_batch() (before any asynchronous wait).
 class BatchLookup {
 public:
-    explicit BatchLookup(registry::Registry& registry)
+    /// `homing` and `site` (the server's) must outlive the lookup; `now` is the server's clock
+    /// (unix seconds), which stamps composed prefix records.
+    BatchLookup(registry::Registry& registry, const node::Homing& homing, const SiteInfo& site,
+                std::function<std::uint32_t()> now)
         : registry_(registry),
-          lookup_([this](const registry::Handle& handle, const RecordVisitor& visit) {
+          lookup_([this, &homing, &site, now = std::move(now)](const registry::Handle& handle,
+                                                               const RecordVisitor& visit) {
               if (!snapshot_) {
                   snapshot_.emplace(registry_.snapshot());
               }
-              return snapshot_->visit(handle, visit);
+              return visit_served(*snapshot_, homing, site, handle, now(), visit);
           }) {}
     BatchLookup(const BatchLookup&) = delete;
     BatchLookup& operator=(const BatchLookup&) = delete;

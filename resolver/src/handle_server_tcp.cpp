@@ -20,7 +20,8 @@ class HandleServer::Impl::Connection : public std::enable_shared_from_this<Conne
 public:
     Connection(std::shared_ptr<Impl> server, tcp::socket socket)
         : server_(std::move(server)), socket_(std::move(socket)), timer_(socket_.get_executor()),
-          lookup_(server_->registry_) {
+          lookup_(server_->registry_, server_->homing_, server_->options_.responder.site,
+                  [server = server_.get()] { return server->now_unix(); }) {
         in_.resize(kInitialBuffer);
     }
 
@@ -242,7 +243,7 @@ private:
                     a = refuse(request, rc::kServerTooBusy, kRateLimitedMessage,
                                s.options_.responder, now);
                     Counters::add(s.counters_.rate_limited);
-                } else if (s.admin_ && is_admin_opcode(peek_opcode(request))) {
+                } else if (s.admin_ && is_for_admin(request)) {
                     auto step = s.admin_->handle(request, login_, context, peer_text_);
                     if (step.work) {
                         // A write: its reply takes its place in the order when the registry
@@ -254,6 +255,10 @@ private:
                     a = std::move(step.answer);
                 } else {
                     a = answer(request, s.options_.responder, context);
+                    if (a.challenge && s.admin_) {
+                        // The client may prove itself to read what it asked for.
+                        s.admin_->remember_challenge(request, *a.challenge);
+                    }
                 }
             } catch (const std::exception&) {
                 // Out of memory, or the registry cannot start a read transaction: this request

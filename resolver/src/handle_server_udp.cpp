@@ -18,7 +18,9 @@ class HandleServer::Impl::UdpService : public std::enable_shared_from_this<UdpSe
 public:
     explicit UdpService(std::shared_ptr<Impl> server)
         : server_(std::move(server)), socket_(server_->udp_socket_),
-          batch_(server_->options_.udp_batch), lookup_(server_->registry_) {
+          batch_(server_->options_.udp_batch),
+          lookup_(server_->registry_, server_->homing_, server_->options_.responder.site,
+                  [server = server_.get()] { return server->now_unix(); }) {
         rx_buffer_.resize(batch_ * kSlot);
         rx_msgs_.resize(batch_);
         rx_iov_.resize(batch_);
@@ -121,8 +123,7 @@ private:
             }
             Answer a;
             try {
-                const bool admin = s.admin_ && request.size() >= kEnvelopeSize + 4 &&
-                                   is_admin_opcode(wire::load_u32(request.data() + kEnvelopeSize));
+                const bool admin = s.admin_ && is_for_admin(request);
                 a = admin ? s.admin_->udp_answer(request, context)
                           : answer(request, s.options_.responder, context);
             } catch (const std::exception&) {

@@ -202,6 +202,51 @@ struct AdminNode {
     }
 };
 
+/// steel's RESPONSE_TO_CHALLENGE to `challenge` as identity 300:88.118.8/ADMIN: ID-SDK's captured
+/// login answer with the identity swapped in and the proof redone.
+std::string steel_answer(AdminNode& n, const Challenge& challenge) {
+    const std::string identity = "88.118.8/ADMIN";
+    std::string answer = redo_answer(n.lines.at("idsdk-channel-login")[2], challenge, rsa_proof());
+    auto decoded = hp::decode_challenge_answer(body_of(answer));
+    REQUIRE(decoded.ok());
+    std::string answer_body;
+    hp::encode_challenge_answer(
+        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
+    answer =
+        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
+    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
+    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
+    return answer;
+}
+
+/// A RESOLUTION request for `handle` (every value) with `op_flags`, in session `session_id`.
+std::string resolution_request(std::string_view handle, std::uint32_t op_flags = 0,
+                               std::uint32_t session_id = 0, std::uint32_t request_id = 7) {
+    hp::Envelope envelope;
+    envelope.request_id = request_id;
+    envelope.session_id = session_id;
+    hp::Header header;
+    header.opcode = hp::opcode::kResolution;
+    header.op_flags = op_flags;
+    std::string body;
+    hp::encode_resolution_request(body, handle, {}, {});
+    std::string out;
+    hp::encode_message(out, envelope, header, body);
+    return out;
+}
+
+/// The values of an RC 1 answer to a RESOLUTION, by index: type and data.
+std::map<std::int32_t, std::pair<std::string, std::string>> values_of(std::string_view reply) {
+    REQUIRE(rc_of(reply) == hp::rc::kSuccess);
+    auto record = hp::decode_resolution_response(body_of(reply));
+    REQUIRE(record.ok());
+    std::map<std::int32_t, std::pair<std::string, std::string>> out;
+    for (const auto& v : record->values) {
+        out[v.index] = {v.type, v.data};
+    }
+    return out;
+}
+
 /// ID-SDK's LOGIN_ID_SYSTEM on `c` as steel's identity 300:88.118.8/ADMIN (the captured login and
 /// answer with the identity swapped in and the proof redone).
 void login_as_steel(AdminNode& n, HandleConnection& c) {
@@ -214,17 +259,7 @@ void login_as_steel(AdminNode& n, HandleConnection& c) {
     put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
     put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
     const Challenge challenge = challenge_of(c.exchange(login_request));
-    std::string answer = redo_answer(login[2], challenge, rsa_proof());
-    auto decoded = hp::decode_challenge_answer(body_of(answer));
-    REQUIRE(decoded.ok());
-    std::string answer_body;
-    hp::encode_challenge_answer(
-        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
-    answer =
-        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
-    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
-    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
-    REQUIRE(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
+    REQUIRE(rc_of(c.exchange(steel_answer(n, challenge))) == hp::rc::kSuccess);
 }
 
 } // namespace
@@ -545,6 +580,35 @@ TEST_CASE("HANDLE.NET's default client: SESSION_SETUP over UDP, then MAC'd reque
     }
     CHECK(n.get("88.118/ADMIN-SK").first == http::status::not_found);
 
+    // A RESOLUTION in the authenticated session reads what its identity (the admin's) may read,
+    // over TCP and UDP; the same request outside the session is challenged.
+    auto put =
+        n.client()->request(V::put, "/api/handles/88.118/PRIV-1",
+                            R"({"values":[{"index":1,"type":"URL","data":"https://example.cn/p"},
+                      {"index":2001,"type":"price","data":"17.5","permissions":"1100"}]})",
+                            {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
+    auto mac_d = [&](std::uint32_t counter) {
+        // The resolution with the captured HS_MAC credential section, at `counter`.
+        std::string message = resolution_request("88.118/PRIV-1", 0, session);
+        const std::string& captured = flow[2];
+        const std::size_t body_end =
+            hp::kEnvelopeSize + hp::kHeaderSize + be32(captured, hp::kEnvelopeSize + 20);
+        message.resize(message.size() - 4);
+        message += captured.substr(body_end);
+        put_be32(message, 16, static_cast<std::uint32_t>(message.size() - hp::kEnvelopeSize));
+        const std::size_t cred = message.size() - (captured.size() - body_end);
+        put_be32(message, cred + 12, counter);
+        return restamp(message, session, session_key);
+    };
+    const std::string tcp_read = send(mac_d(1000));
+    CHECK(be32(tcp_read, 4) == session);
+    CHECK(values_of(tcp_read)[2001].second == "17.5");
+    const std::string udp_read = reassemble(exchange_udp(n.node.handle_port(), mac_d(1001)));
+    CHECK(values_of(udp_read)[2001].second == "17.5");
+    CHECK(rc_of(send(mac_d(1001))) == hp::rc::kSessionFailed); // the counter was used
+    CHECK(rc_of(send(resolution_request("88.118/PRIV-1"))) == hp::rc::kAuthenticationNeeded);
+
     // A replayed MAC'd request (its counter used), a MAC made with another key, an unknown
     // session: refused with the session RCs the client recovers from, nothing written.
     CHECK(rc_of(send(restamp(flow[0], session, session_key))) == hp::rc::kSessionFailed);
@@ -640,5 +704,130 @@ TEST_CASE("LIST_HANDLES and LIST_HOMED_NAS as HANDLE.NET's client asks, after th
     login_as_steel(n, c);
     CHECK(rc_of(c.exchange(flow[0])) == hp::rc::kSuccess);
     CHECK(rc_of(c.exchange(homed[0])) == hp::rc::kInsufficientPermissions);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("identity handles resolve with their HS_PUBKEY; secret keys never show") {
+    AdminNode n;
+    const std::string public_pem =
+        capture_pem("-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+    auto expected_key = hp::encode_public_key_pem(public_pem);
+    REQUIRE(expected_key.ok());
+
+    // 300:88.118.8/ADMIN has no stored record: the identity alone, over UDP, TCP and HTTPS.
+    const std::string udp =
+        reassemble(exchange_udp(n.node.handle_port(), resolution_request("88.118.8/admin")));
+    auto values = values_of(udp);
+    REQUIRE(values.size() == 1);
+    CHECK(values[300].first == "HS_PUBKEY");
+    CHECK(values[300].second == *expected_key);
+    CHECK(values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN"))) ==
+          values);
+    auto [status, body] = n.get("88.118.8/ADMIN");
+    REQUIRE(status == http::status::ok);
+    CHECK(body.find("\"HS_PUBKEY\"") != std::string::npos);
+    // Anonymous readers see it too: a public key is public.
+    auto anonymous = n.client()->request(V::get, "/api/handles/88.118.8/ADMIN", {}, {});
+    CHECK(anonymous.result() == http::status::ok);
+
+    // The prefix handle carries the node's HS_SITE and the admin's public-key identity (300), but
+    // never the secret-key one (301).
+    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118")));
+    CHECK(values.count(1) == 1);
+    CHECK(values[1].first == "HS_SITE");
+    CHECK(values[300].first == "HS_PUBKEY");
+    CHECK(values.count(301) == 0);
+    CHECK(values[100].first == "HS_ADMIN");
+    // An enterprise prefix's handle adds the public part of its allocation.
+    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118.8")));
+    CHECK(values[1].first == "HS_SITE");
+    CHECK(values[2] == std::pair<std::string, std::string>{"ORG_NAME", "宝钢"});
+    CHECK(values[3] == std::pair<std::string, std::string>{"ORG_CODE", "91310000631696382C"});
+    CHECK(values[4] == std::pair<std::string, std::string>{"ORG_INDUSTRY", "C3120"});
+    CHECK(values[100].first == "HS_ADMIN");
+    CHECK(values.size() == 5);
+    CHECK(rc_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118.77"))) ==
+          hp::rc::kHandleNotFound);
+    // The same records over HTTPS, a bare prefix meaning its prefix handle; never writable there.
+    for (const char* spelled : {"0.NA/88.118.8", "88.118.8"}) {
+        CAPTURE(spelled);
+        auto [code, json] = n.get(spelled);
+        REQUIRE(code == http::status::ok);
+        CHECK(json.find("\"HS_SITE\"") != std::string::npos);
+        CHECK(json.find("\"ORG_NAME\"") != std::string::npos);
+        CHECK(json.find("\"HS_ADMIN\"") != std::string::npos);
+    }
+    CHECK(n.get("0.NA/88.118.77").first == http::status::not_found);
+    CHECK(n.get("0.NA/77.1").first != http::status::ok);
+    auto prefix_put = n.client()->request(V::put, "/api/handles/0.NA/88.118.8",
+                                          R"({"values":[{"index":1,"type":"URL","data":"x"}]})",
+                                          {{"Authorization", n.admin}});
+    CHECK(prefix_put.result() != http::status::created);
+    CHECK(prefix_put.result() != http::status::ok);
+
+    // A secret-key identity alone resolves to nothing.
+    auto c = n.client();
+    auto post = c->request(V::post, "/api/v1/accounts/steel/identities",
+                           R"({"handle":"88.118.8/SECRET","index":300,"secret_key":"s3cret"})",
+                           {{"Authorization", n.admin}});
+    REQUIRE(post.result() == http::status::created);
+    CHECK(n.get("88.118.8/SECRET").first == http::status::not_found);
+    CHECK(rc_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/SECRET"))) ==
+          hp::rc::kHandleNotFound);
+
+    // A stored record under an identity's handle keeps its values; the identity's key takes its
+    // index.
+    auto put = c->request(V::put, "/api/handles/88.118.8/ADMIN",
+                          R"({"values":[{"index":1,"type":"URL","data":"https://steel.example.cn"},
+                                        {"index":300,"type":"EMAIL","data":"ops@steel.example.cn"}]})",
+                          {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
+    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN")));
+    REQUIRE(values.size() == 2);
+    CHECK(values[1].first == "URL");
+    CHECK(values[300].first == "HS_PUBKEY");
+
+    // Removing the identity leaves the stored record as it is.
+    auto removed = c->request(V::delete_, "/api/v1/accounts/steel/identities/88.118.8/ADMIN/300",
+                              {}, {{"Authorization", n.admin}});
+    REQUIRE(removed.result() == http::status::no_content);
+    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN")));
+    CHECK(values[300].first == "EMAIL");
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("non-public values: the RC 402 of a RESOLUTION answered by an identity reads them") {
+    AdminNode n;
+    auto c = n.client();
+    auto put =
+        c->request(V::put, "/api/handles/88.118.8/COIL-1",
+                   R"({"values":[{"index":1,"type":"URL","data":"https://steel.example.cn/c/1"},
+                                        {"index":2001,"type":"price","data":"4120.50","permissions":"1100"}]})",
+                   {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
+
+    // Anonymous: PUBL leaves the private value out; without PUBL it is challenged.
+    CHECK(values_of(exchange_tcp(n.node.handle_port(),
+                                 resolution_request("88.118.8/COIL-1", hp::opflag::kPublicOnly)))
+              .size() == 1);
+    HandleConnection conn(n.node.handle_port());
+    const std::string challenged = conn.exchange(resolution_request("88.118.8/COIL-1"));
+    const Challenge challenge = challenge_of(challenged);
+    // steel owns 88.118.8: its identity's answer gets the whole record, as the resolution's reply.
+    const std::string reply = conn.exchange(steel_answer(n, challenge));
+    CHECK(opcode_of(reply) == hp::opcode::kResolution);
+    auto values = values_of(reply);
+    REQUIRE(values.size() == 2);
+    CHECK(values[2001].second == "4120.50");
+    // The challenge was used up: answering it again is refused.
+    CHECK(rc_of(conn.exchange(steel_answer(n, challenge))) == hp::rc::kAuthenticationTimeout);
+    // A wrong proof reads nothing.
+    const Challenge second = challenge_of(conn.exchange(resolution_request("88.118.8/COIL-1")));
+    std::string forged = steel_answer(n, second);
+    forged[forged.size() - 10] ^= 0x01;
+    const std::string refused = conn.exchange(forged);
+    CHECK(rc_of(refused) == hp::rc::kAuthenticationFailed);
+    CHECK(body_of(refused).find("4120.50") == std::string_view::npos);
+
     CHECK(n.node.stop() == 0);
 }

@@ -186,8 +186,10 @@ TEST_CASE("bad identifiers, bodies and routes get precise errors and change noth
         http::status status;
         int rc;
     } cases[] = {
-        {V::get, "/api/handles/88.118.8", {}, http::status::bad_request, 102}, // no slash
-        {V::get, "/api/handles/88..1/x", {}, http::status::bad_request, 102},  // empty segment
+        // No slash and not a prefix either (a bare prefix means its prefix handle 0.NA/<p>).
+        {V::get, "/api/handles/88.118.8%20x", {}, http::status::bad_request, 102},
+        {V::put, "/api/handles/88.118.8", R"({"values":[]})", http::status::bad_request, 102},
+        {V::get, "/api/handles/88..1/x", {}, http::status::bad_request, 102}, // empty segment
         {V::get, "/api/handles/88.118.8/a%09b", {}, http::status::bad_request, 102}, // control char
         {V::get, "/api/handles/88.118.8/a%FFb", {}, http::status::bad_request, 102}, // bad UTF-8
         {V::get, "/api/handles/88.118.8/a%zz", {}, http::status::bad_request, 102},  // bad escape

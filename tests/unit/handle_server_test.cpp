@@ -441,12 +441,19 @@ TEST_CASE("0.NA/<homed prefix> resolves to the site, with the bound ports filled
     REQUIRE(r.view.header.response_code == hp::rc::kSuccess);
     auto record = hp::decode_resolution_response(r.view.body);
     REQUIRE(record.ok());
-    REQUIRE(record->values.size() == 1);
+    // The node prefix's record: its HS_SITE and its HS_ADMIN (prefix_records.hpp).
+    REQUIRE(record->values.size() == 2);
+    CHECK(record->values[0].index == 1);
     CHECK(record->values[0].type == "HS_SITE");
     auto decoded = hp::decode_site_info(record->values[0].data);
     REQUIRE(decoded.ok());
     CHECK(decoded->servers.at(0).interfaces.at(0).port == rig.tcp_port());
+    CHECK(record->values[1].index == 100);
+    CHECK(record->values[1].type == "HS_ADMIN");
+    CHECK(record->values[1].data == hp::encode_admin_value("0.NA/88.999", 300));
     CHECK(rc_of(client.exchange(resolve("0.NA/77.1"))) == hp::rc::kServerNotResponsible);
+    // A prefix under the node prefix that was never allocated has no record.
+    CHECK(rc_of(client.exchange(resolve("0.NA/88.999.7"))) == hp::rc::kHandleNotFound);
 }
 
 TEST_CASE("a reply over 512 bytes goes out as every fragment over UDP, and whole over TCP") {

@@ -14,6 +14,7 @@
 #include "idnode/node/prefixes.hpp"
 #include "idnode/node/resolution.hpp"
 #include "idnode/registry/registry.hpp"
+#include "idnode/resolver/handle_responder.hpp"
 #include "idnode/resolver/http.hpp"
 #include "idnode/resolver/metrics.hpp"
 #include "idnode/resolver/node_api.hpp"
@@ -43,7 +44,10 @@ struct ApiContext {
     node::AccountRateLimit account_limit; // one budget per account across every API
     node::Resolutions resolutions;        // resolutions_today of /api/v1/stats
     node::PrefixAllocator allocator;
-    IdempotencyStore idempotency;          // bulk outcomes by (account, Idempotency-Key)
+    IdempotencyStore idempotency; // bulk outcomes by (account, Idempotency-Key)
+    /// This node's Handle site info (NodeApi::set_site_info): the HS_SITE of the prefix records
+    /// served over HTTPS. Set once before serving.
+    handle::SiteInfo site;
     Family<Counter>* bulk_lines = nullptr; // idnode_bulk_lines_total{status}
 };
 

@@ -64,6 +64,10 @@ void NodeApi::set_public_base_url(std::string url) {
     impl_->api_.options.public_base_url = std::move(url);
 }
 
+void NodeApi::set_site_info(handle::SiteInfo site) {
+    impl_->api_.site = std::move(site);
+}
+
 const std::vector<std::string>& NodeApi::homed_prefixes() const noexcept {
     return impl_->api_.homing.node_prefixes();
 }

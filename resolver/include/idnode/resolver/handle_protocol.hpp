@@ -451,6 +451,16 @@ std::string encode_rsa_public_key(std::string_view exponent, std::string_view mo
 /// Errc::invalid_value with a reason otherwise.
 registry::Result<std::string> encode_public_key_pem(std::string_view pem);
 
+/// Every administrative right HANDLE.NET defines (add/delete/modify handle, values, admins,
+/// list, ...), as HS_ADMIN rights.
+inline constexpr std::uint16_t kAllAdminRights = 0x0fff;
+/// Where HANDLE.NET puts a handle's HS_ADMIN value.
+inline constexpr std::int32_t kAdminValueIndex = 100;
+
+/// HS_ADMIN data: u16 rights, the administrator identity's handle and index.
+std::string encode_admin_value(std::string_view handle, std::int32_t index,
+                               std::uint16_t rights = kAllAdminRights);
+
 /// The HS_SITE value served for `0.NA/<prefix>` (docs/handle-protocol.md#resolution): index 1, type
 /// "HS_SITE", data = encode_site_info(site), ttl 86400, public read.
 registry::HandleValue site_info_value(const SiteInfo& site, std::uint32_t timestamp,

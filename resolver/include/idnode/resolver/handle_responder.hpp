@@ -171,6 +171,15 @@ Answer respond_error(std::string_view request, std::uint32_t response_code,
                      std::string_view message, const ResponderConfig& config, std::uint32_t now,
                      const ReplyAddress& address = {});
 
+/// Answers the RESOLUTION `resolution` as answer() does (the flags PUBL and CERT as it set
+/// them), but addressed, versioned and digested as a reply to `reply_to` with `address`: the
+/// answer to a RESPONSE_TO_CHALLENGE that proved the client's identity (the challenged
+/// resolution's opcode), or to a MAC'd resolution in a session. `context.may_read_private` says
+/// what the proven identity may read.
+Answer answer_resolution_as(std::string_view resolution, std::string_view reply_to,
+                            const ResponderConfig& config, const RequestContext& context,
+                            const ReplyAddress& address);
+
 /// Refuses one request without looking at its body: an error response with `response_code` and
 /// `message` (the server uses RC 3 SERVER_TOO_BUSY "rate limit exceeded"), addressed and versioned
 /// like answer()'s (request id echoed, opcode echoed, request digest when asked, expiration = now +

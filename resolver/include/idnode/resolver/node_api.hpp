@@ -12,6 +12,8 @@
 #include "idnode/registry/registry.hpp"
 #include "idnode/resolver/router.hpp"
 
+#include "idnode/resolver/handle_responder.hpp"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +58,10 @@ public:
     /// Replaces options.public_base_url, for a URL known only once the HTTPS listener is bound
     /// (node.public_base_url unset and https.listen port 0). Call before serving requests.
     void set_public_base_url(std::string url);
+
+    /// This node's Handle site info as the Handle server publishes it (ports bound): the HS_SITE
+    /// of the prefix records 0.NA/<p> that GET /api/handles serves. Call before serving requests.
+    void set_site_info(handle::SiteInfo site);
 
     /// The prefixes this node homes, case-folded: node.homed_prefixes plus the node prefixes
     /// recorded in the registry (fixed at construction).

@@ -4,8 +4,11 @@
 #include "api/html/html_pages.hpp"
 #include "api/html/page_routes.hpp"
 #include "codec.hpp"
+#include "idnode/node/clock.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
+#include "idnode/node/resolution.hpp"
+#include "idnode/resolver/prefix_records.hpp"
 
 #include <boost/json.hpp>
 
@@ -65,20 +68,27 @@ public:
 
 private:
     /// The handle named by the route's {handle...} parameter, percent-decoded once.
+    /// `for_read`: a resolution, which also serves the prefix handles 0.NA/<p> of prefixes homed
+    /// here and takes a bare prefix "88.118.8" for its prefix handle (prefix_records.hpp).
     std::optional<Response> path_handle(const Request& req, const RequestContext& ctx,
                                         std::optional<Handle>& out,
-                                        std::string suffix_to_append = {}) {
+                                        std::string suffix_to_append = {}, bool for_read = false) {
         auto decoded = percent_decode(ctx.param("handle"));
         if (!decoded) {
             return handle_error(req, rc::kInvalidHandle, ctx.param("handle"),
                                 "malformed percent-encoding in the handle");
         }
         *decoded += suffix_to_append;
+        if (for_read) {
+            *decoded = with_prefix_handle(*decoded);
+        }
         auto parsed = parse_handle(*decoded, api_.options.handle_limits);
         if (!parsed) {
             return handle_error(req, rc::kInvalidHandle, *decoded, parsed.error().message);
         }
-        if (!api_.homing.homes(parsed->prefix_key())) {
+        const bool served =
+            for_read ? serves(api_.homing, *parsed) : api_.homing.homes(parsed->prefix_key());
+        if (!served) {
             return handle_error(req, rc::kServerNotResponsible, *decoded,
                                 not_homed_message(parsed->prefix()));
         }
@@ -104,7 +114,7 @@ private:
         if (resolver::html::wants_html(req[http::field::accept]))
             return pages_.html_resolution(req, ctx, false);
         std::optional<Handle> h;
-        if (auto r = path_handle(req, ctx, h))
+        if (auto r = path_handle(req, ctx, h, {}, true))
             return *r;
         Principal who;
         if (auto r = authenticate(api_, req, ctx, who, ApiFamily::handle))
@@ -128,32 +138,34 @@ private:
         const bool want_pretty = q.has("pretty");
         json::array values;  // only for ?pretty
         std::string compact; // the usual case: serialized straight from the stored record
-        auto st = snapshot.visit(*h, [&](const RecordView& view) {
-            if (!want_pretty) {
-                compact.reserve(96 + view.bytes().size() * 2);
-                compact += "{\"responseCode\":1,\"handle\":";
-                append_json_string(compact, h->spelling());
-                compact += ",\"values\":[";
-            }
-            bool first = true;
-            for (const ValueView& v : view) {
-                if (filter.selects(v.index, v.type) &&
-                    (include_private || v.permissions.public_read())) {
-                    if (want_pretty) {
-                        json::object o;
-                        value_to_json(o, v);
-                        values.push_back(std::move(o));
-                    } else {
-                        if (!first)
-                            compact += ',';
-                        first = false;
-                        append_value_json(compact, v);
-                    }
-                }
-            }
-            if (!want_pretty)
-                compact += "]}";
-        });
+        auto st =
+            visit_served(snapshot, api_.homing, api_.site, *h,
+                         static_cast<std::uint32_t>(node::unix_now()), [&](const RecordView& view) {
+                             if (!want_pretty) {
+                                 compact.reserve(96 + view.bytes().size() * 2);
+                                 compact += "{\"responseCode\":1,\"handle\":";
+                                 append_json_string(compact, h->spelling());
+                                 compact += ",\"values\":[";
+                             }
+                             bool first = true;
+                             for (const ValueView& v : view) {
+                                 if (filter.selects(v.index, v.type) &&
+                                     (include_private || v.permissions.public_read())) {
+                                     if (want_pretty) {
+                                         json::object o;
+                                         value_to_json(o, v);
+                                         values.push_back(std::move(o));
+                                     } else {
+                                         if (!first)
+                                             compact += ',';
+                                         first = false;
+                                         append_value_json(compact, v);
+                                     }
+                                 }
+                             }
+                             if (!want_pretty)
+                                 compact += "]}";
+                         });
         api_.resolutions.count(*h, static_cast<bool>(st));
         if (!st) {
             const auto m = wire_code(st.code());
@@ -387,7 +399,7 @@ private:
         std::string location;
         json::array values;
         std::string html_rows;
-        auto st = api_.registry.snapshot().visit(*h, [&](const RecordView& view) {
+        auto st = node::visit_resolvable(api_.registry.snapshot(), *h, [&](const RecordView& view) {
             for (const ValueView& v : view) {
                 if (!v.permissions.public_read())
                     continue;

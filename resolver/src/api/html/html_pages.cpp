@@ -1,6 +1,7 @@
 #include "html_pages.hpp"
 
 #include "codec.hpp"
+#include "idnode/node/resolution.hpp"
 #include "idnode/registry/admin.hpp"
 #include "idnode/registry/template.hpp"
 #include "idnode/registry/value.hpp"
@@ -484,7 +485,7 @@ Result<HandlePage> build_handle_page(const ReadSnapshot& snapshot, const Handle&
     HandlePage page;
     page.private_view = include_private;
     page.prefix = std::string(handle.prefix());
-    Status st = snapshot.visit(handle, [&](const RecordView& view) {
+    Status st = node::visit_resolvable(snapshot, handle, [&](const RecordView& view) {
         page.handle = std::string(view.spelling());
         page.values.reserve(view.size());
         for (const ValueView& v : view) {

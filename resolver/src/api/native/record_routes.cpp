@@ -4,6 +4,7 @@
 #include "codec.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/node/records.hpp"
+#include "idnode/node/resolution.hpp"
 
 #include <boost/json.hpp>
 
@@ -262,7 +263,7 @@ class RecordRoutes final : public RouteFamily {
             const bool include_private = node::may_read_private(snapshot, who, h->prefix_key());
             const std::size_t mark = out.size();
             bool over_budget = false;
-            auto st = snapshot.visit(*h, [&](const RecordView& view) {
+            auto st = node::visit_resolvable(snapshot, *h, [&](const RecordView& view) {
                 // The stored size is a cheap lower bound of the JSON: skip the work when even
                 // that cannot fit.
                 if (answered > 0 && mark + view.bytes().size() > kMaxResolveAnswerBytes) {
