@@ -154,9 +154,6 @@ private:
 
 // A snapshot's state is pooled with its (reset) read transaction, so that starting a snapshot
 // costs a renew and no allocation. Destroying a State (pool cleared) aborts its transaction.
-
-// A snapshot's state is pooled with its (reset) read transaction, so that starting a snapshot
-// costs a renew and no allocation. Destroying a State (pool cleared) aborts its transaction.
 struct ReadSnapshot::State {
     State(RegistryImpl* owner, MDB_txn* txn) noexcept : impl(owner), txn(txn) {}
     RegistryImpl* impl;

@@ -180,6 +180,12 @@ std::vector<Identity> ReadSnapshot::identities_of(std::string_view handle_folded
     if (dbi == 0) {
         return out; // a read-only open of a database older than the table
     }
+    // Every resolution asks; most nodes hold few identities or none. An empty table costs a
+    // look at the transaction's table record instead of a cursor and a seek.
+    MDB_stat stat;
+    if (mdb_stat(state_->txn.get(), dbi, &stat) == MDB_SUCCESS && stat.ms_entries == 0) {
+        return out;
+    }
     const std::string prefix = identity_key_prefix(handle_folded);
     lmdb::Cursor c(state_->txn, dbi);
     std::string_view key = prefix, value;

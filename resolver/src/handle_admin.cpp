@@ -387,6 +387,17 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
         return {answer(request, config_, context), {}}; // RC 4 naming the problem
     }
     const std::uint32_t opcode = message->header.opcode;
+    if (opcode == kIdisLogin || opcode == kIdisLoginIdSystem) {
+        login.idis_client = true;
+        if (login.principal) {
+            return {refuse(request, rc::kIdisRelogin,
+                           "this connection is logged in already (account " +
+                               login.principal->username +
+                               "); open another connection to log in as another identity",
+                           config_, context.now),
+                    {}};
+        }
+    }
     switch (opcode) {
     case opcode::kChallengeResponse:
         return answer_challenge(request, *message, login, context, client_ip);
@@ -427,6 +438,12 @@ HandleAdmin::Step HandleAdmin::handle(std::string_view request, ConnectionLogin&
     if (opcode != kIdisLoginIdSystem && login.principal) {
         return run(std::string(request), std::string(request), std::nullopt, *login.principal,
                    login.identity, context.now);
+    }
+    if (opcode != kIdisLoginIdSystem && login.idis_client) {
+        return {refuse(request, rc::kIdisLoginFirst,
+                       "log in first (LOGIN_ID_SYSTEM): this connection is not logged in", config_,
+                       context.now),
+                {}};
     }
     if (opcode == kIdisLoginIdSystem && !decode_login_request(message->body)) {
         return {answer(request, config_, context), {}};

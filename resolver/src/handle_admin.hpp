@@ -60,6 +60,10 @@ struct ProvenIdentity {
 struct ConnectionLogin {
     std::optional<node::Principal> principal;
     ProvenIdentity identity;
+    /// The client sent an IDIS LOGIN or LOGIN_ID_SYSTEM on this connection: it logs in the IDIS
+    /// way, so an administrative request before a successful login is RC 408 "login first"
+    /// (the IDIS SDKs show that as a failure) rather than a HANDLE.NET challenge.
+    bool idis_client = false;
 };
 
 /// Challenges issued and not answered yet, by the session id sent with them. Bounded in number,

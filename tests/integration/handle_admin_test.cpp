@@ -425,9 +425,26 @@ TEST_CASE("ID-SDK: site info, LOGIN_ID_SYSTEM, then admin requests on the one co
 
     CHECK(rc_of(c.exchange(n.lines.at("idsdk-deleteIdentifier")[0])) == hp::rc::kSuccess);
     CHECK(n.get("88.118/IDSDK-001").first == http::status::not_found);
-    // The password LOGIN is not offered.
-    CHECK(rc_of(c.exchange(n.lines.at("idsdk-login-password")[0])) ==
-          hp::rc::kOperationNotSupported);
+    // Logging in again on a logged-in connection is the IDIS "repeat login", and the connection
+    // stays logged in as before.
+    CHECK(rc_of(c.exchange(login[1])) == hp::rc::kIdisRelogin);
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-login-password")[0])) == hp::rc::kIdisRelogin);
+    CHECK(rc_of(c.exchange(resolve)) == hp::rc::kSuccess);
+    {
+        // An IDIS client (it asked to log in) that sends an admin request before its login
+        // completes is told to log in first; a wrong proof leaves it there.
+        HandleConnection idis(n.node.handle_port());
+        const Challenge pending = challenge_of(idis.exchange(login[1]));
+        CHECK(rc_of(idis.exchange(create)) == hp::rc::kIdisLoginFirst);
+        std::string forged = redo_answer(login[2], pending, rsa_proof());
+        forged[forged.size() - 10] ^= 0x01;
+        CHECK(rc_of(idis.exchange(forged)) == hp::rc::kAuthenticationFailed);
+        CHECK(rc_of(idis.exchange(create)) == hp::rc::kIdisLoginFirst);
+        CHECK(n.get("88.118/IDSDK-001").first == http::status::not_found);
+        // The password LOGIN is not offered.
+        CHECK(rc_of(idis.exchange(n.lines.at("idsdk-login-password")[0])) ==
+              hp::rc::kOperationNotSupported);
+    }
     CHECK(n.node.stop() == 0);
 }
 
@@ -473,13 +490,13 @@ TEST_CASE("IDIS password LOGIN: refused by default, accepted when the operator t
     CHECK(status == http::status::ok);
     CHECK(json.find("HS_ADMIN") == std::string::npos);
 
-    // A wrong password: 403 on a fresh connection, which stays logged out.
+    // A wrong password: 403 on a fresh connection, which stays logged out ("log in first").
     std::string wrong = login;
     wrong[wrong.size() - 5] ^= 1; // the last byte of "testpass"
     HandleConnection other(n.node.handle_port());
     CHECK(rc_of(other.exchange(wrong)) == hp::rc::kAuthenticationFailed);
     CHECK(rc_of(other.exchange(n.lines.at("idsdk-deleteIdentifier")[0])) ==
-          hp::rc::kAuthenticationNeeded);
+          hp::rc::kIdisLoginFirst);
     CHECK(n.get("88.118/IDSDK-001").first == http::status::ok);
     CHECK(n.node.stop() == 0);
 }

@@ -115,6 +115,12 @@ inline constexpr std::uint32_t kAuthenticationFailed = 403;
 inline constexpr std::uint32_t kInvalidCredential = 404;
 inline constexpr std::uint32_t kAuthenticationTimeout = 405;
 inline constexpr std::uint32_t kAuthenticationError = 406;
+/// IDIS (CAICT ID-SDK MessageCommon RC_RELOGIN, "CLIENT REPEAT LOGIN"): a login on a TCP
+/// connection that is logged in already.
+inline constexpr std::uint32_t kIdisRelogin = 407;
+/// IDIS (RC_LOGIN_FIRST, "PLEASE LOGIN FIRST"): an administrative request on a connection whose
+/// client logs in the IDIS way (it sent LOGIN or LOGIN_ID_SYSTEM) but is not logged in.
+inline constexpr std::uint32_t kIdisLoginFirst = 408;
 inline constexpr std::uint32_t kSessionTimeout = 500;
 inline constexpr std::uint32_t kSessionFailed = 501;
 } // namespace rc
