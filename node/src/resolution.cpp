@@ -67,6 +67,12 @@ registry::Status visit_resolvable(const registry::ReadSnapshot& snapshot,
     for (auto& value : added) {
         values.push_back(std::move(value));
     }
+    return visit_composed(spelling, std::move(values), visit);
+}
+
+registry::Status visit_composed(std::string_view spelling,
+                                std::vector<registry::HandleValue> values,
+                                const std::function<void(const registry::RecordView&)>& visit) {
     std::sort(values.begin(), values.end(),
               [](const auto& a, const auto& b) { return a.index < b.index; });
     const std::string bytes = registry::encode_record(spelling, values);

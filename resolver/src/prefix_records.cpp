@@ -103,15 +103,7 @@ registry::Status visit_served(const registry::ReadSnapshot& snapshot, const node
             }
         }
     });
-    std::sort(values.begin(), values.end(),
-              [](const auto& a, const auto& b) { return a.index < b.index; });
-    const std::string bytes = registry::encode_record(handle.spelling(), values);
-    auto view = registry::RecordView::parse(bytes);
-    if (!view) {
-        return view.error();
-    }
-    visit(*view);
-    return {};
+    return node::visit_composed(handle.spelling(), std::move(values), visit);
 }
 
 } // namespace idnode::resolver

@@ -37,6 +37,12 @@ registry::Status visit_resolvable(const registry::ReadSnapshot& snapshot,
                                   const registry::Handle& handle,
                                   const std::function<void(const registry::RecordView&)>& visit);
 
+/// Visits a record composed at read time (identity values, prefix records): `values` in index
+/// order under `spelling`. Errc::corrupt (or invalid_value) when they do not make a record.
+registry::Status visit_composed(std::string_view spelling,
+                                std::vector<registry::HandleValue> values,
+                                const std::function<void(const registry::RecordView&)>& visit);
+
 /// Which values of a record the caller sees.
 struct Visibility {
     bool include_private = false;
