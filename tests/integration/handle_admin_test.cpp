@@ -2,13 +2,16 @@
 // #administration), driven by a client written here from the protocol: the byte sequences of
 // HANDLE.NET 9.3.1's Java client and of CAICT ID-SDK 2.0.3 (tests/data/handle-admin.md) are sent
 // as captured, and only what depends on this server's challenge - the answer's session id and
-// the proof over its nonce and digest - is computed anew, with the capture's own keys.
+// the proof over its nonce and digest - is computed anew, with the capture's own keys (and, for
+// DSA, which no capture has, with a key made here and signed as HANDLE.NET's client signs).
 #include "handle_wire_client.hpp"
 #include "harness.hpp"
 #include "json_helpers.hpp"
 
+#include "idnode/codec/base64.hpp"
 #include "idnode/resolver/handle_auth.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
+#include "test_keys.hpp"
 
 #include <boost/json.hpp>
 #include <doctest/doctest.h>
@@ -129,6 +132,45 @@ auto rsa_proof() {
     };
 }
 
+/// The captured RESPONSE_TO_CHALLENGE `answer` addressed to `challenge` with a new body: a
+/// public-key answer for identity `index`:`handle` carrying `signed_response` (of any length: the
+/// message and body lengths are fixed up; the credential stays empty).
+std::string answer_as(const std::string& answer, const Challenge& challenge,
+                      std::string_view handle, std::int32_t index,
+                      std::string_view signed_response) {
+    std::string body;
+    hp::encode_challenge_answer(body, {hp::kPublicKeyAuth, handle, index, signed_response});
+    std::string out =
+        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + body + std::string(4, '\0');
+    put_be32(out, 4, challenge.session_id);
+    put_be32(out, 16, static_cast<std::uint32_t>(out.size() - 20));
+    put_be32(out, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
+    return out;
+}
+
+/// HANDLE.NET's DSA answer (PublicKeyAuthenticationInfo with a DSA key, protocol 2.11):
+/// "SHA-256", then the JCA's SHA256withDSA signature over nonce || digest, DER-encoded.
+std::string dsa_signed_response(const std::string& private_pem, const Challenge& c) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(private_pem.data(), static_cast<int>(private_pem.size())), &BIO_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    REQUIRE(key);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    const std::string data = c.nonce + c.digest;
+    REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1);
+    std::size_t size = 0;
+    REQUIRE(EVP_DigestSign(ctx.get(), nullptr, &size,
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+    std::string signature(size, '\0');
+    REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+    signature.resize(size);
+    std::string out = std::string("\0\0\0\x07", 4) + "SHA-256" + std::string(4, '\0');
+    put_be32(out, out.size() - 4, static_cast<std::uint32_t>(signature.size()));
+    return out + signature;
+}
+
 /// A node with the capture's identities: 301:0.NA/88.118 (secret "interop-secret") and
 /// 300:0.NA/88.118 (the capture's RSA key), both of the admin account; an enterprise "steel"
 /// owning 88.118.8 with identity 300:88.118.8/ADMIN (the same RSA key).
@@ -214,16 +256,11 @@ void login_as_steel(AdminNode& n, HandleConnection& c) {
     put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
     put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
     const Challenge challenge = challenge_of(c.exchange(login_request));
-    std::string answer = redo_answer(login[2], challenge, rsa_proof());
-    auto decoded = hp::decode_challenge_answer(body_of(answer));
+    const std::string captured = redo_answer(login[2], challenge, rsa_proof());
+    auto decoded = hp::decode_challenge_answer(body_of(captured));
     REQUIRE(decoded.ok());
-    std::string answer_body;
-    hp::encode_challenge_answer(
-        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
-    answer =
-        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
-    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
-    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
+    const std::string answer =
+        answer_as(captured, challenge, identity, 300, std::string(decoded->signed_response));
     REQUIRE(rc_of(c.exchange(answer)) == hp::rc::kSuccess);
 }
 
@@ -326,6 +363,49 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
     const auto refused = exchange_udp(n.node.handle_port(), flow[0]);
     REQUIRE(refused.size() == 1);
     CHECK(rc_of(refused[0]) == hp::rc::kOperationNotSupported);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("HANDLE.NET's public-key flow with a DSA identity registered from its binary key") {
+    AdminNode n;
+    // 302:0.NA/88.118, registered over HTTPS as HANDLE.NET's HS_PUBKEY bytes (admpub.bin).
+    const auto dsa = make_key("DSA", 2048);
+    const auto other = make_key("DSA", 2048);
+    {
+        auto r = n.client()->request(
+            V::post, "/api/v1/accounts/admin/identities",
+            boost::json::serialize(boost::json::object{
+                {"handle", "0.NA/88.118"},
+                {"index", 302},
+                {"public_key_hs",
+                 idnode::codec::base64_encode(handle_net_public_key(dsa.public_pem))}}),
+            {{"Authorization", n.admin}});
+        REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+    }
+    const auto& flow = n.lines.at("pubkey-admin-nosession"); // CREATE, answer, DELETE, answer
+    REQUIRE(flow.size() == 4);
+    // HANDLE.NET's way: the request, the 402, the answer on a new connection each.
+    auto challenged = [&](const std::string& request, const std::string& captured_answer,
+                          const std::string& private_pem) {
+        Challenge challenge;
+        {
+            HandleConnection first(n.node.handle_port());
+            challenge = challenge_of(first.exchange(request));
+        }
+        HandleConnection second(n.node.handle_port());
+        return second.exchange(answer_as(captured_answer, challenge, "0.NA/88.118", 302,
+                                         dsa_signed_response(private_pem, challenge)));
+    };
+    std::string reply = challenged(flow[0], flow[1], dsa.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::ok);
+    // Another DSA key's proof for the same identity: 403, nothing deleted.
+    reply = challenged(flow[2], flow[3], other.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kAuthenticationFailed);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::ok);
+    reply = challenged(flow[2], flow[3], dsa.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
     CHECK(n.node.stop() == 0);
 }
 
