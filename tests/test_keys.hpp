@@ -1,13 +1,18 @@
 // Public keys made at test time with OpenSSL (identity validation: RSA, DSA, EC and SM2 keys of
-// various sizes), as PEM "BEGIN PUBLIC KEY". Header-only; the test links OpenSSL::Crypto.
+// various sizes), as PEM "BEGIN PUBLIC KEY", and as HANDLE.NET's binary HS_PUBKEY bytes.
+// Header-only; the test links OpenSSL::Crypto.
 #pragma once
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/buffer.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -58,6 +63,53 @@ inline KeyPem make_key(const std::string& algorithm, int bits = 0, const std::st
                       return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr,
                                                       nullptr);
                   })};
+}
+
+/// What HANDLE.NET's client stores for an RSA or DSA public key (hdllib
+/// Util.getBytesFromPublicKey, hdl-keygen's admpub.bin), written here from OpenSSL's numbers
+/// rather than by the code under test: int4-length type, int2 flags 0, then the numbers as
+/// Java's BigInteger.toByteArray() (RSA: exponent, modulus, int4 0; DSA: q, p, g, y). Throws for
+/// other keys.
+inline std::string handle_net_public_key(const std::string& public_pem) {
+    std::unique_ptr<BIO, int (*)(BIO*)> bio(
+        BIO_new_mem_buf(public_pem.data(), static_cast<int>(public_pem.size())), BIO_free);
+    std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(
+        PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+    if (!key)
+        throw std::runtime_error("not a PEM public key");
+    auto u32 = [](std::uint32_t v) {
+        std::string out(4, '\0');
+        for (int i = 0; i < 4; ++i)
+            out[static_cast<std::size_t>(i)] = static_cast<char>(v >> (24 - 8 * i));
+        return out;
+    };
+    auto field = [&](const std::string& bytes) {
+        return u32(static_cast<std::uint32_t>(bytes.size())) + bytes;
+    };
+    auto numbers = [&](std::initializer_list<const char*> names) {
+        std::string out;
+        for (const char* name : names) {
+            BIGNUM* n = nullptr;
+            if (EVP_PKEY_get_bn_param(key.get(), name, &n) != 1)
+                throw std::runtime_error(std::string("no ") + name);
+            std::string bytes(static_cast<std::size_t>(BN_num_bytes(n)), '\0');
+            BN_bn2bin(n, reinterpret_cast<unsigned char*>(bytes.data()));
+            BN_free(n);
+            if (bytes.empty() || (static_cast<unsigned char>(bytes.front()) & 0x80) != 0)
+                bytes.insert(bytes.begin(), '\0');
+            out += field(bytes);
+        }
+        return out;
+    };
+    const std::string no_flags(2, '\0');
+    if (EVP_PKEY_is_a(key.get(), "RSA") == 1)
+        return field("RSA_PUB_KEY") + no_flags +
+               numbers({OSSL_PKEY_PARAM_RSA_E, OSSL_PKEY_PARAM_RSA_N}) + u32(0);
+    if (EVP_PKEY_is_a(key.get(), "DSA") == 1)
+        return field("DSA_PUB_KEY") + no_flags +
+               numbers({OSSL_PKEY_PARAM_FFC_Q, OSSL_PKEY_PARAM_FFC_P, OSSL_PKEY_PARAM_FFC_G,
+                        OSSL_PKEY_PARAM_PUB_KEY});
+    throw std::runtime_error("HANDLE.NET encodes only RSA and DSA keys");
 }
 
 } // namespace idnode::test

@@ -361,7 +361,7 @@ ErrorKind kind_of(std::uint32_t rc) {
         return ErrorKind::not_found;
     if (rc == kRcHandleAlreadyExists)
         return ErrorKind::conflict;
-    if (rc >= kRcAuthenticationNeeded && rc <= kRcAuthenticationError)
+    if (rc >= kRcAuthenticationNeeded && rc <= kRcIdisLoginFirst)
         return ErrorKind::auth;
     return ErrorKind::http;
 }

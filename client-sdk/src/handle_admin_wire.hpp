@@ -55,6 +55,8 @@ inline constexpr std::uint32_t kRcHandleAlreadyExists = 101;
 inline constexpr std::uint32_t kRcAuthenticationNeeded = 402;
 
 inline constexpr std::uint32_t kRcAuthenticationError = 406;
+/// IDIS: a login on a logged-in connection (407), a write before the login (408).
+inline constexpr std::uint32_t kRcIdisLoginFirst = 408;
 
 inline constexpr std::uint32_t kFlagPublicOnly = 0x0100'0000;
 

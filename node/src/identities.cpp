@@ -1,5 +1,6 @@
 #include "idnode/node/identities.hpp"
 
+#include "idnode/node/handle_public_key.hpp"
 #include "idnode/node/policy.hpp"
 #include "idnode/registry/identifier.hpp"
 
@@ -51,34 +52,32 @@ struct BioFree {
     void operator()(BIO* bio) const noexcept { BIO_free(bio); }
 };
 
-} // namespace
-
-std::optional<std::string> public_key_refusal(std::string_view pem) {
+/// public_key_refusal, its messages naming the request field `field` the key came from.
+std::optional<std::string> key_refusal(std::string_view pem, const std::string& field) {
     if (pem.empty() || pem.size() > kMaxIdentityPublicKeyBytes)
-        return "public_key must be a PEM of 1 to " + std::to_string(kMaxIdentityPublicKeyBytes) +
+        return field + " must be a PEM of 1 to " + std::to_string(kMaxIdentityPublicKeyBytes) +
                " bytes";
     if (pem.find("PRIVATE KEY") != std::string_view::npos)
-        return std::string("public_key is a private key: register only its public half "
-                           "(BEGIN PUBLIC KEY)");
+        return field + " is a private key: register only its public half (BEGIN PUBLIC KEY)";
     if (pem.find("-----BEGIN PUBLIC KEY-----") == std::string_view::npos)
-        return std::string("public_key must be a PEM \"BEGIN PUBLIC KEY\" block");
+        return field + " must be a PEM \"BEGIN PUBLIC KEY\" block";
     std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     if (!bio)
         throw std::bad_alloc();
     std::unique_ptr<EVP_PKEY, PkeyFree> key(
         PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
     if (!key)
-        return std::string("public_key does not parse as a public key");
+        return field + " does not parse as a public key";
     const int bits = EVP_PKEY_get_bits(key.get());
     if (EVP_PKEY_is_a(key.get(), "RSA")) {
         if (bits < kMinIdentityRsaBits)
-            return "public_key is RSA of " + std::to_string(bits) + " bits; at least " +
+            return field + " is RSA of " + std::to_string(bits) + " bits; at least " +
                    std::to_string(kMinIdentityRsaBits) + " are needed";
         return std::nullopt;
     }
     if (EVP_PKEY_is_a(key.get(), "DSA")) {
         if (bits < kMinIdentityDsaBits)
-            return "public_key is DSA of " + std::to_string(bits) + " bits; at least " +
+            return field + " is DSA of " + std::to_string(bits) + " bits; at least " +
                    std::to_string(kMinIdentityDsaBits) + " are needed";
         return std::nullopt;
     }
@@ -90,13 +89,19 @@ std::optional<std::string> public_key_refusal(std::string_view pem) {
         if (EVP_PKEY_get_group_name(key.get(), group, sizeof group, &length) == 1 &&
             std::string_view(group, length) == "SM2")
             return std::nullopt;
-        return "public_key is an EC key on curve " +
+        return field + " is an EC key on curve " +
                (length > 0 ? std::string(group, length) : std::string("(unnamed)")) +
                "; only the SM2 curve is accepted";
     }
     const char* type = EVP_PKEY_get0_type_name(key.get());
-    return "public_key is a " + std::string(type ? type : "key of unknown type") +
+    return field + " is a " + std::string(type ? type : "key of unknown type") +
            " key; RSA, DSA or SM2 are accepted";
+}
+
+} // namespace
+
+std::optional<std::string> public_key_refusal(std::string_view pem) {
+    return key_refusal(pem, "public_key");
 }
 
 std::optional<Refusal> identity_access_refusal(const Principal& who, std::string_view account) {
@@ -127,8 +132,10 @@ PreparedIdentity prepare_identity(const registry::ReadSnapshot& snapshot, const 
     }
     if ((out.refusal = index_refusal(request.index)))
         return out;
-    if (request.secret_key.has_value() == request.public_key_pem.has_value()) {
-        out.refusal = invalid("give exactly one of secret_key and public_key");
+    if (request.secret_key.has_value() + request.public_key_pem.has_value() +
+            request.public_key_hs.has_value() !=
+        1) {
+        out.refusal = invalid("give exactly one of secret_key, public_key and public_key_hs");
         return out;
     }
     Identity& identity = out.identity;
@@ -141,7 +148,18 @@ PreparedIdentity prepare_identity(const registry::ReadSnapshot& snapshot, const 
         identity.kind = IdentityKeyKind::secret;
         identity.secret = std::move(*request.secret_key);
     } else {
-        if (auto why = public_key_refusal(*request.public_key_pem)) {
+        std::string field = "public_key";
+        if (request.public_key_hs) {
+            // The binary form is only a way in: stored, listed and used as PEM like any other.
+            auto pem = pem_from_hs_public_key(*request.public_key_hs);
+            if (!pem) {
+                out.refusal = invalid("public_key_hs: " + pem.error().message);
+                return out;
+            }
+            request.public_key_pem = std::move(*pem);
+            field = "public_key_hs";
+        }
+        if (auto why = key_refusal(*request.public_key_pem, field)) {
             out.refusal = invalid(std::move(*why));
             return out;
         }

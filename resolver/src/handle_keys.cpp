@@ -1,15 +1,12 @@
 #include "idnode/resolver/handle_keys.hpp"
 
 #include "handle_wire.hpp"
+#include "idnode/node/handle_public_key.hpp"
 #include "idnode/resolver/handle_protocol.hpp"
 
 #include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
-#include <openssl/rsa.h>
 
 #include <limits>
 
@@ -55,41 +52,6 @@ std::string public_pem_of(EVP_PKEY* key) {
         return {};
     }
     return bio_text(bio.get());
-}
-
-/// The RSA public key in an HS_PUBKEY value ("RSA_PUB_KEY", flags, exponent, modulus), or null.
-EVP_PKEY* rsa_from_hs(std::string_view encoded) {
-    wire::Reader r(encoded);
-    std::string_view type, exponent, modulus;
-    std::uint16_t flags = 0;
-    if (!r.bytes(type, "key type") || type != "RSA_PUB_KEY" || !r.u16(flags, "flags") ||
-        !r.bytes(exponent, "exponent") || !r.bytes(modulus, "modulus")) {
-        return nullptr;
-    }
-    auto bn = [](std::string_view bytes) {
-        return BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
-                         static_cast<int>(bytes.size()), nullptr);
-    };
-    BIGNUM* n = bn(modulus);
-    BIGNUM* e = bn(exponent);
-    OSSL_PARAM_BLD* build = OSSL_PARAM_BLD_new();
-    OSSL_PARAM* params = nullptr;
-    EVP_PKEY* key = nullptr;
-    if (n != nullptr && e != nullptr && build != nullptr &&
-        OSSL_PARAM_BLD_push_BN(build, OSSL_PKEY_PARAM_RSA_N, n) == 1 &&
-        OSSL_PARAM_BLD_push_BN(build, OSSL_PKEY_PARAM_RSA_E, e) == 1 &&
-        (params = OSSL_PARAM_BLD_to_param(build)) != nullptr) {
-        EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
-        if (ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1) {
-            EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params);
-        }
-        EVP_PKEY_CTX_free(ctx);
-    }
-    OSSL_PARAM_free(params);
-    OSSL_PARAM_BLD_free(build);
-    BN_free(n);
-    BN_free(e);
-    return key;
 }
 
 } // namespace
@@ -195,13 +157,19 @@ std::string signed_bytes(std::string_view message) {
 
 bool verify_signature(std::string_view public_key_hs, std::string_view data,
                       std::string_view signature) {
-    EVP_PKEY* raw = rsa_from_hs(public_key_hs);
-    if (raw == nullptr) {
+    // One reader of HS_PUBKEY values for the whole node (node/handle_public_key.hpp).
+    auto pem = node::pem_from_hs_public_key(public_key_hs);
+    if (!pem) {
         return false;
     }
-    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(raw, &EVP_PKEY_free);
+    BioPtr bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr, &EVP_PKEY_free);
+    if (!key || (EVP_PKEY_is_a(key.get(), "RSA") != 1 && EVP_PKEY_is_a(key.get(), "DSA") != 1)) {
+        return false;
+    }
     MdCtxPtr ctx(EVP_MD_CTX_new());
-    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, raw) == 1 &&
+    return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                             signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
                             data.size()) == 1;

@@ -2,12 +2,10 @@
 
 #include "handle_wire.hpp"
 
+#include "idnode/node/handle_public_key.hpp"
+
 #include <arpa/inet.h>
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <algorithm>
 #include <iterator>
@@ -588,40 +586,15 @@ registry::Result<std::string> encode_public_key_pem(std::string_view pem) {
     auto invalid = [](std::string why) {
         return registry::Error{registry::Errc::invalid_value, "public key: " + std::move(why)};
     };
-    if (pem.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
-        return invalid("PEM text is too large");
+    auto encoded = node::hs_public_key_from_pem(pem);
+    if (!encoded) {
+        return invalid("not a PEM RSA public key (expected -----BEGIN PUBLIC KEY-----)");
     }
-    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-    if (bio == nullptr) {
-        return invalid("out of memory");
-    }
-    EVP_PKEY* key = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
-    if (key == nullptr) {
-        return invalid("not a PEM public key (expected -----BEGIN PUBLIC KEY-----)");
-    }
-    BIGNUM* n = nullptr;
-    BIGNUM* e = nullptr;
-    std::string modulus, exponent;
-    const bool rsa = EVP_PKEY_is_a(key, "RSA") == 1;
-    const bool got = rsa && EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
-                     EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) == 1;
-    if (got) {
-        modulus.resize(static_cast<std::size_t>(BN_num_bytes(n)));
-        exponent.resize(static_cast<std::size_t>(BN_num_bytes(e)));
-        BN_bn2bin(n, reinterpret_cast<unsigned char*>(modulus.data()));
-        BN_bn2bin(e, reinterpret_cast<unsigned char*>(exponent.data()));
-    }
-    BN_free(n);
-    BN_free(e);
-    EVP_PKEY_free(key);
-    if (!rsa) {
+    // The value starts with the int4-length-prefixed key type.
+    if (encoded->compare(4, kRsaPublicKeyType.size(), kRsaPublicKeyType) != 0) {
         return invalid("only RSA keys can be published in HS_SITE");
     }
-    if (!got) {
-        return invalid("cannot read the RSA modulus and exponent");
-    }
-    return encode_rsa_public_key(exponent, modulus);
+    return std::move(*encoded);
 }
 
 std::string encode_admin_value(std::string_view handle, std::int32_t index, std::uint16_t rights) {

@@ -2,267 +2,23 @@
 // #administration), driven by a client written here from the protocol: the byte sequences of
 // HANDLE.NET 9.3.1's Java client and of CAICT ID-SDK 2.0.3 (tests/data/handle-admin.md) are sent
 // as captured, and only what depends on this server's challenge - the answer's session id and
-// the proof over its nonce and digest - is computed anew, with the capture's own keys.
-#include "handle_wire_client.hpp"
-#include "harness.hpp"
-#include "json_helpers.hpp"
+// the proof over its nonce and digest - is computed anew, with the capture's own keys (and, for
+// DSA, which no capture has, with a key made here and signed as HANDLE.NET's client signs).
+#include "handle_admin_support.hpp"
 
-#include "idnode/resolver/handle_auth.hpp"
-#include "idnode/resolver/handle_protocol.hpp"
+#include "idnode/codec/base64.hpp"
+#include "test_keys.hpp"
 
-#include <boost/json.hpp>
 #include <doctest/doctest.h>
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
-
-#include <fstream>
-#include <map>
-#include <sstream>
 
 using namespace idnode::test;
 using namespace idnode::test::handle_wire;
+using namespace idnode::test::handle_admin;
 using V = http::verb;
-
-#ifndef IDNODE_TEST_DATA_DIR
-#error "IDNODE_TEST_DATA_DIR must name tests/data"
-#endif
-
-namespace {
-
-fs::path idctl_binary() {
-    return IDNODE_IDCTL_BINARY;
-}
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-/// Every "client"/"request" line of each section of the admin capture, in order.
-std::map<std::string, std::vector<std::string>> client_lines() {
-    std::map<std::string, std::vector<std::string>> out;
-    std::istringstream in(read_text(fs::path(IDNODE_TEST_DATA_DIR) / "handle-admin.md"));
-    std::string line, name;
-    while (std::getline(in, line)) {
-        if (line.rfind("## ", 0) == 0) {
-            name = line.substr(3, line.find(' ', 3) - 3);
-            continue;
-        }
-        std::istringstream words(line);
-        std::string key, hex;
-        if (!name.empty() && (words >> key >> hex) && (key == "client" || key == "request"))
-            out[name].push_back(unhex(hex));
-    }
-    return out;
-}
-
-/// The PEM block of the capture's intro that starts with `begin`.
-std::string capture_pem(std::string_view begin, std::string_view end) {
-    const std::string text = read_text(fs::path(IDNODE_TEST_DATA_DIR) / "handle-admin.md");
-    const auto from = text.find(begin);
-    const auto to = text.find(end, from);
-    REQUIRE(to != std::string::npos);
-    return text.substr(from, to + end.size() - from) + "\n";
-}
-
-/// What a 402 asks the client to sign.
-struct Challenge {
-    std::uint32_t session_id = 0;
-    std::string nonce;
-    std::string digest;
-};
-Challenge challenge_of(std::string_view reply) {
-    REQUIRE(rc_of(reply) == hp::rc::kAuthenticationNeeded);
-    const std::string_view body = body_of(reply);
-    REQUIRE(body.size() == 1 + 32 + 4 + 16);
-    return {be32(reply, 4), std::string(body.substr(37, 16)), std::string(body.substr(1, 32))};
-}
-
-/// The captured RESPONSE_TO_CHALLENGE `answer`, re-addressed to `challenge` and with its proof
-/// redone over the challenge's nonce and digest (`proof` makes the new signed response; it must
-/// have the captured one's length, so the rest of the message stays byte for byte).
-template <class Proof>
-std::string redo_answer(std::string answer, const Challenge& challenge, Proof&& proof) {
-    put_be32(answer, 4, challenge.session_id);
-    auto decoded = hp::decode_challenge_answer(body_of(answer));
-    REQUIRE(decoded.ok());
-    const std::string signed_response = proof(challenge, std::string(decoded->signed_response));
-    REQUIRE(signed_response.size() == decoded->signed_response.size());
-    const std::size_t at = hp::kEnvelopeSize + hp::kHeaderSize +
-                           be32(answer, hp::kEnvelopeSize + 20) - signed_response.size();
-    answer.replace(at, signed_response.size(), signed_response);
-    return answer;
-}
-
-/// HANDLE.NET's PBKDF2 proof with the captured salt and iterations.
-auto pbkdf2_proof(std::string secret) {
-    return [secret](const Challenge& c, const std::string& captured) {
-        const std::string salt = captured.substr(5, 16);
-        return hp::secret_key_proof_pbkdf2(secret, salt, 10'000, c.nonce, c.digest);
-    };
-}
-
-/// SHA256withRSA with the capture's private key, laid out as the clients send it.
-auto rsa_proof() {
-    return [](const Challenge& c, const std::string& captured) {
-        const std::string pem =
-            capture_pem("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----");
-        std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-            BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
-            PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
-        REQUIRE(key);
-        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                    &EVP_MD_CTX_free);
-        const std::string data = c.nonce + c.digest;
-        std::size_t size = 256;
-        std::string signature(size, '\0');
-        REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1);
-        REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
-                               reinterpret_cast<const unsigned char*>(data.data()),
-                               data.size()) == 1);
-        // "SHA-256" and the signature, each length-prefixed, as captured.
-        return captured.substr(0, captured.size() - 256) + signature;
-    };
-}
-
-/// A node with the capture's identities: 301:0.NA/88.118 (secret "interop-secret") and
-/// 300:0.NA/88.118 (the capture's RSA key), both of the admin account; an enterprise "steel"
-/// owning 88.118.8 with identity 300:88.118.8/ADMIN (the same RSA key).
-struct AdminNode {
-    NodeProcess node{"handle-admin"};
-    std::string admin;
-    std::map<std::string, std::vector<std::string>> lines = client_lines();
-
-    AdminNode() {
-        const auto init = run_command({idctl_binary().string(), "init", "--data-dir",
-                                       (node.dir() / "db").string(), "--node-prefix", "88.118"});
-        REQUIRE_MESSAGE(init.exit_code == 0, init.err);
-        admin = "Bearer " + std::string(parse_json(init.out).at("admin_key").as_string());
-        // The key idctl init made: SESSION_SETUP answers are signed (the client checks them).
-        node.set("handle.private_key",
-                 "\"" + (node.dir() / "db" / "handle-key.pem").string() + "\"");
-        node.start();
-        auto c = client();
-        auto post = [&](const std::string& target, const boost::json::object& body) {
-            auto r = c->request(V::post, target, boost::json::serialize(body),
-                                {{"Authorization", admin}});
-            REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
-        };
-        const std::string public_pem =
-            capture_pem("-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
-        post("/api/v1/accounts/admin/identities",
-             {{"handle", "0.NA/88.118"}, {"index", 301}, {"secret_key", "interop-secret"}});
-        post("/api/v1/accounts/admin/identities",
-             {{"handle", "0.NA/88.118"}, {"index", 300}, {"public_key", public_pem}});
-        post("/api/v1/prefixes", {{"prefix", "88.118.8"},
-                                  {"enterprise",
-                                   {{"name", "宝钢"},
-                                    {"credit_code", "91310000631696382C"},
-                                    {"industry", "C3120"},
-                                    {"contact", "ops@example.cn"}}}});
-        post("/api/v1/accounts", {{"username", "steel"},
-                                  {"role", "enterprise"},
-                                  {"prefixes", boost::json::array{"88.118.8"}},
-                                  {"password", "steel-secret-1"}});
-        post("/api/v1/accounts/steel/identities",
-             {{"handle", "88.118.8/ADMIN"}, {"index", 300}, {"public_key", public_pem}});
-    }
-
-    std::unique_ptr<HttpsClient> client() {
-        auto c = std::make_unique<HttpsClient>(node.https_port(), trust(node.pki().ca_cert));
-        c->connect();
-        return c;
-    }
-
-    /// GET /api/handles/{h} as the admin: its status and JSON body.
-    std::pair<http::status, std::string> get(const std::string& handle) {
-        auto r =
-            client()->request(V::get, "/api/handles/" + handle, {}, {{"Authorization", admin}});
-        return {r.result(), r.body()};
-    }
-
-    /// HANDLE.NET's way: each message on a new connection; a request, the 402, the answer (with
-    /// `proof`), the reply.
-    template <class Proof>
-    std::string challenged(const std::string& request, const std::string& captured_answer,
-                           Proof&& proof) {
-        std::string challenge_reply;
-        {
-            HandleConnection first(node.handle_port());
-            challenge_reply = first.exchange(request);
-        }
-        CHECK(opcode_of(challenge_reply) == opcode_of(request));
-        const Challenge challenge = challenge_of(challenge_reply);
-        HandleConnection second(node.handle_port());
-        return second.exchange(redo_answer(captured_answer, challenge, proof));
-    }
-};
-
-/// steel's RESPONSE_TO_CHALLENGE to `challenge` as identity 300:88.118.8/ADMIN: ID-SDK's captured
-/// login answer with the identity swapped in and the proof redone.
-std::string steel_answer(AdminNode& n, const Challenge& challenge) {
-    const std::string identity = "88.118.8/ADMIN";
-    std::string answer = redo_answer(n.lines.at("idsdk-channel-login")[2], challenge, rsa_proof());
-    auto decoded = hp::decode_challenge_answer(body_of(answer));
-    REQUIRE(decoded.ok());
-    std::string answer_body;
-    hp::encode_challenge_answer(
-        answer_body, {hp::kPublicKeyAuth, identity, 300, std::string(decoded->signed_response)});
-    answer =
-        answer.substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + answer_body + std::string(4, '\0');
-    put_be32(answer, 16, static_cast<std::uint32_t>(answer.size() - 20));
-    put_be32(answer, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(answer_body.size()));
-    return answer;
-}
-
-/// A RESOLUTION request for `handle` (every value) with `op_flags`, in session `session_id`.
-std::string resolution_request(std::string_view handle, std::uint32_t op_flags = 0,
-                               std::uint32_t session_id = 0, std::uint32_t request_id = 7) {
-    hp::Envelope envelope;
-    envelope.request_id = request_id;
-    envelope.session_id = session_id;
-    hp::Header header;
-    header.opcode = hp::opcode::kResolution;
-    header.op_flags = op_flags;
-    std::string body;
-    hp::encode_resolution_request(body, handle, {}, {});
-    std::string out;
-    hp::encode_message(out, envelope, header, body);
-    return out;
-}
-
-/// The values of an RC 1 answer to a RESOLUTION, by index: type and data.
-std::map<std::int32_t, std::pair<std::string, std::string>> values_of(std::string_view reply) {
-    REQUIRE(rc_of(reply) == hp::rc::kSuccess);
-    auto record = hp::decode_resolution_response(body_of(reply));
-    REQUIRE(record.ok());
-    std::map<std::int32_t, std::pair<std::string, std::string>> out;
-    for (const auto& v : record->values) {
-        out[v.index] = {v.type, v.data};
-    }
-    return out;
-}
-
-/// ID-SDK's LOGIN_ID_SYSTEM on `c` as steel's identity 300:88.118.8/ADMIN (the captured login and
-/// answer with the identity swapped in and the proof redone).
-void login_as_steel(AdminNode& n, HandleConnection& c) {
-    const auto& login = n.lines.at("idsdk-channel-login");
-    const std::string identity = "88.118.8/ADMIN";
-    std::string body = std::string("\0\0\0", 3) + static_cast<char>(identity.size()) + identity +
-                       std::string("\0\0\x01\x2c", 4);
-    std::string login_request =
-        login[1].substr(0, hp::kEnvelopeSize + hp::kHeaderSize) + body + std::string(4, '\0');
-    put_be32(login_request, 16, static_cast<std::uint32_t>(login_request.size() - 20));
-    put_be32(login_request, hp::kEnvelopeSize + 20, static_cast<std::uint32_t>(body.size()));
-    const Challenge challenge = challenge_of(c.exchange(login_request));
-    REQUIRE(rc_of(c.exchange(steel_answer(n, challenge))) == hp::rc::kSuccess);
-}
-
-} // namespace
 
 TEST_CASE("HANDLE.NET's secret-key admin flow: create, add, modify, remove, delete") {
     AdminNode n;
@@ -361,6 +117,49 @@ TEST_CASE("HANDLE.NET's public-key flow, and every refusal writes nothing") {
     const auto refused = exchange_udp(n.node.handle_port(), flow[0]);
     REQUIRE(refused.size() == 1);
     CHECK(rc_of(refused[0]) == hp::rc::kOperationNotSupported);
+    CHECK(n.node.stop() == 0);
+}
+
+TEST_CASE("HANDLE.NET's public-key flow with a DSA identity registered from its binary key") {
+    AdminNode n;
+    // 302:0.NA/88.118, registered over HTTPS as HANDLE.NET's HS_PUBKEY bytes (admpub.bin).
+    const auto dsa = make_key("DSA", 2048);
+    const auto other = make_key("DSA", 2048);
+    {
+        auto r = n.client()->request(
+            V::post, "/api/v1/accounts/admin/identities",
+            boost::json::serialize(boost::json::object{
+                {"handle", "0.NA/88.118"},
+                {"index", 302},
+                {"public_key_hs",
+                 idnode::codec::base64_encode(handle_net_public_key(dsa.public_pem))}}),
+            {{"Authorization", n.admin}});
+        REQUIRE_MESSAGE(r.result() == http::status::created, r.body());
+    }
+    const auto& flow = n.lines.at("pubkey-admin-nosession"); // CREATE, answer, DELETE, answer
+    REQUIRE(flow.size() == 4);
+    // HANDLE.NET's way: the request, the 402, the answer on a new connection each.
+    auto challenged = [&](const std::string& request, const std::string& captured_answer,
+                          const std::string& private_pem) {
+        Challenge challenge;
+        {
+            HandleConnection first(n.node.handle_port());
+            challenge = challenge_of(first.exchange(request));
+        }
+        HandleConnection second(n.node.handle_port());
+        return second.exchange(answer_as(captured_answer, challenge, "0.NA/88.118", 302,
+                                         dsa_signed_response(private_pem, challenge)));
+    };
+    std::string reply = challenged(flow[0], flow[1], dsa.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::ok);
+    // Another DSA key's proof for the same identity: 403, nothing deleted.
+    reply = challenged(flow[2], flow[3], other.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kAuthenticationFailed);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::ok);
+    reply = challenged(flow[2], flow[3], dsa.private_pem);
+    CHECK(rc_of(reply) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/ADMIN-PK").first == http::status::not_found);
     CHECK(n.node.stop() == 0);
 }
 
@@ -721,130 +520,5 @@ TEST_CASE("LIST_HANDLES and LIST_HOMED_NAS as HANDLE.NET's client asks, after th
     login_as_steel(n, c);
     CHECK(rc_of(c.exchange(flow[0])) == hp::rc::kSuccess);
     CHECK(rc_of(c.exchange(homed[0])) == hp::rc::kInsufficientPermissions);
-    CHECK(n.node.stop() == 0);
-}
-
-TEST_CASE("identity handles resolve with their HS_PUBKEY; secret keys never show") {
-    AdminNode n;
-    const std::string public_pem =
-        capture_pem("-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----");
-    auto expected_key = hp::encode_public_key_pem(public_pem);
-    REQUIRE(expected_key.ok());
-
-    // 300:88.118.8/ADMIN has no stored record: the identity alone, over UDP, TCP and HTTPS.
-    const std::string udp =
-        reassemble(exchange_udp(n.node.handle_port(), resolution_request("88.118.8/admin")));
-    auto values = values_of(udp);
-    REQUIRE(values.size() == 1);
-    CHECK(values[300].first == "HS_PUBKEY");
-    CHECK(values[300].second == *expected_key);
-    CHECK(values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN"))) ==
-          values);
-    auto [status, body] = n.get("88.118.8/ADMIN");
-    REQUIRE(status == http::status::ok);
-    CHECK(body.find("\"HS_PUBKEY\"") != std::string::npos);
-    // Anonymous readers see it too: a public key is public.
-    auto anonymous = n.client()->request(V::get, "/api/handles/88.118.8/ADMIN", {}, {});
-    CHECK(anonymous.result() == http::status::ok);
-
-    // The prefix handle carries the node's HS_SITE and the admin's public-key identity (300), but
-    // never the secret-key one (301).
-    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118")));
-    CHECK(values.count(1) == 1);
-    CHECK(values[1].first == "HS_SITE");
-    CHECK(values[300].first == "HS_PUBKEY");
-    CHECK(values.count(301) == 0);
-    CHECK(values[100].first == "HS_ADMIN");
-    // An enterprise prefix's handle adds the public part of its allocation.
-    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118.8")));
-    CHECK(values[1].first == "HS_SITE");
-    CHECK(values[2] == std::pair<std::string, std::string>{"ORG_NAME", "宝钢"});
-    CHECK(values[3] == std::pair<std::string, std::string>{"ORG_CODE", "91310000631696382C"});
-    CHECK(values[4] == std::pair<std::string, std::string>{"ORG_INDUSTRY", "C3120"});
-    CHECK(values[100].first == "HS_ADMIN");
-    CHECK(values.size() == 5);
-    CHECK(rc_of(exchange_tcp(n.node.handle_port(), resolution_request("0.NA/88.118.77"))) ==
-          hp::rc::kHandleNotFound);
-    // The same records over HTTPS, a bare prefix meaning its prefix handle; never writable there.
-    for (const char* spelled : {"0.NA/88.118.8", "88.118.8"}) {
-        CAPTURE(spelled);
-        auto [code, json] = n.get(spelled);
-        REQUIRE(code == http::status::ok);
-        CHECK(json.find("\"HS_SITE\"") != std::string::npos);
-        CHECK(json.find("\"ORG_NAME\"") != std::string::npos);
-        CHECK(json.find("\"HS_ADMIN\"") != std::string::npos);
-    }
-    CHECK(n.get("0.NA/88.118.77").first == http::status::not_found);
-    CHECK(n.get("0.NA/77.1").first != http::status::ok);
-    auto prefix_put = n.client()->request(V::put, "/api/handles/0.NA/88.118.8",
-                                          R"({"values":[{"index":1,"type":"URL","data":"x"}]})",
-                                          {{"Authorization", n.admin}});
-    CHECK(prefix_put.result() != http::status::created);
-    CHECK(prefix_put.result() != http::status::ok);
-
-    // A secret-key identity alone resolves to nothing.
-    auto c = n.client();
-    auto post = c->request(V::post, "/api/v1/accounts/steel/identities",
-                           R"({"handle":"88.118.8/SECRET","index":300,"secret_key":"s3cret"})",
-                           {{"Authorization", n.admin}});
-    REQUIRE(post.result() == http::status::created);
-    CHECK(n.get("88.118.8/SECRET").first == http::status::not_found);
-    CHECK(rc_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/SECRET"))) ==
-          hp::rc::kHandleNotFound);
-
-    // A stored record under an identity's handle keeps its values; the identity's key takes its
-    // index.
-    auto put = c->request(V::put, "/api/handles/88.118.8/ADMIN",
-                          R"({"values":[{"index":1,"type":"URL","data":"https://steel.example.cn"},
-                                        {"index":300,"type":"EMAIL","data":"ops@steel.example.cn"}]})",
-                          {{"Authorization", n.admin}});
-    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
-    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN")));
-    REQUIRE(values.size() == 2);
-    CHECK(values[1].first == "URL");
-    CHECK(values[300].first == "HS_PUBKEY");
-
-    // Removing the identity leaves the stored record as it is.
-    auto removed = c->request(V::delete_, "/api/v1/accounts/steel/identities/88.118.8/ADMIN/300",
-                              {}, {{"Authorization", n.admin}});
-    REQUIRE(removed.result() == http::status::no_content);
-    values = values_of(exchange_tcp(n.node.handle_port(), resolution_request("88.118.8/ADMIN")));
-    CHECK(values[300].first == "EMAIL");
-    CHECK(n.node.stop() == 0);
-}
-
-TEST_CASE("non-public values: the RC 402 of a RESOLUTION answered by an identity reads them") {
-    AdminNode n;
-    auto c = n.client();
-    auto put =
-        c->request(V::put, "/api/handles/88.118.8/COIL-1",
-                   R"({"values":[{"index":1,"type":"URL","data":"https://steel.example.cn/c/1"},
-                                        {"index":2001,"type":"price","data":"4120.50","permissions":"1100"}]})",
-                   {{"Authorization", n.admin}});
-    REQUIRE_MESSAGE(put.result() == http::status::created, put.body());
-
-    // Anonymous: PUBL leaves the private value out; without PUBL it is challenged.
-    CHECK(values_of(exchange_tcp(n.node.handle_port(),
-                                 resolution_request("88.118.8/COIL-1", hp::opflag::kPublicOnly)))
-              .size() == 1);
-    HandleConnection conn(n.node.handle_port());
-    const std::string challenged = conn.exchange(resolution_request("88.118.8/COIL-1"));
-    const Challenge challenge = challenge_of(challenged);
-    // steel owns 88.118.8: its identity's answer gets the whole record, as the resolution's reply.
-    const std::string reply = conn.exchange(steel_answer(n, challenge));
-    CHECK(opcode_of(reply) == hp::opcode::kResolution);
-    auto values = values_of(reply);
-    REQUIRE(values.size() == 2);
-    CHECK(values[2001].second == "4120.50");
-    // The challenge was used up: answering it again is refused.
-    CHECK(rc_of(conn.exchange(steel_answer(n, challenge))) == hp::rc::kAuthenticationTimeout);
-    // A wrong proof reads nothing.
-    const Challenge second = challenge_of(conn.exchange(resolution_request("88.118.8/COIL-1")));
-    std::string forged = steel_answer(n, second);
-    forged[forged.size() - 10] ^= 0x01;
-    const std::string refused = conn.exchange(forged);
-    CHECK(rc_of(refused) == hp::rc::kAuthenticationFailed);
-    CHECK(body_of(refused).find("4120.50") == std::string_view::npos);
-
     CHECK(n.node.stop() == 0);
 }

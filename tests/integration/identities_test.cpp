@@ -2,8 +2,10 @@
 // (docs/api.md#identities): who may register, list and remove whose identities (admin, self,
 // another account, anonymous), the 400/403/404/409/413 answers, secrets never shown, identities
 // going with their account, and `idctl account identity add|list|remove` including
-// --generate-key-pair.
+// --generate-key-pair; public keys as PEM and as HANDLE.NET's binary HS_PUBKEY bytes
+// (public_key_hs, admpub.bin).
 #include "harness.hpp"
+#include "idnode/codec/base64.hpp"
 #include "idnode/registry/registry.hpp"
 #include "json_helpers.hpp"
 #include "test_keys.hpp"
@@ -338,4 +340,98 @@ TEST_CASE("identities: idctl account identity add, list and remove") {
     CHECK(again.err.find("has no identity") != std::string::npos);
     auto after = run_command(n.idctl({"--json", "account", "identity", "list", "steel"}));
     CHECK(body_of(Response{S::ok, 11, after.out}).at("identities").as_array().size() == 2);
+}
+
+TEST_CASE("identities: HANDLE.NET's binary public key (public_key_hs) over the API and idctl") {
+    IdentityNode n;
+    auto message_of = [](const Response& r) {
+        return std::string(body_of(r).at("error").at("message").as_string());
+    };
+
+    // RSA and DSA as HANDLE.NET's client encodes them: registered, stored and listed as PEM.
+    const auto rsa = make_key("RSA", 2048);
+    const auto dsa = make_key("DSA", 2048);
+    for (const auto& [handle, key] :
+         {std::pair{"88.118.8/RSA-BIN", &rsa}, std::pair{"88.118.8/DSA-BIN", &dsa}}) {
+        json::object body{{"handle", handle},
+                          {"index", 300},
+                          {"public_key_hs",
+                           idnode::codec::base64_encode(handle_net_public_key(key->public_pem))}};
+        auto created = n.call(n.admin, V::post, kIdentities, json::serialize(body), S::created);
+        CHECK(body_of(created).at("kind").as_string() == "public_key");
+        CHECK(body_of(created).at("public_key").as_string() == key->public_pem);
+    }
+    const auto listed = body_of(n.call(n.admin, V::get, kIdentities, {}, S::ok));
+    REQUIRE(listed.at("identities").as_array().size() == 2);
+    for (const auto& item : listed.at("identities").as_array()) {
+        const std::string handle(item.at("handle").as_string());
+        CHECK(item.at("public_key").as_string() ==
+              (handle == "88.118.8/RSA-BIN" ? rsa.public_pem : dsa.public_pem));
+    }
+
+    // Refusals: 400 with a message naming what is wrong.
+    const std::string bytes = handle_net_public_key(rsa.public_pem);
+    auto refused = [&](const json::object& body, std::string_view expected) {
+        auto r = n.call(n.admin, V::post, kIdentities, json::serialize(body), S::bad_request);
+        // invalid_value: the body (the route); invalid: the key (the service).
+        const std::string code = error_code(r);
+        CHECK((code == "invalid_value" || code == "invalid"));
+        CHECK_MESSAGE(message_of(r).find(expected) != std::string::npos, message_of(r));
+    };
+    const json::object base{{"handle", "88.118.8/BAD"}, {"index", 1}};
+    auto with = [&](json::object o, std::string_view name, std::string_view v) {
+        o[name] = v;
+        return o;
+    };
+    refused(with(base, "public_key_hs", idnode::codec::base64_encode(bytes.substr(0, 100))),
+            "public_key_hs: the RSA modulus is cut short");
+    refused(with(base, "public_key_hs", idnode::codec::base64_encode(bytes + "trailing")),
+            "public_key_hs: 12 bytes follow the RSA modulus");
+    refused(with(base, "public_key_hs", "not base64!"), "public_key_hs must be a base64 string");
+    json::object number = base;
+    number["public_key_hs"] = 7;
+    refused(number, "public_key_hs must be a base64 string");
+    refused(
+        with(base, "public_key_hs",
+             idnode::codec::base64_encode(handle_net_public_key(make_key("RSA", 1024).public_pem))),
+        "public_key_hs is RSA of 1024 bits; at least 2048");
+    refused(with(with(base, "public_key", rsa.public_pem), "public_key_hs",
+                 idnode::codec::base64_encode(bytes)),
+            "exactly one of secret_key, public_key and public_key_hs");
+    CHECK(body_of(n.call(n.admin, V::get, kIdentities, {}, S::ok))
+              .at("identities")
+              .as_array()
+              .size() == 2);
+
+    // idctl: --public-key-file takes HANDLE.NET's admpub.bin as it is.
+    TempDir files("identity-binary-keys");
+    const auto admpub = files.path() / "admpub.bin";
+    const auto other = make_key("RSA", 2048);
+    write_text(admpub, handle_net_public_key(other.public_pem));
+    auto added = run_command(
+        n.idctl({"--json", "account", "identity", "add", "steel", "--handle", "0.NA/88.118.8",
+                 "--index", "300", "--public-key-file", admpub.string()}));
+    REQUIRE_MESSAGE(added.exit_code == 0, added.err);
+    CHECK(body_of(Response{S::ok, 11, added.out}).at("public_key").as_string() == other.public_pem);
+    // A private key file (admpriv.bin: an int4 encryption flag first, 1 = none) is refused
+    // before anything is sent.
+    const auto admpriv = files.path() / "admpriv.bin";
+    write_text(admpriv, std::string("\0\0\0\x01", 4) + std::string("\0\0\0\x0f", 4) +
+                            "RSA_PRIVCRT_KEY" + std::string(300, '\x42'));
+    auto priv =
+        run_command(n.idctl({"account", "identity", "add", "steel", "--handle", "0.NA/88.118.8",
+                             "--index", "301", "--public-key-file", admpriv.string()}));
+    CHECK(priv.exit_code == 2);
+    CHECK(priv.err.find("is a HANDLE.NET private key file") != std::string::npos);
+    // A damaged binary key: the node's reason.
+    const auto damaged = files.path() / "damaged.bin";
+    write_text(damaged, handle_net_public_key(other.public_pem).substr(0, 40));
+    auto broken =
+        run_command(n.idctl({"account", "identity", "add", "steel", "--handle", "0.NA/88.118.8",
+                             "--index", "302", "--public-key-file", damaged.string()}));
+    CHECK(broken.exit_code == 1);
+    CHECK(broken.err.find("public_key_hs: the RSA modulus is cut short") != std::string::npos);
+    auto all = run_command(n.idctl({"--json", "account", "identity", "list", "steel"}));
+    REQUIRE_MESSAGE(all.exit_code == 0, all.err);
+    CHECK(body_of(Response{S::ok, 11, all.out}).at("identities").as_array().size() == 3);
 }

@@ -2,9 +2,12 @@
 // tests/data/handle-admin.md: HANDLE.NET's PBKDF2-HMAC-SHA1 secret-key answers and its
 // SHA256withRSA public-key answers, the HMAC-SHA256 answer HANDLE.NET's server accepts, and
 // CAICT ID-SDK's LOGIN_ID_SYSTEM answer. Every proof is verified against the nonce and digest of
-// the RC 402 that precedes it in the capture.
+// the RC 402 that precedes it in the capture. DSA proofs (no capture has one) are made here as
+// HANDLE.NET's PublicKeyAuthenticationInfo makes them.
 #include "handle_test_support.hpp"
+#include "idnode/node/handle_public_key.hpp"
 #include "idnode/resolver/handle_auth.hpp"
+#include "test_keys.hpp"
 
 #include <doctest/doctest.h>
 
@@ -137,6 +140,87 @@ TEST_CASE("SHA256withRSA proofs of HANDLE.NET and ID-SDK verify with the identit
                   hp::ProofCheck::mismatch);
         }
     }
+}
+
+TEST_CASE("the identity key through its HS_PUBKEY bytes still verifies HANDLE.NET's proofs") {
+    // An identity registered from HANDLE.NET's binary key (public_key_hs) is stored as the PEM
+    // that pem_from_hs_public_key makes; that PEM must verify what the client signed.
+    const auto bytes = idnode::node::hs_public_key_from_pem(capture_identity_key_pem());
+    REQUIRE(bytes.has_value());
+    const auto pem = idnode::node::pem_from_hs_public_key(*bytes);
+    REQUIRE(pem.ok());
+    const auto proofs = proofs_in("pubkey-admin-nosession");
+    REQUIRE(proofs.size() == 2);
+    for (const auto& [challenge, answer] : proofs)
+        CHECK(hp::verify_public_key_proof(*pem, challenge.nonce, challenge.digest,
+                                          answer.signed_response) == hp::ProofCheck::valid);
+}
+
+namespace {
+
+/// A signed response as HANDLE.NET's PublicKeyAuthenticationInfo makes one with a DSA key:
+/// Signature.getInstance("SHA256withDSA") (SHA1withDSA before protocol 2.11) over nonce ||
+/// digest, whose output is the DER SEQUENCE { r, s } of the JCA, after the hash name "SHA-256"
+/// (or "SHA1").
+std::string dsa_proof(const std::string& private_pem, const EVP_MD* md, std::string_view name,
+                      std::string_view nonce, std::string_view digest) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(private_pem.data(), static_cast<int>(private_pem.size())), &BIO_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    REQUIRE(key);
+    REQUIRE(EVP_PKEY_is_a(key.get(), "DSA") == 1);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    const std::string data = std::string(nonce) + std::string(digest);
+    REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key.get()) == 1);
+    std::size_t size = 0;
+    REQUIRE(EVP_DigestSign(ctx.get(), nullptr, &size,
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+    std::string signature(size, '\0');
+    REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+    signature.resize(size);
+    REQUIRE(signature[0] == 0x30); // DER: a SEQUENCE
+    return u32be(static_cast<std::uint32_t>(name.size())) + std::string(name) +
+           u32be(static_cast<std::uint32_t>(signature.size())) + signature;
+}
+
+} // namespace
+
+TEST_CASE("SHA256withDSA and SHA1withDSA proofs verify with the DSA identity's key, not another") {
+    const auto dsa = idnode::test::make_key("DSA", 2048);
+    const auto other = idnode::test::make_key("DSA", 2048);
+    // The capture's own challenge: the first one of the public-key flow.
+    const auto challenge = proofs_in("pubkey-admin-nosession").at(0).first;
+    const std::string& n = challenge.nonce;
+    const std::string& d = challenge.digest;
+
+    const std::string proof = dsa_proof(dsa.private_pem, EVP_sha256(), "SHA-256", n, d);
+    CHECK(hp::verify_public_key_proof(dsa.public_pem, n, d, proof) == hp::ProofCheck::valid);
+    // The identity registered from its HS_PUBKEY bytes: the same answer.
+    const auto stored =
+        idnode::node::pem_from_hs_public_key(*idnode::node::hs_public_key_from_pem(dsa.public_pem));
+    REQUIRE(stored.ok());
+    CHECK(hp::verify_public_key_proof(*stored, n, d, proof) == hp::ProofCheck::valid);
+    // A protocol 2.10 client (ID-SDK's version) signs with SHA1withDSA and says "SHA1".
+    CHECK(hp::verify_public_key_proof(dsa.public_pem, n, d,
+                                      dsa_proof(dsa.private_pem, EVP_sha1(), "SHA1", n, d)) ==
+          hp::ProofCheck::valid);
+
+    // Another DSA key's proof, a proof over another challenge, the hash name lying: no match.
+    CHECK(hp::verify_public_key_proof(
+              dsa.public_pem, n, d, dsa_proof(other.private_pem, EVP_sha256(), "SHA-256", n, d)) ==
+          hp::ProofCheck::mismatch);
+    const std::string other_nonce(16, 'x');
+    CHECK(hp::verify_public_key_proof(dsa.public_pem, other_nonce, d, proof) ==
+          hp::ProofCheck::mismatch);
+    CHECK(hp::verify_public_key_proof(dsa.public_pem, n, d,
+                                      dsa_proof(dsa.private_pem, EVP_sha1(), "SHA-256", n, d)) ==
+          hp::ProofCheck::mismatch);
+    // r || s without the DER wrapping (IEEE P1363, what no Java client sends): no match.
+    CHECK(hp::verify_public_key_proof(dsa.public_pem, n, d,
+                                      u32be(7) + "SHA-256" + u32be(64) + std::string(64, '\x11')) ==
+          hp::ProofCheck::mismatch);
 }
 
 TEST_CASE("our own PBKDF2 proof is HANDLE.NET's, byte for byte, given its salt") {

@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include <functional>
+#include <random>
 
 using idnode::test::KeyPem;
 using idnode::test::make_key;
@@ -266,4 +267,44 @@ TEST_CASE("an SM2 value holds one DER key on the SM2 curve") {
     check_refused(head + field(der_of(make_key("EC", 0, "P-256").public_pem)),
                   "holds an EC key on curve prime256v1, not a key on the SM2 curve");
     check_refused(head + field(std::string(1025, '\x30')), "at most 1024");
+}
+
+TEST_CASE("damaged values are refused or decode to a key that encodes back to itself") {
+    // Seeded: a failure reproduces. Flipped bits, cut and grown values, changed lengths.
+    std::mt19937 random(20240611);
+    int accepted = 0, refused = 0;
+    for (const auto* key : {&rsa2048(), &dsa2048(), &sm2()}) {
+        const std::string original = hs_of(key->public_pem);
+        for (int round = 0; round < 1500; ++round) {
+            std::string bytes = original;
+            const auto at = std::uniform_int_distribution<std::size_t>(0, bytes.size() - 1)(random);
+            switch (round % 4) {
+            case 0:
+                bytes[at] = static_cast<char>(bytes[at] ^ (1 << (round % 8)));
+                break;
+            case 1:
+                bytes.resize(at);
+                break;
+            case 2:
+                bytes.insert(at, 1, static_cast<char>(round));
+                break;
+            default: // a length field's bytes, where the lengths are
+                bytes[at % 32] = static_cast<char>(random());
+                break;
+            }
+            CAPTURE(round);
+            auto pem = node::pem_from_hs_public_key(bytes);
+            if (!pem.ok()) {
+                ++refused;
+                CHECK_FALSE(pem.error().message.empty());
+                continue;
+            }
+            ++accepted;
+            const auto again = node::hs_public_key_from_pem(*pem);
+            REQUIRE(again.has_value());
+            CHECK(node::pem_from_hs_public_key(*again).value() == *pem);
+        }
+    }
+    CHECK(refused > 0);
+    CHECK(accepted > 0); // e.g. a flipped bit in an RSA modulus is still an RSA key
 }

@@ -3,6 +3,7 @@
 // request with CERT is answered signed with the server's key, and RESOLUTION bodies may carry
 // bytes after the type list (id-pointer-sdk's authentication field).
 #include "handle_test_support.hpp"
+#include "idnode/node/handle_public_key.hpp"
 #include "idnode/resolver/handle_keys.hpp"
 
 #include <doctest/doctest.h>
@@ -168,6 +169,46 @@ TEST_CASE("udp_datagrams: fits, fragments, and nothing past max_reply_bytes") {
     const std::string message = hp::udp_too_large_message(1796, 1024);
     CHECK(message.find("1796") != std::string::npos);
     CHECK(message.find("TCP") != std::string::npos);
+}
+
+TEST_CASE("HANDLE.NET's HS_PUBKEY bytes of its server key decode to the key that signed its "
+          "answer") {
+    // The key as HANDLE.NET's server wrote it into its site info (get-site-info), not as we would.
+    const std::string& site_reply = flows().at("get-site-info")[1].bytes;
+    auto site = hp::decode_site_info(
+        std::string_view(site_reply)
+            .substr(hp::kEnvelopeSize + hp::kHeaderSize, be32(site_reply, hp::kEnvelopeSize + 20)));
+    REQUIRE(site.ok());
+    REQUIRE(site->servers.size() == 1);
+    const std::string& captured = site->servers[0].public_key;
+    CHECK(captured.substr(0, 15) == std::string("\0\0\0\x0b", 4) + "RSA_PUB_KEY");
+    CHECK(captured.substr(captured.size() - 4) == std::string(4, '\0')); // the unused int4 0
+
+    auto pem = idnode::node::pem_from_hs_public_key(captured);
+    REQUIRE_MESSAGE(pem.ok(), pem.error().message);
+    CHECK(*pem == capture_server_key_pem()); // the PEM the capture's intro gives for it
+    // And back: our encoding of that PEM is HANDLE.NET's, byte for byte.
+    CHECK(idnode::node::hs_public_key_from_pem(*pem) == captured);
+
+    // The decoded key verifies the signature HANDLE.NET made on resolve-certified (checked here
+    // with OpenSSL on the PEM, independently of verify_signature).
+    const std::string& response = flows().at("resolve-certified")[1].bytes;
+    const std::string signature = response.substr(response.size() - 256);
+    const std::string data = hp::signed_bytes(response);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())), &BIO_free);
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+    REQUIRE(key);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    REQUIRE(EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1);
+    CHECK(EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                           signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                           data.size()) == 1);
+    CHECK(hp::verify_signature(captured, data, signature));
+    // The same bytes cut short or with a byte too many verify nothing.
+    CHECK_FALSE(hp::verify_signature(captured.substr(0, captured.size() - 5), data, signature));
+    CHECK_FALSE(hp::verify_signature(captured + "x", data, signature));
 }
 
 TEST_CASE("signed_bytes() is what HANDLE.NET signed: the captured signature verifies") {

@@ -2,6 +2,7 @@
 // validation matrix (handle, index, keys, key algorithms and sizes), who may manage whose
 // identities, where an account may hold them, duplicates, removal, and find_identity's view of
 // the owning account.
+#include "idnode/node/handle_public_key.hpp"
 #include "idnode/node/identities.hpp"
 #include "store_helpers.hpp"
 #include "test_keys.hpp"
@@ -115,12 +116,16 @@ TEST_CASE("identities: handle, index and key validation") {
     auto both = secret("88.118.8/ADMIN", 300);
     both.public_key_pem = make_key("RSA", 2048).public_pem;
     check_refused(f.prepare(f.steel, both).refusal, node::Outcome::invalid,
-                  "exactly one of secret_key and public_key");
+                  "exactly one of secret_key, public_key and public_key_hs");
     node::IdentityRequest neither;
     neither.handle = "88.118.8/ADMIN";
     neither.index = 300;
     check_refused(f.prepare(f.steel, neither).refusal, node::Outcome::invalid,
-                  "exactly one of secret_key and public_key");
+                  "exactly one of secret_key, public_key and public_key_hs");
+    auto pem_and_binary = public_key("88.118.8/ADMIN", 300, make_key("RSA", 2048).public_pem);
+    pem_and_binary.public_key_hs = *node::hs_public_key_from_pem(*pem_and_binary.public_key_pem);
+    check_refused(f.prepare(f.steel, pem_and_binary).refusal, node::Outcome::invalid,
+                  "exactly one of secret_key, public_key and public_key_hs");
     check_refused(f.prepare(f.steel, secret("88.118.8/ADMIN", 300, "")).refusal,
                   node::Outcome::invalid, "secret_key must be 1 to 1024 bytes");
     check_refused(f.prepare(f.steel, secret("88.118.8/ADMIN", 300, std::string(1025, 'k'))).refusal,
@@ -162,6 +167,39 @@ TEST_CASE("identities: public keys are RSA >= 2048, DSA or SM2; anything else is
     CHECK(ok.identity.kind == IdentityKeyKind::public_key);
     CHECK(ok.identity.public_key_pem == rsa2048.public_pem);
     CHECK(ok.identity.secret.empty());
+}
+
+TEST_CASE("identities: a public key given as HS_PUBKEY bytes is stored as its PEM, by the same "
+          "rules") {
+    Fixture f;
+    auto binary = [](const std::string& pem) {
+        node::IdentityRequest r;
+        r.handle = "88.118.8/ADMIN";
+        r.index = 300;
+        r.public_key_hs = node::hs_public_key_from_pem(pem).value();
+        return r;
+    };
+    for (const auto& key : {make_key("RSA", 2048), make_key("DSA", 2048), make_key("SM2")}) {
+        auto ok = f.prepare(f.steel, binary(key.public_pem));
+        REQUIRE_FALSE(ok.refusal);
+        CHECK(ok.identity.kind == IdentityKeyKind::public_key);
+        // OpenSSL wrote both PEMs: the same key gives the same text.
+        CHECK(ok.identity.public_key_pem == key.public_pem);
+    }
+    // The size rules of PEM keys, named after the field the key came in.
+    check_refused(f.prepare(f.steel, binary(make_key("RSA", 1024).public_pem)).refusal,
+                  node::Outcome::invalid, "public_key_hs is RSA of 1024 bits; at least 2048");
+    // Bytes that are no key: the decoder's message, named after the field.
+    auto truncated = binary(make_key("RSA", 2048).public_pem);
+    truncated.public_key_hs->resize(100);
+    check_refused(f.prepare(f.steel, truncated).refusal, node::Outcome::invalid,
+                  "public_key_hs: the RSA modulus is cut short");
+    node::IdentityRequest empty;
+    empty.handle = "88.118.8/ADMIN";
+    empty.index = 300;
+    empty.public_key_hs = "";
+    check_refused(f.prepare(f.steel, empty).refusal, node::Outcome::invalid,
+                  "public_key_hs: the value is empty");
 }
 
 TEST_CASE("identities: admin for anyone, an account for itself, where it has standing") {

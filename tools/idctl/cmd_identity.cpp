@@ -1,5 +1,6 @@
 // `idctl account identity add|list|remove`: the Handle-protocol identities of an account
 // (docs/api.md#identities, idctl(1)).
+#include "idnode/codec/base64.hpp"
 #include "idnode/codec/utf8.hpp"
 #include "key_pair.hpp"
 #include "online_commands.hpp"
@@ -38,6 +39,30 @@ std::optional<std::string> read_small_file(const std::string& path) {
     return text.str();
 }
 
+/// HANDLE.NET's file-encryption codes are below this (hdllib Common.MAX_ENCRYPT).
+constexpr std::uint32_t kHandleMaxEncrypt = 9;
+
+/// How --public-key-file's content goes to the node: a PEM as "public_key"; anything else as
+/// HANDLE.NET's binary public key, "public_key_hs" in base64 (hdl-keygen's admpub.bin holds the
+/// HS_PUBKEY bytes and nothing else; the node checks them). A HANDLE.NET private key file
+/// (admpriv.bin) starts with an int4 encryption flag below kHandleMaxEncrypt where a public key
+/// starts with the length of its type name (11): that one is refused here, with why, so that a
+/// private key never leaves the machine.
+std::optional<std::pair<std::string, std::string>> public_key_field(const std::string& content) {
+    if (content.find("-----BEGIN ") != std::string::npos) {
+        return std::pair{std::string("public_key"), content};
+    }
+    if (content.size() >= 4) {
+        const auto* u = reinterpret_cast<const unsigned char*>(content.data());
+        const std::uint32_t first = (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) |
+                                    (std::uint32_t{u[2]} << 8) | std::uint32_t{u[3]};
+        if (first < kHandleMaxEncrypt) {
+            return std::nullopt;
+        }
+    }
+    return std::pair{std::string("public_key_hs"), codec::base64_encode(content)};
+}
+
 } // namespace
 
 /// `account identity add|list|remove`: the Handle-protocol identities of an account.
@@ -62,7 +87,8 @@ Command add_identity_commands(CLI::App* account, const GlobalOptions& global) {
         "--secret-key-file", a->secret_file,
         "a file holding the secret key (HS_SECKEY; UTF-8 text, one trailing newline dropped)");
     auto* pub = add->add_option("--public-key-file", a->public_file,
-                                "a PEM public key (BEGIN PUBLIC KEY): RSA, DSA or SM2");
+                                "a public key, RSA, DSA or SM2: PEM (BEGIN PUBLIC KEY) or "
+                                "HANDLE.NET's binary public key file (admpub.bin)");
     auto* gen = add->add_option("--generate-key-pair", a->generate,
                                 "make an RSA-2048 key pair: the private key goes to this new "
                                 "file (mode 0600), the public key is registered");
@@ -96,11 +122,20 @@ Command add_identity_commands(CLI::App* account, const GlobalOptions& global) {
                  }
                  req["secret_key"] = *secret;
              } else if (!a->public_file.empty()) {
-                 auto pem = read_small_file(a->public_file);
-                 if (!pem) {
+                 auto content = read_small_file(a->public_file);
+                 if (!content) {
                      return fail(command, "cannot read " + a->public_file, kExitUsage);
                  }
-                 req["public_key"] = *pem;
+                 auto field = public_key_field(*content);
+                 if (!field) {
+                     return fail(command,
+                                 a->public_file +
+                                     " is a HANDLE.NET private key file (it starts with an "
+                                     "encryption flag): give its public key (admpub.bin) or a "
+                                     "PEM public key",
+                                 kExitUsage);
+                 }
+                 req[field->first] = std::move(field->second);
              }
              std::optional<sdk::Client> client;
              if (int rc = open_client(command, global, client)) {

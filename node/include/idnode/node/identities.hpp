@@ -10,7 +10,9 @@
 //   identity by it alone).
 // - Exactly one key: a secret of 1..1024 bytes (kept as given: the challenge-response needs the
 //   bytes), or a public key PEM ("BEGIN PUBLIC KEY") that is RSA of at least 2048 bits, DSA of at
-//   least 1024 bits, or SM2 (an EC key on the SM2 curve).
+//   least 1024 bits, or SM2 (an EC key on the SM2 curve), or the same given as HS_PUBKEY bytes
+//   (handle_public_key.hpp: HANDLE.NET's binary encoding, e.g. an admpub.bin), which are turned
+//   into PEM first: the stored identity always holds PEM.
 // - Who: an admin for any account; an account for itself (the route also asks a token or API-key
 //   caller for the current password, as for any lasting credential).
 // - Where: the handle must lie where the owning account has standing, because the identity acts
@@ -46,6 +48,7 @@ struct IdentityRequest {
     std::int64_t index = 0; // wider than the stored int32 so that out-of-range input is refused
     std::optional<std::string> secret_key;
     std::optional<std::string> public_key_pem;
+    std::optional<std::string> public_key_hs; // HS_PUBKEY bytes (raw, not base64)
 };
 
 /// Why `pem` is not an acceptable identity public key (not a SubjectPublicKeyInfo PEM, a private
@@ -68,7 +71,10 @@ struct PreparedIdentity {
 
 /// Validates `request` for `owner` (the account record, read by the caller under its lock) on
 /// behalf of `who`. Refusals: unauthorized / forbidden (identity_access_refusal, or a handle where
-/// the owner has no standing), invalid (handle, index, keys), conflict (the pair exists).
+/// the owner has no standing), invalid (handle, index, keys: not exactly one of secret_key,
+/// public_key_pem and public_key_hs; HS_PUBKEY bytes that pem_from_hs_public_key refuses, or whose
+/// key public_key_refusal refuses, with the message naming public_key_hs), conflict (the pair
+/// exists).
 PreparedIdentity prepare_identity(const registry::ReadSnapshot& snapshot, const Principal& who,
                                   const registry::Account& owner, IdentityRequest request,
                                   std::int64_t now);

@@ -52,8 +52,9 @@ std::string signed_credential(std::string_view signature);
 /// envelope and header or its body length overruns it.
 std::string signed_bytes(std::string_view message);
 
-/// Checks `signature` (RSASSA-PKCS1-v1_5, SHA-256) over `data` with the public key in HS_PUBKEY
-/// encoding (RSA only). For tests and for verifying answers from other servers.
+/// Checks `signature` (RSASSA-PKCS1-v1_5 or DSA, SHA-256) over `data` with the public key in
+/// HS_PUBKEY encoding (RSA or DSA, read by node::pem_from_hs_public_key; false for anything it
+/// refuses). For tests and for verifying answers from other servers.
 bool verify_signature(std::string_view public_key_hs, std::string_view data,
                       std::string_view signature);
 

@@ -449,12 +449,13 @@ Decoded<SiteInfo> decode_site_info(std::string_view bytes);
 /// (0), exponent, modulus (each length-prefixed, big-endian two's complement, so a leading 0x00
 /// is added when the top bit is set), and a trailing u32 0 (HANDLE.NET sizes its buffer for four
 /// length fields and writes three). `exponent` and `modulus` are unsigned big-endian magnitudes;
-/// leading zero bytes are ignored.
+/// leading zero bytes are ignored. For site info built from raw numbers (tests, fuzzing); from a
+/// key, encode_public_key_pem.
 std::string encode_rsa_public_key(std::string_view exponent, std::string_view modulus);
 
 /// Reads a PEM public key ("-----BEGIN PUBLIC KEY-----", as `openssl rsa -pubout` writes it) and
-/// returns its HS_PUBKEY encoding. Only RSA keys: HANDLE.NET clients know no EC key type.
-/// Errc::invalid_value with a reason otherwise.
+/// returns its HS_PUBKEY encoding (node::hs_public_key_from_pem). Only RSA keys: what this server
+/// signs with and publishes in HS_SITE. Errc::invalid_value with a reason otherwise.
 registry::Result<std::string> encode_public_key_pem(std::string_view pem);
 
 /// Every administrative right HANDLE.NET defines (add/delete/modify handle, values, admins,

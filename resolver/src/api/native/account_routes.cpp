@@ -40,7 +40,8 @@ json::object identity_json(const Identity& identity) {
 }
 
 /// The identity request of a POST body: `handle` and `index` required, `secret_key` and
-/// `public_key` taken as given (the service wants exactly one); else the message of the 400.
+/// `public_key` taken as given, `public_key_hs` base64-decoded (the service wants exactly one of
+/// the three); else the message of the 400.
 std::optional<std::string> identity_request(const json::object& o, node::IdentityRequest& out) {
     const auto* handle = o.if_contains("handle");
     if (handle == nullptr || !handle->is_string())
@@ -59,6 +60,12 @@ std::optional<std::string> identity_request(const json::object& o, node::Identit
         if (!v->is_string())
             return std::string(name) + " must be a string";
         *field = std::string(v->get_string());
+    }
+    if (const auto* v = o.if_contains("public_key_hs")) {
+        std::string bytes;
+        if (!v->is_string() || !codec::base64_decode(v->get_string(), bytes))
+            return "public_key_hs must be a base64 string (the HS_PUBKEY bytes)";
+        out.public_key_hs = std::move(bytes);
     }
     return std::nullopt;
 }
