@@ -522,3 +522,92 @@ TEST_CASE("LIST_HANDLES and LIST_HOMED_NAS as HANDLE.NET's client asks, after th
     CHECK(rc_of(c.exchange(homed[0])) == hp::rc::kInsufficientPermissions);
     CHECK(n.node.stop() == 0);
 }
+
+TEST_CASE("id-pointer-sdk: LOGIN_ID_SYSTEM with an SM2 identity, admin requests, the auth field") {
+    AdminNode n;
+    // An SM2 identity of the admin account, registered as the IDIS SDKs hold it (PEM).
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+        EVP_PKEY_Q_keygen(nullptr, nullptr, "SM2"), &EVP_PKEY_free);
+    REQUIRE(key);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+    REQUIRE(PEM_write_bio_PUBKEY(bio.get(), key.get()) == 1);
+    char* pem_data = nullptr;
+    const long pem_size = BIO_get_mem_data(bio.get(), &pem_data);
+    boost::json::object identity_body{
+        {"handle", "0.NA/88.118"}, {"index", 302}, {"public_key", std::string(pem_data, pem_size)}};
+    auto post =
+        n.client()->request(V::post, "/api/v1/accounts/admin/identities",
+                            boost::json::serialize(identity_body), {{"Authorization", n.admin}});
+    REQUIRE_MESSAGE(post.result() == http::status::created, post.body());
+
+    // id-pointer-sdk's proof: SM2 over SM3(nonce || digest) with the identity handle as user id,
+    // sent as "SM3" + the DER signature.
+    auto sm2_proof = [&](const Challenge& challenge, std::string_view user_id) {
+        const std::string data = challenge.nonce + challenge.digest;
+        unsigned char m[32];
+        unsigned int m_size = 0;
+        REQUIRE(EVP_Digest(data.data(), data.size(), m, &m_size, EVP_sm3(), nullptr) == 1);
+        std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(
+            EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr), &EVP_PKEY_CTX_free);
+        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                    &EVP_MD_CTX_free);
+        REQUIRE(EVP_PKEY_CTX_set1_id(pctx.get(), user_id.data(),
+                                     static_cast<int>(user_id.size())) == 1);
+        EVP_MD_CTX_set_pkey_ctx(ctx.get(), pctx.get());
+        REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sm3(), nullptr, key.get()) == 1);
+        std::size_t size = 0;
+        REQUIRE(EVP_DigestSign(ctx.get(), nullptr, &size, m, m_size) == 1);
+        std::string signature(size, '\0');
+        REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                               m, m_size) == 1);
+        signature.resize(size);
+        std::string out(4, '\0');
+        put_be32(out, 0, 3);
+        out += "SM3";
+        std::string length(4, '\0');
+        put_be32(length, 0, static_cast<std::uint32_t>(signature.size()));
+        return out + length + signature;
+    };
+
+    // GET_SITE_INFO, then LOGIN_ID_SYSTEM as 302:0.NA/88.118 (the ID-SDK login's shape, which
+    // id-pointer-sdk shares), answered with the SM2 proof.
+    const auto& login = n.lines.at("idsdk-channel-login");
+    HandleConnection c(n.node.handle_port());
+    CHECK(rc_of(c.exchange(login[0])) == hp::rc::kSuccess);
+    std::string login_request = login[1];
+    put_be32(login_request, login_request.size() - 8, 302); // the index, before the credential
+    auto answer_for = [&](std::string_view user_id) {
+        const Challenge challenge = challenge_of(c.exchange(login_request));
+        return answer_as(login[2], challenge, "0.NA/88.118", 302, sm2_proof(challenge, user_id));
+    };
+    // A proof made with another user id (SM2's default) does not verify: nothing logged in.
+    CHECK(rc_of(c.exchange(answer_for("1234567812345678"))) == hp::rc::kAuthenticationFailed);
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) == hp::rc::kIdisLoginFirst);
+    const std::string logged_in = c.exchange(answer_for("0.NA/88.118"));
+    REQUIRE(rc_of(logged_in) == hp::rc::kSuccess);
+    CHECK(opcode_of(logged_in) == 2001);
+
+    // Administration on the logged-in connection, as the SDK sends it.
+    CHECK(rc_of(c.exchange(n.lines.at("idsdk-createIdentifier")[0])) == hp::rc::kSuccess);
+    CHECK(n.get("88.118/IDSDK-001").first == http::status::ok);
+
+    // Its resolution carries the authentication field (opFlag 0x4, RECU_AUTH): read, answered
+    // as any resolution, the field proving nothing by itself.
+    std::string body;
+    hp::encode_resolution_request(body, "88.118/IDSDK-001", {}, {});
+    const std::string token = "eyJhbGciOi.opaque.token";
+    std::string field(4, '\0');
+    put_be32(field, 0, static_cast<std::uint32_t>(token.size()));
+    body += field + token;
+    hp::Envelope envelope;
+    envelope.request_id = 99;
+    hp::Header header;
+    header.opcode = hp::opcode::kResolution;
+    header.op_flags = 0x4;
+    std::string resolution;
+    hp::encode_message(resolution, envelope, header, body);
+    HandleConnection anonymous(n.node.handle_port());
+    const auto values = values_of(anonymous.exchange(resolution));
+    CHECK(values.count(1) == 1);
+    CHECK(n.node.stop() == 0);
+}
