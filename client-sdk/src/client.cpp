@@ -467,6 +467,21 @@ Status Client::resume_prefix(std::string_view prefix) const {
     return status_of(
         impl_->execute_ok(post_action("/api/v1/prefixes/" + encode_path(prefix, false), "resume")));
 }
+Result<std::string> Client::set_prefix_route(std::string_view prefix,
+                                             std::string_view route_json) const {
+    return body_of(impl_->execute_ok(
+        with_body(http::verb::put, "/api/v1/prefixes/" + encode_path(prefix, false) + "/route",
+                  route_json, true)));
+}
+Result<std::string> Client::get_prefix_route(std::string_view prefix) const {
+    return body_of(
+        impl_->execute_ok(get("/api/v1/prefixes/" + encode_path(prefix, false) + "/route")));
+}
+Status Client::clear_prefix_route(std::string_view prefix) const {
+    return status_of(impl_->execute_ok(
+        with_body(http::verb::delete_, "/api/v1/prefixes/" + encode_path(prefix, false) + "/route",
+                  {}, false)));
+}
 Result<std::string> Client::create_account(std::string_view request_json) const {
     return body_of(
         impl_->execute_ok(with_body(http::verb::post, "/api/v1/accounts", request_json, false)));

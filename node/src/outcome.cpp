@@ -10,7 +10,7 @@ struct Words {
 };
 
 // Indexed by Outcome; the static_assert below keeps the table and the enum in step.
-constexpr std::array<Words, 14> kWords{{
+constexpr std::array<Words, 15> kWords{{
     {"ok", "ok", "成功"},
     {"created", "created", "创建成功"},
     {"replaced", "replaced", "更新成功"},
@@ -21,6 +21,7 @@ constexpr std::array<Words, 14> kWords{{
     {"conflict", "already exists or changed concurrently", "已存在或正被修改"},
     {"invalid", "invalid request", "参数错误"},
     {"in_use", "still in use", "仍在使用中"},
+    {"routed_elsewhere", "the prefix is served by another node", "该前缀由其他节点提供服务"},
     {"throttled", "too many requests; retry later", "请求过于频繁，请稍后再试"},
     {"unavailable", "the node is busy or shutting down; retry later", "服务暂不可用，请稍后再试"},
     {"storage_full", "the node's storage is full; nothing was written", "存储空间已满，未写入"},

@@ -1,5 +1,7 @@
 #include "idnode/node/policy.hpp"
 
+#include "idnode/node/routes.hpp"
+
 #include <algorithm>
 
 namespace idnode::node {
@@ -78,8 +80,14 @@ std::optional<Refusal> access_refusal(const registry::ReadSnapshot& snapshot, co
         std::string zh = subject == Subject::identifiers ? "没有权限：" + message : "没有权限";
         return Refusal{Outcome::forbidden, {}, std::move(message), std::move(zh)};
     }
+    const bool identifiers = subject == Subject::identifiers;
     auto bytes = snapshot.get_entry(registry::Table::prefixes, prefix_key);
     if (!bytes) {
+        // Not allocated itself: below a routed prefix, the enterprise node holds it.
+        if (identifiers && write) {
+            if (auto routed = routed_owner(snapshot, prefix_key))
+                return routed_elsewhere(routed->prefix, routed->route);
+        }
         return Refusal{Outcome::not_found, "prefix_not_allocated",
                        "prefix " + prefix + " is not allocated on this node",
                        "前缀" + prefix + "未在本节点分配"};
@@ -94,11 +102,56 @@ std::optional<Refusal> access_refusal(const registry::ReadSnapshot& snapshot, co
                        "prefix " + record->prefix + " is suspended",
                        "前缀" + record->prefix + "已停用"};
     }
+    if (identifiers && record->route)
+        return routed_elsewhere(record->prefix, *record->route);
     if (record->kind == PrefixKind::node && !who.is_admin()) {
         return Refusal{Outcome::forbidden,
                        {},
                        "only an admin writes under a node prefix",
                        "没有权限：只有管理员可写节点前缀"};
+    }
+    return std::nullopt;
+}
+
+std::optional<Refusal> route_access_refusal(const registry::ReadSnapshot& snapshot,
+                                            const Principal& who, std::string_view prefix_key,
+                                            std::string_view spelling, Access access) {
+    const std::string prefix(spelling);
+    if (who.anonymous())
+        return Refusal{Outcome::unauthorized, {}, "authentication is needed", "未登录或token无效"};
+    // Exactly this prefix among the account's: owning a parent prefix is not enough, since the
+    // route is the business of the enterprise the prefix was allocated to.
+    const bool owner =
+        who.role == Role::enterprise &&
+        std::find(who.prefixes.begin(), who.prefixes.end(), prefix_key) != who.prefixes.end();
+    if (!who.is_admin() && !owner) {
+        return Refusal{Outcome::forbidden,
+                       {},
+                       "account " + who.username + " may not manage the route of prefix " + prefix,
+                       "没有权限"};
+    }
+    auto bytes = snapshot.get_entry(registry::Table::prefixes, prefix_key);
+    if (!bytes) {
+        return Refusal{Outcome::not_found,
+                       {},
+                       "prefix " + prefix + " is not allocated on this node",
+                       "前缀" + prefix + "未在本节点分配"};
+    }
+    auto record = registry::decode_prefix(*bytes);
+    if (!record)
+        return Refusal{Outcome::internal, "corrupt", record.error().message, {}};
+    if (access == Access::read)
+        return std::nullopt;
+    if (record->kind == PrefixKind::node) {
+        return Refusal{Outcome::invalid, "node_prefix",
+                       "prefix " + record->prefix +
+                           " is a node prefix: this node holds it, it cannot be routed elsewhere",
+                       "节点前缀不能指向其他节点"};
+    }
+    if (record->status == PrefixStatus::suspended && !who.is_admin()) {
+        return Refusal{Outcome::forbidden, "prefix_suspended",
+                       "prefix " + record->prefix + " is suspended",
+                       "前缀" + record->prefix + "已停用"};
     }
     return std::nullopt;
 }

@@ -134,9 +134,67 @@ bool verify_password(std::string_view password, std::string_view stored) noexcep
 // ---- prefixes
 // ------------------------------------------------------------------------------------
 
+namespace {
+
+// Prefix records: format 2 is format 1 followed by the route (admin.hpp).
+constexpr std::uint8_t kPrefixFormatRouted = 2;
+constexpr std::uint8_t kRouteServers = 1;
+constexpr std::uint8_t kRouteServiceHandle = 2;
+
+void encode_route(std::string& out, const PrefixRoute& route) {
+    if (route.servers.empty()) {
+        wire::put_u8(out, kRouteServiceHandle);
+        wire::put_bytes(out, route.service_handle);
+        return;
+    }
+    wire::put_u8(out, kRouteServers);
+    wire::put_u32(out, static_cast<std::uint32_t>(route.servers.size()));
+    for (const auto& server : route.servers) {
+        wire::put_bytes(out, server.address);
+        wire::put_u16(out, server.tcp_port);
+        wire::put_u16(out, server.udp_port);
+        wire::put_u16(out, server.https_port);
+        wire::put_bytes(out, server.public_key_pem);
+    }
+}
+
+std::optional<PrefixRoute> decode_route(wire::Reader& r) {
+    std::uint8_t kind;
+    if (!r.u8(kind)) {
+        return std::nullopt;
+    }
+    PrefixRoute route;
+    if (kind == kRouteServiceHandle) {
+        std::string_view handle;
+        if (!r.bytes(handle) || handle.empty()) {
+            return std::nullopt;
+        }
+        route.service_handle.assign(handle);
+        return route;
+    }
+    std::uint32_t count;
+    if (kind != kRouteServers || !r.u32(count) || count == 0 || count > kMaxRouteServers) {
+        return std::nullopt;
+    }
+    route.servers.resize(count);
+    for (auto& server : route.servers) {
+        std::string_view address, pem;
+        if (!r.bytes(address) || address.empty() || !r.u16(server.tcp_port) ||
+            !r.u16(server.udp_port) || !r.u16(server.https_port) || !r.bytes(pem) ||
+            (server.tcp_port == 0 && server.udp_port == 0)) {
+            return std::nullopt;
+        }
+        server.address.assign(address);
+        server.public_key_pem.assign(pem);
+    }
+    return route;
+}
+
+} // namespace
+
 std::string encode_prefix(const PrefixRecord& p) {
     std::string out;
-    wire::put_u8(out, kEntryFormat);
+    wire::put_u8(out, p.route ? kPrefixFormatRouted : kEntryFormat);
     wire::put_u8(out, static_cast<std::uint8_t>(p.kind));
     wire::put_u8(out, static_cast<std::uint8_t>(p.status));
     wire::put_u64(out, static_cast<std::uint64_t>(p.created));
@@ -145,6 +203,9 @@ std::string encode_prefix(const PrefixRecord& p) {
     wire::put_bytes(out, p.enterprise.credit_code);
     wire::put_bytes(out, p.enterprise.industry);
     wire::put_bytes(out, p.enterprise.contact);
+    if (p.route) {
+        encode_route(out, *p.route);
+    }
     return out;
 }
 
@@ -153,13 +214,19 @@ Result<PrefixRecord> decode_prefix(std::string_view bytes) {
     std::uint8_t format, kind, status;
     std::uint64_t created;
     std::string_view prefix, name, credit, industry, contact;
-    if (!r.u8(format) || format != kEntryFormat || !r.u8(kind) || !r.u8(status) ||
-        !r.u64(created) || !r.bytes(prefix) || !r.bytes(name) || !r.bytes(credit) ||
-        !r.bytes(industry) || !r.bytes(contact) || r.remaining() != 0 || kind < 1 || kind > 2 ||
+    if (!r.u8(format) || (format != kEntryFormat && format != kPrefixFormatRouted) || !r.u8(kind) ||
+        !r.u8(status) || !r.u64(created) || !r.bytes(prefix) || !r.bytes(name) ||
+        !r.bytes(credit) || !r.bytes(industry) || !r.bytes(contact) || kind < 1 || kind > 2 ||
         status < 1 || status > 2) {
         return corrupt("prefix record");
     }
     PrefixRecord p;
+    if (format == kPrefixFormatRouted && !(p.route = decode_route(r))) {
+        return corrupt("prefix record");
+    }
+    if (r.remaining() != 0) {
+        return corrupt("prefix record");
+    }
     p.kind = static_cast<PrefixKind>(kind);
     p.status = static_cast<PrefixStatus>(status);
     p.created = static_cast<std::int64_t>(created);

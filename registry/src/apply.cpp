@@ -273,10 +273,18 @@ OpResult RegistryImpl::apply_put_entry(GroupContext& ctx, const PutEntry& op,
         if (op.mode == PutMode::create) {
             return failed(Errc::already_exists, "entry " + op.key + " already exists");
         }
+        if (op.expected && old != *op.expected) {
+            return failed(Errc::already_exists,
+                          "entry " + op.key + " changed concurrently; read it again and retry");
+        }
         outcome = Outcome::replaced;
     } else {
         if (op.mode == PutMode::replace) {
             return failed(Errc::not_found, "entry " + op.key + " does not exist");
+        }
+        if (op.expected) {
+            return failed(Errc::already_exists,
+                          "entry " + op.key + " changed concurrently; read it again and retry");
         }
         outcome = Outcome::created;
     }

@@ -14,6 +14,10 @@ namespace idnode::registry::wire {
 inline void put_u8(std::string& out, std::uint8_t v) {
     out.push_back(static_cast<char>(v));
 }
+inline void put_u16(std::string& out, std::uint16_t v) {
+    const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
+    out.append(b, 2);
+}
 inline void put_u32(std::string& out, std::uint32_t v) {
     const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
                        static_cast<char>(v >> 8), static_cast<char>(v)};
@@ -93,6 +97,14 @@ public:
         if (remaining() < 1)
             return false;
         v = static_cast<std::uint8_t>(data_[pos_++]);
+        return true;
+    }
+    bool u16(std::uint16_t& v) noexcept {
+        if (remaining() < 2)
+            return false;
+        const auto* u = reinterpret_cast<const unsigned char*>(data_.data() + pos_);
+        v = static_cast<std::uint16_t>((u[0] << 8) | u[1]);
+        pos_ += 2;
         return true;
     }
     bool u32(std::uint32_t& v) noexcept { return fixed(v, load_u32); }

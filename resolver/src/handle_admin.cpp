@@ -28,7 +28,8 @@ constexpr std::uint64_t kMaxListedHandles = 8192;
 
 /// The Handle protocol's row of the outcome tables (docs/architecture.md#outcomes), indexed by
 /// node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden, not_found, conflict,
-/// invalid, in_use, throttled, unavailable, storage_full, internal.
+/// invalid, in_use, routed_elsewhere (301: this server is not responsible for the handle; the
+/// message names the enterprise node), throttled, unavailable, storage_full, internal.
 std::uint32_t rc_of(node::Outcome outcome) noexcept {
     static constexpr std::uint32_t kCodes[] = {rc::kSuccess,
                                                rc::kSuccess,
@@ -40,6 +41,7 @@ std::uint32_t rc_of(node::Outcome outcome) noexcept {
                                                rc::kHandleAlreadyExists,
                                                rc::kInvalidValue,
                                                rc::kHandleAlreadyExists,
+                                               rc::kServerNotResponsible,
                                                rc::kServerTooBusy,
                                                rc::kServerTooBusy,
                                                rc::kError,

@@ -145,6 +145,29 @@ TEST_CASE("the served OpenAPI document validates and the live node's answers mat
     CHECK(probe("prefix not allocated", V::get, "/api/v1/prefixes/88.118.77",
                 "/api/v1/prefixes/{prefix}", {}, as_admin)
               .result() == http::status::not_found);
+    // A route to an enterprise node, the write it refuses, and back.
+    const std::string route_path = "/api/v1/prefixes/{prefix}/route";
+    CHECK(probe("set route", V::put, "/api/v1/prefixes/88.118.8/route", route_path,
+                R"({"servers":[{"address":"192.0.2.10","tcp":2641,"udp":2641,"https":8443}]})",
+                as_admin)
+              .result() == http::status::ok);
+    CHECK(probe("route", V::get, "/api/v1/prefixes/88.118.8/route", route_path, {}, as_admin)
+              .result() == http::status::ok);
+    CHECK(probe("routed elsewhere", V::put, "/api/handles/88.118.8/ROUTED", "/api/handles/{handle}",
+                record, as_admin)
+              .result() == http::status::conflict);
+    CHECK(probe("route, both shapes", V::put, "/api/v1/prefixes/88.118.8/route", route_path,
+                R"({"servers":[{"address":"192.0.2.10","tcp":2641}],"service_handle":"0.NA/X.1"})",
+                as_admin)
+              .result() == http::status::bad_request);
+    CHECK(probe("set service handle", V::put, "/api/v1/prefixes/88.118.8/route", route_path,
+                R"({"service_handle":"0.NA/88.118.8.SERV"})", as_admin)
+              .result() == http::status::ok);
+    CHECK(probe("clear route", V::delete_, "/api/v1/prefixes/88.118.8/route", route_path, {},
+                as_admin)
+              .result() == http::status::no_content);
+    CHECK(probe("not routed", V::get, "/api/v1/prefixes/88.118.8/route", route_path, {}, as_admin)
+              .result() == http::status::not_found);
     CHECK(
         probe("accounts", V::get, "/api/v1/accounts", "/api/v1/accounts", {}, as_admin).result() ==
         http::status::ok);

@@ -2,7 +2,8 @@
 //   resolve HANDLE… [--type T]… [--index N]…     values as a table (--json: the records)
 //   get HANDLE                                    the record as one NDJSON line (put/load accept
 //   it) put HANDLE [--value INDEX:TYPE=DATA]… [--file F] [--template V] [--mode …] [--merge] delete
-//   HANDLE [--index N]… prefix allocate|list|show|suspend|resume account
+//   HANDLE [--index N]… prefix allocate|list|show|suspend|resume, prefix route set|show|clear
+//   (cmd_prefix_route.cpp) account
 //   create|list|passwd|disable|enable|delete,
 //   account key create|revoke, account identity add|list|remove, template import|list|show,
 //   stats
@@ -381,6 +382,7 @@ Command add_prefix(CLI::App& root, const GlobalOptions& global) {
                      json::object{{"prefix", *target}, {"status", status}}, *target + ' ' + status);
              }});
     }
+    g.children.push_back(add_route_commands(g.app, global));
     return g.command();
 }
 

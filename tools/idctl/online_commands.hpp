@@ -67,4 +67,7 @@ std::optional<std::string> read_secret(const char* prompt);
 /// `account identity add|list|remove` (cmd_identity.cpp), a child of `account`.
 Command add_identity_commands(CLI::App* account, const GlobalOptions& global);
 
+/// `prefix route set|show|clear` (cmd_prefix_route.cpp), a child of `prefix`.
+Command add_route_commands(CLI::App* prefix, const GlobalOptions& global);
+
 } // namespace idnode::idctl

@@ -173,11 +173,12 @@ void submit_and_respond(ApiContext& api, registry::WriteOp op, const std::string
 http::status native_status(node::Outcome outcome) noexcept {
     using S = http::status;
     // Indexed by node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden,
-    // not_found, conflict, invalid, in_use, throttled, unavailable, storage_full, internal.
+    // not_found, conflict, invalid, in_use, routed_elsewhere, throttled, unavailable,
+    // storage_full, internal.
     // clang-format off
-    static constexpr std::array<S, 14> kStatus{
+    static constexpr std::array<S, 15> kStatus{
         S::ok, S::created, S::ok, S::ok, S::unauthorized, S::forbidden, S::not_found, S::conflict,
-        S::bad_request, S::conflict, S::too_many_requests, S::service_unavailable,
+        S::bad_request, S::conflict, S::conflict, S::too_many_requests, S::service_unavailable,
         S::insufficient_storage, S::internal_server_error};
     // clang-format on
     static_assert(kStatus.size() == static_cast<std::size_t>(node::Outcome::internal) + 1);

@@ -40,6 +40,8 @@ std::unique_ptr<RouteFamily> make_routes(ApiContext& api, resolver::html::PageRo
 namespace native {
 std::unique_ptr<RouteFamily> make_record_routes(ApiContext& api);
 std::unique_ptr<RouteFamily> make_prefix_routes(ApiContext& api);
+/// /api/v1/prefixes/{prefix}/route (prefix_route_routes.cpp).
+std::unique_ptr<RouteFamily> make_prefix_route_routes(ApiContext& api);
 std::unique_ptr<RouteFamily> make_account_routes(ApiContext& api);
 } // namespace native
 

@@ -35,6 +35,7 @@ public:
         families_.push_back(api::handle_rest::make_routes(api_, pages_));
         families_.push_back(api::native::make_record_routes(api_));
         families_.push_back(api::native::make_prefix_routes(api_));
+        families_.push_back(api::native::make_prefix_route_routes(api_));
         families_.push_back(api::native::make_account_routes(api_));
         families_.push_back(api::snms::make_identity_routes(api_, snms));
         families_.push_back(api::snms::make_template_routes(api_, snms));

@@ -232,6 +232,16 @@ public:
     Result<std::string> get_prefix(std::string_view prefix) const;
     Status suspend_prefix(std::string_view prefix) const;
     Status resume_prefix(std::string_view prefix) const;
+    /// The enterprise node a prefix is routed to (docs/api.md#enterprise-node-routes). PUT
+    /// /api/v1/prefixes/{p}/route with `route_json` ({"servers":[…]} or {"service_handle":…})
+    /// → the JSON text of the route as stored.
+    Result<std::string> set_prefix_route(std::string_view prefix,
+                                         std::string_view route_json) const;
+    /// GET …/route → the JSON text of the route and this node's site; a prefix without a route
+    /// is ErrorKind::not_found (code "not_routed").
+    Result<std::string> get_prefix_route(std::string_view prefix) const;
+    /// DELETE …/route; not_found ("not_routed") when there is none.
+    Status clear_prefix_route(std::string_view prefix) const;
     Result<std::string> create_account(std::string_view request_json) const;
     Result<std::string> list_accounts() const;
     /// set_password and create_key for the client's own account send its password as

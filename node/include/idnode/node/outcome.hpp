@@ -19,20 +19,21 @@
 namespace idnode::node {
 
 enum class Outcome : std::uint8_t {
-    ok,           // done; nothing was created or changed (a read)
-    created,      // a new record/prefix/account
-    replaced,     // an existing one changed
-    unchanged,    // a write that found exactly what it would have written
-    unauthorized, // no (valid) credential where one is needed
-    forbidden,    // the principal may not do this (or not here, or not now)
-    not_found,    // no such record, template, prefix, account
-    conflict,     // exists already, or a concurrent change of the same thing
-    invalid,      // the request is malformed or breaks a rule (grammar, template, limits)
-    in_use,       // still referred to (a template version in use)
-    throttled,    // over a rate limit or a failed-login limit; retry later
-    unavailable,  // the node cannot take it now (shutting down, writer busy)
-    storage_full, // the disk is full; nothing was written
-    internal,     // a broken invariant or a corrupt stored record
+    ok,               // done; nothing was created or changed (a read)
+    created,          // a new record/prefix/account
+    replaced,         // an existing one changed
+    unchanged,        // a write that found exactly what it would have written
+    unauthorized,     // no (valid) credential where one is needed
+    forbidden,        // the principal may not do this (or not here, or not now)
+    not_found,        // no such record, template, prefix, account
+    conflict,         // exists already, or a concurrent change of the same thing
+    invalid,          // the request is malformed or breaks a rule (grammar, template, limits)
+    in_use,           // still referred to (a template version in use)
+    routed_elsewhere, // the prefix's identifiers live on another node (an enterprise node)
+    throttled,        // over a rate limit or a failed-login limit; retry later
+    unavailable,      // the node cannot take it now (shutting down, writer busy)
+    storage_full,     // the disk is full; nothing was written
+    internal,         // a broken invariant or a corrupt stored record
 };
 
 enum class Language : std::uint8_t { en, zh };

@@ -38,15 +38,49 @@ struct EnterpriseInfo {
     std::string contact;
 };
 
+/// One server of an enterprise node (企业节点) that a prefix is routed to: where its Handle
+/// protocol (TCP, UDP) and HTTPS API listen, and its Handle server key. The node layer
+/// (node/routes.hpp) validates and normalises these; the registry only stores them.
+struct PrefixRouteServer {
+    std::string address;        // IPv4 or IPv6 literal, as node::route_refusal normalised it
+    std::uint16_t tcp_port = 0; // 0 = none
+    std::uint16_t udp_port = 0; // 0 = none (at least one of tcp_port, udp_port is not)
+    std::uint16_t https_port = 0;
+    std::string public_key_pem; // "BEGIN PUBLIC KEY" PEM, or empty
+    friend bool operator==(const PrefixRouteServer&, const PrefixRouteServer&) = default;
+};
+
+inline constexpr std::size_t kMaxRouteServers = 16;
+
+/// Where the identifiers of a routed prefix live (DESIGN §7 "Routes"): exactly one of a list of
+/// servers (1 to kMaxRouteServers) or a service handle whose HS_SITE values name them.
+struct PrefixRoute {
+    std::vector<PrefixRouteServer> servers;
+    std::string service_handle; // as given, e.g. "0.NA/88.118.9.SERV"
+    friend bool operator==(const PrefixRoute&, const PrefixRoute&) = default;
+};
+
 struct PrefixRecord {
     std::string prefix; // as allocated, e.g. "88.118.8" (the entry key is its folded form)
     PrefixKind kind = PrefixKind::enterprise;
     PrefixStatus status = PrefixStatus::active;
     EnterpriseInfo enterprise; // empty for node prefixes
     std::int64_t created = 0;  // unix seconds
+    /// Set: the prefix's identifiers live on an enterprise node, not here (node/routes.hpp).
+    std::optional<PrefixRoute> route{};
 };
 
+/// A prefix without a route is written in entry format 1, byte for byte what binaries before
+/// routes wrote (so that such a binary still reads it after a downgrade); a routed prefix in
+/// format 2: format 1 followed by the route (u8 kind, 1 = servers: u32 count, then per server
+/// bytes address, u16 tcp, u16 udp, u16 https, bytes public key; 2 = service handle: bytes).
+/// An older binary refuses format 2 as corrupt, so a downgrade refuses writes under a routed
+/// prefix instead of accepting identifiers that live elsewhere.
 std::string encode_prefix(const PrefixRecord& p);
+/// Errc::corrupt for bytes that are not a prefix record this build wrote: unknown format, kind
+/// or status; truncated; trailing bytes; a route of an unknown kind, with no or more than
+/// kMaxRouteServers servers, an empty address, neither a TCP nor a UDP port, or an empty
+/// service handle.
 Result<PrefixRecord> decode_prefix(std::string_view bytes);
 
 // ---- accounts

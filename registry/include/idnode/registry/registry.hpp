@@ -169,6 +169,11 @@ struct PutEntry {
     std::string key;
     std::string value;
     PutMode mode = PutMode::upsert;
+    /// Set: write only if the entry holds exactly these bytes now (a read-modify-write of one
+    /// field must not undo a concurrent change of another, e.g. a route set and a suspension of
+    /// one prefix record); otherwise Errc::already_exists ("changed concurrently"), nothing
+    /// written. Writing what is already stored is `unchanged` whatever this says.
+    std::optional<std::string> expected{};
 };
 struct DeleteEntry {
     Table table = Table::prefixes;

@@ -14,8 +14,9 @@ using node::Outcome;
 WireCode wire_code(Outcome outcome) noexcept {
     using S = http::status;
     // Indexed by node::Outcome: ok, created, replaced, unchanged, unauthorized, forbidden,
-    // not_found, conflict, invalid, in_use, throttled, unavailable, storage_full, internal.
-    static constexpr std::array<WireCode, 14> kCodes{{{rc::kSuccess, S::ok},
+    // not_found, conflict, invalid, in_use, routed_elsewhere, throttled, unavailable,
+    // storage_full, internal.
+    static constexpr std::array<WireCode, 15> kCodes{{{rc::kSuccess, S::ok},
                                                       {rc::kSuccess, S::created},
                                                       {rc::kSuccess, S::ok},
                                                       {rc::kSuccess, S::ok},
@@ -25,6 +26,7 @@ WireCode wire_code(Outcome outcome) noexcept {
                                                       {rc::kHandleAlreadyExists, S::conflict},
                                                       {rc::kInvalidValue, S::bad_request},
                                                       {rc::kHandleAlreadyExists, S::conflict},
+                                                      {rc::kServerNotResponsible, S::conflict},
                                                       {rc::kServerTooBusy, S::too_many_requests},
                                                       {rc::kServerTooBusy, S::service_unavailable},
                                                       {rc::kError, S::insufficient_storage},

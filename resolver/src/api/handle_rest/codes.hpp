@@ -5,7 +5,9 @@
 // Decisions where HANDLE.NET has no equivalent (docs/api.md#write-decisions):
 // - not homed -> 400 RC 301; homed but not allocated -> 404 RC 100 with a message saying so;
 // - anonymous write -> 401 RC 402; writing outside one's prefixes -> 403 RC 401; a suspended
-//   prefix -> 403 RC 400;
+//   prefix -> 403 RC 400; a prefix routed to an enterprise node -> 409 RC 301 (the server is not
+//   responsible, as for a prefix not homed, but 409 like the native `routed_elsewhere`: the
+//   request was fine, the identifiers live elsewhere; the message names the node);
 // - storage full -> 507 RC 2; shutting down -> 503 RC 3.
 // Internal to the resolver.
 #pragma once

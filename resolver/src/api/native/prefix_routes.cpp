@@ -15,7 +15,8 @@ json::object prefix_json(const PrefixRecord& p) {
     json::object o{{"prefix", p.prefix},
                    {"kind", p.kind == PrefixKind::node ? "node" : "enterprise"},
                    {"status", p.status == PrefixStatus::active ? "active" : "suspended"},
-                   {"created", iso8601(static_cast<std::uint32_t>(p.created))}};
+                   {"created", iso8601(static_cast<std::uint32_t>(p.created))},
+                   {"routed", p.route.has_value()}}; // the route: GET .../route
     if (p.kind == PrefixKind::enterprise) {
         o["enterprise"] = json::object{{"name", p.enterprise.name},
                                        {"credit_code", p.enterprise.credit_code},
@@ -138,9 +139,11 @@ class PrefixRoutes final : public RouteFamily {
         }
         rec->status = status;
         const PrefixRecord updated = *rec;
+        // Over the record as read: a concurrent route change must not be undone (nor undo this).
+        PutEntry put{Table::prefixes, *folded, encode_prefix(updated), PutMode::replace};
+        put.expected = std::move(*bytes);
         submit_and_respond(
-            api_, PutEntry{Table::prefixes, *folded, encode_prefix(updated), PutMode::replace},
-            who.username,
+            api_, std::move(put), who.username,
             [req = std::move(req), updated](const OpResult& r) {
                 if (!r.ok())
                     return native_error(req, r.error.code, r.error.message);
